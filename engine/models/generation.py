@@ -1,0 +1,178 @@
+"""Text generation with a loaded model: chat template, batched (left padding), streaming."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from engine.errors import InputError
+from engine.models.loader import LoadedModel
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How to decode: greedy when temperature is 0, else sampled with top-p."""
+
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InputError("max_new_tokens must be at least 1.")
+        if self.temperature < 0:
+            raise InputError("temperature must be 0 (greedy) or positive.")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float  # wall time of the batch this completion was generated in
+
+
+class Generator:
+    """Generates answers from chat messages with one loaded model.
+
+    Calls are serialized with a lock: the Streamlit server shares one generator between
+    sessions, and two concurrent ``generate`` calls would only compete for the same cores.
+    """
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name
+
+    def render(self, messages: Messages) -> str:
+        """The prompt text for chat messages, ending where the assistant's answer starts."""
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # Base models without a chat template: plain role-prefixed turns.
+        turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n\n".join(turns) + "\n\nAssistant:"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def generate_kwargs(self, sampling: SamplingSpec) -> dict:
+        kwargs = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+            "do_sample": sampling.temperature > 0,
+        }
+        if sampling.temperature > 0:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    def generate(
+        self,
+        conversations: Sequence[Messages],
+        sampling: SamplingSpec = SamplingSpec(),
+        batch_size: int = 8,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> list[Completion]:
+        """Answer many conversations, batched; results come back in the input order.
+
+        Prompts are sorted by length so that each batch pads little; ``on_batch(done, total)``
+        is called after each batch.
+        """
+        import torch
+
+        prompts = [self.render(m) for m in conversations]
+        lengths = [self.count_tokens(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        results: list[Completion | None] = [None] * len(prompts)
+        kwargs = self.generate_kwargs(sampling)
+        for start in range(0, len(order), max(1, batch_size)):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(self.loaded.device)
+            began = time.perf_counter()
+            with self.lock, torch.inference_mode():
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
+                out = self.model.generate(**enc, **kwargs)
+            seconds = time.perf_counter() - began
+            new = out[:, enc.input_ids.shape[1] :]
+            for row, i in enumerate(idx):
+                tokens = self.strip_padding(new[row].tolist())
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                results[i] = Completion(cut_at_stop(text, sampling.stop), lengths[i], len(tokens), seconds)
+            if on_batch:
+                on_batch(min(start + batch_size, len(order)), len(order))
+        return results  # type: ignore[return-value]
+
+    def strip_padding(self, tokens: list[int]) -> list[int]:
+        """Generated tokens up to and excluding the first end-of-sequence token."""
+        eos = self.tokenizer.eos_token_id
+        ends = {eos} if isinstance(eos, int) else set(eos or [])
+        ends.add(self.tokenizer.pad_token_id)
+        for n, tok in enumerate(tokens):
+            if tok in ends:
+                return tokens[:n]
+        return tokens
+
+    def stream(self, messages: Messages, sampling: SamplingSpec = SamplingSpec()) -> Iterator[str]:
+        """Yield the answer's text piece by piece as it is generated."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False).to(
+            self.loaded.device
+        )
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with self.lock, torch.inference_mode():
+                    if sampling.seed is not None:
+                        torch.manual_seed(sampling.seed)
+                    self.model.generate(**enc, **self.generate_kwargs(sampling), streamer=streamer)
+            except BaseException as exc:  # surfaced in the consumer's thread below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            if not piece:
+                continue
+            cut = cut_at_stop(text + piece, sampling.stop)
+            if len(cut) < len(text + piece):
+                yield cut[len(text) :]
+                break
+            text += piece
+            yield piece
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the first stop string."""
+    cut = len(text)
+    for s in stop:
+        pos = text.find(s)
+        if pos != -1:
+            cut = min(cut, pos)
+    return text[:cut]

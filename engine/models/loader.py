@@ -1,0 +1,118 @@
+"""Load a causal LM and its tokenizer from a spec, caching GGUF models as safetensors.
+
+Loading a GGUF file dequantizes every tensor (about 16-20 s for the bundled model), and a
+GGUF-loaded model refuses ``save_pretrained``. So the first load rebuilds the model from
+its config without ``quantization_config``, copies the state dict in, and saves it as
+safetensors in the data directory; later loads read that folder in about 2 s.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import InputError
+from engine.models.spec import (
+    ModelSpec,
+    check_quantization_backend,
+    resolve_device,
+    resolve_dtype,
+    resolve_source,
+    to_bnb_config,
+)
+from engine.settings import Settings, load_settings
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: object
+    tokenizer: object
+    device: str
+    load_seconds: float
+    from_cache: bool
+
+
+def gguf_cache_dir(spec: ModelSpec, settings: Settings) -> Path:
+    """The safetensors folder for a GGUF model: keyed by the file's path, size and mtime."""
+    gguf = Path(resolve_source(spec.source)) / spec.gguf_file
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    return settings.models_dir / f"{spec.name}-{key}"
+
+
+def convert_gguf(spec: ModelSpec, target: Path) -> None:
+    """Dequantize a GGUF model once and save it (model + tokenizer) as safetensors in ``target``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_source(spec.source)
+    kwargs = {"gguf_file": spec.gguf_file, "trust_remote_code": spec.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    config = copy.deepcopy(gguf_model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
+    model.load_state_dict(gguf_model.state_dict(), strict=False)
+    model.tie_weights()
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)  # atomic: a half-written cache is never picked up
+
+
+def load_model(spec: ModelSpec, settings: Settings | None = None) -> LoadedModel:
+    """Load the spec's model on its device; GGUF sources go through the safetensors cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = settings or load_settings()
+    start = time.perf_counter()
+    device = resolve_device(spec.device)
+    check_quantization_backend(spec, device)
+    dtype = resolve_dtype(spec, device)
+    folder = resolve_source(spec.source)
+    from_cache = False
+    if spec.gguf_file:
+        if not (Path(folder) / spec.gguf_file).is_file():
+            raise InputError(f"GGUF file {spec.gguf_file!r} not found in {folder}.")
+        cache = gguf_cache_dir(spec, settings)
+        from_cache = (cache / "config.json").is_file()
+        if not from_cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            convert_gguf(spec, cache)
+        folder = str(cache)
+    bnb = to_bnb_config(spec, compute_dtype=dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            dtype=dtype,
+            trust_remote_code=spec.trust_remote_code,
+            quantization_config=bnb,
+            device_map=device if bnb is not None else None,
+        )
+    except OSError as exc:
+        raise InputError(f"Could not load model {spec.source!r}: {first_line(exc)}") from exc
+    if bnb is None:
+        model.to(device)
+    model.eval()
+    prepare_tokenizer(tokenizer)
+    return LoadedModel(spec, model, tokenizer, device, time.perf_counter() - start, from_cache)
+
+
+def prepare_tokenizer(tokenizer) -> None:
+    """Left padding for batched generation; a pad token where the model has none."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

