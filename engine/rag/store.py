@@ -131,17 +131,34 @@ class KnowledgeBaseStore:
             raise InputError(f"Knowledge base {name!r} is empty. Ingest documents into it first.")
         vectors = self.embedder.embed(list(texts))
         res = col.query(
-            query_embeddings=vectors, n_results=min(k, col.count()), include=["documents", "metadatas", "distances"]
+            query_embeddings=vectors,
+            n_results=min(k, col.count()),
+            include=["documents", "metadatas", "distances"],
         )
         return [
             [
-                Hit(i, (m or {}).get("title", ""), d, (m or {}).get("source", ""), 1.0 - float(dist), dict(m or {}))
+                Hit(
+                    i,
+                    (m or {}).get("title", ""),
+                    d,
+                    (m or {}).get("source", ""),
+                    1.0 - float(dist),
+                    dict(m or {}),
+                )
                 for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
             ]
             for ids, docs, metas, dists in zip(
                 res["ids"], res["documents"], res["metadatas"], res["distances"], strict=True
             )
         ]
+
+    def remove_except(self, name: str, keep: set[str]) -> int:
+        """Delete the chunks whose ids are not in ``keep``; returns how many were deleted."""
+        col = self.collection(name)
+        stale = [i for i in col.get(include=[])["ids"] if i not in keep]
+        if stale:
+            col.delete(ids=stale)
+        return len(stale)
 
     def delete(self, name: str) -> None:
         self.collection(name)  # raises NotFoundError for an unknown name

@@ -1,0 +1,164 @@
+"""Retrieval-augmented answering: retrieve, prompt, generate, cite. Parts are passed in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from engine.errors import InputError
+from engine.evaluation.metrics import context_utilization, normalize_answer
+from engine.models.generation import Generator, SamplingSpec
+from engine.rag.prompt import PromptTemplate, cited_numbers, clean_answer
+from engine.rag.store import Hit
+
+DEFAULT_SAMPLING = SamplingSpec(max_new_tokens=32, stop=("\n",))
+
+
+class Retriever(Protocol):
+    def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]: ...
+
+
+@dataclass(frozen=True)
+class RagAnswer:
+    """What answering one question produced, with everything needed to show and log it."""
+
+    question: str
+    answer: str  # the cleaned short answer
+    raw: str  # the model's text as generated
+    hits: tuple[Hit, ...]
+    citations: tuple[int, ...]  # 1-based numbers of the sources that support the answer
+    messages: tuple[dict, ...] = field(repr=False)
+    retrieve_s: float = 0.0
+    generate_s: float = 0.0
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.generate_s if self.generate_s > 0 else 0.0
+
+    @property
+    def context(self) -> str:
+        return "\n".join(h.text for h in self.hits)
+
+
+def check_question(question: str) -> str:
+    question = (question or "").strip()
+    if not question:
+        raise InputError("Please type a question.")
+    return question
+
+
+def find_citations(raw: str, answer: str, hits: Sequence[Hit], question: str = "") -> tuple[int, ...]:
+    """Sources the model cited as [n]; failing that, the sources that contain most of the answer.
+
+    Answer words that merely repeat the question say nothing about where the answer came
+    from, so only the answer's other words are matched against each source.
+    """
+    cited = tuple(n for n in cited_numbers(raw) if 1 <= n <= len(hits))
+    if cited:
+        return cited
+    asked = set(normalize_answer(question).split())
+    content = " ".join(w for w in normalize_answer(answer).split() if w not in asked)
+    if not content:
+        return ()
+    return tuple(n for n, h in enumerate(hits, start=1) if context_utilization(content, h.text) >= 0.5)
+
+
+class RagPipeline:
+    """Answers questions with a retriever (None: closed book), a generator and a prompt template."""
+
+    def __init__(
+        self,
+        retriever: Retriever | None,
+        generator: Generator,
+        template: PromptTemplate = PromptTemplate(),
+        sampling: SamplingSpec = DEFAULT_SAMPLING,
+    ):
+        self.retriever = retriever
+        self.generator = generator
+        self.template = template
+        self.sampling = sampling
+
+    def retrieve(self, questions: Sequence[str], k: int) -> tuple[list[list[Hit]] | None, float]:
+        if self.retriever is None:
+            return None, 0.0
+        if k < 1:
+            raise InputError("k (the number of sources) must be at least 1.")
+        start = time.perf_counter()
+        hits = self.retriever.retrieve(list(questions), k)
+        return hits, time.perf_counter() - start
+
+    def build(self, question: str, hits: Sequence[Hit] | None) -> list[dict]:
+        return self.template.messages(question, hits)
+
+    def finish(
+        self, question: str, raw: str, hits, messages, retrieve_s, generate_s, prompt_tokens, new_tokens
+    ):
+        answer = clean_answer(raw)
+        hits = tuple(hits or ())
+        return RagAnswer(
+            question, answer, raw, hits, find_citations(raw, answer, hits, question), tuple(messages),
+            retrieve_s, generate_s, prompt_tokens, new_tokens,
+        )  # fmt: skip
+
+    def answer(self, question: str, k: int = 5) -> RagAnswer:
+        return self.answer_many([question], k)[0]
+
+    def answer_many(
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        batch_size: int = 8,
+        on_progress: Callable[[int, int], None] | None = None,
+        hits: Sequence[Sequence[Hit]] | None = None,
+    ) -> list[RagAnswer]:
+        """Answer many questions: one batched retrieval, then batched generation.
+
+        ``hits`` may be given (already retrieved) to skip retrieval.
+        """
+        questions = [check_question(q) for q in questions]
+        retrieve_s = 0.0
+        if hits is None:
+            hits, retrieve_s = self.retrieve(questions, k)
+        conversations = [self.build(q, None if hits is None else hits[i]) for i, q in enumerate(questions)]
+        completions = self.generator.generate(conversations, self.sampling, batch_size, on_progress)
+        share = retrieve_s / max(1, len(questions))
+        return [
+            self.finish(q, c.text, None if hits is None else hits[i], conversations[i], share, c.seconds,
+                        c.prompt_tokens, c.new_tokens)
+            for i, (q, c) in enumerate(zip(questions, completions, strict=True))
+        ]  # fmt: skip
+
+    def stream(self, question: str, k: int = 5) -> AnswerStream:
+        """An iterable of answer pieces; its ``result`` is the full RagAnswer once consumed."""
+        question = check_question(question)
+        hits, retrieve_s = self.retrieve([question], k)
+        one = None if hits is None else hits[0]
+        return AnswerStream(self, question, one, self.build(question, one), retrieve_s)
+
+
+class AnswerStream:
+    """Streams the generated text, then holds the finished :class:`RagAnswer`."""
+
+    def __init__(self, pipeline: RagPipeline, question: str, hits, messages, retrieve_s: float):
+        self.pipeline, self.question, self.hits, self.messages = pipeline, question, hits, messages
+        self.retrieve_s = retrieve_s
+        self.result: RagAnswer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        gen = self.pipeline.generator
+        start = time.perf_counter()
+        pieces = []
+        for piece in gen.stream(self.messages, self.pipeline.sampling):
+            pieces.append(piece)
+            yield piece
+        raw = "".join(pieces)
+        seconds = time.perf_counter() - start
+        prompt_tokens = gen.count_tokens(gen.render(self.messages))
+        self.result = self.pipeline.finish(
+            self.question, raw, self.hits, self.messages, self.retrieve_s, seconds, prompt_tokens,
+            gen.count_tokens(raw),
+        )  # fmt: skip

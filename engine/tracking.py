@@ -1,0 +1,114 @@
+"""Every query and evaluation as an MLflow run: SQLite in the data dir, or a tracking server.
+
+One experiment per activity (``studio-query``, ``studio-evaluation``, later training). We use
+``MlflowClient`` with an explicit URI rather than the fluent API's process-global state, so
+the app, jobs and tests can each point at their own store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from engine.settings import Settings
+
+QUERY = "studio-query"
+EVALUATION = "studio-evaluation"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    experiment: str
+    name: str
+    status: str
+    start_time: float
+    params: dict
+    metrics: dict
+
+
+class Tracker:
+    def __init__(self, settings: Settings):
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        if not settings.mlflow_uri:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self.ids: dict[str, str] = {}
+
+    @property
+    def uri(self) -> str:
+        return self.settings.tracking_uri
+
+    def experiment_id(self, name: str) -> str:
+        if name not in self.ids:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                self.ids[name] = found.experiment_id
+            else:
+                # With the SQLite store, artifacts would land in ./mlruns of whatever folder the
+                # process runs in; keep them in the data dir instead.
+                location = (
+                    None if self.settings.mlflow_uri else (self.settings.data_dir / "mlartifacts").as_uri()
+                )
+                self.ids[name] = self.client.create_experiment(name, artifact_location=location)
+        return self.ids[name]
+
+    def start(self, experiment: str, name: str, params: dict | None = None, tags: dict | None = None) -> str:
+        run = self.client.create_run(self.experiment_id(experiment), run_name=name, tags=tags or {})
+        if params:
+            self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        self.client.log_batch(run_id, params=items)
+
+    def log_metrics(self, run_id: str, metrics: dict, step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=items)
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_dict(self, run_id: str, data: dict, path: str) -> None:
+        self.client.log_dict(run_id, data, path)
+
+    def log_table(self, run_id: str, frame, path: str) -> None:
+        self.client.log_table(run_id, data=frame, artifact_file=path)
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def recent(self, experiment: str, limit: int = 20) -> list[RunSummary]:
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        runs = self.client.search_runs(
+            [found.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+        )
+        return [
+            RunSummary(
+                r.info.run_id, experiment, r.info.run_name or "", r.info.status, r.info.start_time / 1000,
+                dict(r.data.params), dict(r.data.metrics),
+            )
+            for r in runs
+        ]  # fmt: skip
+
+    def load_table(self, run_id: str, path: str):
+        """A table logged with :meth:`log_table`, as a pandas DataFrame."""
+        import json
+
+        import pandas as pd
+        from mlflow.artifacts import download_artifacts
+
+        local = download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=self.uri)
+        with open(local) as f:
+            data = json.load(f)
+        return pd.DataFrame(data["data"], columns=data["columns"])

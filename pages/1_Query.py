@@ -1,0 +1,55 @@
+"""Ask a question over a knowledge base: streamed answer, sources with scores, timings."""
+
+import streamlit as st
+
+from engine.rag.history import log_query
+from engine.rag.pipeline import RagPipeline
+from engine.rag.retriever import KnowledgeBaseRetriever
+from ui import resources as r
+from ui.ingest import ingest_panel
+from ui.widgets import kb_picker, user_errors
+
+st.set_page_config(page_title="Query · Studio", page_icon="💬", layout="wide")
+st.title("💬 Query")
+
+with user_errors():
+    r.docs_kb()
+    store = r.store()
+    left, right = st.columns([3, 1])
+    with right:
+        kb = kb_picker(store.names(), key="query-kb")
+        k = st.slider("Sources (k)", 1, 10, 5, key="query-k")
+    with left, st.form("ask"):
+        question = st.text_input("Question", placeholder="What is the Studio for?", key="query-question")
+        asked = st.form_submit_button("Ask", type="primary")
+
+    if asked and kb:
+        pipeline = RagPipeline(KnowledgeBaseRetriever(store, kb), r.generator())
+        stream = pipeline.stream(question, k)
+        with left:
+            st.write_stream(stream)
+        answer = stream.result
+        run_id = log_query(r.tracker(), answer, kb, pipeline.generator.name, k)
+        st.session_state["last-answer"] = (answer, run_id)
+        st.rerun()
+
+    if "last-answer" in st.session_state:
+        answer, run_id = st.session_state["last-answer"]
+        with left:
+            st.markdown(f"**Q:** {answer.question}")
+            st.success(answer.answer or "(the model gave no answer)")
+            cols = st.columns(4)
+            cols[0].metric("Retrieval", f"{answer.retrieve_s * 1000:.0f} ms")
+            cols[1].metric("Generation", f"{answer.generate_s:.2f} s")
+            cols[2].metric("Tokens/s", f"{answer.tokens_per_s:.1f}")
+            cols[3].metric("Prompt tokens", answer.prompt_tokens)
+            st.subheader("Sources")
+            for n, hit in enumerate(answer.hits, start=1):
+                cited = " · cited" if n in answer.citations else ""
+                with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
+                    st.write(hit.text)
+                    st.caption(f"source: {hit.source} · id: {hit.id}")
+            st.caption(f"Logged to MLflow run `{run_id}` (experiment studio-query).")
+
+    st.divider()
+    ingest_panel(store)

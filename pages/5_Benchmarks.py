@@ -1,0 +1,91 @@
+"""Batch evaluation on HotpotQA as a background job: progress, results, drill-down, history."""
+
+import plotly.express as px
+import streamlit as st
+
+from engine import jobs
+from engine.evaluation.history import evaluation_runs, per_question
+from engine.evaluation.runner import MODES, EvalSpec
+from ui import resources as r
+from ui.widgets import job_status, user_errors
+
+st.set_page_config(page_title="Benchmarks · Studio", page_icon="📊", layout="wide")
+st.title("📊 Benchmarks")
+st.caption("HotpotQA evaluation: EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG.")
+
+with user_errors():
+    with st.form("eval"):
+        cols = st.columns(5)
+        data = cols[0].text_input(
+            "Dataset", "hotpotqa-dev.jsonl", help="A path, or a file in the shared data folder."
+        )
+        mode = cols[1].selectbox(
+            "Mode",
+            MODES,
+            index=1,
+            help="closed-book: no sources; distractor: the question's own 10 paragraphs; kb: the hotpotqa-wiki knowledge base.",
+        )
+        limit = cols[2].number_input("Questions", 1, 1000, 50)
+        k = cols[3].number_input("k", 1, 10, 5)
+        batch = cols[4].number_input("Batch size", 1, 64, 8)
+        if st.form_submit_button("Start evaluation", type="primary"):
+            spec = EvalSpec(data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch))
+            st.session_state["eval-job"] = jobs.start_job("eval", spec.__dict__).id
+
+    # After a reload, pick up the newest evaluation job (running or finished).
+    if "eval-job" not in st.session_state:
+        recent = jobs.list_jobs("eval")
+        if recent:
+            st.session_state["eval-job"] = recent[0].id
+
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        job_id = st.session_state.get("eval-job")
+        if not job_id:
+            return
+        with user_errors():
+            state = job_status(job_id)
+            if state.done and st.session_state.get("eval-shown") != job_id:
+                st.session_state["eval-shown"] = job_id
+                st.rerun()  # refresh the results and history below once
+
+    progress()
+
+    tracker = r.tracker()
+    job_id = st.session_state.get("eval-job")
+    state = jobs.get_job(job_id) if job_id else None
+    if state and state.status == "succeeded" and state.mlflow_run_id:
+        st.subheader("Results")
+        metrics = state.result["metrics"]
+        cols = st.columns(5)
+        for col, name in zip(cols, ("em", "f1", "recall@5", "mrr", "questions_per_s")):
+            if name in metrics:
+                col.metric(name, f"{metrics[name]:.1f}" if name in ("em", "f1") else f"{metrics[name]:.3f}")
+        table = per_question(tracker, state.mlflow_run_id)
+        st.dataframe(table.drop(columns=["raw"]), hide_index=True, width="stretch", height=300)
+        choice = st.selectbox("Drill down", table.index, format_func=lambda i: table.loc[i, "question"][:120])
+        row = table.loc[choice]
+        st.markdown(f"**Question:** {row['question']}")
+        st.markdown(
+            f"**Gold:** {row['gold']} · **Prediction:** {row['prediction']} · EM {row['em']:.0f} · F1 {row['f1']:.1f}"
+        )
+        st.caption(f"Raw output: {row['raw']}")
+        if "retrieved" in row and row["retrieved"]:
+            st.markdown(f"**Retrieved:** {row['retrieved']}  \n**Supporting:** {row['supporting']}")
+
+    st.subheader("Past evaluation runs")
+    runs = evaluation_runs(tracker)
+    if runs.empty:
+        st.info("No evaluation has run yet.")
+    else:
+        fig = px.line(
+            runs.sort_values("started"),
+            x="started",
+            y="f1",
+            color="mode",
+            markers=True,
+            hover_data=["em", "recall_at_5", "limit", "model", "run_id"],
+            title="F1 by run",
+        )
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(runs, hide_index=True, width="stretch")

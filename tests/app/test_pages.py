@@ -1,0 +1,73 @@
+"""The pages under Streamlit's AppTest: real model, real Chroma and MLflow in a temp dir."""
+
+from streamlit.testing.v1 import AppTest
+
+from engine import jobs
+from engine.settings import ROOT
+
+TIMEOUT = 300
+
+
+def page(path: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+
+
+def test_home_shows_machine_model_and_knowledge_bases(app_env):
+    at = page("Home.py").run()
+    assert not at.exception, at.exception
+    labels = {m.label for m in at.metric}
+    assert {"Device", "RAM available", "RAM used / total"} <= labels
+    assert any("smollm2-135m-instruct" in m.value for m in at.markdown)
+    kbs = at.dataframe[0].value
+    assert "studio-docs" in set(kbs["name"])  # the docs were indexed on first start
+    assert int(kbs.loc[kbs["name"] == "studio-docs", "chunks"].iloc[0]) > 5
+
+
+def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
+    at = page("pages/1_Query.py").run()
+    assert not at.exception, at.exception
+    at.text_input(key="query-question").input("What is the Studio for?")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and at.success[0].value.strip()
+    sources = [e.label for e in at.expander if e.label.startswith("[")]
+    assert len(sources) == 5 and all("score" in s for s in sources)
+    assert any(m.label == "Retrieval" for m in at.metric)
+    runs = tracker.recent("studio-query")
+    assert runs and runs[0].params["question"] == "What is the Studio for?"
+
+
+def test_query_empty_question_is_a_message(app_env):
+    at = page("pages/1_Query.py").run()
+    at.text_input(key="query-question").input("   ")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("type a question" in e.value for e in at.error)
+
+
+def test_query_bad_upload_path_is_a_message(app_env):
+    at = page("pages/1_Query.py").run()
+    at.radio[0].set_value("Local path")
+    at.text_input[2].input("/no/such/place")
+    at.button[1].click().run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_benchmarks_runs_an_evaluation_job(app_env):
+    at = page("pages/5_Benchmarks.py").run()
+    assert not at.exception, at.exception
+    at.selectbox[0].set_value("closed-book")
+    at.number_input[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["eval-job"]
+    state = jobs.wait_job(job_id, timeout=TIMEOUT)
+    assert state.status == "succeeded", jobs.tail_log(job_id, 30)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label == "f1" for m in at.metric)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and {"question", "gold", "prediction", "f1"} <= set(table.columns)
+    assert any("Question:" in m.value for m in at.markdown)  # the drill-down

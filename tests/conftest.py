@@ -1,0 +1,69 @@
+"""Shared fixtures: real bundled models (loaded once), real Chroma and MLflow in temp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.settings import Settings, load_settings
+
+# One data dir for the whole session holds the converted model cache, so the slow GGUF
+# conversion happens once; tests that store things get their own dir (the `settings` fixture).
+SESSION_DATA = Path(
+    os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parent.parent / "data" / "test-cache")
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = load_settings().shared_data_dir
+    if not (path / "hotpotqa-dev.jsonl").is_file():
+        pytest.fail(f"the shared data is missing at {path}: set STUDIO_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_settings() -> Settings:
+    SESSION_DATA.mkdir(parents=True, exist_ok=True)
+    return Settings(data_dir=SESSION_DATA, shared_data_dir=load_settings().shared_data_dir)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch, session_settings) -> Settings:
+    """A fresh data dir (Chroma, MLflow, jobs) that shares the session's model cache."""
+    (tmp_path / "models").symlink_to(session_settings.models_dir, target_is_directory=True)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("STUDIO_CHROMA_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return Settings(data_dir=tmp_path, shared_data_dir=session_settings.shared_data_dir)
+
+
+@pytest.fixture(scope="session")
+def generator(session_settings):
+    from engine.models.generation import load_generator
+
+    session_settings.models_dir.mkdir(parents=True, exist_ok=True)
+    return load_generator(settings=session_settings)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from engine.rag.embedder import Embedder
+
+    return Embedder.shared()
+
+
+@pytest.fixture
+def store(settings, embedder):
+    from engine.rag.store import KnowledgeBaseStore
+
+    return KnowledgeBaseStore(settings, embedder)
+
+
+@pytest.fixture
+def tracker(settings):
+    from engine.tracking import Tracker
+
+    return Tracker(settings)

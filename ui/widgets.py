@@ -1,0 +1,61 @@
+"""Small widgets shared by the pages."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import streamlit as st
+
+from engine import jobs
+from engine.errors import StudioError
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a StudioError as an error message instead of a traceback."""
+    try:
+        yield
+    except StudioError as exc:
+        st.error(str(exc))
+
+
+def kb_picker(names: list[str], key: str, default: str = "studio-docs") -> str | None:
+    if not names:
+        st.warning("There is no knowledge base yet. Ingest documents below.")
+        return None
+    index = names.index(default) if default in names else 0
+    return st.selectbox("Knowledge base", names, index=index, key=key)
+
+
+def job_status(job_id: str) -> jobs.JobState:
+    """Progress bar, message, last log lines and a cancel button for one background job."""
+    state = jobs.get_job(job_id)
+    label = (
+        f"{state.kind} · {state.status} · {state.message}"
+        if state.message
+        else f"{state.kind} · {state.status}"
+    )
+    st.progress(min(max(state.progress, 0.0), 1.0), text=label)
+    cols = st.columns([1, 1, 4])
+    cols[0].caption(f"{state.elapsed:.0f} s")
+    if not state.done and cols[1].button("Cancel", key=f"cancel-{job_id}"):
+        jobs.cancel_job(job_id)
+        state = jobs.get_job(job_id)
+    if state.status == "failed":
+        st.error(f"The job failed: {state.error}")
+    elif state.status == "cancelled":
+        st.warning("The job was cancelled.")
+    with st.expander("Log", expanded=state.status == "failed"):
+        st.code("\n".join(jobs.tail_log(job_id, 15)) or "(empty)")
+    return state
+
+
+def seconds_since(ts: float) -> str:
+    delta = time.time() - ts
+    if delta < 90:
+        return f"{delta:.0f} s ago"
+    if delta < 5400:
+        return f"{delta / 60:.0f} min ago"
+    return f"{delta / 3600:.1f} h ago"
