@@ -49,9 +49,7 @@ class Tracker:
             else:
                 # With the SQLite store, artifacts would land in ./mlruns of whatever folder the
                 # process runs in; keep them in the data dir instead.
-                location = (
-                    None if self.settings.mlflow_uri else (self.settings.data_dir / "mlartifacts").as_uri()
-                )
+                location = None if self.settings.mlflow_uri else (self.settings.data_dir / "mlartifacts").as_uri()
                 self.ids[name] = self.client.create_experiment(name, artifact_location=location)
         return self.ids[name]
 

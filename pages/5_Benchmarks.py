@@ -11,19 +11,21 @@ from ui.widgets import job_status, user_errors
 
 st.set_page_config(page_title="Benchmarks · Studio", page_icon="📊", layout="wide")
 st.title("📊 Benchmarks")
+MODE_HELP = (
+    "closed-book: no sources; distractor: retrieval among the question's own 10 paragraphs; "
+    "kb: retrieval from the hotpotqa-wiki knowledge base."
+)
 st.caption("HotpotQA evaluation: EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG.")
 
 with user_errors():
     with st.form("eval"):
         cols = st.columns(5)
-        data = cols[0].text_input(
-            "Dataset", "hotpotqa-dev.jsonl", help="A path, or a file in the shared data folder."
-        )
+        data = cols[0].text_input("Dataset", "hotpotqa-dev.jsonl", help="A path, or a file in the shared data folder.")
         mode = cols[1].selectbox(
             "Mode",
             MODES,
             index=1,
-            help="closed-book: no sources; distractor: the question's own 10 paragraphs; kb: the hotpotqa-wiki knowledge base.",
+            help=MODE_HELP,
         )
         limit = cols[2].number_input("Questions", 1, 1000, 50)
         k = cols[3].number_input("k", 1, 10, 5)
@@ -58,7 +60,7 @@ with user_errors():
         st.subheader("Results")
         metrics = state.result["metrics"]
         cols = st.columns(5)
-        for col, name in zip(cols, ("em", "f1", "recall@5", "mrr", "questions_per_s")):
+        for col, name in zip(cols, ("em", "f1", "recall@5", "mrr", "questions_per_s"), strict=True):
             if name in metrics:
                 col.metric(name, f"{metrics[name]:.1f}" if name in ("em", "f1") else f"{metrics[name]:.3f}")
         table = per_question(tracker, state.mlflow_run_id)

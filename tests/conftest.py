@@ -11,9 +11,7 @@ from engine.settings import Settings, load_settings
 
 # One data dir for the whole session holds the converted model cache, so the slow GGUF
 # conversion happens once; tests that store things get their own dir (the `settings` fixture).
-SESSION_DATA = Path(
-    os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parent.parent / "data" / "test-cache")
-)
+SESSION_DATA = Path(os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parent.parent / "data" / "test-cache"))
 
 
 @pytest.fixture(scope="session")

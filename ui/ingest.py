@@ -12,9 +12,7 @@ from ui.widgets import job_status, user_errors
 SOURCES = ("Upload a file", "Local path", "Hugging Face dataset (online)")
 
 
-def start_ingest(
-    store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str
-) -> jobs.JobState:
+def start_ingest(store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str) -> jobs.JobState:
     """Validate the input here (fast, with a clear message), then embed in a background job."""
     check_name(kb)
     if source == SOURCES[0]:
@@ -57,9 +55,7 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
             upload = st.file_uploader(
                 "File (.jsonl with title/text, .txt, .md, .pdf)", type=["jsonl", "txt", "md", "pdf"]
             )
-            path = st.text_input(
-                "Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl"
-            )
+            path = st.text_input("Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl")
             hf = st.text_input("Hugging Face dataset", placeholder="owner/name")
             if st.form_submit_button("Ingest"):
                 with user_errors():

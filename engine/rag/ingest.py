@@ -72,9 +72,7 @@ def load_hf_documents(name: str, split: str = "train", text_field: str = "text",
     except Exception as exc:  # the hub raises many types: offline, unknown name, bad split
         raise InputError(f"Could not load Hugging Face dataset {name!r} ({split}): {str(exc)[:300]}") from exc
     if text_field not in rows.column_names:
-        raise InputError(
-            f"Dataset {name!r} has no {text_field!r} column; columns: {', '.join(rows.column_names)}."
-        )
+        raise InputError(f"Dataset {name!r} has no {text_field!r} column; columns: {', '.join(rows.column_names)}.")
     return [
         Document(str(r.get("id", i)), str(r.get(title_field) or f"{name} #{i}"), str(r[text_field]), name)
         for i, r in enumerate(rows)

@@ -94,9 +94,7 @@ class RagPipeline:
     def build(self, question: str, hits: Sequence[Hit] | None) -> list[dict]:
         return self.template.messages(question, hits)
 
-    def finish(
-        self, question: str, raw: str, hits, messages, retrieve_s, generate_s, prompt_tokens, new_tokens
-    ):
+    def finish(self, question: str, raw: str, hits, messages, retrieve_s, generate_s, prompt_tokens, new_tokens):
         answer = clean_answer(raw)
         hits = tuple(hits or ())
         return RagAnswer(

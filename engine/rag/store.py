@@ -100,9 +100,7 @@ class KnowledgeBaseStore:
     def count(self, name: str) -> int:
         return self.collection(name).count()
 
-    def add(
-        self, name: str, chunks: Sequence[Chunk], on_progress: Callable[[int, int], None] | None = None
-    ) -> int:
+    def add(self, name: str, chunks: Sequence[Chunk], on_progress: Callable[[int, int], None] | None = None) -> int:
         """Embed and store the chunks not stored yet; returns how many were added."""
         col = self.collection(name, create=True)
         unique = list({c.id: c for c in chunks}.values())

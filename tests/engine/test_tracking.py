@@ -33,9 +33,7 @@ def tracked(tmp_path_factory, session_settings, workdir):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(workdir)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("data"), shared_data_dir=session_settings.shared_data_dir
-        )
+        settings = Settings(data_dir=tmp_path_factory.mktemp("data"), shared_data_dir=session_settings.shared_data_dir)
         yield Tracker(settings), settings
 
 
@@ -69,9 +67,7 @@ def test_a_run_is_recorded_with_params_metrics_and_a_table(tracked, in_workdir: 
             "ok": [True, False, True],
         }
     )
-    run_id = tracker.start(
-        EVALUATION, "eval-40", {"k": 5, "model": "smollm2", "mode": "distractor"}, {"who": "test"}
-    )
+    run_id = tracker.start(EVALUATION, "eval-40", {"k": 5, "model": "smollm2", "mode": "distractor"}, {"who": "test"})
     tracker.log_metrics(run_id, {"recall@5": 0.75, "f1": 0.5, "em": 0})
     tracker.log_table(run_id, frame, "per_question.json")
     tracker.end(run_id)
@@ -119,9 +115,7 @@ def test_a_second_tracker_finds_the_same_experiments(tracked) -> None:
 
 
 @pytest.mark.slow
-def test_log_query_records_a_real_answer(
-    tracked, generator, embedder, shared_data, tmp_path, in_workdir
-) -> None:
+def test_log_query_records_a_real_answer(tracked, generator, embedder, shared_data, tmp_path, in_workdir) -> None:
     tracker, _ = tracked
     with (shared_data / "wiki-passages.jsonl").open(encoding="utf-8") as f:
         (tmp_path / "w.jsonl").write_text("".join(islice(f, 5)), encoding="utf-8")

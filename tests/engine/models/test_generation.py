@@ -80,9 +80,7 @@ def test_progress_is_reported_after_each_batch(generator, singles) -> None:
 def test_stop_string_cuts_the_text(generator, singles) -> None:
     unstopped = singles[LIST_PROMPT].text
     assert "\n" in unstopped.strip()  # precondition: this answer is several lines
-    stopped = generator.generate(
-        [CONVERSATIONS[LIST_PROMPT]], SamplingSpec(max_new_tokens=MAX_NEW, stop=("\n",))
-    )
+    stopped = generator.generate([CONVERSATIONS[LIST_PROMPT]], SamplingSpec(max_new_tokens=MAX_NEW, stop=("\n",)))
     assert len(stopped) == 1
     assert "\n" not in stopped[0].text
     assert stopped[0].text == unstopped.split("\n")[0]
@@ -114,9 +112,7 @@ def test_stream_pieces_join_to_the_generated_text(generator, singles) -> None:
 
 
 def test_stream_stops_at_stop_string(generator, singles) -> None:
-    pieces = list(
-        generator.stream(CONVERSATIONS[LIST_PROMPT], SamplingSpec(max_new_tokens=MAX_NEW, stop=("\n",)))
-    )
+    pieces = list(generator.stream(CONVERSATIONS[LIST_PROMPT], SamplingSpec(max_new_tokens=MAX_NEW, stop=("\n",))))
     assert "".join(pieces) == singles[LIST_PROMPT].text.split("\n")[0]
 
 
@@ -146,8 +142,6 @@ def test_seeded_sampling_is_reproducible(generator) -> None:
     spec = SamplingSpec(max_new_tokens=MAX_NEW, temperature=1.5, top_p=1.0, seed=1234)
     first = generator.generate(conv, spec)[0].text
     second = generator.generate(conv, spec)[0].text
-    other = generator.generate(
-        conv, SamplingSpec(max_new_tokens=MAX_NEW, temperature=1.5, top_p=1.0, seed=99)
-    )[0]
+    other = generator.generate(conv, SamplingSpec(max_new_tokens=MAX_NEW, temperature=1.5, top_p=1.0, seed=99))[0]
     assert first and first == second
     assert other.text != first  # the seed really drives the sampling

@@ -124,9 +124,7 @@ def test_existing_local_path_is_resolved(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("hf_id", ["HuggingFaceTB/SmolLM2-360M-Instruct", "openai-community/gpt2"])
-def test_hugging_face_id_is_returned_unchanged(
-    hf_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hugging_face_id_is_returned_unchanged(hf_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no local folder of that name
     assert resolve_source(hf_id) == hf_id
 

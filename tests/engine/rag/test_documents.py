@@ -135,9 +135,7 @@ def test_malformed_jsonl_reports_exactly_the_bad_lines(tmp_path: Path) -> None:
 def test_malformed_jsonl_kinds_and_truncated_list() -> None:
     lines = ["[1, 2]", '{"text": "   "}', '{"text": 3}'] + ["nope"] * 12
     with pytest.raises(InputError) as info:
-        load_jsonl_records(
-            lines, name="x.jsonl", check=lambda r: None if isinstance(r["text"], str) else "bad"
-        )
+        load_jsonl_records(lines, name="x.jsonl", check=lambda r: None if isinstance(r["text"], str) else "bad")
     message = str(info.value)
     assert message.startswith("x.jsonl: 15 malformed lines: line 1 (not a JSON object), ")
     assert 'line 2 (empty "text" field)' in message

@@ -151,8 +151,6 @@ def test_unknown_hf_dataset_offline_is_an_input_error_quickly(monkeypatch) -> No
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     start = time.monotonic()
-    with pytest.raises(
-        InputError, match="Could not load Hugging Face dataset 'studio-tests/no-such-dataset'"
-    ):
+    with pytest.raises(InputError, match="Could not load Hugging Face dataset 'studio-tests/no-such-dataset'"):
         load_hf_documents("studio-tests/no-such-dataset")
     assert time.monotonic() - start < 20

@@ -168,9 +168,7 @@ def hit(title: str, text: str) -> Hit:
 
 def test_messages_number_the_sources_with_their_titles() -> None:
     template = PromptTemplate()
-    messages = template.messages(
-        "  Who wrote it?  ", [hit("Alpha", "Alpha was written by Ann."), hit("Beta", "B.")]
-    )
+    messages = template.messages("  Who wrote it?  ", [hit("Alpha", "Alpha was written by Ann."), hit("Beta", "B.")])
     assert messages[0] == {"role": "system", "content": SYSTEM}
     roles = [m["role"] for m in messages[1:]]
     assert roles == ["user", "assistant"] * len(template.examples) + ["user"]
@@ -179,9 +177,7 @@ def test_messages_number_the_sources_with_their_titles() -> None:
         messages[-1]["content"]
         == "Sources:\n[1] Alpha: Alpha was written by Ann.\n[2] Beta: B.\n\nQuestion: Who wrote it?"
     )
-    assert all(
-        m["content"].startswith("Sources:\n[1] ") for m in messages[1:-1:2]
-    )  # examples show sources too
+    assert all(m["content"].startswith("Sources:\n[1] ") for m in messages[1:-1:2])  # examples show sources too
 
 
 def test_sources_are_cut_to_max_source_chars() -> None:

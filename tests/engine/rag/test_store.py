@@ -41,9 +41,7 @@ def wiki_chunks(wiki_docs) -> list[Chunk]:
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory, session_settings, embedder, wiki_chunks):
     """One store with the 60 passages, shared by the tests that only read it."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("kb"), shared_data_dir=session_settings.shared_data_dir
-    )
+    settings = Settings(data_dir=tmp_path_factory.mktemp("kb"), shared_data_dir=session_settings.shared_data_dir)
     store = KnowledgeBaseStore(settings, embedder)
     added = store.add(KB, wiki_chunks)
     return store, added
@@ -83,9 +81,7 @@ def test_query_with_a_first_sentence_finds_its_passage(filled, wiki_docs) -> Non
 
 
 def test_k_larger_than_the_kb_returns_every_chunk(tmp_path, session_settings, embedder, wiki_chunks) -> None:
-    store = KnowledgeBaseStore(
-        Settings(data_dir=tmp_path, shared_data_dir=session_settings.shared_data_dir), embedder
-    )
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path, shared_data_dir=session_settings.shared_data_dir), embedder)
     assert store.add("tiny", wiki_chunks[:3]) == 3
     (hits,) = store.query("tiny", ["a rifle cartridge"], k=50)
     assert sorted(h.id for h in hits) == sorted(c.id for c in wiki_chunks[:3])
@@ -117,9 +113,7 @@ def test_unknown_kb_is_not_found(store) -> None:
     assert store.names() == []  # looking did not create it
 
 
-@pytest.mark.parametrize(
-    "name", ["a", "ab", "../x", "bad name", "", "   ", "-abc", "abc-", "x" * 64, "a/b/c", "été"]
-)
+@pytest.mark.parametrize("name", ["a", "ab", "../x", "bad name", "", "   ", "-abc", "abc-", "x" * 64, "a/b/c", "été"])
 def test_invalid_names_are_input_errors(store, name: str) -> None:
     with pytest.raises(InputError, match="is not valid"):
         check_name(name)
