@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.models.batching import MIN_SHARED_PREFIX, common_prefix_length, expand, pad_rows, prefill
 from engine.models.loader import LoadedModel
 
 Messages = list[dict[str, str]]
@@ -45,8 +46,9 @@ class Generator:
     sessions, and two concurrent ``generate`` calls would only compete for the same cores.
     """
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, shared_prefix: bool = True):
         self.loaded = loaded
+        self.shared_prefix = shared_prefix
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.lock = threading.Lock()
@@ -90,32 +92,37 @@ class Generator:
     ) -> list[Completion]:
         """Answer many conversations, batched; results come back in the input order.
 
-        Prompts are sorted by length so that each batch pads little; ``on_batch(done, total)``
-        is called after each batch.
+        Prompts are sorted by length so that each batch pads little, and the prompt prefix
+        they all share is computed once (see :mod:`engine.models.batching`).
+        ``on_batch(done, total)`` is called after each batch.
         """
         import torch
 
-        prompts = [self.render(m) for m in conversations]
-        lengths = [self.count_tokens(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
-        results: list[Completion | None] = [None] * len(prompts)
+        rows = [self.tokenizer(self.render(m), add_special_tokens=False).input_ids for m in conversations]
+        shared = common_prefix_length(rows) if self.shared_prefix else 0
+        prefix = rows[0][:shared] if shared >= MIN_SHARED_PREFIX else []
+        prefix_cache = prefill(self.model, prefix, self.loaded.device) if prefix else None
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        results: list[Completion | None] = [None] * len(rows)
         kwargs = self.generate_kwargs(sampling)
         for start in range(0, len(order), max(1, batch_size)):
             idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(self.loaded.device)
+            input_ids, mask = pad_rows([rows[i][len(prefix) :] for i in idx], self.tokenizer.pad_token_id, prefix)
+            if prefix_cache is not None:
+                kwargs["past_key_values"] = expand(prefix_cache, len(idx))
             began = time.perf_counter()
             with self.lock, torch.inference_mode():
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
-                out = self.model.generate(**enc, **kwargs)
+                out = self.model.generate(
+                    input_ids=input_ids.to(self.loaded.device), attention_mask=mask.to(self.loaded.device), **kwargs
+                )
             seconds = time.perf_counter() - began
-            new = out[:, enc.input_ids.shape[1] :]
+            new = out[:, input_ids.shape[1] :]
             for row, i in enumerate(idx):
                 tokens = self.strip_padding(new[row].tolist())
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                results[i] = Completion(cut_at_stop(text, sampling.stop), lengths[i], len(tokens), seconds)
+                results[i] = Completion(cut_at_stop(text, sampling.stop), len(rows[i]), len(tokens), seconds)
             if on_batch:
                 on_batch(min(start + batch_size, len(order)), len(order))
         return results  # type: ignore[return-value]

@@ -97,7 +97,7 @@ def load_model(spec: ModelSpec, settings: Settings | None = None) -> LoadedModel
             quantization_config=bnb,
             device_map=device if bnb is not None else None,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # missing files; a folder that is not a model
         raise InputError(f"Could not load model {spec.source!r}: {first_line(exc)}") from exc
     if bnb is None:
         model.to(device)

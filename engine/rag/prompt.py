@@ -63,7 +63,7 @@ def format_sources(hits: Sequence[Hit], max_chars: int) -> str:
     return "\n".join(f"[{n}] {h.title}: {h.text[:max_chars].strip()}" for n, h in enumerate(hits, start=1))
 
 
-ANSWER_PREFIX = re.compile(r"^\s*(the answer is|short answer|final answer|answer)\s*[:\-]?\s*", re.IGNORECASE)
+ANSWER_PREFIX = re.compile(r"^\s*(the answer is|short answer|final answer|answer)\b\s*[:\-]?\s*", re.IGNORECASE)
 CITATION = re.compile(r"\s*\[(\d+)\]")
 
 

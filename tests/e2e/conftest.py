@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+
+from engine.appserver import AppServer, start_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,44 +23,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STARTUP_TIMEOUT_S = 90
-
-
-@dataclass(frozen=True)
-class StudioServer:
-    url: str
-    data_dir: Path
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _read(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else "(no log)"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +48,7 @@ def browser(chromium_path) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def studio_server(tmp_path_factory, session_settings, generator) -> Iterator[StudioServer]:
+def studio_server(tmp_path_factory, session_settings, generator) -> Iterator[AppServer]:
     """`streamlit run Home.py` on a free port with a fresh data dir sharing the converted model cache.
 
     Depending on ``generator`` makes sure the bundled model is converted before the app starts.
@@ -100,33 +56,14 @@ def studio_server(tmp_path_factory, session_settings, generator) -> Iterator[Stu
     data_dir = tmp_path_factory.mktemp("studio-data")
     session_settings.models_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "models").symlink_to(session_settings.models_dir.resolve(), target_is_directory=True)
-    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
-    env.pop("STUDIO_CHROMA_URL", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = data_dir / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "Home.py",
-             "--server.port", str(port), "--server.headless", "true"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so that teardown stops every child
-        )  # fmt: skip
+    server = start_app(data_dir)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{_read(log)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit was not healthy after {STARTUP_TIMEOUT_S} s:\n{_read(log)}")
-            time.sleep(0.5)
-        yield StudioServer(url=url, data_dir=data_dir, log=log)
+        try:
+            server.wait_healthy(STARTUP_TIMEOUT_S)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield server
     finally:
-        _stop(proc)
+        server.stop()
         # Shown by pytest only when a test failed: the server's side of the story.
-        print(f"--- {log} ---\n{_read(log)}")
+        print(f"--- {server.log} ---\n{server.read_log()}")

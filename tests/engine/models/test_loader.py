@@ -89,12 +89,6 @@ def test_folder_without_the_gguf_file_is_an_input_error(tmp_path: Path, settings
     assert not any(settings.models_dir.glob("smollm2*.tmp"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="engine bug: load_model catches only OSError around from_pretrained; a folder that is not "
-    "a model makes AutoTokenizer raise ValueError, which escapes as a traceback instead of an InputError",
-)
 def test_folder_that_is_not_a_model_is_an_input_error(tmp_path: Path, settings) -> None:
     folder = tmp_path / "not-a-model"
     folder.mkdir()

@@ -219,11 +219,6 @@ def test_clean_answer(raw: str, expected: str) -> None:
     assert clean_answer(raw) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: ANSWER_PREFIX in engine/rag/prompt.py has no word boundary after 'answer', so "
-    "clean_answer('Answering machines') returns 'ing machines' (and 'Answers.com' -> 's.com')",
-)
 @pytest.mark.parametrize("raw", ["Answering machines", "Answers.com"])
 def test_clean_answer_keeps_answers_that_start_with_the_word_answer(raw: str) -> None:
     assert clean_answer(raw) == raw

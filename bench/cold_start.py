@@ -1,0 +1,103 @@
+"""App cold start to first answer, with a warm cache (model converted, docs indexed).
+
+    .venv/bin/python bench/cold_start.py --runs 3 --out docs/benchmarks.md
+
+Each run launches ``streamlit run Home.py`` as a fresh process, opens the Query page in
+headless Chromium, asks "What is the Studio for?" and stops the clock when the answer box
+shows. The data dir is prepared first (not timed): the bundled model converted to
+safetensors and the studio-docs knowledge base indexed, as after a first start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.appserver import start_app  # noqa: E402
+from engine.settings import Settings, load_settings  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+QUESTION = "What is the Studio for?"
+
+
+def warm(data_dir: Path) -> None:
+    """Convert the model and index the docs in ``data_dir``, as a first start would."""
+    from engine.models.generation import load_generator
+    from engine.rag.embedder import Embedder
+    from engine.rag.ingest import ensure_docs_kb
+    from engine.rag.store import KnowledgeBaseStore
+
+    settings = Settings(data_dir=data_dir)
+    load_generator(settings=settings)
+    ensure_docs_kb(KnowledgeBaseStore(settings, Embedder.shared()))
+
+
+def one_run(browser, data_dir: Path) -> tuple[float, float, str]:
+    server = start_app(data_dir)
+    try:
+        ready = server.wait_healthy()
+        page = browser.new_page()
+        page.goto(f"{server.url}/Query")
+        page.get_by_label("Question").fill(QUESTION)
+        page.get_by_role("button", name="Ask").click()
+        answer = page.get_by_test_id("stAlertContentSuccess")
+        answer.wait_for(timeout=120_000)
+        total = time.perf_counter() - server.started
+        text = answer.inner_text().strip()
+        page.close()
+        return ready, total, text
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--data-dir", help="a data dir to use (default: a temp dir sharing the model cache)")
+    p.add_argument("--out", help="append the Markdown table to this file")
+    a = p.parse_args()
+
+    data_dir = Path(a.data_dir or tempfile.mkdtemp(prefix="studio-cold-"))
+    if not a.data_dir:
+        models = load_settings().models_dir
+        models.mkdir(parents=True, exist_ok=True)
+        (data_dir / "models").symlink_to(models.resolve(), target_is_directory=True)
+    warm(data_dir)
+    results = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        for n in range(a.runs):
+            ready, total, text = one_run(browser, data_dir)
+            results.append((ready, total))
+            print(f"run {n + 1}: server healthy {ready:.1f} s, first answer {total:.1f} s: {text!r}", flush=True)
+        browser.close()
+    table = (
+        f"Cold start to first answer ({a.runs} runs, {time.strftime('%Y-%m-%d')}; warm cache; "
+        f"`{QUESTION}` on the Query page).\n\n"
+        "| measure | median (s) | min (s) | max (s) |\n| --- | ---: | ---: | ---: |\n"
+        + "".join(
+            f"| {name} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |\n"
+            for name, v in (
+                ("server healthy", [r[0] for r in results]),
+                ("first answer shown", [r[1] for r in results]),
+            )
+        )
+    )
+    print(table)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
