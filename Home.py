@@ -16,8 +16,10 @@ st.caption(
 )
 
 with user_errors():
-    generator = r.generator()
-    r.docs_kb()
+    r.warm_up()
+    with st.spinner("Loading the model and the knowledge bases (the first start converts the model)…"):
+        generator = r.generator()
+        r.docs_kb()
     snap = snapshot(describe_device())
     cols = st.columns(4)
     cols[0].metric("Device", snap.device.split(" (")[0], help=snap.device)

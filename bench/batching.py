@@ -49,7 +49,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--modes", nargs="+", default=["closed-book", "distractor"])
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--kb", default="hotpotqa-wiki")
     p.add_argument("--out", help="append the Markdown table to this file")

@@ -12,6 +12,8 @@ import sys
 
 from engine.errors import StudioError
 
+MODEL_HELP = "a Hugging Face id, a local model folder or a .gguf file (default: the bundled SmolLM2-135M)"
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="The Studio's command line.")
@@ -23,8 +25,9 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=200, help="the first N questions")
     ev.add_argument("--k", type=int, default=5, help="sources per question")
     ev.add_argument("--kb", default="hotpotqa-wiki", help="knowledge base for --mode kb")
-    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--model", default="", help=MODEL_HELP)
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     ing = sub.add_parser("ingest", help="ingest documents into a knowledge base")
@@ -38,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--kb", default="studio-docs")
     ask.add_argument("--k", type=int, default=5)
+    ask.add_argument("--model", default="", help=MODEL_HELP)
 
     sub.add_parser("kbs", help="list knowledge bases")
     job = sub.add_parser("job", help="background jobs: run <dir> | list | status <id> | cancel <id>")
@@ -48,19 +52,21 @@ def parser() -> argparse.ArgumentParser:
 def run_eval(a) -> int:
     from engine.evaluation.runner import EvalSpec, format_table, resolve_data, run_evaluation
     from engine.models.generation import load_generator
+    from engine.models.spec import spec_for
     from engine.rag.embedder import Embedder
     from engine.rag.store import KnowledgeBaseStore
     from engine.settings import load_settings
     from engine.tracking import Tracker
 
     settings = load_settings()
-    spec = EvalSpec(a.data, a.mode, a.limit, a.k, a.kb, a.batch_size, a.max_new_tokens)
+    spec = EvalSpec(a.data, a.mode, a.limit, a.k, a.kb, a.batch_size, a.max_new_tokens, a.model)
     resolve_data(spec.data, settings)  # fail fast on a bad path, before any model loads
+    model = spec_for(spec.model)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
     if store is not None:
         store.collection(spec.kb)  # fail fast, before the model loads
-    generator = load_generator(settings=settings)
+    generator = load_generator(model, settings=settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 
     def progress(done: int, total: int) -> None:
@@ -99,6 +105,7 @@ def run_ingest(a) -> int:
 
 def run_ask(a) -> int:
     from engine.models.generation import load_generator
+    from engine.models.spec import spec_for
     from engine.rag.embedder import Embedder
     from engine.rag.pipeline import RagPipeline, check_question
     from engine.rag.retriever import KnowledgeBaseRetriever
@@ -106,9 +113,10 @@ def run_ask(a) -> int:
     from engine.settings import load_settings
 
     question = check_question(a.question)
+    model = spec_for(a.model)
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
     store.collection(a.kb)
-    answer = RagPipeline(KnowledgeBaseRetriever(store, a.kb), load_generator()).answer(question, a.k)
+    answer = RagPipeline(KnowledgeBaseRetriever(store, a.kb), load_generator(model)).answer(question, a.k)
     print(answer.answer)
     for n, h in enumerate(answer.hits, start=1):
         print(f"  [{n}] {h.score:.3f} {h.title}{'  (cited)' if n in answer.citations else ''}")

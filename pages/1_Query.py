@@ -13,18 +13,22 @@ st.set_page_config(page_title="Query · Studio", page_icon="💬", layout="wide"
 st.title("💬 Query")
 
 with user_errors():
-    r.docs_kb()
-    store = r.store()
+    r.warm_up()
+    with st.spinner("Opening the knowledge bases…"):
+        r.docs_kb()
+        store = r.store()
     left, right = st.columns([3, 1])
     with right:
         kb = kb_picker(store.names(), key="query-kb")
-        k = st.slider("Sources (k)", 1, 10, 5, key="query-k")
+        k = st.slider("Sources (k)", 1, 10, 3, key="query-k")
+        model = st.text_input("Model", key="query-model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
     with left, st.form("ask"):
         question = st.text_input("Question", placeholder="What is the Studio for?", key="query-question")
         asked = st.form_submit_button("Ask", type="primary")
 
     if asked and kb:
-        pipeline = RagPipeline(KnowledgeBaseRetriever(store, kb), r.generator())
+        with st.spinner("Loading the model…"):
+            pipeline = RagPipeline(KnowledgeBaseRetriever(store, kb), r.generator(model.strip()))
         stream = pipeline.stream(question, k)
         with left:
             st.write_stream(stream)

@@ -5,7 +5,8 @@ import streamlit as st
 
 from engine import jobs
 from engine.evaluation.history import evaluation_runs, per_question
-from engine.evaluation.runner import MODES, EvalSpec
+from engine.evaluation.runner import MODES, EvalSpec, resolve_data
+from engine.models.spec import spec_for
 from ui import resources as r
 from ui.widgets import job_status, user_errors
 
@@ -29,9 +30,14 @@ with user_errors():
         )
         limit = cols[2].number_input("Questions", 1, 1000, 50)
         k = cols[3].number_input("k", 1, 10, 5)
-        batch = cols[4].number_input("Batch size", 1, 64, 8)
+        batch = cols[4].number_input("Batch size", 1, 64, 16)
+        model = st.text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         if st.form_submit_button("Start evaluation", type="primary"):
-            spec = EvalSpec(data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch))
+            spec = EvalSpec(
+                data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch), model=model.strip()
+            )
+            spec_for(spec.model)  # bad paths are reported here, before a job starts
+            resolve_data(spec.data, r.settings())
             st.session_state["eval-job"] = jobs.start_job("eval", spec.__dict__).id
 
     # After a reload, pick up the newest evaluation job (running or finished).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import jobs
+from engine.errors import InputError
 from engine.rag.documents import load_documents, parse_upload
 from engine.rag.store import KnowledgeBaseStore, check_name
 from ui.widgets import job_status, user_errors
@@ -17,7 +18,7 @@ def start_ingest(store: KnowledgeBaseStore, kb: str, source: str, upload, path: 
     check_name(kb)
     if source == SOURCES[0]:
         if upload is None:
-            raise jobs.InputError("Choose a file to upload.")
+            raise InputError("Choose a file to upload.")
         data = upload.getvalue()
         parse_upload(upload.name, data)  # raises a clear InputError for empty / non-UTF-8 / malformed files
         folder = store.settings.data_dir / "uploads"
@@ -29,7 +30,7 @@ def start_ingest(store: KnowledgeBaseStore, kb: str, source: str, upload, path: 
         load_documents(path.strip())  # the same check for paths
         return jobs.start_job("ingest", {"kb": kb, "path": path.strip()})
     if not hf.strip():
-        raise jobs.InputError("Type a Hugging Face dataset name.")
+        raise InputError("Type a Hugging Face dataset name.")
     return jobs.start_job("ingest", {"kb": kb, "hf_dataset": hf.strip()})
 
 

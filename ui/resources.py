@@ -1,11 +1,17 @@
-"""Shared, expensive objects for all pages and sessions (``st.cache_resource``)."""
+"""Shared, expensive objects for all pages and sessions (``st.cache_resource``).
+
+None of them shows a spinner itself: they are also filled by the warm-up thread, which has
+no page to draw on. Pages wrap the first call in ``st.spinner`` where it may take a while.
+"""
 
 from __future__ import annotations
+
+import threading
 
 import streamlit as st
 
 from engine.models.generation import Generator, load_generator
-from engine.models.spec import DEFAULT_MODEL
+from engine.models.spec import spec_for
 from engine.rag.embedder import Embedder
 from engine.rag.ingest import IngestReport, ensure_docs_kb
 from engine.rag.store import KnowledgeBaseStore
@@ -18,19 +24,20 @@ def settings() -> Settings:
     return load_settings()
 
 
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner=False)
 def embedder() -> Embedder:
     return Embedder.shared()
 
 
-@st.cache_resource(show_spinner="Opening the knowledge bases…")
+@st.cache_resource(show_spinner=False)
 def store() -> KnowledgeBaseStore:
     return KnowledgeBaseStore(settings(), embedder())
 
 
-@st.cache_resource(show_spinner="Loading the model (the first start converts it; later starts take seconds)…")
-def generator() -> Generator:
-    return load_generator(DEFAULT_MODEL, settings())
+@st.cache_resource(show_spinner=False)
+def generator(source: str = "") -> Generator:
+    """The generator for a model source (empty: the bundled model); one per source per server."""
+    return load_generator(spec_for(source), settings())
 
 
 @st.cache_resource(show_spinner=False)
@@ -38,7 +45,32 @@ def tracker() -> Tracker:
     return Tracker(settings())
 
 
-@st.cache_resource(show_spinner="Indexing the Studio's own documentation…")
+@st.cache_resource(show_spinner=False)
 def docs_kb() -> IngestReport:
     """Ingest README and docs/ into ``studio-docs`` once per server start (skips unchanged chunks)."""
     return ensure_docs_kb(store())
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """At the first page view, load the model, the embedder and MLflow in the background.
+
+    A question typed right after the app starts then waits for less, and the MLflow store
+    is open before the first answer needs to be logged.
+    """
+
+    def work() -> None:
+        for step in (docs_kb, generator, tracker):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the page calling this step shows the error to the user
+                pass
+
+    thread = threading.Thread(target=work, name="studio-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+MODEL_HELP = (
+    "Empty: the bundled SmolLM2-135M-Instruct. Or a Hugging Face id (online), a local model folder, a .gguf file."
+)

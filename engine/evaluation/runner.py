@@ -31,8 +31,9 @@ class EvalSpec:
     limit: int | None = 200
     k: int = 5
     kb: str = "hotpotqa-wiki"
-    batch_size: int = 8
+    batch_size: int = 16
     max_new_tokens: int = 32
+    model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -163,8 +164,9 @@ def eval_job(args: dict, ctx) -> dict:
 
     settings = load_settings()
     spec = EvalSpec(**args)
+    resolve_data(spec.data, settings)  # fail fast on a bad path, before the model loads
     ctx.progress(0.0, "loading the model")
-    generator = load_generator(settings=settings)
+    generator = load_generator(spec.model, settings=settings)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
     ctx.progress(0.02, "answering")

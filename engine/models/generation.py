@@ -186,8 +186,9 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 def load_generator(spec=None, settings=None) -> Generator:
-    """A generator for ``spec`` (the bundled default model when None)."""
+    """A generator for ``spec``: a ModelSpec, a model source string (see ``spec_for``), or None
+    for the bundled default model."""
     from engine.models.loader import load_model
-    from engine.models.spec import DEFAULT_MODEL
+    from engine.models.spec import ModelSpec, spec_for
 
-    return Generator(load_model(spec or DEFAULT_MODEL, settings))
+    return Generator(load_model(spec if isinstance(spec, ModelSpec) else spec_for(spec), settings))

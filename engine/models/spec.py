@@ -110,3 +110,18 @@ def check_quantization_backend(spec: ModelSpec, device: str) -> None:
             "bitsandbytes 8-bit/4-bit has no backend on Apple Silicon (mps). "
             "Choose quantization 'none' with dtype float16, or device 'cpu'."
         )
+
+
+def spec_for(source: str | None) -> ModelSpec:
+    """The spec for a user's model choice: empty means the bundled default; a path to a .gguf
+    file, a local model folder or a Hugging Face id load the same way."""
+    source = (source or "").strip()
+    if not source or source == DEFAULT_MODEL.name:
+        return DEFAULT_MODEL
+    path = Path(source).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise InputError(f"Model path {source!r} does not exist.")
+        return ModelSpec(name=path.stem, source=str(path.parent.resolve()), gguf_file=path.name)
+    resolve_source(source)  # a clear error now for a local path that does not exist
+    return ModelSpec(name=path.name if path.exists() else source, source=source, gguf_file=None)

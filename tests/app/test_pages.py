@@ -32,7 +32,7 @@ def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
     assert not at.error, [e.value for e in at.error]
     assert at.success and at.success[0].value.strip()
     sources = [e.label for e in at.expander if e.label.startswith("[")]
-    assert len(sources) == 5 and all("score" in s for s in sources)
+    assert len(sources) == 3 and all("score" in s for s in sources)
     assert any(m.label == "Retrieval" for m in at.metric)
     runs = tracker.recent("studio-query")
     assert runs and runs[0].params["question"] == "What is the Studio for?"
@@ -71,3 +71,12 @@ def test_benchmarks_runs_an_evaluation_job(app_env):
     table = at.dataframe[0].value
     assert len(table) == 2 and {"question", "gold", "prediction", "f1"} <= set(table.columns)
     assert any("Question:" in m.value for m in at.markdown)  # the drill-down
+
+
+def test_query_model_path_that_does_not_exist_is_a_message(app_env):
+    at = page("pages/1_Query.py").run()
+    at.text_input(key="query-model").input("/no/such/model-folder")
+    at.text_input(key="query-question").input("What is the Studio for?")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)

@@ -102,6 +102,8 @@ def test_cli_eval_prints_table(settings, session_settings):
         (["ingest", "--kb", "my-kb", "--path", "/no/such/folder"], "does not exist"),
         (["ingest", "--kb", "x", "--path", "README.md"], "is not valid"),
         (["ask", "   ", "--kb", "studio-docs"], "type a question"),
+        (["eval", "--model", "/no/such/model", "--limit", "2"], "does not exist"),
+        (["eval", "--model", "/no/such/model.gguf", "--limit", "2"], "does not exist"),
     ],
 )
 def test_cli_bad_input_is_a_message_not_a_traceback(args, message, settings):

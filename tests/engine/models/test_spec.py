@@ -156,3 +156,17 @@ def test_quantization_on_mps_is_an_input_error(quantization: str) -> None:
 @pytest.mark.parametrize("quantization,device", [("none", "mps"), ("8bit", "cpu"), ("4bit", "cuda")])
 def test_quantization_backends_that_exist_pass(quantization: str, device: str) -> None:
     assert check_quantization_backend(ModelSpec(quantization=quantization), device) is None
+
+
+def test_spec_for_user_choices(tmp_path):
+    from engine.models.spec import DEFAULT_MODEL, spec_for
+
+    assert spec_for("") is DEFAULT_MODEL and spec_for(None) is DEFAULT_MODEL
+    gguf = tmp_path / "tiny.Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    spec = spec_for(str(gguf))
+    assert spec.gguf_file == "tiny.Q4.gguf" and spec.source == str(tmp_path.resolve())
+    assert spec_for("HuggingFaceTB/SmolLM2-360M-Instruct").gguf_file is None
+    for missing in ("/no/such/model", "/no/such/model.gguf", "./nowhere"):
+        with pytest.raises(InputError, match="does not exist"):
+            spec_for(missing)
