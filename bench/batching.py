@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import emit  # noqa: E402
 from engine.evaluation.hotpotqa import load_hotpotqa  # noqa: E402
 from engine.evaluation.metrics import f1  # noqa: E402
 from engine.evaluation.runner import EvalSpec, resolve_data, run_evaluation  # noqa: E402
@@ -83,10 +84,7 @@ def main() -> int:
         f"| {m} | {n} | {ls:.1f} | {bs:.1f} | {sp:.2f}x | {lf:.1f} | {bf:.1f} | {same}/{n} |\n"
         for m, n, ls, bs, sp, lf, bf, same in rows
     )
-    print(table)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(table + "\n")
+    emit(table, a.out)
     return 0
 
 

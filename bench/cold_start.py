@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import emit  # noqa: E402
 from engine.appserver import start_app  # noqa: E402
 from engine.settings import Settings, load_settings  # noqa: E402
 
@@ -92,10 +93,7 @@ def main() -> int:
             )
         )
     )
-    print(table)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(table + "\n")
+    emit(table, a.out)
     return 0
 
 

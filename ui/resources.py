@@ -34,9 +34,15 @@ def store() -> KnowledgeBaseStore:
     return KnowledgeBaseStore(settings(), embedder())
 
 
-@st.cache_resource(show_spinner=False)
 def generator(source: str = "") -> Generator:
     """The generator for a model source (empty: the bundled model); one per source per server."""
+    return cached_generator(source.strip())
+
+
+@st.cache_resource(show_spinner=False)
+def cached_generator(source: str) -> Generator:
+    # Always called with one positional argument: Streamlit keys the cache on the call's
+    # arguments as written, so generator() and generator("") must not make two entries.
     return load_generator(spec_for(source), settings())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ from engine.models.spec import (
     to_bnb_config,
 )
 from engine.settings import Settings, load_settings
+
+# transformers builds models under global context managers (meta device, default dtype),
+# so two loads in one process at once can corrupt each other: the app's warm-up thread and
+# a page may both load. Every model load in the Studio holds this lock.
+LOADING = threading.RLock()
 
 
 @dataclass
@@ -69,6 +75,11 @@ def convert_gguf(spec: ModelSpec, target: Path) -> None:
 
 def load_model(spec: ModelSpec, settings: Settings | None = None) -> LoadedModel:
     """Load the spec's model on its device; GGUF sources go through the safetensors cache."""
+    with LOADING:
+        return load_model_unlocked(spec, settings)
+
+
+def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     settings = settings or load_settings()

@@ -9,6 +9,7 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from engine.models.loader import LOADING
 from engine.models.spec import resolve_device, resolve_source
 
 # Measured on 2 cores: about 34 passages/s at batch 32; batch 128 is slower.
@@ -35,15 +36,17 @@ class Embedder:
         Chroma rebuilds an embedding function from a collection's saved config each time a
         collection is opened; without this, every open would load the model again.
         """
-        if spec not in cls.loaded:
-            cls.loaded[spec] = cls(spec)
-        return cls.loaded[spec]
+        with LOADING:
+            if spec not in cls.loaded:
+                cls.loaded[spec] = cls(spec)
+            return cls.loaded[spec]
 
     def __init__(self, spec: EmbedderSpec = EmbedderSpec()):
         from sentence_transformers import SentenceTransformer
 
         self.spec = spec
-        self.model = SentenceTransformer(resolve_source(spec.source), device=resolve_device(spec.device))
+        with LOADING:  # see engine.models.loader.LOADING
+            self.model = SentenceTransformer(resolve_source(spec.source), device=resolve_device(spec.device))
 
     def embed(self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
         """Vectors for ``texts`` in order; ``on_progress(done, total)`` after each batch."""
