@@ -52,11 +52,13 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
     with st.expander("Add documents to a knowledge base", expanded=not store.names()):
         with st.form("ingest"):
             kb = st.text_input("Knowledge base", value="my-docs", help="An existing name adds to it.")
-            source = st.radio("Source", SOURCES, horizontal=True)
+            source = st.radio("Source", SOURCES, horizontal=True, key="ingest-source")
             upload = st.file_uploader(
                 "File (.jsonl with title/text, .txt, .md, .pdf)", type=["jsonl", "txt", "md", "pdf"]
             )
-            path = st.text_input("Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl")
+            path = st.text_input(
+                "Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl", key="ingest-path"
+            )
             hf = st.text_input("Hugging Face dataset", placeholder="owner/name")
             if st.form_submit_button("Ingest"):
                 with user_errors():

@@ -46,7 +46,7 @@ def prefill(model, prefix: Sequence[int], device: str):
 
     cache = DynamicCache()
     with torch.inference_mode():
-        model(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.tensor([list(prefix)], device=device), cache=cache, use_cache=True)
     return cache
 
 

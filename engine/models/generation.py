@@ -109,7 +109,7 @@ class Generator:
             idx = order[start : start + batch_size]
             input_ids, mask = pad_rows([rows[i][len(prefix) :] for i in idx], self.tokenizer.pad_token_id, prefix)
             if prefix_cache is not None:
-                kwargs["past_key_values"] = expand(prefix_cache, len(idx))
+                kwargs["cache"] = expand(prefix_cache, len(idx))
             began = time.perf_counter()
             with self.lock, torch.inference_mode():
                 if sampling.seed is not None:

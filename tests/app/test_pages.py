@@ -48,8 +48,8 @@ def test_query_empty_question_is_a_message(app_env):
 
 def test_query_bad_upload_path_is_a_message(app_env):
     at = page("pages/1_Query.py").run()
-    at.radio[0].set_value("Local path")
-    at.text_input[2].input("/no/such/place")
+    at.radio(key="ingest-source").set_value("Local path")
+    at.text_input(key="ingest-path").input("/no/such/place")
     at.button[1].click().run()
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error)
