@@ -5,7 +5,8 @@
 Each run launches ``streamlit run Home.py`` as a fresh process, opens the Query page in
 headless Chromium, asks "What is the Studio for?" and stops the clock when the answer box
 shows. The data dir is prepared first (not timed): the bundled model converted to
-safetensors and the studio-docs knowledge base indexed, as after a first start.
+safetensors, the studio-docs knowledge base indexed and the MLflow store created, as after
+a first start.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ def warm(data_dir: Path) -> None:
     from engine.rag.embedder import Embedder
     from engine.rag.ingest import ensure_docs_kb
     from engine.rag.store import KnowledgeBaseStore
+    from engine.tracking import QUERY, Tracker
 
     settings = Settings(data_dir=data_dir)
     load_generator(settings=settings)
     ensure_docs_kb(KnowledgeBaseStore(settings, Embedder.shared()))
+    Tracker(settings).experiment_id(QUERY)  # the MLflow store exists after a first start
 
 
 def one_run(browser, data_dir: Path) -> tuple[float, float, str]:

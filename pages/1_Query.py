@@ -12,8 +12,18 @@ from ui.widgets import kb_picker, user_errors
 st.set_page_config(page_title="Query · Studio", page_icon="💬", layout="wide")
 st.title("💬 Query")
 
+
+@st.fragment(run_every=1.0)
+def mlflow_status(logged) -> None:
+    if not logged.done():
+        st.caption("Logging to MLflow…")
+    elif logged.exception() is not None:
+        st.warning(f"Could not log to MLflow: {logged.exception()}")
+    else:
+        st.caption(f"Logged to MLflow run `{logged.result()}` (experiment studio-query).")
+
+
 with user_errors():
-    r.warm_up()
     with st.spinner("Opening the knowledge bases…"):
         r.docs_kb()
         store = r.store()
@@ -33,12 +43,13 @@ with user_errors():
         with left:
             st.write_stream(stream)
         answer = stream.result
-        run_id = log_query(r.tracker(), answer, kb, pipeline.generator.name, k)
-        st.session_state["last-answer"] = (answer, run_id)
+        # Logged in the background: the answer shows without waiting for MLflow.
+        logged = r.background().submit(lambda: log_query(r.tracker(), answer, kb, pipeline.generator.name, k))
+        st.session_state["last-answer"] = (answer, logged)
         st.rerun()
 
     if "last-answer" in st.session_state:
-        answer, run_id = st.session_state["last-answer"]
+        answer, logged = st.session_state["last-answer"]
         with left:
             st.markdown(f"**Q:** {answer.question}")
             st.success(answer.answer or "(the model gave no answer)")
@@ -53,7 +64,8 @@ with user_errors():
                 with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
                     st.write(hit.text)
                     st.caption(f"source: {hit.source} · id: {hit.id}")
-            st.caption(f"Logged to MLflow run `{run_id}` (experiment studio-query).")
+            mlflow_status(logged)
 
     st.divider()
     ingest_panel(store)
+    r.warm_up()  # after the page is drawn: load the model while the user types

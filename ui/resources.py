@@ -7,6 +7,7 @@ no page to draw on. Pages wrap the first call in ``st.spinner`` where it may tak
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import streamlit as st
 
@@ -58,15 +59,20 @@ def docs_kb() -> IngestReport:
 
 
 @st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Thread:
-    """At the first page view, load the model, the embedder and MLflow in the background.
+def background() -> ThreadPoolExecutor:
+    """One worker thread for small jobs a page should not wait for (MLflow logging)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-background")
 
-    A question typed right after the app starts then waits for less, and the MLflow store
-    is open before the first answer needs to be logged.
-    """
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """At the first page view, load the model and the embedder in the background, so a
+    question typed right after the app starts waits for less."""
 
     def work() -> None:
-        for step in (docs_kb, generator, tracker):
+        # MLflow is left out on purpose: opening it while the first answer is generated
+        # slows that answer down; the first query's background log opens it instead.
+        for step in (docs_kb, generator, lambda: embedder().encoder):
             try:
                 step()
             except Exception:  # noqa: BLE001 - the page calling this step shows the error to the user

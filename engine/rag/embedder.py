@@ -44,8 +44,16 @@ class Embedder:
 
     def __init__(self, spec: EmbedderSpec = EmbedderSpec()):
         self.spec = spec
-        with LOADING:  # see engine.models.loader.LOADING
-            self.encoder = load_encoder(resolve_source(spec.source), resolve_device(spec.device))
+        self._encoder = None
+
+    @property
+    def encoder(self):
+        """The model, loaded on first use: opening a knowledge base needs no embeddings."""
+        if self._encoder is None:
+            with LOADING:  # see engine.models.loader.LOADING
+                if self._encoder is None:
+                    self._encoder = load_encoder(resolve_source(self.spec.source), resolve_device(self.spec.device))
+        return self._encoder
 
     def embed(self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
         """Vectors for ``texts`` in order; ``on_progress(done, total)`` after each batch."""

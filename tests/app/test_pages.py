@@ -1,5 +1,7 @@
 """The pages under Streamlit's AppTest: real model, real Chroma and MLflow in a temp dir."""
 
+import time
+
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
@@ -34,8 +36,14 @@ def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
     sources = [e.label for e in at.expander if e.label.startswith("[")]
     assert len(sources) == 3 and all("score" in s for s in sources)
     assert any(m.label == "Retrieval" for m in at.metric)
+    # The run is logged in the background; the page shows its id once it is there.
+    deadline = time.monotonic() + 60
+    while not tracker.recent("studio-query") and time.monotonic() < deadline:
+        time.sleep(0.5)
     runs = tracker.recent("studio-query")
     assert runs and runs[0].params["question"] == "What is the Studio for?"
+    at.run()
+    assert any(runs[0].run_id in c.value for c in at.caption)
 
 
 def test_query_empty_question_is_a_message(app_env):
