@@ -38,7 +38,7 @@ def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
     assert any(m.label == "Retrieval" for m in at.metric)
     # The run is logged in the background; the page shows its id once it is there.
     deadline = time.monotonic() + 60
-    while not tracker.recent("studio-query") and time.monotonic() < deadline:
+    while time.monotonic() < deadline and [r.status for r in tracker.recent("studio-query")] != ["FINISHED"]:
         time.sleep(0.5)
     runs = tracker.recent("studio-query")
     assert runs and runs[0].params["question"] == "What is the Studio for?"
