@@ -24,6 +24,7 @@ def mlflow_status(logged) -> None:
 
 
 with user_errors():
+    r.warm_up()  # load the model and the embedder in the background while the page is drawn
     with st.spinner("Opening the knowledge bases…"):
         r.docs_kb()
         store = r.store()
@@ -68,4 +69,3 @@ with user_errors():
 
     st.divider()
     ingest_panel(store)
-    r.warm_up()  # after the page is drawn: load the model while the user types
