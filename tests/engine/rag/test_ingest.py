@@ -115,7 +115,7 @@ def test_docs_kb_answers_what_the_studio_is_for(store) -> None:
     (hits,) = store.query(DOCS_KB, ["What is the Studio for?"], k=3)
     assert hits[0].source in ("README.md", "guide.md")
     assert hits[0].score > 0.3
-    assert all(h.source in ("README.md", "guide.md") for h in hits)
+    assert all(h.source in {d.source for d in docs} for h in hits)  # every hit is from our own docs
     assert "Studio" in hits[0].text
 
     again = ensure_docs_kb(store)
