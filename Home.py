@@ -51,6 +51,6 @@ with user_errors():
              "F1": x.metrics.get("f1"), "total s": x.metrics.get("total_s", x.metrics.get("seconds"))}
             for x in sorted(runs, key=lambda x: -x.start_time)
         ]  # fmt: skip
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows).round(1), hide_index=True, width="stretch")
         st.link_button("Open MLflow", "http://127.0.0.1:5000")
         st.caption(f"Start it with `mlflow ui --backend-store-uri {tracker.uri} --port 5000`")

@@ -96,4 +96,4 @@ with user_errors():
             title="F1 by run",
         )
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(runs, hide_index=True, width="stretch")
+        st.dataframe(runs.round(3), hide_index=True, width="stretch")
