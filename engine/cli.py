@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from engine.errors import StudioError
@@ -50,23 +49,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_eval(a) -> int:
-    from engine.evaluation.runner import EvalSpec, format_table, resolve_data, run_evaluation
-    from engine.models.generation import load_generator
-    from engine.models.spec import spec_for
-    from engine.rag.embedder import Embedder
-    from engine.rag.store import KnowledgeBaseStore
+    from engine.evaluation.runner import EvalSpec, format_table, prepare_evaluation, run_evaluation
     from engine.settings import load_settings
     from engine.tracking import Tracker
 
     settings = load_settings()
     spec = EvalSpec(a.data, a.mode, a.limit, a.k, a.kb, a.batch_size, a.max_new_tokens, a.model)
-    resolve_data(spec.data, settings)  # fail fast on a bad path, before any model loads
-    model = spec_for(spec.model)
-    embedder = Embedder.shared() if spec.mode != "closed-book" else None
-    store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
-    if store is not None:
-        store.collection(spec.kb)  # fail fast, before the model loads
-    generator = load_generator(model, settings=settings)
+    generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 
     def progress(done: int, total: int) -> None:
@@ -82,17 +71,14 @@ def run_eval(a) -> int:
 
 def run_ingest(a) -> int:
     from engine.rag.chunking import ChunkSpec
-    from engine.rag.documents import load_documents
     from engine.rag.embedder import Embedder
-    from engine.rag.ingest import ingest_documents, load_hf_documents
+    from engine.rag.ingest import ingest_documents, load_source
     from engine.rag.store import KnowledgeBaseStore, check_name
     from engine.settings import load_settings
 
     check_name(a.kb)
     spec = ChunkSpec(a.chunk_size, a.overlap)
-    if bool(a.path) == bool(a.hf_dataset):
-        raise StudioError("Give exactly one of --path or --hf-dataset.")
-    docs = load_hf_documents(a.hf_dataset) if a.hf_dataset else load_documents(os.path.expanduser(a.path))
+    docs = load_source(a.path, a.hf_dataset)
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
     report = ingest_documents(
         store, a.kb, docs, spec, lambda d, t: print(f"\r{d}/{t} chunks", end="", file=sys.stderr, flush=True)

@@ -156,19 +156,28 @@ def format_table(result: EvalResult) -> str:
     return f"{head}\n{row} {result.seconds:>8.1f}"
 
 
-def eval_job(args: dict, ctx) -> dict:
-    """The background-job form of :func:`run_evaluation` (kind ``eval``)."""
+def prepare_evaluation(spec: EvalSpec, settings: Settings):
+    """The generator, embedder and store the spec needs; bad input fails before the model loads."""
     from engine.models.generation import load_generator
+    from engine.models.spec import spec_for
     from engine.rag.embedder import Embedder
     from engine.rag.store import KnowledgeBaseStore
 
-    settings = load_settings()
-    spec = EvalSpec(**args)
-    resolve_data(spec.data, settings)  # fail fast on a bad path, before the model loads
-    ctx.progress(0.0, "loading the model")
-    generator = load_generator(spec.model, settings=settings)
+    resolve_data(spec.data, settings)
+    model = spec_for(spec.model)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
+    if store is not None:
+        store.collection(spec.kb)
+    return load_generator(model, settings=settings), embedder, store
+
+
+def eval_job(args: dict, ctx) -> dict:
+    """The background-job form of :func:`run_evaluation` (kind ``eval``)."""
+    settings = load_settings()
+    spec = EvalSpec(**args)
+    ctx.progress(0.0, "loading the model")
+    generator, embedder, store = prepare_evaluation(spec, settings)
     ctx.progress(0.02, "answering")
     result = run_evaluation(
         spec, generator, embedder, store, settings, Tracker(settings),

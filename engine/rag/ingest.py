@@ -80,6 +80,13 @@ def load_hf_documents(name: str, split: str = "train", text_field: str = "text",
     ]
 
 
+def load_source(path: str | None = None, hf_dataset: str | None = None, split: str = "train") -> list[Document]:
+    """Documents from exactly one of a local path or a Hugging Face dataset name."""
+    if bool(path) == bool(hf_dataset):
+        raise InputError("Give exactly one of a path or a Hugging Face dataset.")
+    return load_hf_documents(hf_dataset, split) if hf_dataset else load_documents(Path(path).expanduser())
+
+
 def studio_documents() -> list[Document]:
     """The Studio's own documentation: README.md and docs/."""
     docs = load_documents(ROOT / "README.md")
@@ -100,10 +107,7 @@ def ingest_job(args: dict, ctx) -> dict:
 
     spec = ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
     ctx.progress(0.0, "reading documents")
-    if args.get("hf_dataset"):
-        docs = load_hf_documents(args["hf_dataset"], args.get("split", "train"))
-    else:
-        docs = load_documents(Path(args["path"]).expanduser())
+    docs = load_source(args.get("path"), args.get("hf_dataset"), args.get("split", "train"))
     ctx.progress(0.01, f"embedding {len(docs)} documents")
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
 
