@@ -29,7 +29,7 @@ browser:
 	fi
 
 run: install
-	$(PY) -m streamlit run Home.py
+	$(PY) -m ui.serve
 
 test: install-dev
 	$(PY) -m pytest

@@ -46,26 +46,18 @@ def one_at_a_time(items, mode, generator, embedder, store, k, kb) -> tuple[float
     return time.perf_counter() - start, answers
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=int, default=200)
-    p.add_argument("--modes", nargs="+", default=["closed-book", "distractor"])
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--k", type=int, default=5)
-    p.add_argument("--kb", default="hotpotqa-wiki")
-    p.add_argument("--out", help="append the Markdown table to this file")
-    a = p.parse_args()
-
+def measure(modes, limit: int = 200, batch_size: int = 32, k: int = 5, kb: str = "hotpotqa-wiki") -> str:
+    """Run both paths for each mode; the Markdown table."""
     settings = load_settings()
     generator = load_generator(settings=settings)
     embedder = Embedder.shared()
-    store = KnowledgeBaseStore(settings, embedder) if "kb" in a.modes else None
-    items = load_hotpotqa(resolve_data("hotpotqa-dev.jsonl", settings), a.limit)
+    store = KnowledgeBaseStore(settings, embedder) if "kb" in modes else None
+    items = load_hotpotqa(resolve_data("hotpotqa-dev.jsonl", settings), limit)
     rows = []
-    for mode in a.modes:
-        spec = EvalSpec(mode=mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size)
+    for mode in modes:
+        spec = EvalSpec(mode=mode, limit=limit, k=k, kb=kb, batch_size=batch_size)
         batched = run_evaluation(spec, generator, embedder, store, settings)
-        loop_s, loop_answers = one_at_a_time(items, mode, generator, embedder, store, a.k, a.kb)
+        loop_s, loop_answers = one_at_a_time(items, mode, generator, embedder, store, k, kb)
         loop_f1 = 100 * sum(f1(ans, it.answer) for ans, it in zip(loop_answers, items, strict=True)) / len(items)
         same = sum(r["prediction"] == ans for r, ans in zip(batched.rows, loop_answers, strict=True))
         rows.append((mode, len(items), loop_s, batched.seconds, loop_s / batched.seconds, loop_f1,
@@ -76,15 +68,26 @@ def main() -> int:
     head = (
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch threads {__import__('torch').get_num_threads()}; model {generator.name} ({generator.loaded.device}, "
-        f"{generator.model.dtype}); batch size {a.batch_size}; k {a.k}; date {time.strftime('%Y-%m-%d')}.\n\n"
+        f"{generator.model.dtype}); batch size {batch_size}; k {k}; date {time.strftime('%Y-%m-%d')}.\n\n"
         "| mode | questions | one at a time (s) | batched (s) | speed-up | F1 loop | F1 batched | same answers |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
-    table = head + "".join(
+    return head + "".join(
         f"| {m} | {n} | {ls:.1f} | {bs:.1f} | {sp:.2f}x | {lf:.1f} | {bf:.1f} | {same}/{n} |\n"
         for m, n, ls, bs, sp, lf, bf, same in rows
     )
-    emit(table, a.out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--modes", nargs="+", default=["closed-book", "distractor"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--kb", default="hotpotqa-wiki")
+    p.add_argument("--out", help="append the Markdown table to this file")
+    a = p.parse_args()
+    emit(measure(a.modes, a.limit, a.batch_size, a.k, a.kb), a.out)
     return 0
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cold_start.py --runs 3 --out docs/benchmarks.md
 
-Each run launches ``streamlit run Home.py`` as a fresh process, opens the Query page in
+Each run launches the app (``python -m ui.serve``, as ``make run`` does) as a fresh process, opens the Query page in
 headless Chromium, asks "What is the Studio for?" and stops the clock when the answer box
 shows. The data dir is prepared first (not timed): the bundled model converted to
 safetensors, the studio-docs knowledge base indexed and the MLflow store created, as after
@@ -61,17 +61,13 @@ def one_run(browser, data_dir: Path) -> tuple[float, float, str]:
         server.stop()
 
 
-def main() -> int:
+def measure(runs: int = 3, data_dir: str | None = None) -> str:
+    """Launch the app ``runs`` times and ask once each; the Markdown table."""
     from playwright.sync_api import sync_playwright
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--data-dir", help="a data dir to use (default: a temp dir sharing the model cache)")
-    p.add_argument("--out", help="append the Markdown table to this file")
-    a = p.parse_args()
-
-    data_dir = Path(a.data_dir or tempfile.mkdtemp(prefix="studio-cold-"))
-    if not a.data_dir:
+    given = data_dir
+    data_dir = Path(given or tempfile.mkdtemp(prefix="studio-cold-"))
+    if not given:
         models = load_settings().models_dir
         models.mkdir(parents=True, exist_ok=True)
         (data_dir / "models").symlink_to(models.resolve(), target_is_directory=True)
@@ -79,13 +75,13 @@ def main() -> int:
     results = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        for n in range(a.runs):
+        for n in range(runs):
             ready, total, text = one_run(browser, data_dir)
             results.append((ready, total))
             print(f"run {n + 1}: server healthy {ready:.1f} s, first answer {total:.1f} s: {text!r}", flush=True)
         browser.close()
-    table = (
-        f"Cold start to first answer ({a.runs} runs, {time.strftime('%Y-%m-%d')}; warm cache; "
+    return (
+        f"Cold start to first answer ({runs} runs, {time.strftime('%Y-%m-%d')}; warm cache; "
         f"`{QUESTION}` on the Query page).\n\n"
         "| measure | median (s) | min (s) | max (s) |\n| --- | ---: | ---: | ---: |\n"
         + "".join(
@@ -96,7 +92,15 @@ def main() -> int:
             )
         )
     )
-    emit(table, a.out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--data-dir", help="a data dir to use (default: a temp dir sharing the model cache)")
+    p.add_argument("--out", help="append the Markdown table to this file")
+    a = p.parse_args()
+    emit(measure(a.runs, a.data_dir), a.out)
     return 0
 
 

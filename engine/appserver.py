@@ -64,8 +64,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(data_dir: Path, page: str = "Home.py") -> AppServer:
-    """``streamlit run`` on a free port with ``STUDIO_DATA_DIR=data_dir``, in its own process group."""
+def start_app(data_dir: Path) -> AppServer:
+    """The Studio (``python -m ui.serve``, as ``make run`` starts it) on a free port with
+    ``STUDIO_DATA_DIR=data_dir``, in its own process group."""
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
     env.pop("STUDIO_CHROMA_URL", None)
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -74,7 +75,7 @@ def start_app(data_dir: Path, page: str = "Home.py") -> AppServer:
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", page, "--server.port", str(port), "--server.headless", "true"],
+            [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.headless", "true"],
             cwd=ROOT,
             env=env,
             stdout=out,

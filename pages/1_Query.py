@@ -7,7 +7,7 @@ from engine.rag.pipeline import RagPipeline
 from engine.rag.retriever import KnowledgeBaseRetriever
 from ui import resources as r
 from ui.ingest import ingest_panel
-from ui.widgets import kb_picker, user_errors
+from ui.widgets import coalesce, kb_picker, user_errors
 
 st.set_page_config(page_title="Query · Studio", page_icon="💬", layout="wide")
 st.title("💬 Query")
@@ -21,6 +21,23 @@ def mlflow_status(logged) -> None:
         st.warning(f"Could not log to MLflow: {logged.exception()}")
     else:
         st.caption(f"Logged to MLflow run `{logged.result()}` (experiment studio-query).")
+
+
+def show_answer(answer, logged) -> None:
+    st.markdown(f"**Q:** {answer.question}")
+    st.success(answer.answer or "(the model gave no answer)")
+    cols = st.columns(4)
+    cols[0].metric("Retrieval", f"{answer.retrieve_s * 1000:.0f} ms")
+    cols[1].metric("Generation", f"{answer.generate_s:.2f} s")
+    cols[2].metric("Tokens/s", f"{answer.tokens_per_s:.1f}")
+    cols[3].metric("Prompt tokens", answer.prompt_tokens)
+    st.subheader("Sources")
+    for n, hit in enumerate(answer.hits, start=1):
+        cited = " · cited" if n in answer.citations else ""
+        with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
+            st.write(hit.text)
+            st.caption(f"source: {hit.source} · id: {hit.id}")
+    mlflow_status(logged)
 
 
 with user_errors():
@@ -42,30 +59,18 @@ with user_errors():
             pipeline = RagPipeline(KnowledgeBaseRetriever(store, kb), r.generator(model.strip()))
         stream = pipeline.stream(question, k)
         with left:
-            st.write_stream(stream)
+            slot = st.empty()
+            with slot.container():
+                st.write_stream(coalesce(stream))
         answer = stream.result
         # Logged in the background: the answer shows without waiting for MLflow.
         logged = r.background().submit(lambda: log_query(r.tracker(), answer, kb, pipeline.generator.name, k))
         st.session_state["last-answer"] = (answer, logged)
-        st.rerun()
-
-    if "last-answer" in st.session_state:
-        answer, logged = st.session_state["last-answer"]
+        with slot.container():  # the finished answer replaces the streamed text, without a rerun
+            show_answer(answer, logged)
+    elif "last-answer" in st.session_state:
         with left:
-            st.markdown(f"**Q:** {answer.question}")
-            st.success(answer.answer or "(the model gave no answer)")
-            cols = st.columns(4)
-            cols[0].metric("Retrieval", f"{answer.retrieve_s * 1000:.0f} ms")
-            cols[1].metric("Generation", f"{answer.generate_s:.2f} s")
-            cols[2].metric("Tokens/s", f"{answer.tokens_per_s:.1f}")
-            cols[3].metric("Prompt tokens", answer.prompt_tokens)
-            st.subheader("Sources")
-            for n, hit in enumerate(answer.hits, start=1):
-                cited = " · cited" if n in answer.citations else ""
-                with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
-                    st.write(hit.text)
-                    st.caption(f"source: {hit.source} · id: {hit.id}")
-            mlflow_status(logged)
+            show_answer(*st.session_state["last-answer"])
 
     st.divider()
     ingest_panel(store)

@@ -96,4 +96,6 @@ with user_errors():
             title="F1 by run",
         )
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(runs.round(3), hide_index=True, width="stretch")
+        st.dataframe(
+            runs.round(dict.fromkeys(runs.select_dtypes("number").columns, 3)), hide_index=True, width="stretch"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import streamlit as st
 
@@ -55,3 +55,19 @@ def seconds_since(ts: float) -> str:
     if delta < 5400:
         return f"{delta / 60:.0f} min ago"
     return f"{delta / 3600:.1f} h ago"
+
+
+def coalesce(pieces: Iterable[str], every: float = 0.25) -> Iterator[str]:
+    """The same text in fewer, larger pieces: at most one every ``every`` seconds.
+
+    Each piece makes the browser redraw the answer; on a small machine those redraws take
+    CPU from the model that is still generating.
+    """
+    buffer, last = "", time.monotonic()
+    for piece in pieces:
+        buffer += piece
+        if time.monotonic() - last >= every:
+            yield buffer
+            buffer, last = "", time.monotonic()
+    if buffer:
+        yield buffer

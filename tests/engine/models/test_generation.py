@@ -110,6 +110,17 @@ def test_stream_pieces_join_to_the_generated_text(generator, singles) -> None:
     assert "".join(pieces) == singles[3].text
 
 
+def test_stream_copying_from_the_prompt_equals_plain_greedy(generator) -> None:
+    # The stream drafts tokens from n-grams of the prompt (prompt-lookup decoding); when the
+    # answer copies the prompt, drafts are accepted, and the text must still be plain greedy's.
+    passage = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris, France."
+    conversation = chat(f"Copy this sentence exactly: {passage}")
+    sampling = SamplingSpec(max_new_tokens=24)
+    plain = generator.generate([conversation], sampling, batch_size=1)[0].text
+    assert "Eiffel" in plain  # the model does copy, so drafts were tried
+    assert "".join(generator.stream(conversation, sampling)) == plain
+
+
 def test_stream_stops_at_stop_string(generator, singles) -> None:
     pieces = list(generator.stream(CONVERSATIONS[LIST_PROMPT], SamplingSpec(max_new_tokens=MAX_NEW, stop=("\n",))))
     assert "".join(pieces) == singles[LIST_PROMPT].text.split("\n")[0]
