@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from engine.errors import StudioError
+from engine.errors import InputError, StudioError
 
 MODEL_HELP = "a Hugging Face id, a local model folder or a .gguf file (default: the bundled SmolLM2-135M)"
 
@@ -27,7 +27,20 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=32)
     ev.add_argument("--model", default="", help=MODEL_HELP)
+    ev.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
+    ev.add_argument("--split", default="", choices=["", "train", "validation", "test"],
+                    help="questions of the fixed HotpotQA split instead of the file's first ones")  # fmt: skip
+    ev.add_argument("--prompt", default="", choices=["", "few-shot", "zero-shot"],
+                    help="default: the adapter's training prompt, else few-shot")  # fmt: skip
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+
+    tr = sub.add_parser("train", help="train a LoRA adapter on the HotpotQA training split")
+    add_train_arguments(tr)
+
+    ad = sub.add_parser("adapters", help="the adapter registry: list | rename OLD NEW | delete NAME | export NAME DIR")
+    ad.add_argument("action", choices=["list", "rename", "delete", "export"], nargs="?", default="list")
+    ad.add_argument("names", nargs="*")
 
     ing = sub.add_parser("ingest", help="ingest documents into a knowledge base")
     ing.add_argument("--kb", required=True)
@@ -54,7 +67,11 @@ def run_eval(a) -> int:
     from engine.tracking import Tracker
 
     settings = load_settings()
-    spec = EvalSpec(a.data, a.mode, a.limit, a.k, a.kb, a.batch_size, a.max_new_tokens, a.model)
+    spec = EvalSpec(
+        data=a.data, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
+        max_new_tokens=a.max_new_tokens, model=a.model, adapter=a.adapter, dtype=a.dtype, split=a.split,
+        prompt=a.prompt,
+    )  # fmt: skip
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 
@@ -110,6 +127,99 @@ def run_ask(a) -> int:
     return 0
 
 
+def add_train_arguments(tr: argparse.ArgumentParser) -> None:
+    from engine.finetune.spec import TrainSpec
+
+    d = TrainSpec()
+    tr.add_argument("--adapter", default=d.adapter, help="name of the adapter to train (or resume)")
+    tr.add_argument("--base", default=d.base, help=MODEL_HELP)
+    tr.add_argument("--quantization", default=d.quantization, choices=["none", "8bit", "4bit"])
+    tr.add_argument("--r", type=int, default=d.lora.r)
+    tr.add_argument("--alpha", type=int, default=d.lora.alpha)
+    tr.add_argument("--dropout", type=float, default=d.lora.dropout)
+    tr.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
+    tr.add_argument("--targets", default="", help="comma-separated module names (default: by architecture)")
+    tr.add_argument("--dolly", type=float, default=0.0, help="share of Dolly examples in the mix (0..1)")
+    tr.add_argument("--distractors", type=int, default=d.rag.distractors)
+    tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
+    tr.add_argument("--epochs", type=float, default=d.epochs)
+    tr.add_argument("--lr", type=float, default=d.learning_rate)
+    tr.add_argument("--batch-size", type=int, default=d.batch_size)
+    tr.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    tr.add_argument("--max-length", type=int, default=d.max_length)
+    tr.add_argument("--scheduler", default=d.scheduler, choices=["linear", "cosine", "constant_with_warmup"])
+    tr.add_argument("--warmup", type=float, default=d.warmup_ratio, help="warmup share of the steps")
+    tr.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validations (0: each epoch)")
+    tr.add_argument("--val-limit", type=int, default=d.val_limit, help="validation questions (loss and F1)")
+    tr.add_argument("--no-f1", action="store_true", help="validate on the loss only (no answering)")
+    tr.add_argument("--stop-on", default=d.stop_on, choices=["f1", "loss", "none"])
+    tr.add_argument("--patience", type=int, default=d.patience)
+    tr.add_argument("--gradient-checkpointing", action="store_true")
+    tr.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16", "fp16"])
+    tr.add_argument("--seed", type=int, default=d.seed)
+    tr.add_argument("--resume", action="store_true", help="resume the adapter's run from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="replace an adapter or run of the same name")
+    tr.add_argument("--no-mlflow", action="store_true")
+
+
+def train_spec(a):
+    """The TrainSpec of parsed ``train`` arguments."""
+    from engine.finetune.examples import MixSpec, RagExampleSpec
+    from engine.finetune.lora import LoraSpec
+    from engine.finetune.spec import TrainSpec
+
+    targets = tuple(t.strip() for t in a.targets.split(",") if t.strip())
+    if not 0 <= a.dolly <= 1:
+        raise InputError("--dolly is a share between 0 and 1.")
+    sources = (("hotpotqa", 1 - a.dolly), ("dolly", a.dolly)) if a.dolly else (("hotpotqa", 1.0),)
+    return TrainSpec(
+        adapter=a.adapter, base=a.base, quantization=a.quantization,
+        lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
+        mix=MixSpec(sources=sources, seed=a.seed), rag=RagExampleSpec(distractors=a.distractors, seed=a.seed),
+        train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
+        max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
+        val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,
+        gradient_checkpointing=a.gradient_checkpointing, precision=a.precision, seed=a.seed,
+    )  # fmt: skip
+
+
+def run_train(a) -> int:
+    from engine.finetune.trainer import train
+    from engine.settings import load_settings
+    from engine.tracking import Tracker
+
+    settings = load_settings()
+    tracker = None if a.no_mlflow else Tracker(settings)
+    result = train(train_spec(a), settings, tracker, resume=a.resume, overwrite=a.overwrite)
+    print(f"adapter {result.adapter}: {result.steps} steps in {result.seconds / 60:.1f} min, "
+          f"best {result.best_metric}")  # fmt: skip
+    return 0
+
+
+def run_adapters(a) -> int:
+    from pathlib import Path
+
+    from engine.finetune.adapters import AdapterRegistry, merge_export
+    from engine.settings import load_settings
+
+    settings = load_settings()
+    registry = AdapterRegistry(settings)
+    wanted = {"list": 0, "rename": 2, "delete": 1, "export": 2}[a.action]
+    if len(a.names) != wanted:
+        raise InputError(f"`adapters {a.action}` takes {wanted} name(s).")
+    if a.action == "list":
+        for info in registry.list():
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in info.metrics.items())
+            print(f"{info.name}: base {info.base.get('name', '?')}, prompt {info.prompt}, {metrics or 'no metrics'}")
+    elif a.action == "rename":
+        registry.rename(*a.names)
+    elif a.action == "delete":
+        registry.delete(a.names[0])
+    else:
+        print(merge_export(registry, a.names[0], Path(a.names[1]), settings))
+    return 0
+
+
 def run_kbs(a) -> int:
     from engine.rag.embedder import Embedder
     from engine.rag.store import KnowledgeBaseStore
@@ -128,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_job(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    handlers = {"eval": run_eval, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs}
+    handlers = {"eval": run_eval, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs, "train": run_train,
+                "adapters": run_adapters}  # fmt: skip
     try:
         return handlers[a.command](a)
     except StudioError as exc:

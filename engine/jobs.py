@@ -39,6 +39,7 @@ DIED = "the job's process exited unexpectedly (see its log)"
 JOB_KINDS: dict[str, str] = {
     "eval": "engine.evaluation.runner:eval_job",
     "ingest": "engine.rag.ingest:ingest_job",
+    "train": "engine.finetune.trainer:train_job",
     "sleep": "engine.jobs:sleep_task",
     "fail": "engine.jobs:fail_task",
 }
@@ -183,6 +184,11 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         return (self.job_dir / "cancel").exists()
+
+    @property
+    def stop_requested(self) -> bool:
+        """A graceful stop was asked for (see :func:`request_stop`): the task ends when it can."""
+        return (self.job_dir / "stop").exists()
 
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelled` if the job was asked to stop."""
@@ -329,6 +335,15 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobState:
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signal.SIGTERM)
     return get_job(job_id, settings)
+
+
+def request_stop(job_id: str, settings: Settings | None = None) -> JobState:
+    """Ask a job to stop gracefully: unlike cancel, the task finishes its step and keeps its work
+    (a training job saves a checkpoint and the adapter)."""
+    state = get_job(job_id, settings)
+    if not state.done:
+        (_job_dir(job_id, settings) / "stop").touch()
+    return state
 
 
 def tail_log(job_id: str, lines: int = 20, settings: Settings | None = None) -> list[str]:

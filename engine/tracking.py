@@ -1,6 +1,6 @@
 """Every query and evaluation as an MLflow run: SQLite in the data dir, or a tracking server.
 
-One experiment per activity (``studio-query``, ``studio-evaluation``, later training). We use
+One experiment per activity (``studio-query``, ``studio-evaluation``, ``studio-training``). We use
 ``MlflowClient`` with an explicit URI rather than the fluent API's process-global state, so
 the app, jobs and tests can each point at their own store.
 """
@@ -14,6 +14,7 @@ from engine.settings import Settings
 
 QUERY = "studio-query"
 EVALUATION = "studio-evaluation"
+TRAINING = "studio-training"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,18 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(run_id, metrics=items)
+
+    def log_steps(self, run_id: str, rows: list[tuple[int, dict]]) -> None:
+        """Metrics of many steps at once: ``[(step, {name: value}), ...]``."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for step, values in rows for k, v in values.items()]
+        for lo in range(0, len(items), 900):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=items[lo : lo + 900])
+
+    def log_artifacts(self, run_id: str, folder, path: str) -> None:
+        self.client.log_artifacts(run_id, str(folder), path)
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)

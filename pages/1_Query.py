@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine.rag.history import log_query
 from engine.rag.pipeline import RagPipeline
+from engine.rag.prompt import PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
 from ui import resources as r
 from ui.ingest import ingest_panel
@@ -21,6 +22,13 @@ def mlflow_status(logged) -> None:
         st.warning(f"Could not log to MLflow: {logged.exception()}")
     else:
         st.caption(f"Logged to MLflow run `{logged.result()}` (experiment studio-query).")
+
+
+def adapter_template(adapter: str) -> PromptTemplate:
+    """The prompt the adapter was trained with (zero-shot adapters answer without worked examples)."""
+    if adapter and r.adapter_info(adapter).prompt == "zero-shot":
+        return PromptTemplate(examples=(), max_source_chars=r.adapter_info(adapter).max_source_chars)
+    return PromptTemplate()
 
 
 def show_answer(answer, logged) -> None:
@@ -50,13 +58,19 @@ with user_errors():
         kb = kb_picker(store.names(), key="query-kb")
         k = st.slider("Sources (k)", 1, 10, 3, key="query-k")
         model = st.text_input("Model", key="query-model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        adapter = st.selectbox(
+            "Adapter", ["", *r.adapter_names()], key="query-adapter", format_func=lambda a: a or "none",
+            help="A LoRA adapter trained on the Fine-tune page, merged into the model.",
+        )  # fmt: skip
     with left, st.form("ask"):
         question = st.text_input("Question", placeholder="What is the Studio for?", key="query-question")
         asked = st.form_submit_button("Ask", type="primary")
 
     if asked and kb:
         with st.spinner("Loading the model…"):
-            pipeline = RagPipeline(KnowledgeBaseRetriever(store, kb), r.generator(model.strip()))
+            pipeline = RagPipeline(
+                KnowledgeBaseRetriever(store, kb), r.generator(model, adapter), adapter_template(adapter)
+            )
         stream = pipeline.stream(question, k)
         with left:
             slot = st.empty()

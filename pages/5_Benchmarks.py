@@ -31,11 +31,21 @@ with user_errors():
         limit = cols[2].number_input("Questions", 1, 1000, 50)
         k = cols[3].number_input("k", 1, 10, 5)
         batch = cols[4].number_input("Batch size", 1, 64, 16)
-        model = st.text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        more = st.columns(4)
+        model = more[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        adapter = more[1].selectbox("Adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none",
+                                    help="A LoRA adapter from the Fine-tune page, merged into the model.")  # fmt: skip
+        split = more[2].selectbox(
+            "Questions", ["", "test", "validation", "train"], format_func=lambda s: s or "the file's first N",
+            help="test / validation / train: the fixed HotpotQA split used for fine-tuning (600/100/300).",
+        )  # fmt: skip
+        prompt = more[3].selectbox("Prompt", ["", "few-shot", "zero-shot"], format_func=lambda p: p or "automatic",
+                                   help="automatic: the adapter's training prompt, else few-shot.")  # fmt: skip
         if st.form_submit_button("Start evaluation", type="primary"):
             spec = EvalSpec(
-                data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch), model=model.strip()
-            )
+                data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch), model=model.strip(),
+                adapter=adapter, split=split, prompt=prompt,
+            )  # fmt: skip
             spec_for(spec.model)  # bad paths are reported here, before a job starts
             resolve_data(spec.data, r.settings())
             st.session_state["eval-job"] = jobs.start_job("eval", spec.__dict__).id

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import streamlit as st
 
+from engine.finetune.adapters import AdapterRegistry
 from engine.models.generation import Generator, load_generator
 from engine.models.spec import spec_for
 from engine.rag.embedder import Embedder
@@ -35,16 +37,22 @@ def store() -> KnowledgeBaseStore:
     return KnowledgeBaseStore(settings(), embedder())
 
 
-def generator(source: str = "") -> Generator:
-    """The generator for a model source (empty: the bundled model); one per source per server."""
-    return cached_generator(source.strip())
+def generator(source: str = "", adapter: str = "") -> Generator:
+    """The generator for a model source (empty: the bundled model) with an optional LoRA adapter
+    merged in; one per source and adapter per server."""
+    return cached_generator(source.strip(), adapter.strip())
 
 
-@st.cache_resource(show_spinner=False)
-def cached_generator(source: str) -> Generator:
-    # Always called with one positional argument: Streamlit keys the cache on the call's
+@st.cache_resource(show_spinner=False, max_entries=3)
+def cached_generator(source: str, adapter: str) -> Generator:
+    # Always called with positional arguments: Streamlit keys the cache on the call's
     # arguments as written, so generator() and generator("") must not make two entries.
-    return load_generator(spec_for(source), settings())
+    return load_generator(replace(spec_for(source), adapter=adapter), settings())
+
+
+def adapter_names() -> list[str]:
+    """The adapters in the registry (read each time: training adds them from another process)."""
+    return AdapterRegistry(settings()).names()
 
 
 @st.cache_resource(show_spinner=False)

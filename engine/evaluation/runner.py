@@ -16,11 +16,13 @@ from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.models.generation import SamplingSpec
 from engine.rag.pipeline import DEFAULT_SAMPLING, RagAnswer, RagPipeline
+from engine.rag.prompt import PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever, PoolRetriever
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
 
 MODES = ("closed-book", "distractor", "kb")
+PROMPTS = ("", "few-shot", "zero-shot")
 PERCENT = ("em", "f1")  # reported on a 0-100 scale like the HotpotQA leaderboard
 
 
@@ -34,10 +36,17 @@ class EvalSpec:
     batch_size: int = 16
     max_new_tokens: int = 32
     model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
+    adapter: str = ""  # a LoRA adapter from the registry, merged into the model
+    dtype: str = "auto"
+    split: str = ""  # empty: the file's first questions; else train / validation / test of the fixed split
+    prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
+    max_source_chars: int = 600
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"Unknown mode {self.mode!r}: choose one of {', '.join(MODES)}.")
+        if self.prompt not in PROMPTS:
+            raise InputError(f"Unknown prompt {self.prompt!r}: choose few-shot or zero-shot.")
         if self.limit is not None and self.limit < 1:
             raise InputError("--limit must be at least 1.")
         if self.batch_size < 1 or self.k < 1:
@@ -60,6 +69,25 @@ def resolve_data(data: str, settings: Settings) -> Path:
     if not path.is_file():
         raise InputError(f"Evaluation data {data!r} not found (looked in the shared data folder too).")
     return path
+
+
+def eval_items(spec: EvalSpec, path: Path, settings: Settings) -> list[QAItem]:
+    if not spec.split:
+        return load_hotpotqa(path, spec.limit)
+    from engine.finetune.examples import split_items
+
+    return split_items(path, settings, spec.split)[: spec.limit]
+
+
+def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
+    """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
+    prompt = spec.prompt
+    if not prompt and spec.adapter:
+        from engine.finetune.adapters import AdapterRegistry
+
+        prompt = AdapterRegistry(settings).get(spec.adapter).prompt
+    examples = () if prompt == "zero-shot" else PromptTemplate().examples
+    return PromptTemplate(examples=examples, max_source_chars=spec.max_source_chars)
 
 
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
@@ -95,7 +123,7 @@ def run_evaluation(
     """Evaluate ``generator`` on the spec's questions; logs to MLflow when a tracker is given."""
     settings = settings or load_settings()
     path = resolve_data(spec.data, settings)
-    items = load_hotpotqa(path, spec.limit)
+    items = eval_items(spec, path, settings)
     start = time.perf_counter()
     retriever = None
     if spec.mode == "distractor":
@@ -104,7 +132,7 @@ def run_evaluation(
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, stop=DEFAULT_SAMPLING.stop)
-    pipeline = RagPipeline(retriever, generator, sampling=sampling)
+    pipeline = RagPipeline(retriever, generator, template(spec, settings), sampling)
     answers: list[RagAnswer] = []
     # Work in slices of a few batches so progress and cancellation are seen between them.
     step = spec.batch_size * 4
@@ -158,13 +186,15 @@ def format_table(result: EvalResult) -> str:
 
 def prepare_evaluation(spec: EvalSpec, settings: Settings):
     """The generator, embedder and store the spec needs; bad input fails before the model loads."""
+    from dataclasses import replace
+
     from engine.models.generation import load_generator
     from engine.models.spec import spec_for
     from engine.rag.embedder import Embedder
     from engine.rag.store import KnowledgeBaseStore
 
     resolve_data(spec.data, settings)
-    model = spec_for(spec.model)
+    model = replace(spec_for(spec.model), adapter=spec.adapter, dtype=spec.dtype)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
     if store is not None:

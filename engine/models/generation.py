@@ -61,7 +61,8 @@ class Generator:
 
     @property
     def name(self) -> str:
-        return self.loaded.spec.name
+        spec = self.loaded.spec
+        return f"{spec.name}+{spec.adapter}" if spec.adapter else spec.name
 
     def render(self, messages: Messages) -> str:
         """The prompt text for chat messages, ending where the assistant's answer starts."""

@@ -114,7 +114,13 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
         model.to(device)
     model.eval()
     prepare_tokenizer(tokenizer)
-    return LoadedModel(spec, model, tokenizer, device, time.perf_counter() - start, from_cache)
+    loaded = LoadedModel(spec, model, tokenizer, device, time.perf_counter() - start, from_cache)
+    if spec.adapter:
+        from engine.finetune.adapters import AdapterRegistry, apply_adapter
+
+        loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
+        loaded.load_seconds = time.perf_counter() - start
+    return loaded
 
 
 def prepare_tokenizer(tokenizer) -> None:

@@ -30,6 +30,7 @@ class ModelSpec:
     device: str = "auto"
     quantization: str = "none"
     trust_remote_code: bool = False
+    adapter: str = ""  # a LoRA adapter from the registry, merged in after loading
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -1,0 +1,1 @@
+"""LoRA / QLoRA fine-tuning: adapters, training data, the training loop and the adapter registry."""

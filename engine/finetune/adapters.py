@@ -1,0 +1,287 @@
+"""The adapter registry: LoRA adapters saved by name, with what they were trained on and how well they do.
+
+Each adapter is a folder ``<data_dir>/adapters/<name>/`` holding what PEFT's ``save_pretrained``
+writes (``adapter_config.json``, ``adapter_model.safetensors``) plus ``studio.json``: the base
+model, datasets, LoRA and training settings, prompt template, metrics and MLflow run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.errors import InputError, NotFoundError
+from engine.models.spec import ModelSpec, resolve_source
+from engine.settings import Settings
+
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+META_FILE = "studio.json"
+EXPORT_FILE = "studio-export.json"
+# Saves, renames and deletes check-then-move folders: one lock keeps two threads of the app apart.
+WRITING = threading.RLock()
+
+
+def check_name(name: str) -> str:
+    """The stripped adapter name, or InputError: it is also the guard against path traversal."""
+    stripped = (name or "").strip()
+    if not ADAPTER_NAME.fullmatch(stripped) or ".." in stripped:
+        raise InputError(
+            f"Invalid adapter name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, without '..'."
+        )
+    return stripped
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """One saved adapter and its metadata (``studio.json``)."""
+
+    name: str
+    path: Path
+    base: dict = field(default_factory=dict)  # the ModelSpec fields of the base model
+    created: str = ""  # ISO 8601, UTC
+    datasets: tuple[dict, ...] = ()  # {name, path, sha256, examples}
+    lora: dict = field(default_factory=dict)
+    prompt: str = ""  # the prompt template trained with: "zero-shot", "few-shot", ...
+    metrics: dict = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    train: dict = field(default_factory=dict)
+    size_bytes: int = 0
+
+    def base_spec(self) -> ModelSpec:
+        """The ModelSpec of the base model this adapter was trained on."""
+        if not self.base.get("source"):
+            raise InputError(f"Adapter {self.name!r} does not record its base model (studio.json is missing or bad).")
+        known = {f.name for f in dataclasses.fields(ModelSpec)}
+        return ModelSpec(**{k: v for k, v in self.base.items() if k in known})
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def plain(value):
+    """JSON-ready metadata: dataclasses (ModelSpec, LoraSpec) become dicts, tuples lists, paths strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write through a temp file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(plain(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_info(path: Path) -> AdapterInfo:
+    """The AdapterInfo of an adapter folder; a missing or corrupt studio.json gives what can be read."""
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        meta = {}
+    metrics = {}
+    for key, value in (meta.get("metrics") or {}).items():
+        try:
+            metrics[key] = float(value)
+        except (TypeError, ValueError):
+            continue  # a hand-edited non-number: leave it out rather than fail the listing
+    created = meta.get("created") or datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    return AdapterInfo(
+        name=path.name,  # the folder is the truth: it is what get() and the guard work on
+        path=path,
+        base=dict(meta.get("base") or {}),
+        created=str(created),
+        datasets=tuple(d for d in meta.get("datasets") or () if isinstance(d, dict)),
+        lora=dict(meta.get("lora") or {}),
+        prompt=str(meta.get("prompt") or ""),
+        metrics=metrics,
+        mlflow_run_id=meta.get("mlflow_run_id") or None,
+        train=dict(meta.get("train") or {}),
+        size_bytes=int(meta.get("size_bytes") or folder_size(path)),
+    )
+
+
+class AdapterRegistry:
+    """Saved LoRA adapters under ``settings.data_dir / "adapters"``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def root(self) -> Path:
+        return self.settings.data_dir / "adapters"
+
+    def path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_dir()
+
+    def names(self) -> list[str]:
+        """Adapter names, sorted; temp folders (dot names, never valid) are skipped."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and ADAPTER_NAME.fullmatch(p.name))
+
+    def list(self) -> list[AdapterInfo]:
+        """All adapters, newest first."""
+        infos = [read_info(self.root / name) for name in self.names()]
+        return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
+
+    def get(self, name: str) -> AdapterInfo:
+        path = self.path(name)
+        if not path.is_dir():
+            known = ", ".join(self.names()) or "none saved yet"
+            raise NotFoundError(f"No adapter named {name.strip()!r}. Known adapters: {known}.")
+        return read_info(path)
+
+    def save(self, model, name: str, meta: dict, overwrite: bool = False) -> AdapterInfo:
+        """Save a PEFT model's adapter with its metadata, atomically: a reader sees the old adapter
+        or the complete new one, never a half-written folder."""
+        name = check_name(name)
+        target = self.root / name
+        with WRITING:
+            if target.exists() and not overwrite:
+                raise InputError(f"An adapter named {name!r} already exists: choose another name or overwrite it.")
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # same filesystem: the rename is atomic
+            try:
+                model.save_pretrained(str(tmp), safe_serialization=True)
+                data = {k: v for k, v in plain(meta or {}).items() if k not in ("name", "created", "size_bytes")}
+                data.update(name=name, created=now_iso(), size_bytes=folder_size(tmp))
+                write_json(tmp / META_FILE, data)
+                old = None
+                if target.exists():
+                    old = self.root / f".{name}.{uuid.uuid4().hex[:8]}.old"
+                    target.rename(old)
+                try:
+                    tmp.rename(target)
+                except OSError:
+                    if old is not None:
+                        old.rename(target)  # put the previous adapter back
+                    raise
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return read_info(target)
+
+    def update_meta(self, name: str, /, **fields) -> AdapterInfo:
+        """Change metadata fields; ``metrics`` are merged into the existing ones (evaluations add up)."""
+        allowed = {f.name for f in dataclasses.fields(AdapterInfo)} - {"name", "path", "created", "size_bytes"}
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            choices = ", ".join(sorted(allowed))
+            raise InputError(f"Cannot set {', '.join(unknown)} on an adapter: choose from {choices}.")
+        with WRITING:
+            info = self.get(name)
+            try:
+                data = json.loads((info.path / META_FILE).read_text(encoding="utf-8"))
+                data = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                data = {}
+            fields = plain(fields)
+            if "metrics" in fields:
+                fields["metrics"] = {**(data.get("metrics") or {}), **(fields["metrics"] or {})}
+            data.update(fields, name=info.name)
+            write_json(info.path / META_FILE, data)
+        return read_info(info.path)
+
+    def rename(self, old: str, new: str) -> AdapterInfo:
+        new = check_name(new)
+        with WRITING:
+            info = self.get(old)
+            target = self.root / new
+            if target.exists():
+                raise InputError(f"An adapter named {new!r} already exists.")
+            info.path.rename(target)
+            return self.update_meta(new)  # rewrites studio.json with the new name
+
+    def delete(self, name: str) -> None:
+        with WRITING:
+            shutil.rmtree(self.get(name).path)
+
+
+def same_base(a: dict, b: ModelSpec) -> bool:
+    """Whether a recorded base and a loaded spec are the same weights (same source and GGUF file)."""
+    if (a.get("gguf_file") or None) != (b.gguf_file or None):
+        return False
+    if a.get("source") == b.source:
+        return True
+    try:  # "pkg:x" and the folder it points to are the same model
+        return Path(resolve_source(a["source"])) == Path(resolve_source(b.source))
+    except (InputError, KeyError):
+        return False
+
+
+def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = True):
+    """``loaded.model`` with the adapter applied, in eval mode; merged into the weights by default.
+
+    The adapter's layers are injected into ``loaded.model`` itself (and merged into its weights):
+    pass a model that nobody else uses, never the shared generator's.
+    """
+    from peft import PeftModel
+
+    from engine.models.loader import LOADING
+
+    path = info_or_path.path if isinstance(info_or_path, AdapterInfo) else Path(info_or_path).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise InputError(f"{path} is not a saved adapter (no adapter_config.json).")
+    info = info_or_path if isinstance(info_or_path, AdapterInfo) else read_info(path)
+    if info.base and not same_base(info.base, loaded.spec):
+        need = info.base.get("source", "?") + (f" ({info.base['gguf_file']})" if info.base.get("gguf_file") else "")
+        raise InputError(
+            f"Adapter {info.name!r} was trained on {need}, not on the loaded model {loaded.spec.name!r}: "
+            "load that base model first."
+        )
+    with LOADING:  # PEFT builds layers too: keep clear of a model load in another thread
+        model = PeftModel.from_pretrained(loaded.model, str(info.path))
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model
+
+
+def merge_export(registry: AdapterRegistry, name: str, target: Path, settings: Settings) -> Path:
+    """Export base + adapter merged as a standalone model folder (safetensors, tokenizer, config)."""
+    from engine.models.loader import load_model
+
+    target = Path(target).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"Export target {target} already exists and is not an empty folder.")
+    info = registry.get(name)
+    # full precision on CPU: merging into 8/4-bit or float16 weights would lose the adapter's small deltas
+    spec = dataclasses.replace(info.base_spec(), dtype="float32", device="cpu", quantization="none")
+    loaded = load_model(spec, settings)
+    model = apply_adapter(loaded, info, merge=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        model.save_pretrained(str(tmp))  # transformers 5 always writes safetensors
+        loaded.tokenizer.save_pretrained(str(tmp))
+        export = {"base": info.base, "adapter": info.name, "adapter_created": info.created, "lora": info.lora}
+        write_json(tmp / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics, "exported": now_iso()})
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

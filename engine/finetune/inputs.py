@@ -1,0 +1,123 @@
+"""What a training run is built from: the base model, the tokenized examples, the validation
+function, and the pre-flight plan (memory and time) shown before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.finetune.spec import TrainSpec
+from engine.settings import Settings
+
+
+def file_identity(path: Path) -> dict:
+    import hashlib
+
+    return {"name": path.name, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def build_examples(spec: TrainSpec, render, tokenizer, settings: Settings):
+    """Tokenized training and validation rows, the validation questions, and the data's identity."""
+    from engine.evaluation.runner import resolve_data
+    from engine.finetune.examples import dolly_examples, mix, rag_examples, split_items, tokenize_all
+
+    path = resolve_data(spec.data, settings)
+    pools = {"hotpotqa": rag_examples(split_items(path, settings, "train"), spec.rag)}
+    datasets = [file_identity(path) | {"split": "train"}]
+    if any(name == "dolly" and weight > 0 for name, weight in spec.mix.sources):
+        dolly = resolve_data(spec.dolly, settings)
+        # closed_qa is never trained on: it is the held-out check that general skills survive.
+        categories = ("open_qa", "general_qa", "information_extraction", "summarization", "classification",
+                      "brainstorming", "creative_writing")  # fmt: skip
+        pools["dolly"] = dolly_examples(dolly, categories=categories)
+        datasets.append(file_identity(dolly) | {"split": "all but closed_qa"})
+    examples, _ = mix(pools, spec.mix)
+    if spec.train_limit:
+        examples = examples[: spec.train_limit]
+    for d, name in zip(datasets, pools, strict=True):
+        d["examples"] = sum(1 for e in examples if e.source == name)
+    train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
+    val_items = split_items(path, settings, "validation")
+    val_items = val_items[: spec.val_limit]
+    val_rows = tokenize_all(rag_examples(val_items, spec.rag), tokenizer, render, spec.max_length)
+    return train_rows, val_rows, datasets
+
+
+def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
+    """``validate(model) -> {"f1", "em"}`` on the validation split, through the evaluation runner."""
+    if not spec.val_f1:
+        return None
+    from engine.evaluation.runner import EvalSpec, run_evaluation
+    from engine.models.generation import Generator
+    from engine.models.loader import LoadedModel
+    from engine.rag.embedder import Embedder
+
+    embedder = Embedder.shared()
+    eval_spec = EvalSpec(
+        data=spec.data, mode="distractor", split="validation", limit=spec.val_limit, k=spec.val_k,
+        prompt="few-shot" if spec.rag.few_shot else "zero-shot", max_source_chars=spec.rag.max_source_chars,
+    )  # fmt: skip
+
+    def validate(model) -> dict[str, float]:
+        import contextlib
+
+        import torch
+
+        generator = Generator(LoadedModel(loaded.spec, model, loaded.tokenizer, loaded.device, 0.0, False))
+        autocast = (
+            torch.autocast(loaded.device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        )
+        with autocast:
+            result = run_evaluation(eval_spec, generator, embedder, settings=settings)
+        return {"f1": result.metrics["f1"], "em": result.metrics["em"]}
+
+    return validate
+
+
+def load_base(spec: TrainSpec, settings: Settings):
+    """The base model for training: full precision, or k-bit and prepared for QLoRA."""
+    from dataclasses import replace
+
+    from engine.models.loader import load_model
+    from engine.models.spec import spec_for
+
+    model_spec = replace(spec_for(spec.base), quantization=spec.quantization, dtype="float32")
+    if spec.quantization != "none":
+        model_spec = replace(model_spec, dtype="auto")
+    loaded = load_model(model_spec, settings)
+    if spec.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=spec.gradient_checkpointing)
+    return loaded
+
+
+@dataclass(frozen=True)
+class Plan:
+    targets: str
+    summary: str
+    train_examples: int
+    validation_examples: int
+    estimate: object  # preflight.Estimate
+
+
+def plan(spec: TrainSpec, settings: Settings) -> Plan:
+    """Load the base, build the examples and the adapter, and estimate memory and time; trains nothing."""
+    from peft import get_peft_model
+
+    from engine.finetune.lora import detect_targets, summarize, to_lora_config
+    from engine.finetune.preflight import estimate
+    from engine.models.generation import Generator
+
+    loaded = load_base(spec, settings)
+    train_rows, val_rows, _ = build_examples(spec, Generator(loaded).render, loaded.tokenizer, settings)
+    targets = detect_targets(loaded.model.config, spec.lora)
+    model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
+    summary = summarize(model)
+    lengths = [len(r["input_ids"]) for r in train_rows]
+    found = estimate(
+        loaded.model.config, summary.total, summary.trainable, len(train_rows), sum(lengths) / len(lengths),
+        max(lengths), spec.batch_size, spec.grad_accum, spec.epochs, spec.quantization,
+        spec.gradient_checkpointing, loaded.device,
+    )  # fmt: skip
+    return Plan(targets.note, str(summary), len(train_rows), len(val_rows), found)

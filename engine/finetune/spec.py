@@ -1,0 +1,93 @@
+"""What one fine-tuning run does: base model, data, LoRA, optimisation, validation, stopping."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from engine.errors import InputError
+from engine.finetune.examples import MixSpec, RagExampleSpec
+from engine.finetune.lora import LoraSpec
+
+SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STOP_ON = ("f1", "loss", "none")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything one training run needs; stored with the run so a resume uses the same."""
+
+    adapter: str = "hotpotqa-lora"
+    base: str = ""  # model source; empty: the bundled model
+    quantization: str = "none"  # "8bit" / "4bit": QLoRA
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    data: str = "hotpotqa-dev.jsonl"
+    dolly: str = "dolly-15k-mini.jsonl"
+    mix: MixSpec = field(default_factory=MixSpec)
+    rag: RagExampleSpec = field(default_factory=RagExampleSpec)
+    train_limit: int | None = None  # at most this many training examples
+    epochs: float = 1.0
+    learning_rate: float = 3e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.05
+    eval_every: int = 0  # steps between validations (and checkpoints); 0: once per epoch
+    val_limit: int = 100  # validation questions (loss, and F1 when val_f1)
+    val_f1: bool = True  # also answer the validation questions and score F1 (slow on a CPU)
+    val_k: int = 5
+    stop_on: str = "f1"  # early stopping metric
+    patience: int = 2  # validations without improvement before stopping (0: never)
+    gradient_checkpointing: bool = False
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise InputError(f"Unknown schedule {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        if self.stop_on not in STOP_ON:
+            raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
+        if self.epochs <= 0 or self.learning_rate <= 0:
+            raise InputError("Epochs and learning rate must be positive.")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise InputError("Batch size and gradient accumulation must be at least 1.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError("Warmup ratio must be in [0, 1).")
+        if self.val_limit < 1:
+            raise InputError("Validation needs at least one question.")
+        if self.stop_on == "f1" and not self.val_f1:
+            raise InputError("Early stopping on F1 needs the F1 validation: turn it on, or stop on the loss.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainSpec:
+        nested = {"lora": LoraSpec, "mix": MixSpec, "rag": RagExampleSpec}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
+        values = {}
+        for k, v in data.items():
+            if k in nested and isinstance(v, dict):
+                v = nested[k](**{n: tuple(map(tuple, x)) if n == "sources" else x for n, x in v.items()})
+            values[k] = v
+        return cls(**values)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 autocast where the hardware computes in bf16 natively, else fp32 (CPU) / fp16 (GPU)."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device == "cpu":
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return "bf16" if native or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)() else "fp32"
+    return "fp32"

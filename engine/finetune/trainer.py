@@ -1,0 +1,287 @@
+"""LoRA / QLoRA training on the Hugging Face Trainer.
+
+The Trainer gives checkpoints with optimizer, scheduler and RNG state, resume that skips the
+batches already trained, and ``accelerate launch`` for several GPUs. On top of it: training
+examples from the fixed HotpotQA split (and Dolly), loss on the answer only, validation F1
+through the evaluation runner, early stopping, a graceful stop, and MLflow logging.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import InputError
+from engine.finetune.spec import TrainSpec, resolve_precision
+from engine.settings import Settings, load_settings
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(run_dir) / "checkpoints"
+    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return Path(found) if found else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+
+
+@dataclass
+class TrainResult:
+    adapter: str
+    steps: int
+    stopped_early: bool
+    stopped_by_user: bool
+    best_metric: float | None
+    metrics: dict
+    seconds: float
+    run_id: str | None
+    model: object = field(default=None, repr=False)  # the trained PEFT model (best checkpoint)
+
+
+def training_arguments(spec: TrainSpec, run_dir: Path, device: str, steps_per_epoch: int):
+    from transformers import TrainingArguments
+
+    precision = resolve_precision(spec.precision, device)
+    every = spec.eval_every or steps_per_epoch
+    metric = {"f1": "eval_f1", "loss": "eval_loss"}.get(spec.stop_on, "eval_f1" if spec.val_f1 else "eval_loss")
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=spec.epochs,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        lr_scheduler_type=spec.scheduler,
+        warmup_steps=round(spec.warmup_ratio * steps_per_epoch * spec.epochs),
+        logging_steps=1,
+        eval_strategy="steps",
+        eval_steps=every,
+        save_strategy="steps",
+        save_steps=every,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=metric != "eval_loss",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        gradient_checkpointing=spec.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
+        train_sampling_strategy="group_by_length",
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        report_to="none",
+        seed=spec.seed,
+        data_seed=spec.seed,
+        disable_tqdm=True,
+    )
+
+
+Report = Callable[[float, str], None]
+
+
+def plain_report(fraction: float, message: str) -> None:
+    print(f"[{100 * fraction:5.1f}%] {message}", flush=True)
+
+
+def run_dir_for(adapter: str, settings: Settings) -> Path:
+    from engine.finetune.adapters import check_name
+
+    return settings.data_dir / "finetune" / check_name(adapter)
+
+
+def train(
+    spec: TrainSpec,
+    settings: Settings | None = None,
+    tracker=None,
+    report: Report = plain_report,
+    stop_requested: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_run: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter and save the best checkpoint to the adapter registry."""
+    from peft import get_peft_model
+    from transformers import EarlyStoppingCallback, Trainer
+
+    from engine.finetune.adapters import AdapterRegistry
+    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
+    from engine.finetune.examples import Collator
+    from engine.finetune.inputs import build_examples, load_base, validation
+    from engine.finetune.lora import detect_targets, summarize, to_lora_config
+    from engine.tracking import TRAINING
+
+    settings = settings or load_settings()
+    began = now()
+    registry = AdapterRegistry(settings)
+    run_dir = run_dir_for(spec.adapter, settings)
+    checkpoint = last_checkpoint(run_dir) if resume else None
+    if resume:
+        if not (run_dir / "spec.json").is_file():
+            raise InputError(f"There is no training run of {spec.adapter!r} to resume.")
+        spec = TrainSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    elif registry.exists(spec.adapter) and not overwrite:
+        raise InputError(f"An adapter named {spec.adapter!r} exists: choose another name or overwrite it.")
+    elif (run_dir / "spec.json").is_file() and not overwrite:
+        raise InputError(f"A training run of {spec.adapter!r} exists: resume it, or overwrite it to start over.")
+
+    report(0.0, "loading the base model")
+    loaded = load_base(spec, settings)
+    from engine.models.generation import Generator
+
+    render = Generator(loaded).render
+    report(0.0, "building the training examples")
+    train_rows, val_rows, datasets = build_examples(spec, render, loaded.tokenizer, settings)
+
+    if not resume:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+    targets = detect_targets(loaded.model.config, spec.lora)
+    model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
+    summary = summarize(model)
+    report(0.0, f"LoRA on {targets.note}: {summary}")
+
+    run_id = None
+    if tracker is not None:
+        info = run_dir / "run.json"
+        if resume and info.is_file():
+            run_id = json.loads(info.read_text())["run_id"]
+        else:
+            params = {k: v for k, v in spec.to_dict().items() if not isinstance(v, dict)}
+            params |= {f"lora_{k}": v for k, v in spec.to_dict()["lora"].items()}
+            params |= {"lora_targets": targets.modules, "trainable_params": summary.trainable,
+                       "train_examples": len(train_rows), "validation_examples": len(val_rows)}  # fmt: skip
+            run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
+            tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
+            info.write_text(json.dumps({"run_id": run_id}))
+        if on_run:
+            on_run(run_id)
+
+    precision = resolve_precision(spec.precision, loaded.device)
+    steps_per_epoch = max(1, -(-len(train_rows) // (spec.batch_size * spec.grad_accum)))
+    args = training_arguments(spec, run_dir, loaded.device, steps_per_epoch)
+    curve = CurveCallback(run_dir, report, tracker, run_id)
+    callbacks = [curve, ValidationCallback(validation(spec, loaded, settings, precision), curve, report)]
+    if spec.stop_on != "none" and spec.patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.patience))
+    stop = StopCallback(stop_requested)
+    callbacks.append(stop)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows,
+        data_collator=Collator(loaded.tokenizer), callbacks=callbacks,
+    )  # fmt: skip
+    if checkpoint is not None:
+        cut_curve(run_dir, checkpoint_step(checkpoint))
+        report(0.0, f"resuming from {checkpoint.name}")
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except Exception as exc:
+        if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+            raise InputError(
+                f"Out of memory at batch size {spec.batch_size} and max length {spec.max_length}: lower them, "
+                "or turn on gradient checkpointing. The last checkpoint is kept; resume after changing nothing, "
+                "or start over with smaller settings."
+            ) from exc
+        raise
+    state = trainer.state
+    best = state.best_metric
+    metrics = {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items() if isinstance(v, float)}
+    evals = [h for h in state.log_history if args.metric_for_best_model in h]
+    if evals:
+        metrics = {k: v for k, v in evals[-1].items() if isinstance(v, int | float)}
+    meta = {
+        "base": dict(vars(loaded.spec)),
+        "datasets": datasets,
+        "lora": spec.to_dict()["lora"] | {"targets": targets.modules, "trainable": summary.trainable},
+        "prompt": "few-shot" if spec.rag.few_shot else "zero-shot",
+        "max_source_chars": spec.rag.max_source_chars,
+        "metrics": {"best_" + args.metric_for_best_model: best} if best is not None else {},
+        "mlflow_run_id": run_id,
+        "train": spec.to_dict() | {"steps": state.global_step, "max_steps": state.max_steps},
+    }
+    info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
+    if tracker is not None and run_id:
+        curve.flush()
+        tracker.log_metrics(run_id, {"best_metric": best or 0.0, "steps": state.global_step}, state.global_step)
+        tracker.log_artifacts(run_id, info.path, "adapter")
+        tracker.end(run_id, "KILLED" if stop.stopped else "FINISHED")
+    result = TrainResult(
+        spec.adapter, state.global_step, state.global_step < state.max_steps and not stop.stopped, stop.stopped,
+        best, metrics, now() - began, run_id, trainer.model,
+    )  # fmt: skip
+    report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
+    return result
+
+
+def stop_reason(stopped_by_user: bool, state, max_steps: int) -> str:
+    if stopped_by_user:
+        return "stopped by the user"
+    return "stopped early (no improvement)" if state.global_step < max_steps else "finished"
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def train_job(args: dict, ctx) -> dict:
+    """The background-job form of :func:`train` (kind ``train``): the Stop button asks for a
+    graceful stop, which saves a checkpoint and the adapter."""
+    from engine.tracking import Tracker
+
+    settings = load_settings()
+    spec = TrainSpec.from_dict(args["spec"])
+
+    def report(fraction: float, message: str) -> None:
+        ctx.progress(fraction, message)
+        if not message.startswith("step "):
+            ctx.log(message)
+
+    tracker = Tracker(settings)
+    result = train(
+        spec, settings, tracker, report, lambda: ctx.stop_requested or ctx.cancelled,
+        resume=bool(args.get("resume")), overwrite=bool(args.get("overwrite")), on_run=ctx.set_run_id,
+    )  # fmt: skip
+    return {
+        "adapter": result.adapter, "steps": result.steps, "best_metric": result.best_metric,
+        "stopped_early": result.stopped_early, "stopped_by_user": result.stopped_by_user,
+        "seconds": result.seconds, "run_id": result.run_id,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    adapter: str
+    run_dir: Path
+    checkpoint_step: int | None  # newest checkpoint's step; None: no checkpoint yet
+    curve_steps: int  # the last step in the curve file
+    saved: bool  # the adapter is in the registry
+
+
+def list_runs(settings: Settings) -> list[RunInfo]:
+    """Training runs in the data dir, newest first (a run with a checkpoint can be resumed)."""
+    from engine.finetune.adapters import AdapterRegistry
+    from engine.finetune.callbacks import read_curve
+
+    root = settings.data_dir / "finetune"
+    if not root.is_dir():
+        return []
+    registry = AdapterRegistry(settings)
+    found = []
+    for run_dir in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not (run_dir / "spec.json").is_file():
+            continue
+        checkpoint = last_checkpoint(run_dir)
+        curve = read_curve(run_dir)
+        found.append(RunInfo(run_dir.name, run_dir, checkpoint_step(checkpoint) if checkpoint else None,
+                             max((r["step"] for r in curve), default=0), registry.exists(run_dir.name)))  # fmt: skip
+    return found

@@ -1,0 +1,296 @@
+"""Training examples: the fixed HotpotQA split, grounded and Dolly examples, mixing, answer-only labels."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from engine.errors import InputError
+from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.finetune.examples import (
+    DOLLY_SYSTEM,
+    IGNORE,
+    SPLIT_SIZES,
+    Collator,
+    Example,
+    MixSpec,
+    RagExampleSpec,
+    dolly_examples,
+    end_token_id,
+    hotpotqa_split,
+    mix,
+    rag_examples,
+    split_items,
+    tokenize,
+    tokenize_all,
+    without_gold,
+)
+
+SOURCE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def hotpot_path(shared_data):
+    return shared_data / "hotpotqa-dev.jsonl"
+
+
+@pytest.fixture(scope="module")
+def items(hotpot_path) -> list[QAItem]:
+    return load_hotpotqa(hotpot_path, limit=40)
+
+
+def source_titles(example: Example, item: QAItem) -> list[str]:
+    """The paragraph title of each numbered source of the example's last user turn, in order."""
+    lines = [line for line in example.messages[-1]["content"].splitlines() if SOURCE_LINE.match(line)]
+    titles = sorted({t for t, _ in item.paragraphs}, key=len, reverse=True)
+    return [next(t for t in titles if SOURCE_LINE.sub("", line).startswith(f"{t}: ")) for line in lines]
+
+
+# --- the HotpotQA split ---
+
+
+def test_split_sizes_disjoint_and_stored(hotpot_path, settings):
+    splits = hotpotqa_split(hotpot_path, settings)
+    assert {k: len(v) for k, v in splits.items()} == SPLIT_SIZES
+    all_ids = [i for ids in splits.values() for i in ids]
+    assert len(set(all_ids)) == 1000
+    assert set(all_ids) <= {item.id for item in load_hotpotqa(hotpot_path)}
+    stored = json.loads((settings.data_dir / "splits" / "hotpotqa-dev.json").read_text())
+    assert stored["splits"] == splits and stored["sizes"] == SPLIT_SIZES and len(stored["sha256"]) == 64
+    assert hotpotqa_split(hotpot_path, settings) == splits
+    assert not list((settings.data_dir / "splits").glob("*.tmp"))
+
+
+def test_split_is_read_back_not_recomputed(hotpot_path, settings):
+    target = settings.data_dir / "splits" / "hotpotqa-dev.json"
+    splits = hotpotqa_split(hotpot_path, settings)
+    stored = json.loads(target.read_text())
+    stored["splits"]["test"] = stored["splits"]["test"][::-1]
+    target.write_text(json.dumps(stored))
+    assert hotpotqa_split(hotpot_path, settings)["test"] == splits["test"][::-1]
+
+
+def test_split_is_the_same_in_another_data_dir(hotpot_path, settings, tmp_path_factory):
+    from engine.settings import Settings
+
+    other = Settings(data_dir=tmp_path_factory.mktemp("other"), shared_data_dir=settings.shared_data_dir)
+    assert hotpotqa_split(hotpot_path, settings) == hotpotqa_split(hotpot_path, other)
+
+
+def test_split_refuses_a_different_file(hotpot_path, settings, tmp_path):
+    hotpotqa_split(hotpot_path, settings)
+    lines = hotpot_path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["answer"] = "something else"
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    with pytest.raises(InputError, match="different file") as e:
+        hotpotqa_split(changed, settings)
+    assert "hotpotqa-dev.jsonl" in str(e.value) and "changed.jsonl" in str(e.value)
+
+
+def test_split_needs_1000_questions(hotpot_path, settings, tmp_path):
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(hotpot_path.read_text().splitlines()[:999]) + "\n")
+    with pytest.raises(InputError, match="999 questions"):
+        hotpotqa_split(short, settings)
+    assert not (settings.data_dir / "splits" / "hotpotqa-dev.json").exists()
+
+
+def test_split_items_in_split_order(hotpot_path, settings):
+    validation = split_items(hotpot_path, settings, "validation")
+    assert [item.id for item in validation] == hotpotqa_split(hotpot_path, settings)["validation"]
+    assert all(item.question and item.answer for item in validation)
+    with pytest.raises(InputError, match="Unknown split"):
+        split_items(hotpot_path, settings, "dev")
+
+
+# --- grounded HotpotQA examples ---
+
+
+def test_rag_examples_hold_gold_and_distractors(items):
+    for distractors in (0, 2, 3):
+        examples = rag_examples(items, RagExampleSpec(distractors=distractors))
+        assert len(examples) == len(items)
+        for example, item in zip(examples, items, strict=True):
+            titles = source_titles(example, item)
+            gold = [t for t in titles if t in item.supporting_titles]
+            others = len(item.paragraphs) - len([p for p in item.paragraphs if p[0] in item.supporting_titles])
+            assert set(gold) == set(item.supporting_titles)
+            assert len(titles) - len(gold) == min(distractors, others)
+            assert example.answer == item.answer and example.id == item.id and example.source == "hotpotqa"
+            assert example.messages[-1]["role"] == "user" and example.messages[-1]["content"].endswith(
+                item.question.strip()
+            )
+
+
+def test_rag_examples_are_reproducible_and_order_independent(items):
+    first = rag_examples(items)
+    assert rag_examples(items) == first
+    assert rag_examples(items[::-1])[::-1] == first
+    other = rag_examples(items, RagExampleSpec(seed=1))
+    orders = [(source_titles(a, i), source_titles(b, i)) for a, b, i in zip(first, other, items, strict=True)]
+    assert any(x != y for x, y in orders)
+
+
+def test_rag_examples_prompt_shape(items):
+    closed = rag_examples(items[:1])[0]
+    assert [m["role"] for m in closed.messages] == ["system", "user"]
+    few = rag_examples(items[:1], RagExampleSpec(few_shot=True))[0]
+    assert [m["role"] for m in few.messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    short = rag_examples(items[:1], RagExampleSpec(max_source_chars=20))[0]
+    assert all(len(SOURCE_LINE.sub("", line)) < 200 for line in short.messages[-1]["content"].splitlines()[1:-2])
+
+
+def test_rag_examples_skip_items_without_gold(items):
+    item = items[0]
+    lost = QAItem("lost", item.question, item.answer, ("No Such Title",), item.paragraphs)
+    assert without_gold([lost, item]) == ["lost"]
+    assert [e.id for e in rag_examples([lost, item])] == [item.id]
+    with pytest.raises(InputError):
+        RagExampleSpec(distractors=-1)
+
+
+# --- Dolly ---
+
+
+def test_dolly_examples_context_only_when_there_is_one(shared_data):
+    path = shared_data / "dolly-15k-mini.jsonl"
+    examples = dolly_examples(path)
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert len(examples) == len(records) == 2995
+    for n in range(0, len(records), 97):
+        example, record = examples[n], records[n]
+        assert example.id == f"dolly-{n}" and example.source == "dolly"
+        assert example.messages[0] == {"role": "system", "content": DOLLY_SYSTEM}
+        user = example.messages[1]["content"]
+        if record["context"].strip():
+            assert user == f"{record['instruction'].strip()}\n\nContext:\n{record['context'].strip()}"
+        else:
+            assert user == record["instruction"].strip() and "Context:" not in user
+        assert example.answer == record["response"].strip()
+    closed = dolly_examples(path, categories=("closed_qa",))
+    assert len(closed) == 147 and all(e.id in {x.id for x in examples} for e in closed)
+    kept = dolly_examples(path, categories=("closed_qa",), exclude_ids=[e.id for e in closed[:47]])
+    assert [e.id for e in kept] == [e.id for e in closed[47:]]
+    with pytest.raises(InputError, match="no category"):
+        dolly_examples(path, categories=("poetry",))
+
+
+# --- mixing ---
+
+
+def pool(name: str, n: int) -> list[Example]:
+    return [Example(({"role": "user", "content": f"{name} {i}"},), str(i), name, f"{name}-{i}") for i in range(n)]
+
+
+POOLS = {"a": pool("a", 600), "b": pool("b", 500), "c": pool("c", 50)}
+
+
+def test_mix_ratios_without_repeats():
+    examples, report = mix(POOLS, MixSpec((("a", 3.0), ("b", 1.0)), total=400, seed=5))
+    assert Counter(e.source for e in examples) == {"a": 300, "b": 100}
+    assert len({e.id for e in examples}) == 400 and report.counts == {"a": 300, "b": 100} and not report.notes
+    assert mix(POOLS, MixSpec((("a", 3.0), ("b", 1.0)), total=400, seed=5))[0] == examples
+    assert [e.source for e in examples[:20]] != sorted(e.source for e in examples[:20])  # shuffled
+    odd, _ = mix(POOLS, MixSpec((("a", 1.0), ("b", 1.0), ("c", 1.0)), total=100))
+    assert sorted(Counter(e.source for e in odd).values()) == [33, 33, 34]
+
+
+def test_mix_default_total_keeps_the_ratio():
+    examples, report = mix(POOLS, MixSpec((("a", 0.75), ("b", 0.25))))
+    assert report.counts == {"a": 600, "b": 200} and len({e.id for e in examples}) == 800
+    everything, _ = mix(POOLS, MixSpec((("a", 1.0), ("c", 0.0))))
+    assert len(everything) == 600 and {e.source for e in everything} == {"a"}
+    assert len(mix({"hotpotqa": POOLS["a"] + POOLS["a"][:10]})[0]) == 600  # repeated ids count once
+
+
+def test_mix_small_pool_gives_all_it_has():
+    examples, report = mix(POOLS, MixSpec((("a", 0.5), ("c", 0.5)), total=200))
+    assert report.counts == {"a": 100, "c": 50} and len(examples) == 150
+    assert "c has only 50 of the 100" in report.notes[0]
+
+
+def test_mix_errors():
+    with pytest.raises(InputError, match="Unknown pool"):
+        mix(POOLS, MixSpec((("hotpotqa", 1.0),)))
+    with pytest.raises(InputError, match="0 or more"):
+        mix(POOLS, MixSpec((("a", 1.0), ("b", -0.5))))
+    with pytest.raises(InputError, match="zero"):
+        mix(POOLS, MixSpec((("a", 0.0), ("b", 0))))
+    with pytest.raises(InputError, match="training set is empty"):
+        mix({"a": []}, MixSpec((("a", 1.0),)))
+    with pytest.raises(InputError, match="Pool d has no examples"):
+        mix({**POOLS, "d": []}, MixSpec((("a", 1.0), ("d", 1.0))))
+    with pytest.raises(InputError, match="only once"):
+        mix(POOLS, MixSpec((("a", 1.0), ("a", 2.0))))
+    with pytest.raises(InputError, match="at least 1"):
+        mix(POOLS, MixSpec((("a", 1.0),), total=0))
+
+
+# --- tokenization (the real bundled tokenizer) ---
+
+
+@pytest.mark.slow
+def test_answer_only_labels_token_by_token(generator, items):
+    tokenizer = generator.tokenizer
+    end = end_token_id(tokenizer)
+    assert end == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for example in rag_examples(items[:5]):
+        row = tokenize(example, tokenizer, generator.render, 2048)
+        prompt = tokenizer(generator.render(list(example.messages)), add_special_tokens=False).input_ids
+        ids, labels = row["input_ids"], row["labels"]
+        assert ids[: len(prompt)] == prompt and len(ids) == len(labels) == len(row["attention_mask"])
+        assert all(label == IGNORE for label in labels[: len(prompt)])
+        assert all(labels[i] == ids[i] != IGNORE for i in range(len(prompt), len(ids)))
+        assert set(row["attention_mask"]) == {1} and labels[-1] == end
+        answer = [label for label in labels if label != IGNORE]
+        assert tokenizer.decode(answer) == example.answer + "<|im_end|>"
+        full = list(example.messages) + [{"role": "assistant", "content": example.answer}]
+        chat = tokenizer.apply_chat_template(full, tokenize=False)
+        assert tokenizer.decode(ids) == chat.removesuffix("\n")
+        assert tokenizer(chat, add_special_tokens=False).input_ids[: len(ids)] == ids
+
+
+@pytest.mark.slow
+def test_truncation_and_the_max_length_error(generator, items):
+    tokenizer, render = generator.tokenizer, generator.render
+    examples = rag_examples(items[:6])
+    lengths = [len(tokenizer(render(list(e.messages)), add_special_tokens=False).input_ids) for e in examples]
+    cut = sorted(lengths)[2]
+    with pytest.raises(InputError) as e:
+        tokenize_all(examples, tokenizer, render, cut)
+    too_long = sum(n >= cut for n in lengths)
+    assert str(e.value) == (
+        f"max length {cut} is below the prompt length of {too_long} of 6 examples (longest prompt {max(lengths)} "
+        f"tokens): raise the max length to at least {max(lengths) + 1} or shorten the sources."
+    )
+    rows = tokenize_all(examples, tokenizer, render, max(lengths) + 1)
+    assert all(len(r["input_ids"]) <= max(lengths) + 1 for r in rows)
+    longest = rows[lengths.index(max(lengths))]
+    assert longest["labels"][-1] == longest["input_ids"][-1] and longest["labels"].count(IGNORE) == max(lengths)
+    with pytest.raises(InputError, match="dataset is empty"):
+        tokenize_all([], tokenizer, render, 512)
+    with pytest.raises(InputError, match="at least 8"):
+        tokenize_all(examples, tokenizer, render, 7)
+
+
+@pytest.mark.slow
+def test_collator_pads_right(generator, items, shared_data):
+    tokenizer = generator.tokenizer
+    examples = rag_examples(items[:3]) + dolly_examples(shared_data / "dolly-15k-mini.jsonl")[:1]
+    rows = tokenize_all(examples, tokenizer, generator.render, 4096)
+    batch = Collator(tokenizer)(rows)
+    longest = max(len(r["input_ids"]) for r in rows)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (4, longest)
+    for n, row in enumerate(rows):
+        size, gap = len(row["input_ids"]), longest - len(row["input_ids"])
+        assert batch["input_ids"][n].tolist() == row["input_ids"] + [tokenizer.pad_token_id] * gap
+        assert batch["labels"][n].tolist() == row["labels"] + [IGNORE] * gap
+        assert batch["attention_mask"][n].tolist() == [1] * size + [0] * gap
+    eight = Collator(tokenizer, pad_to_multiple_of=8)(rows)
+    assert eight["input_ids"].shape[1] % 8 == 0 and longest <= eight["input_ids"].shape[1] < longest + 8
+    assert (eight["labels"][:, longest:] == IGNORE).all() and (eight["attention_mask"][:, longest:] == 0).all()

@@ -1,0 +1,141 @@
+"""Training with the real bundled model, the shared HotpotQA split, real MLflow and real jobs.
+
+Runs are kept tiny (short sources, a few steps) so each takes seconds on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine import jobs
+from engine.errors import InputError
+from engine.finetune.adapters import AdapterRegistry
+from engine.finetune.callbacks import read_curve
+from engine.finetune.examples import RagExampleSpec
+from engine.finetune.spec import TrainSpec
+from engine.finetune.trainer import last_checkpoint, run_dir_for, train
+from engine.tracking import TRAINING
+
+pytestmark = pytest.mark.slow
+
+SHORT = RagExampleSpec(distractors=1, max_source_chars=120)
+TINY = TrainSpec(
+    adapter="tiny", rag=SHORT, train_limit=8, batch_size=4, max_length=512, learning_rate=1e-3,
+    val_limit=4, val_f1=False, stop_on="loss", patience=0, eval_every=1, precision="fp32",
+)  # fmt: skip
+
+
+def quiet(fraction: float, message: str) -> None:
+    pass
+
+
+def spec(**changes) -> TrainSpec:
+    return TrainSpec.from_dict(TINY.to_dict() | changes)
+
+
+def test_lora_steps_change_the_adapter_and_not_the_base(settings, tracker) -> None:
+    from engine.models.loader import load_model
+    from engine.models.spec import DEFAULT_MODEL
+
+    result = train(spec(), settings, tracker, quiet)
+    assert result.steps == 2  # 8 examples, batch 4
+    info = AdapterRegistry(settings).get("tiny")
+    weights = load_file(info.path / "adapter_model.safetensors")
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: it was trained
+    fresh = load_model(DEFAULT_MODEL, settings).model.state_dict()
+    trained = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+               for k, v in result.model.state_dict().items() if "lora_" not in k}  # fmt: skip
+    assert set(fresh) <= set(trained)
+    assert all(torch.equal(fresh[k], trained[k]) for k in fresh)
+    assert info.prompt == "zero-shot" and info.datasets[0]["sha256"] and info.mlflow_run_id == result.run_id
+
+    run = tracker.client.get_run(result.run_id)
+    assert run.data.params["learning_rate"] == "0.001"
+    assert [m.step for m in tracker.client.get_metric_history(result.run_id, "loss")] == [1, 2]
+    assert [m.step for m in tracker.client.get_metric_history(result.run_id, "learning_rate")] == [1, 2]
+    assert tracker.client.get_metric_history(result.run_id, "rss_mb")
+    assert tracker.client.get_metric_history(result.run_id, "eval_loss")
+    artifacts = {a.path for a in tracker.client.list_artifacts(result.run_id)}
+    assert {"dataset.json", "adapter"} <= artifacts
+    assert tracker.client.get_experiment(run.info.experiment_id).name == TRAINING
+
+
+def test_validation_f1_is_measured_and_early_stopping_fires(settings) -> None:
+    # A huge learning rate makes validation worse after the first evaluation; patience 1 stops there.
+    result = train(spec(adapter="diverge", learning_rate=0.5, train_limit=24, val_limit=2, val_k=2,
+                        val_f1=True, stop_on="f1", patience=1), settings, None, quiet)  # fmt: skip
+    rows = read_curve(run_dir_for("diverge", settings))
+    f1_rows = [r for r in rows if "eval_f1" in r]
+    assert f1_rows and all(0 <= r["eval_f1"] <= 100 for r in f1_rows)
+    assert result.stopped_early and result.steps < 6
+    assert AdapterRegistry(settings).exists("diverge")
+
+
+def test_a_requested_stop_keeps_a_checkpoint_and_the_adapter(settings) -> None:
+    result = train(
+        spec(adapter="halt", train_limit=16, eval_every=0), settings, None, quiet, stop_requested=lambda: True
+    )
+    assert result.stopped_by_user and result.steps == 1
+    assert last_checkpoint(run_dir_for("halt", settings)) is not None
+    assert AdapterRegistry(settings).exists("halt")
+
+
+def test_a_4bit_base_trains_a_step(settings) -> None:
+    result = train(spec(adapter="qlora", quantization="4bit", train_limit=4), settings, None, quiet)
+    assert result.steps == 1
+    assert AdapterRegistry(settings).get("qlora").base["quantization"] == "4bit"
+
+
+def test_kill_and_resume_leaves_no_gap_and_no_repeat(settings) -> None:
+    # 24 examples, batch 4: 6 steps, a checkpoint after each. Kill the job after step 3, resume.
+    args = {"spec": spec(adapter="resumed", train_limit=24).to_dict()}
+    job = jobs.start_job("train", args, settings)
+    run_dir = run_dir_for("resumed", settings)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        steps = [r["step"] for r in read_curve(run_dir) if "loss" in r]
+        state = jobs.get_job(job.id, settings)
+        if len(steps) >= 3 or state.done:
+            break
+        time.sleep(0.05)
+    assert not state.done, f"the job ended before it could be killed: {state}"
+    os.kill(state.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(state.pid, 0)
+    checkpoint = last_checkpoint(run_dir)
+    assert checkpoint is not None
+    done_before = max(r["step"] for r in read_curve(run_dir) if "loss" in r)
+
+    resumed = jobs.start_job("train", {"spec": {"adapter": "resumed"}, "resume": True}, settings)
+    final = jobs.wait_job(resumed.id, 300, settings)
+    assert final.status == "succeeded", jobs.tail_log(resumed.id, 30, settings)
+    assert final.result["steps"] == 6
+    steps = [r["step"] for r in read_curve(run_dir) if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6], f"killed after step {done_before}, resumed from {checkpoint.name}"
+    state = json.loads((last_checkpoint(run_dir) / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4, 5, 6]
+
+
+def test_bad_input_gets_clear_messages(settings, tmp_path) -> None:
+    with pytest.raises(InputError, match="max length 32 is below the prompt length"):
+        train(spec(adapter="short", max_length=32), settings, None, quiet)
+    with pytest.raises(InputError, match="does not exist"):
+        train(spec(adapter="nobase", base=str(tmp_path / "no-such-model")), settings, None, quiet)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError):
+        train(spec(adapter="empty", data=str(empty)), settings, None, quiet)
+    with pytest.raises(InputError, match="no training run"):
+        train(spec(adapter="never"), settings, None, quiet, resume=True)
+    with pytest.raises(InputError):
+        train(spec(adapter="../escape"), settings, None, quiet)
