@@ -141,6 +141,7 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--targets", default="", help="comma-separated module names (default: by architecture)")
     tr.add_argument("--dolly", type=float, default=0.0, help="share of Dolly examples in the mix (0..1)")
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
+    tr.add_argument("--source-chars", type=int, default=d.rag.max_source_chars, help="each passage cut to N characters")
     tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
     tr.add_argument("--epochs", type=float, default=d.epochs)
     tr.add_argument("--lr", type=float, default=d.learning_rate)
@@ -175,7 +176,7 @@ def train_spec(a):
     return TrainSpec(
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
-        mix=MixSpec(sources=sources, seed=a.seed), rag=RagExampleSpec(distractors=a.distractors, seed=a.seed),
+        mix=MixSpec(sources=sources, seed=a.seed), rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
         val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,

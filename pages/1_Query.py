@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from engine.finetune.adapters import prompt_for
 from engine.rag.history import log_query
 from engine.rag.pipeline import RagPipeline
-from engine.rag.prompt import PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
 from ui import resources as r
 from ui.ingest import ingest_panel
@@ -22,13 +22,6 @@ def mlflow_status(logged) -> None:
         st.warning(f"Could not log to MLflow: {logged.exception()}")
     else:
         st.caption(f"Logged to MLflow run `{logged.result()}` (experiment studio-query).")
-
-
-def adapter_template(adapter: str) -> PromptTemplate:
-    """The prompt the adapter was trained with (zero-shot adapters answer without worked examples)."""
-    if adapter and r.adapter_info(adapter).prompt == "zero-shot":
-        return PromptTemplate(examples=(), max_source_chars=r.adapter_info(adapter).max_source_chars)
-    return PromptTemplate()
 
 
 def show_answer(answer, logged) -> None:
@@ -69,7 +62,7 @@ with user_errors():
     if asked and kb:
         with st.spinner("Loading the model…"):
             pipeline = RagPipeline(
-                KnowledgeBaseRetriever(store, kb), r.generator(model, adapter), adapter_template(adapter)
+                KnowledgeBaseRetriever(store, kb), r.generator(model, adapter), prompt_for(r.settings(), adapter)
             )
         stream = pipeline.stream(question, k)
         with left:

@@ -81,13 +81,9 @@ def eval_items(spec: EvalSpec, path: Path, settings: Settings) -> list[QAItem]:
 
 def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
-    prompt = spec.prompt
-    if not prompt and spec.adapter:
-        from engine.finetune.adapters import AdapterRegistry
+    from engine.finetune.adapters import prompt_for
 
-        prompt = AdapterRegistry(settings).get(spec.adapter).prompt
-    examples = () if prompt == "zero-shot" else PromptTemplate().examples
-    return PromptTemplate(examples=examples, max_source_chars=spec.max_source_chars)
+    return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars)
 
 
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:

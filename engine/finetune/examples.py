@@ -275,10 +275,11 @@ def tokenize_all(examples: Sequence[Example], tokenizer, render: Callable[[list]
 class Collator:
     """Pads a batch to its longest row (on the right): pad token ids, attention 0, labels -100."""
 
-    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, answer_logits_only: bool = False):
         # Padding positions are masked out of attention and loss, so EOS serves when there is no pad token.
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.answer_logits_only = answer_logits_only
         if self.pad_token_id is None:
             raise InputError("The tokenizer has neither a padding nor an end-of-sequence token.")
         if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
@@ -297,4 +298,23 @@ class Collator:
             batch["input_ids"].append(ids + [self.pad_token_id] * gap)
             batch["attention_mask"].append(list(f.get("attention_mask", [1] * len(ids))) + [0] * gap)
             batch["labels"].append(list(f.get("labels", ids)) + [IGNORE] * gap)
-        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        out = {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        if self.answer_logits_only:
+            out |= answer_positions(out["labels"])
+        return out
+
+
+def answer_positions(labels) -> dict:
+    """``logits_to_keep`` and ``shift_labels`` so the model projects onto the vocabulary only
+    where the loss looks: the positions that predict an answer token.
+
+    The LM head of a small model is a large share of its compute (SmolLM2-135M: 28M of 135M
+    weights, applied to every position), and its float32 logits over a 49k vocabulary are
+    most of the training memory. Only the few answer positions have a loss, so the loss is
+    the same while the head costs a few positions instead of the whole prompt.
+    """
+    import torch
+
+    nxt = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE)  # position p predicts token p + 1
+    keep = nxt != IGNORE
+    return {"logits_to_keep": keep, "shift_labels": nxt[keep]}

@@ -109,7 +109,7 @@ def train(
 ) -> TrainResult:
     """Train a LoRA adapter and save the best checkpoint to the adapter registry."""
     from peft import get_peft_model
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
     from engine.finetune.adapters import AdapterRegistry
     from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
@@ -178,8 +178,10 @@ def train(
     callbacks.append(stop)
     trainer = Trainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows,
-        data_collator=Collator(loaded.tokenizer), callbacks=callbacks,
+        data_collator=Collator(loaded.tokenizer, answer_logits_only=answer_logits_supported(loaded.model)),
+        callbacks=callbacks,
     )  # fmt: skip
+    trainer.remove_callback(PrinterCallback)  # progress goes through report(), not raw dicts on stdout
     if checkpoint is not None:
         cut_curve(run_dir, checkpoint_step(checkpoint))
         report(0.0, f"resuming from {checkpoint.name}")
@@ -221,6 +223,13 @@ def train(
     )  # fmt: skip
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result
+
+
+def answer_logits_supported(model) -> bool:
+    """Whether the model can project only chosen positions onto the vocabulary (``logits_to_keep``)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def stop_reason(stopped_by_user: bool, state, max_steps: int) -> str:

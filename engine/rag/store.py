@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from engine.errors import InputError, NotFoundError
 from engine.rag.chunking import Chunk
-from engine.rag.embedder import Embedder, StudioEmbeddingFunction
+from engine.rag.embedder import Embedder
 from engine.settings import Settings
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
@@ -70,6 +70,8 @@ class KnowledgeBaseStore:
     def __init__(self, settings: Settings, embedder: Embedder, client=None):
         self.settings = settings
         self.embedder = embedder
+        from engine.rag.chroma_embedding import StudioEmbeddingFunction  # registers it with Chroma
+
         self.function = StudioEmbeddingFunction(embedder)
         self.client = client or make_client(settings)
 
