@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.resources import describe_device, snapshot
-from engine.tracking import EVALUATION, QUERY
+from engine.tracking import EVALUATION, QUERY, TRAINING
 from ui import resources as r
 from ui.widgets import seconds_since, user_errors
 
@@ -42,10 +42,13 @@ with user_errors():
             width="stretch",
         )
         st.page_link("pages/1_Query.py", label="Ask a question →", icon="💬")
+        adapters = r.adapter_names()
+        st.write(f"**Adapters:** {', '.join(f'`{a}`' for a in adapters) if adapters else 'none yet'}")
+        st.page_link("pages/3_Fine-tune.py", label="Fine-tune →", icon="🛠️")
     with right:
         st.subheader("Recent runs")
         tracker = r.tracker()
-        runs = tracker.recent(QUERY, 5) + tracker.recent(EVALUATION, 5)
+        runs = tracker.recent(QUERY, 5) + tracker.recent(EVALUATION, 5) + tracker.recent(TRAINING, 5)
         rows = [
             {"when": seconds_since(x.start_time), "activity": x.experiment.removeprefix("studio-"), "run": x.name,
              "F1": x.metrics.get("f1"), "total s": x.metrics.get("total_s", x.metrics.get("seconds"))}

@@ -61,6 +61,33 @@ def one_run(browser, data_dir: Path) -> tuple[float, float, str]:
         server.stop()
 
 
+FLOOR = """
+import time, psutil
+began = psutil.Process().create_time()
+from engine.models.generation import load_generator
+from engine.rag.embedder import Embedder
+from engine.rag.pipeline import RagPipeline
+from engine.rag.retriever import KnowledgeBaseRetriever
+from engine.rag.store import KnowledgeBaseStore
+from engine.settings import load_settings
+pipeline = RagPipeline(KnowledgeBaseRetriever(KnowledgeBaseStore(load_settings(), Embedder.shared()), "studio-docs"),
+                       load_generator())
+"".join(pipeline.stream(%r, 3))
+print(time.time() - began)
+"""
+
+
+def floor(data_dir: Path) -> float:
+    """Seconds from process start to the same answer in a bare process: no server, no browser."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
+    out = subprocess.run([sys.executable, "-c", FLOOR % QUESTION], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, check=True)  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def measure(runs: int = 3, data_dir: str | None = None) -> str:
     """Launch the app ``runs`` times and ask once each; the Markdown table."""
     from playwright.sync_api import sync_playwright
@@ -80,6 +107,7 @@ def measure(runs: int = 3, data_dir: str | None = None) -> str:
             results.append((ready, total))
             print(f"run {n + 1}: server healthy {ready:.1f} s, first answer {total:.1f} s: {text!r}", flush=True)
         browser.close()
+    bare = [floor(data_dir) for _ in range(runs)]
     return (
         f"Cold start to first answer ({runs} runs, {time.strftime('%Y-%m-%d')}; warm cache; "
         f"`{QUESTION}` on the Query page).\n\n"
@@ -89,6 +117,7 @@ def measure(runs: int = 3, data_dir: str | None = None) -> str:
             for name, v in (
                 ("server healthy", [r[0] for r in results]),
                 ("first answer shown", [r[1] for r in results]),
+                ("floor: the same answer in a bare Python process (no server, no browser)", bare),
             )
         )
     )

@@ -43,8 +43,9 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--source-chars", type=int, default=400)
-    p.add_argument("--distractors", type=int, default=3)
-    p.add_argument("--eval-every", type=int, default=75)
+    p.add_argument("--distractors", type=int, default=2)
+    p.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: each epoch)")
     p.add_argument("--test", type=int, default=300, help="test questions")
     p.add_argument("--limit", type=int, default=None, help="training examples (default: the whole split)")
     p.add_argument("--val-limit", type=int, default=100, help="validation questions")
@@ -57,7 +58,7 @@ def main() -> int:
     tracker = Tracker(settings)
     began = time.perf_counter()
     spec = TrainSpec(
-        adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=True),
+        adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
         rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
         learning_rate=a.lr, batch_size=4, max_length=1024, scheduler="cosine", eval_every=a.eval_every,
         val_limit=a.val_limit, stop_on="f1", patience=2, train_limit=a.limit,

@@ -1,5 +1,6 @@
 """LoRA / QLoRA fine-tuning as a background job: settings, pre-flight, live curves, adapters."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -7,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from engine import jobs
-from engine.finetune.adapters import AdapterRegistry, merge_export
+from engine.finetune.adapters import AdapterRegistry, check_name, merge_export
 from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import MixSpec, RagExampleSpec
 from engine.finetune.inputs import plan
@@ -16,7 +17,7 @@ from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import list_runs, run_dir_for
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
-from ui.widgets import job_status, user_errors
+from ui.widgets import current_job, job_status, user_errors
 
 st.set_page_config(page_title="Fine-tune · Studio", page_icon="🛠️", layout="wide")
 st.title("🛠️ Fine-tune")
@@ -116,12 +117,10 @@ with user_errors():
     settings = r.settings()
     registry = AdapterRegistry(settings)
     spec, action = settings_form()
-    if action:
-        check_quantization_backend(spec_for(spec.base), resolve_device())  # no bitsandbytes on mps: say so
-        if spec.quantization != "none":
-            from dataclasses import replace
-
-            check_quantization_backend(replace(spec_for(spec.base), quantization=spec.quantization), resolve_device())
+    if action:  # bad names, paths and backends are reported here, before any work starts
+        check_name(spec.adapter)
+        base = replace(spec_for(spec.base), quantization=spec.quantization)
+        check_quantization_backend(base, resolve_device())
     if action == "check":
         with st.spinner("Loading the base model and building the examples…"):
             found = plan(spec, settings)
@@ -136,14 +135,9 @@ with user_errors():
     elif action == "start":
         st.session_state["train-job"] = jobs.start_job("train", {"spec": spec.to_dict()}).id
 
-    if "train-job" not in st.session_state:
-        recent = jobs.list_jobs("train")
-        if recent:
-            st.session_state["train-job"] = recent[0].id
-
     @st.fragment(run_every=2.0)
     def live() -> None:
-        job_id = st.session_state.get("train-job")
+        job_id = current_job("train", "train-job")
         if not job_id:
             return
         with user_errors():
@@ -158,7 +152,8 @@ with user_errors():
     st.subheader("Current run")
     live()
 
-    runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved]
+    active = {j.args.get("spec", {}).get("adapter") for j in jobs.list_jobs("train") if not j.done}
+    runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved and run.adapter not in active]
     if runs:
         st.subheader("Unfinished runs")
         for run in runs:
@@ -191,6 +186,7 @@ with user_errors():
             with st.spinner("Merging…"):
                 folder = merge_export(registry, chosen, Path(target.strip()), settings)
             st.success(f"Standalone model written to {folder}")
-        if cols[2].button("Delete", type="secondary"):
+        sure = cols[2].checkbox("I want to delete it", key="adapter-delete-sure")
+        if cols[2].button("Delete", type="secondary", disabled=not sure):
             registry.delete(chosen)
             st.rerun()

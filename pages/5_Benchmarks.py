@@ -8,7 +8,7 @@ from engine.evaluation.history import evaluation_runs, per_question
 from engine.evaluation.runner import MODES, EvalSpec, resolve_data
 from engine.models.spec import spec_for
 from ui import resources as r
-from ui.widgets import job_status, user_errors
+from ui.widgets import current_job, job_status, user_errors
 
 st.set_page_config(page_title="Benchmarks · Studio", page_icon="📊", layout="wide")
 st.title("📊 Benchmarks")
@@ -50,15 +50,9 @@ with user_errors():
             resolve_data(spec.data, r.settings())
             st.session_state["eval-job"] = jobs.start_job("eval", spec.__dict__).id
 
-    # After a reload, pick up the newest evaluation job (running or finished).
-    if "eval-job" not in st.session_state:
-        recent = jobs.list_jobs("eval")
-        if recent:
-            st.session_state["eval-job"] = recent[0].id
-
     @st.fragment(run_every=1.0)
     def progress() -> None:
-        job_id = st.session_state.get("eval-job")
+        job_id = current_job("eval", "eval-job")
         if not job_id:
             return
         with user_errors():

@@ -48,6 +48,16 @@ def job_status(job_id: str) -> jobs.JobState:
     return state
 
 
+def current_job(kind: str, key: str) -> str | None:
+    """The job this page shows: the one it started (kept in the session), else after a reload
+    the newest job of its kind, running or finished."""
+    if key not in st.session_state:
+        recent = jobs.list_jobs(kind)
+        if recent:
+            st.session_state[key] = recent[0].id
+    return st.session_state.get(key)
+
+
 def seconds_since(ts: float) -> str:
     delta = time.time() - ts
     if delta < 90:

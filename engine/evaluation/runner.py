@@ -190,6 +190,10 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
     from engine.rag.store import KnowledgeBaseStore
 
     resolve_data(spec.data, settings)
+    if spec.adapter:  # a missing adapter fails before the model loads
+        from engine.finetune.adapters import AdapterRegistry
+
+        AdapterRegistry(settings).get(spec.adapter)
     model = replace(spec_for(spec.model), adapter=spec.adapter, dtype=spec.dtype)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None

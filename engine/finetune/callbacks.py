@@ -80,6 +80,8 @@ class CurveCallback(TrainerCallback):
     def record(self, state, values: dict) -> dict:
         """Append a row for the current step to the curve file and to the MLflow queue."""
         row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "time": time.time(), **values}
+        if not state.is_world_process_zero:  # several GPUs: one process keeps the records
+            return row
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         self.pending.append((state.global_step, values))

@@ -63,7 +63,10 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
 
         import torch
 
-        generator = Generator(LoadedModel(loaded.spec, model, loaded.tokenizer, loaded.device, 0.0, False))
+        # The PEFT wrapper does not pass the shared-prefix cache through to the model; the
+        # wrapped model has the adapter layers injected, so it answers with the adapter.
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        generator = Generator(LoadedModel(loaded.spec, inner, loaded.tokenizer, loaded.device, 0.0, False))
         autocast = (
             torch.autocast(loaded.device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         )
@@ -75,13 +78,21 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
 
 
 def load_base(spec: TrainSpec, settings: Settings):
-    """The base model for training: full precision, or k-bit and prepared for QLoRA."""
+    """The frozen base model for training, in the dtype it computes in, or k-bit and prepared for QLoRA.
+
+    The base is never updated, so it needs no float32 master copy: in a bf16 or fp16 run it
+    is loaded in that dtype, which halves its memory and the activations' and spares the
+    per-step casts of autocast. The LoRA weights and their optimizer state stay in float32.
+    """
     from dataclasses import replace
 
+    from engine.finetune.spec import resolve_precision
     from engine.models.loader import load_model
-    from engine.models.spec import spec_for
+    from engine.models.spec import resolve_device, spec_for
 
-    model_spec = replace(spec_for(spec.base), quantization=spec.quantization, dtype="float32")
+    precision = resolve_precision(spec.precision, resolve_device(spec_for(spec.base).device))
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
+    model_spec = replace(spec_for(spec.base), quantization=spec.quantization, dtype=dtype)
     if spec.quantization != "none":
         model_spec = replace(model_spec, dtype="auto")
     loaded = load_model(model_spec, settings)

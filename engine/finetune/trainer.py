@@ -9,6 +9,7 @@ through the evaluation runner, early stopping, a graceful stop, and MLflow loggi
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,8 +72,8 @@ def training_arguments(spec: TrainSpec, run_dir: Path, device: str, steps_per_ep
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
-        gradient_checkpointing=spec.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
+        activation_checkpointing=spec.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
@@ -106,6 +107,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     on_run: Callable[[str], None] | None = None,
+    extra_callbacks: tuple = (),
 ) -> TrainResult:
     """Train a LoRA adapter and save the best checkpoint to the adapter registry."""
     from peft import get_peft_model
@@ -119,9 +121,12 @@ def train(
     from engine.tracking import TRAINING
 
     settings = settings or load_settings()
+    main = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, one process of several keeps records
+    tracker = tracker if main else None
     began = now()
     registry = AdapterRegistry(settings)
     run_dir = run_dir_for(spec.adapter, settings)
+    claim(run_dir)
     checkpoint = last_checkpoint(run_dir) if resume else None
     if resume:
         if not (run_dir / "spec.json").is_file():
@@ -140,12 +145,13 @@ def train(
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, render, loaded.tokenizer, settings)
 
-    if not resume:
+    if not resume and main:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+        claim(run_dir)
     targets = detect_targets(loaded.model.config, spec.lora)
     model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
     summary = summarize(model)
@@ -175,14 +181,14 @@ def train(
     if spec.stop_on != "none" and spec.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.patience))
     stop = StopCallback(stop_requested)
-    callbacks.append(stop)
+    callbacks += [stop, *extra_callbacks]
     trainer = Trainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows,
         data_collator=Collator(loaded.tokenizer, answer_logits_only=answer_logits_supported(loaded.model)),
         callbacks=callbacks,
     )  # fmt: skip
     trainer.remove_callback(PrinterCallback)  # progress goes through report(), not raw dicts on stdout
-    if checkpoint is not None:
+    if checkpoint is not None and main:
         cut_curve(run_dir, checkpoint_step(checkpoint))
         report(0.0, f"resuming from {checkpoint.name}")
     try:
@@ -211,6 +217,8 @@ def train(
         "mlflow_run_id": run_id,
         "train": spec.to_dict() | {"steps": state.global_step, "max_steps": state.max_steps},
     }
+    if not main:
+        return TrainResult(spec.adapter, state.global_step, False, stop.stopped, best, {}, now() - began, None)
     info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
     if tracker is not None and run_id:
         curve.flush()
@@ -223,6 +231,19 @@ def train(
     )  # fmt: skip
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result
+
+
+def claim(run_dir: Path) -> None:
+    """Mark the run as this process's; refuse when another live process is training it."""
+    import psutil
+
+    owner = run_dir / "owner.pid"
+    if owner.is_file():
+        pid = int(owner.read_text().strip() or 0)
+        if pid != os.getpid() and psutil.pid_exists(pid):
+            raise InputError(f"Adapter {run_dir.name!r} is being trained by another process (pid {pid}).")
+    if run_dir.is_dir():
+        owner.write_text(str(os.getpid()))
 
 
 def answer_logits_supported(model) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -85,6 +86,8 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
     settings = settings or load_settings()
     start = time.perf_counter()
     device = resolve_device(spec.device)
+    if device == "cuda" and os.environ.get("LOCAL_RANK"):  # one process per GPU under `accelerate launch`
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     check_quantization_backend(spec, device)
     dtype = resolve_dtype(spec, device)
     folder = resolve_source(spec.source)

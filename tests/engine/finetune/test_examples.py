@@ -294,3 +294,24 @@ def test_collator_pads_right(generator, items, shared_data):
     eight = Collator(tokenizer, pad_to_multiple_of=8)(rows)
     assert eight["input_ids"].shape[1] % 8 == 0 and longest <= eight["input_ids"].shape[1] < longest + 8
     assert (eight["labels"][:, longest:] == IGNORE).all() and (eight["attention_mask"][:, longest:] == 0).all()
+
+
+@pytest.mark.slow
+def test_answer_only_logits_give_the_same_loss(generator, shared_data, settings) -> None:
+    import copy
+
+    import torch
+
+    from engine.finetune.examples import Collator, RagExampleSpec, rag_examples, split_items, tokenize_all
+
+    items = split_items(shared_data / "hotpotqa-dev.jsonl", settings, "train")[:3]
+    rows = tokenize_all(rag_examples(items, RagExampleSpec(max_source_chars=100)), generator.tokenizer,
+                        generator.render, 512)  # fmt: skip
+    model = copy.deepcopy(generator.loaded.model)
+    with torch.no_grad():
+        full = model(**Collator(generator.tokenizer)(rows))
+        only = model(**Collator(generator.tokenizer, answer_logits_only=True)(rows))
+    answer_tokens = sum(sum(1 for t in r["labels"] if t != -100) for r in rows)
+    assert only.logits.shape[0] == answer_tokens  # one row of logits per answer token, not per position
+    assert full.logits.shape[1] > 100
+    assert torch.allclose(full.loss, only.loss, atol=1e-6)

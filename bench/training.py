@@ -1,0 +1,149 @@
+"""Training throughput and peak memory: the Studio's training path against a plain
+``Trainer`` + PEFT loop at equal settings (model, LoRA, data, batch size, max length, steps).
+
+    .venv/bin/python bench/training.py --out docs/benchmarks.md
+
+The plain loop is what the PEFT and transformers guides show: fp32, logits over the whole
+sequence, ``DataCollatorForSeq2Seq`` padding, random batches. The Studio's path adds bf16
+autocast where the CPU computes bf16 natively, logits only at the answer positions, and
+length-grouped batches. Each variant runs in its own process, so peak RSS is its own.
+Tokens/s counts non-padding tokens over the training steps only (no evaluation or saving).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import emit  # noqa: E402
+
+SETTINGS = {"examples": 48, "batch_size": 4, "max_length": 1024, "lr": 3e-4, "r": 8}
+
+
+def step_timer():
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Time and non-padding tokens of the optimizer steps alone, skipping the first (warm-up)."""
+
+        def __init__(self):
+            self.seconds, self.tokens, self.steps = 0.0, 0, 0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.began, self.seen = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > 1:
+                self.seconds += time.perf_counter() - self.began
+                self.tokens += state.num_input_tokens_seen - self.seen
+                self.steps += 1
+
+    return StepTimer()
+
+
+def rows_and_model(settings):
+    from engine.finetune.examples import rag_examples, split_items, tokenize_all
+    from engine.models.generation import Generator
+    from engine.models.loader import load_model
+    from engine.models.spec import DEFAULT_MODEL
+
+    loaded = load_model(DEFAULT_MODEL, settings)
+    items = split_items(settings.shared_data_dir / "hotpotqa-dev.jsonl", settings, "train")[: SETTINGS["examples"]]
+    rows = tokenize_all(rag_examples(items), loaded.tokenizer, Generator(loaded).render, SETTINGS["max_length"])
+    return loaded, rows
+
+
+def run_plain(timer) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from engine.settings import load_settings
+
+    loaded, rows = rows_and_model(load_settings())
+    config = LoraConfig(r=SETTINGS["r"], lora_alpha=2 * SETTINGS["r"], lora_dropout=0.05,
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")  # fmt: skip
+    model = get_peft_model(loaded.model, config)
+    loaded.tokenizer.padding_side = "right"
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=SETTINGS["batch_size"], num_train_epochs=1,
+        learning_rate=SETTINGS["lr"], use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
+        include_num_input_tokens_seen="non_padding", disable_tqdm=True,
+    )  # fmt: skip
+    collator = DataCollatorForSeq2Seq(loaded.tokenizer, padding=True, label_pad_token_id=-100)
+    Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[timer]).train()
+
+
+def run_studio(timer) -> None:
+    from engine.finetune.lora import LoraSpec
+    from engine.finetune.spec import TrainSpec
+    from engine.finetune.trainer import train
+    from engine.settings import load_settings
+
+    spec = TrainSpec(
+        adapter="throughput", lora=LoraSpec(r=SETTINGS["r"], alpha=2 * SETTINGS["r"]), train_limit=SETTINGS["examples"],
+        batch_size=SETTINGS["batch_size"], max_length=SETTINGS["max_length"], learning_rate=SETTINGS["lr"],
+        val_limit=4, val_f1=False, stop_on="none",
+    )  # fmt: skip
+    train(spec, load_settings(), None, lambda f, m: None, overwrite=True, extra_callbacks=(timer,))
+
+
+def child(variant: str, out: Path) -> None:
+    timer = step_timer()
+    {"plain": run_plain, "studio": run_studio}[variant](timer)
+    out.write_text(json.dumps({"tokens_per_s": timer.tokens / timer.seconds, "steps": timer.steps,
+                               "tokens": timer.tokens, "seconds": timer.seconds}))  # fmt: skip
+
+
+def measure(variant: str, data_dir: Path) -> dict:
+    out = data_dir / f"{variant}.json"
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen([sys.executable, __file__, "--child", variant, "--json", str(out)], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"the {variant} run failed")
+    return json.loads(out.read_text()) | {"peak_rss_gb": usage.ru_maxrss / 2**20}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", choices=["plain", "studio"])
+    p.add_argument("--json")
+    p.add_argument("--out")
+    a = p.parse_args()
+    if a.child:
+        child(a.child, Path(a.json))
+        return 0
+    from engine.settings import load_settings
+
+    data_dir = Path(tempfile.mkdtemp(prefix="studio-throughput-"))
+    (data_dir / "models").symlink_to(load_settings().models_dir.resolve(), target_is_directory=True)
+    results = {v: measure(v, data_dir) for v in ("plain", "studio")}
+    plain, ours = results["plain"], results["studio"]
+    table = "\n".join([
+        f"Training throughput ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores): bundled SmolLM2-135M, LoRA "
+        f"r={SETTINGS['r']} on q/k/v/o, {SETTINGS['examples']} HotpotQA training examples (gold + 2 distractors), "
+        f"batch {SETTINGS['batch_size']}, max length {SETTINGS['max_length']}.",
+        "",
+        "| path | steps timed | tokens/s | peak RSS (GB) |",
+        "| --- | ---: | ---: | ---: |",
+        *(f"| {name} | {r['steps']} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} |"
+          for name, r in (("plain Trainer + PEFT", plain), ("Studio", ours))),
+        "",
+        f"Speed-up: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}x (target 1.3x); Studio peak RSS "
+        f"{ours['peak_rss_gb']:.2f} GB (target 4 GB).",
+        "",
+    ])  # fmt: skip
+    emit(table, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The Fine-tune page under AppTest: settings form, pre-flight plan, bad input, the adapters table."""
+
+from streamlit.testing.v1 import AppTest
+
+from engine.finetune.adapters import AdapterRegistry
+from engine.finetune.examples import RagExampleSpec
+from engine.finetune.spec import TrainSpec
+from engine.finetune.trainer import train
+from engine.settings import ROOT
+
+PAGE = str(ROOT / "pages" / "3_Fine-tune.py")
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_the_form_renders_with_defaults_and_no_adapters(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    labels = {w.label for w in at.number_input}
+    assert {"Rank r", "Alpha", "Epochs", "Batch size", "Max length (tokens)", "Patience"} <= labels
+    assert any("No adapter yet" in i.value for i in at.info)
+
+
+def test_preflight_shows_examples_memory_time_and_trainable_share(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    button(at, "Pre-flight check").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Training examples"] == "600"
+    assert metrics["Steps"] == "150"  # 600 examples, batch 4, one epoch
+    assert metrics["Peak memory (est.)"].endswith("GB") and metrics["Time (est.)"].endswith("min")
+    assert any("trainable" in i.value and "q_proj" not in i.value for i in at.info)
+
+
+def test_bad_input_is_a_message_not_a_traceback(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.text_input[0].input("../escape")
+    button(at, "Start training").click().run()
+    assert not at.exception
+    assert any("Invalid adapter name" in e.value for e in at.error), [e.value for e in at.error]
+    at.text_input[0].input("fine")
+    at.text_input[1].input("/no/such/model")
+    button(at, "Pre-flight check").click().run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+    at.text_input[1].input("")
+    max_length = next(w for w in at.number_input if w.label == "Max length (tokens)")
+    max_length.set_value(64)
+    button(at, "Pre-flight check").click().run()
+    assert any("max length 64 is below the prompt length" in e.value for e in at.error)
+
+
+def test_a_trained_adapter_is_listed_renamed_and_offered_on_the_query_page(app_env):
+    spec = TrainSpec(adapter="listed", rag=RagExampleSpec(distractors=1, max_source_chars=120), train_limit=4,
+                     batch_size=4, max_length=512, val_limit=2, val_f1=False, stop_on="none")  # fmt: skip
+    train(spec, app_env, None, lambda f, m: None)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["listed"]
+    at.text_input(key="adapter-new-name").input("renamed")
+    button(at, "Rename").click().run()
+    assert AdapterRegistry(app_env).names() == ["renamed"]
+    query = AppTest.from_file(str(ROOT / "pages" / "1_Query.py"), default_timeout=120).run()
+    assert "renamed" in query.selectbox(key="query-adapter").options

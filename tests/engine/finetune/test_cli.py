@@ -1,0 +1,28 @@
+"""``python -m engine train`` and ``adapters``: bad input is one line and exit status 2."""
+
+import pytest
+
+from engine.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--adapter", "../escape", "--no-mlflow"], "Invalid adapter name"),
+        (["train", "--adapter", "x", "--dolly", "1.5", "--no-mlflow"], "--dolly is a share"),
+        (["train", "--adapter", "x", "--lr", "0", "--no-mlflow"], "must be positive"),
+        (["train", "--adapter", "never-trained", "--resume", "--no-mlflow"], "no training run"),
+        (["adapters", "delete", "missing"], "missing"),
+        (["adapters", "rename", "only-one"], "takes 2 name(s)"),
+        (["eval", "--split", "test", "--adapter", "missing", "--limit", "2", "--no-mlflow"], "missing"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(settings, capsys, argv, message) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_adapters_list_on_an_empty_registry(settings, capsys) -> None:
+    assert main(["adapters", "list"]) == 0
+    assert capsys.readouterr().out == ""
