@@ -1,0 +1,107 @@
+"""The Fine-tune page's widgets: the training-settings form and the live training curves."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from engine.finetune.callbacks import read_curve
+from engine.finetune.examples import MixSpec, RagExampleSpec
+from engine.finetune.lora import LoraSpec
+from engine.finetune.spec import TrainSpec
+from ui import resources as r
+
+D = TrainSpec()
+
+
+def settings_form() -> tuple[TrainSpec, str]:
+    """The training settings from the form, and which button was pressed."""
+    with st.form("train"):
+        top = st.columns(3)
+        adapter = top[0].text_input("Adapter name", D.adapter, help="Letters, digits, '.', '_' and '-'.")
+        base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        quant = top[2].selectbox(
+            "Quantization", ("none", "8bit", "4bit"),
+            help="QLoRA: load the frozen base in 8-bit or 4-bit (nf4) with bitsandbytes to save memory. "
+            "CPU and CUDA only; on Apple Silicon choose none.",
+        )  # fmt: skip
+        st.markdown("**Data**")
+        data = st.columns(4)
+        dolly = data[0].slider(
+            "Dolly share", 0.0, 0.5, 0.0, 0.05,
+            help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
+        )  # fmt: skip
+        distractors = data[1].number_input(
+            "Distractor passages", 0, 8, D.rag.distractors,
+            help="Non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick.",
+        )  # fmt: skip
+        limit = data[2].number_input("Max training examples", 0, 5000, 0, help="0: all of them.")
+        max_length = data[3].number_input(
+            "Max length (tokens)", 64, 4096, D.max_length, help="Longer examples are cut; prompts must fit."
+        )
+        st.markdown("**LoRA**")
+        lora = st.columns(5)
+        rank = lora[0].number_input("Rank r", 1, 256, D.lora.r, help="Size of the low-rank update (capacity).")
+        alpha = lora[1].number_input("Alpha", 1, 512, D.lora.alpha, help="Scale of the update (alpha / r).")
+        dropout = lora[2].number_input("Dropout", 0.0, 0.9, D.lora.dropout, 0.05, help="Dropout on the LoRA input.")
+        mlp = lora[3].checkbox("Adapt MLP too", help="Add the MLP projections to the attention ones.")
+        targets = lora[4].text_input("Target modules", placeholder="by architecture", help="Comma-separated override.")
+        st.markdown("**Optimisation**")
+        opt = st.columns(6)
+        epochs = opt[0].number_input("Epochs", 0.1, 20.0, D.epochs, 0.5)
+        lr = opt[1].number_input("Learning rate", 1e-6, 1e-2, D.learning_rate, format="%.0e")
+        batch = opt[2].number_input("Batch size", 1, 64, D.batch_size)
+        accum = opt[3].number_input("Grad. accumulation", 1, 64, D.grad_accum, help="Effective batch = batch x this.")
+        scheduler = opt[4].selectbox("LR schedule", ("linear", "cosine", "constant_with_warmup"))
+        warmup = opt[5].number_input("Warmup share", 0.0, 0.5, D.warmup_ratio, 0.01)
+        st.markdown("**Validation and stopping**")
+        val = st.columns(5)
+        every = val[0].number_input("Validate every N steps", 0, 10000, 0, help="0: once per epoch. Also checkpoints.")
+        val_limit = val[1].number_input("Validation questions", 1, 100, D.val_limit, help="Loss (and F1) on them.")
+        stop_on = val[2].selectbox("Early stopping on", ("f1", "loss", "none"))
+        patience = val[3].number_input("Patience", 0, 20, D.patience, help="Validations without improvement.")
+        precision = val[4].selectbox("Precision", ("auto", "fp32", "bf16", "fp16"), help="auto: bf16 where native.")
+        flags = st.columns(2)
+        val_f1 = flags[0].checkbox("Validate F1 (answer the questions)", True, help="Slower; needed to stop on F1.")
+        checkpointing = flags[1].checkbox("Gradient checkpointing", help="Less memory, about 30% more time.")
+        buttons = st.columns([1, 1, 4])
+        checked = buttons[0].form_submit_button("Pre-flight check")
+        started = buttons[1].form_submit_button("Start training", type="primary")
+    spec = TrainSpec(
+        adapter=adapter.strip(), base=base.strip(), quantization=quant,
+        lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
+        mix=MixSpec(sources=(("hotpotqa", 1 - dolly), ("dolly", dolly)) if dolly else (("hotpotqa", 1.0),)),
+        rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
+        learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
+        scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,
+        stop_on=stop_on, patience=int(patience), gradient_checkpointing=checkpointing, precision=precision,
+    )  # fmt: skip
+    return spec, "check" if checked else "start" if started else ""
+
+
+def curves(run_dir) -> None:
+    rows = read_curve(run_dir)
+    if not rows:
+        st.caption("No training step yet.")
+        return
+    frame = pd.DataFrame(rows)
+    left, right = st.columns(2)
+    if "loss" in frame:
+        train = frame.dropna(subset=["loss"])
+        long = train.melt("step", ["loss"], "curve", "value")
+        if "eval_loss" in frame:
+            long = pd.concat([long, frame.dropna(subset=["eval_loss"]).melt("step", ["eval_loss"], "curve", "value")])
+        fig = px.line(long, x="step", y="value", color="curve", markers=True, title="Loss")
+        left.plotly_chart(fig, width="stretch")
+    if "eval_f1" in frame:
+        val = frame.dropna(subset=["eval_f1"])
+        right.plotly_chart(px.line(val, x="step", y=["eval_f1", "eval_em"], markers=True, title="Validation"),
+                           width="stretch")  # fmt: skip
+
+
+def adapters_table(adapters) -> pd.DataFrame:
+    """One row per adapter: base, prompt, rank, metrics, size, MLflow run."""
+    return pd.DataFrame(
+        [{"name": a.name, "base": a.base.get("name", ""), "created": a.created, "prompt": a.prompt,
+          "r": a.lora.get("r"), **{k: round(v, 2) for k, v in a.metrics.items()},
+          "MB": round(a.size_bytes / 2**20, 1), "mlflow run": a.mlflow_run_id} for a in adapters]
+    )  # fmt: skip
