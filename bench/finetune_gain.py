@@ -29,7 +29,7 @@ def evaluate(spec, settings, tracker):
 
 def main() -> int:
     from engine.evaluation.runner import EvalSpec
-    from engine.finetune.examples import RagExampleSpec
+    from engine.finetune.examples import MixSpec, RagExampleSpec
     from engine.finetune.lora import LoraSpec
     from engine.finetune.spec import TrainSpec
     from engine.finetune.trainer import train
@@ -44,6 +44,8 @@ def main() -> int:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--source-chars", type=int, default=400)
     p.add_argument("--distractors", type=int, default=2)
+    p.add_argument("--dolly", type=float, default=0.0, help="share of Dolly instruction examples in the mix")
+    p.add_argument("--max-length", type=int, default=1024, help="training sequences cut to N tokens")
     p.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
     p.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: each epoch)")
     p.add_argument("--test", type=int, default=300, help="test questions")
@@ -60,7 +62,8 @@ def main() -> int:
     spec = TrainSpec(
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
         rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
-        learning_rate=a.lr, batch_size=4, max_length=1024, scheduler="cosine", eval_every=a.eval_every,
+        mix=MixSpec((("hotpotqa", 1 - a.dolly), ("dolly", a.dolly)) if a.dolly else (("hotpotqa", 1.0),)),
+        learning_rate=a.lr, batch_size=4, max_length=a.max_length, scheduler="cosine", eval_every=a.eval_every,
         val_limit=a.val_limit, stop_on="f1", patience=2, train_limit=a.limit,
     )  # fmt: skip
     trained = None
@@ -86,11 +89,15 @@ def main() -> int:
         "| model | EM | F1 | recall@5 | eval (min) |",
         "| --- | ---: | ---: | ---: | ---: |",
         row("base (few-shot prompt, 600-char sources)", base),
-        row(f"base + adapter `{a.adapter}` (its zero-shot prompt, {a.source_chars}-char sources)", tuned),
+        row(f"base + adapter `{a.adapter}` (its zero-shot prompt, 600-char sources)", tuned),
         "",
         f"F1 difference (adapter - base): {diff.mean:+.1f}, 95% paired bootstrap CI [{diff.low:+.1f}, {diff.high:+.1f}]"
         f" over {diff.n} questions{' (above zero)' if diff.above_zero else ''}. "
         f"EM difference: {em.mean:+.1f} [{em.low:+.1f}, {em.high:+.1f}].",
+        "",
+        f"Settings: LoRA r = {a.r} (alpha {2 * a.r}){' with MLP' if a.mlp else ''}, lr {a.lr:g} cosine, "
+        f"{a.epochs:g} epoch(s), gold + {a.distractors} distractors cut to {a.source_chars} characters, "
+        f"Dolly share {a.dolly:g}, max length {a.max_length}.",
         "",
         f"Training: {trained.steps if trained else '-'} steps, {train_s / 60:.1f} min "
         f"(best validation {trained.best_metric if trained else '-'}); whole run {total_s / 60:.1f} min. "

@@ -93,8 +93,6 @@ def load_base(spec: TrainSpec, settings: Settings):
     precision = resolve_precision(spec.precision, resolve_device(spec_for(spec.base).device))
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
     model_spec = replace(spec_for(spec.base), quantization=spec.quantization, dtype=dtype)
-    if spec.quantization != "none":
-        model_spec = replace(model_spec, dtype="auto")
     loaded = load_model(model_spec, settings)
     if spec.quantization != "none":
         from peft import prepare_model_for_kbit_training

@@ -83,11 +83,8 @@ def resolve_precision(precision: str, device: str) -> str:
     """``auto``: bf16 autocast where the hardware computes in bf16 natively, else fp32 (CPU) / fp16 (GPU)."""
     if precision != "auto":
         return precision
-    import torch
+    from engine.models.spec import native_bf16
 
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device == "cpu":
-        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-        return "bf16" if native or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)() else "fp32"
-    return "fp32"
+    if device.startswith("cuda"):
+        return "bf16" if native_bf16(device) else "fp16"
+    return "bf16" if native_bf16(device) else "fp32"

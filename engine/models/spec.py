@@ -60,12 +60,31 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (a CPU with AVX512-BF16 or AMX, a recent GPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        return any(getattr(torch.cpu, f"_is_{isa}_supported", lambda: False)() for isa in ("avx512_bf16", "amx_tile"))
+    return False
+
+
 def resolve_dtype(spec: ModelSpec, device: str):
-    """The torch dtype to compute in: float32 on CPU unless the spec asks otherwise."""
+    """The torch dtype to compute in, for ``auto``: float16 on a GPU; on a CPU bfloat16 where it
+    is native, else float32.
+
+    On a CPU with native bf16, generating in bf16 instead of float32 roughly halves the time of a
+    grounded answer with the bundled model (memory-bound decoding reads half the bytes; the
+    prompt's matmuls run on the bf16 units); on a CPU without it bf16 is emulated and slower.
+    """
     import torch
 
     if spec.dtype == "auto":
-        return torch.float16 if device in ("cuda", "mps") else torch.float32
+        if device in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     return getattr(torch, spec.dtype)
 
 

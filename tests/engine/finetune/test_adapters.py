@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -184,15 +183,16 @@ def test_export_target_must_be_new_or_empty(settings, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lora(generator):
-    """A fresh LoRA adapter on a copy of the session model (never the shared model itself), with
+def lora(generator, session_settings):
+    """A fresh LoRA adapter on a float32 copy of the bundled model (never the shared model itself), with
     nonzero lora_B so that it changes the outputs; and the base and adapted logits for PROMPT."""
     import peft
     import torch
 
     from engine.finetune.lora import to_lora_config
+    from engine.models.loader import load_model
 
-    model = copy.deepcopy(generator.loaded.model).to("cpu", torch.float32)
+    model = load_model(CPU, session_settings).model
     model = peft.get_peft_model(model, to_lora_config(LoraSpec(), model.config))
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():

@@ -16,15 +16,18 @@ from engine.models.spec import DEFAULT_MODEL, ModelSpec
 pytestmark = pytest.mark.slow
 
 
-def test_bundled_model_is_llama_in_float32_with_tied_embeddings(generator) -> None:
+def test_bundled_model_is_llama_in_its_auto_dtype_with_tied_embeddings(generator) -> None:
     from transformers import LlamaForCausalLM
+
+    from engine.models.spec import resolve_dtype
 
     loaded = generator.loaded
     model = loaded.model
     assert isinstance(model, LlamaForCausalLM)
     assert loaded.device == "cpu" or torch.cuda.is_available()
-    assert model.dtype == torch.float32
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    dtype = resolve_dtype(loaded.spec, loaded.device)
+    assert model.dtype == dtype
+    assert all(p.dtype == dtype for p in model.parameters())
     assert not model.training
     # SmolLM2 ties the output layer to the input embeddings: one tensor, not two copies
     assert model.config.tie_word_embeddings is True

@@ -13,6 +13,7 @@ from engine.models.spec import (
     DEFAULT_MODEL,
     ModelSpec,
     check_quantization_backend,
+    native_bf16,
     resolve_device,
     resolve_dtype,
     resolve_source,
@@ -84,8 +85,11 @@ def test_absent_mps_is_an_input_error() -> None:
         resolve_device("mps")
 
 
-def test_dtype_is_float32_on_cpu_unless_asked() -> None:
-    assert resolve_dtype(ModelSpec(), "cpu") is torch.float32
+def test_auto_dtype_is_bfloat16_on_a_cpu_with_native_bf16_else_float32() -> None:
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bf16("cpu") is native
+    assert resolve_dtype(ModelSpec(), "cpu") is (torch.bfloat16 if native else torch.float32)
+    assert resolve_dtype(ModelSpec(dtype="float32"), "cpu") is torch.float32
     assert resolve_dtype(ModelSpec(), "cuda") is torch.float16
     assert resolve_dtype(ModelSpec(dtype="bfloat16"), "cpu") is torch.bfloat16
 
