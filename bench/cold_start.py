@@ -62,8 +62,8 @@ def one_run(browser, data_dir: Path) -> tuple[float, float, str]:
 
 
 FLOOR = """
-import time, psutil
-began = psutil.Process().create_time()
+import os, time
+began = float(os.environ["FLOOR_T0"])  # set by the parent just before it starts this process
 from engine.models.generation import load_generator
 from engine.rag.embedder import Embedder
 from engine.rag.pipeline import RagPipeline
@@ -82,7 +82,8 @@ def floor(data_dir: Path) -> float:
     import os
     import subprocess
 
-    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
+    # The parent's clock, not psutil's process create time: that one was off by a second here.
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "FLOOR_T0": repr(time.time())}
     out = subprocess.run([sys.executable, "-c", FLOOR % QUESTION], env=env, capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parent.parent, check=True)  # fmt: skip
     return float(out.stdout.strip().splitlines()[-1])

@@ -24,7 +24,7 @@ def mlflow_status(logged) -> None:
         st.caption(f"Logged to MLflow run `{logged.result()}` (experiment studio-query).")
 
 
-def show_answer(answer, logged) -> None:
+def show_answer(answer) -> None:
     st.markdown(f"**Q:** {answer.question}")
     st.success(answer.answer or "(the model gave no answer)")
     cols = st.columns(4)
@@ -38,7 +38,6 @@ def show_answer(answer, logged) -> None:
         with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
             st.write(hit.text)
             st.caption(f"source: {hit.source} · id: {hit.id}")
-    mlflow_status(logged)
 
 
 with user_errors():
@@ -70,14 +69,17 @@ with user_errors():
             with slot.container():
                 st.write_stream(coalesce(stream))
         answer = stream.result
-        # Logged in the background: the answer shows without waiting for MLflow.
-        logged = r.background().submit(lambda: log_query(r.tracker(), answer, kb, pipeline.generator.name, k))
-        st.session_state["last-answer"] = (answer, logged)
         with slot.container():  # the finished answer replaces the streamed text, without a rerun
-            show_answer(answer, logged)
+            show_answer(answer)
+            # Logged in the background once the answer is drawn: importing MLflow would hold it up.
+            logged = r.background().submit(lambda: log_query(r.tracker(), answer, kb, pipeline.generator.name, k))
+            mlflow_status(logged)
+        st.session_state["last-answer"] = (answer, logged)
     elif "last-answer" in st.session_state:
+        answer, logged = st.session_state["last-answer"]
         with left:
-            show_answer(*st.session_state["last-answer"])
+            show_answer(answer)
+            mlflow_status(logged)
 
     st.divider()
     ingest_panel(store)

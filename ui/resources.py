@@ -6,6 +6,7 @@ no page to draw on. Pages wrap the first call in ``st.spinner`` where it may tak
 
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -80,11 +81,16 @@ def warm_up() -> threading.Thread:
     def work() -> None:
         # MLflow is left out on purpose: opening it while the first answer is generated
         # slows that answer down; the first query's background log opens it instead.
-        for step in (docs_kb, generator, lambda: embedder().encoder):
+        # The embedder comes before the generator, so that a question asked while the model
+        # is still loading can already be retrieved for.
+        for step in (docs_kb, lambda: embedder().encoder, generator):
             try:
                 step()
             except Exception:  # noqa: BLE001 - the page calling this step shows the error to the user
                 pass
+        # The millions of objects the imports and loads created will live as long as the
+        # server: leaving them out of every later collection keeps the collector's pauses short.
+        gc.freeze()
 
     thread = threading.Thread(target=work, name="studio-warm-up", daemon=True)
     thread.start()

@@ -9,6 +9,7 @@ machine importing torch and transformers takes a few more, so the two now overla
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from pathlib import Path
@@ -17,12 +18,20 @@ HOME = Path(__file__).resolve().parent.parent / "Home.py"
 
 
 def preload() -> None:
-    from ui import resources
+    try:
+        from ui import resources
 
-    resources.warm_up()
+        resources.warm_up().join()
+    finally:
+        gc.enable()
 
 
 def main(argv: list[str]) -> None:
+    # Importing torch, transformers, chromadb and Streamlit creates millions of objects and
+    # almost no garbage, yet triggers the cyclic collector again and again over a growing
+    # heap: switched off until the warm-up is done, the first answer comes about a second
+    # sooner on 2 cores (measured). The warm-up then freezes what it loaded (see resources).
+    gc.disable()
     # The server starts in this thread while the preload imports and loads in another.
     threading.Thread(target=preload, name="studio-preload", daemon=True).start()
     from streamlit.web import cli
