@@ -244,6 +244,13 @@ def end_token_id(tokenizer) -> int:
     return tokenizer.eos_token_id
 
 
+def drop_too_long(examples: Sequence[Example], tokenizer, render: Callable[[list], str], max_length: int):
+    """The examples whose prompt leaves room for an answer within ``max_length`` tokens, and how many were not."""
+    prompts = tokenizer([render(list(e.messages)) for e in examples], add_special_tokens=False).input_ids
+    kept = [e for e, p in zip(examples, prompts, strict=True) if len(p) < max_length]
+    return kept, len(examples) - len(kept)
+
+
 def tokenize(example: Example, tokenizer, render: Callable[[list], str], max_length: int) -> dict:
     """Input ids, attention mask and labels (-100 on the prompt, so the loss is on the answer only)."""
     return tokenize_all([example], tokenizer, render, max_length)[0]

@@ -19,7 +19,7 @@ def file_identity(path: Path) -> dict:
 def build_examples(spec: TrainSpec, render, tokenizer, settings: Settings):
     """Tokenized training and validation rows, the validation questions, and the data's identity."""
     from engine.evaluation.runner import resolve_data
-    from engine.finetune.examples import dolly_examples, mix, rag_examples, split_items, tokenize_all
+    from engine.finetune.examples import dolly_examples, drop_too_long, mix, rag_examples, split_items, tokenize_all
 
     path = resolve_data(spec.data, settings)
     pools = {"hotpotqa": rag_examples(split_items(path, settings, "train"), spec.rag)}
@@ -29,8 +29,11 @@ def build_examples(spec: TrainSpec, render, tokenizer, settings: Settings):
         # closed_qa is never trained on: it is the held-out check that general skills survive.
         categories = ("open_qa", "general_qa", "information_extraction", "summarization", "classification",
                       "brainstorming", "creative_writing")  # fmt: skip
-        pools["dolly"] = dolly_examples(dolly, categories=categories)
-        datasets.append(file_identity(dolly) | {"split": "all but closed_qa"})
+        # A few Dolly records carry whole articles as context; a pool of thousands loses nothing
+        # by leaving those out (counted in the dataset record), where one would stop the run.
+        pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), tokenizer, render,
+                                                 spec.max_length)  # fmt: skip
+        datasets.append(file_identity(dolly) | {"split": "all but closed_qa", "left_out_too_long": too_long})
     examples, _ = mix(pools, spec.mix)
     if spec.train_limit:
         examples = examples[: spec.train_limit]

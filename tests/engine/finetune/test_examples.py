@@ -19,6 +19,7 @@ from engine.finetune.examples import (
     MixSpec,
     RagExampleSpec,
     dolly_examples,
+    drop_too_long,
     end_token_id,
     hotpotqa_split,
     mix,
@@ -276,6 +277,17 @@ def test_truncation_and_the_max_length_error(generator, items):
         tokenize_all([], tokenizer, render, 512)
     with pytest.raises(InputError, match="at least 8"):
         tokenize_all(examples, tokenizer, render, 7)
+
+
+@pytest.mark.slow
+def test_dolly_records_too_long_for_the_max_length_leave_the_pool(generator, shared_data):
+    tokenizer, render = generator.tokenizer, generator.render
+    pool = dolly_examples(shared_data / "dolly-15k-mini.jsonl", categories=("information_extraction",))
+    lengths = [len(tokenizer(render(list(e.messages)), add_special_tokens=False).input_ids) for e in pool]
+    kept, dropped = drop_too_long(pool, tokenizer, render, 1024)
+    assert dropped == sum(n >= 1024 for n in lengths) > 0  # the shared file has articles as context
+    assert [e.id for e in kept] == [e.id for e, n in zip(pool, lengths, strict=True) if n < 1024]
+    tokenize_all(kept, tokenizer, render, 1024)  # what is left trains without the max-length error
 
 
 @pytest.mark.slow
