@@ -171,12 +171,11 @@ def train_spec(a):
 
     targets = tuple(t.strip() for t in a.targets.split(",") if t.strip())
     if not 0 <= a.dolly <= 1:
-        raise InputError("--dolly is a share between 0 and 1.")
-    sources = (("hotpotqa", 1 - a.dolly), ("dolly", a.dolly)) if a.dolly else (("hotpotqa", 1.0),)
+        raise InputError("--dolly is a share between 0 and 1.")  # named by its flag on the command line
     return TrainSpec(
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
-        mix=MixSpec(sources=sources, seed=a.seed), rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
+        mix=MixSpec.with_dolly(a.dolly, a.seed), rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
         val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,

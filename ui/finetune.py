@@ -69,7 +69,7 @@ def settings_form() -> tuple[TrainSpec, str]:
     spec = TrainSpec(
         adapter=adapter.strip(), base=base.strip(), quantization=quant,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
-        mix=MixSpec(sources=(("hotpotqa", 1 - dolly), ("dolly", dolly)) if dolly else (("hotpotqa", 1.0),)),
+        mix=MixSpec.with_dolly(dolly),
         rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,

@@ -172,6 +172,13 @@ class MixSpec:
     total: int | None = None
     seed: int = 0
 
+    @classmethod
+    def with_dolly(cls, share: float, seed: int = 0) -> MixSpec:
+        """HotpotQA examples with a ``share`` (0..1) of Dolly instruction examples mixed in."""
+        if not 0 <= share <= 1:
+            raise InputError("The Dolly share is between 0 and 1.")
+        return cls((("hotpotqa", 1 - share), ("dolly", share)) if share else (("hotpotqa", 1.0),), seed=seed)
+
 
 @dataclass(frozen=True)
 class MixReport:

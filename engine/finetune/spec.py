@@ -85,6 +85,6 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     from engine.models.spec import native_bf16
 
-    if device.startswith("cuda"):
-        return "bf16" if native_bf16(device) else "fp16"
-    return "bf16" if native_bf16(device) else "fp32"
+    if native_bf16(device):
+        return "bf16"
+    return "fp16" if device.startswith("cuda") else "fp32"
