@@ -45,6 +45,12 @@ def main() -> int:
     p.add_argument("--source-chars", type=int, default=400)
     p.add_argument("--distractors", type=int, default=2)
     p.add_argument("--dolly", type=float, default=0.0, help="share of Dolly instruction examples in the mix")
+    p.add_argument(
+        "--dolly-targets",
+        default="reference",
+        choices=["reference", "base"],
+        help="Dolly answers: the human responses, or the base model's own (self-distillation)",
+    )
     p.add_argument("--max-length", type=int, default=1024, help="training sequences cut to N tokens")
     p.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
     p.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: each epoch)")
@@ -62,7 +68,7 @@ def main() -> int:
     spec = TrainSpec(
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
         rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
-        mix=MixSpec.with_dolly(a.dolly),
+        mix=MixSpec.with_dolly(a.dolly), dolly_targets=a.dolly_targets,
         learning_rate=a.lr, batch_size=4, max_length=a.max_length, scheduler="cosine", eval_every=a.eval_every,
         val_limit=a.val_limit, stop_on="f1", patience=2, train_limit=a.limit,
     )  # fmt: skip
@@ -97,7 +103,7 @@ def main() -> int:
         "",
         f"Settings: LoRA r = {a.r} (alpha {2 * a.r}){' with MLP' if a.mlp else ''}, lr {a.lr:g} cosine, "
         f"{a.epochs:g} epoch(s), gold + {a.distractors} distractors cut to {a.source_chars} characters, "
-        f"Dolly share {a.dolly:g}, max length {a.max_length}.",
+        f"Dolly share {a.dolly:g} ({a.dolly_targets} answers), max length {a.max_length}.",
         "",
         f"Training: {trained.steps if trained else '-'} steps, {train_s / 60:.1f} min "
         f"(best validation {trained.best_metric if trained else '-'}); whole run {total_s / 60:.1f} min. "

@@ -50,7 +50,8 @@ def step_timer():
 
 
 def rows_and_model(settings):
-    from engine.finetune.examples import rag_examples, split_items, tokenize_all
+    from engine.finetune.encoding import tokenize_all
+    from engine.finetune.examples import rag_examples, split_items
     from engine.models.generation import Generator
     from engine.models.loader import load_model
     from engine.models.spec import DEFAULT_MODEL

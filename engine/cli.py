@@ -140,6 +140,12 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
     tr.add_argument("--targets", default="", help="comma-separated module names (default: by architecture)")
     tr.add_argument("--dolly", type=float, default=0.0, help="share of Dolly examples in the mix (0..1)")
+    tr.add_argument(
+        "--dolly-targets",
+        default=d.dolly_targets,
+        choices=["reference", "base"],
+        help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)",
+    )
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
     tr.add_argument("--source-chars", type=int, default=d.rag.max_source_chars, help="each passage cut to N characters")
     tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
@@ -175,7 +181,8 @@ def train_spec(a):
     return TrainSpec(
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
-        mix=MixSpec.with_dolly(a.dolly, a.seed), rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
+        mix=MixSpec.with_dolly(a.dolly, a.seed), dolly_targets=a.dolly_targets,
+        rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
         val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,

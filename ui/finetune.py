@@ -25,10 +25,16 @@ def settings_form() -> tuple[TrainSpec, str]:
             "CPU and CUDA only; on Apple Silicon choose none.",
         )  # fmt: skip
         st.markdown("**Data**")
-        data = st.columns(4)
+        data = st.columns(5)
         dolly = data[0].slider(
             "Dolly share", 0.0, 0.5, 0.0, 0.05,
             help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
+        )  # fmt: skip
+        dolly_targets = data[4].selectbox(
+            "Dolly answers", ("base", "reference"),
+            help="base: the base model's own answers to the Dolly instructions (self-distillation), so the adapter "
+            "keeps the base's behaviour outside the RAG prompt; generated once before training and cached. "
+            "reference: Dolly's human responses.",
         )  # fmt: skip
         distractors = data[1].number_input(
             "Distractor passages", 0, 8, D.rag.distractors,
@@ -69,7 +75,7 @@ def settings_form() -> tuple[TrainSpec, str]:
     spec = TrainSpec(
         adapter=adapter.strip(), base=base.strip(), quantization=quant,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
-        mix=MixSpec.with_dolly(dolly),
+        mix=MixSpec.with_dolly(dolly), dolly_targets=dolly_targets,
         rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,

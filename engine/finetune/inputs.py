@@ -16,11 +16,17 @@ def file_identity(path: Path) -> dict:
     return {"name": path.name, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def build_examples(spec: TrainSpec, render, tokenizer, settings: Settings):
-    """Tokenized training and validation rows, the validation questions, and the data's identity."""
-    from engine.evaluation.runner import resolve_data
-    from engine.finetune.examples import dolly_examples, drop_too_long, mix, rag_examples, split_items, tokenize_all
+def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True):
+    """Tokenized training and validation rows, and the data's identity.
 
+    With ``dolly_targets="base"`` the Dolly examples get the base model's own answers (made
+    with ``generator`` unless cached; ``distill=False`` keeps the references, for estimates).
+    """
+    from engine.evaluation.runner import resolve_data
+    from engine.finetune.encoding import drop_too_long, tokenize_all
+    from engine.finetune.examples import dolly_examples, mix, rag_examples, split_items
+
+    render, tokenizer = generator.render, generator.tokenizer
     path = resolve_data(spec.data, settings)
     pools = {"hotpotqa": rag_examples(split_items(path, settings, "train"), spec.rag)}
     datasets = [file_identity(path) | {"split": "train"}]
@@ -33,17 +39,39 @@ def build_examples(spec: TrainSpec, render, tokenizer, settings: Settings):
         # by leaving those out (counted in the dataset record), where one would stop the run.
         pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), tokenizer, render,
                                                  spec.max_length)  # fmt: skip
-        datasets.append(file_identity(dolly) | {"split": "all but closed_qa", "left_out_too_long": too_long})
+        datasets.append(file_identity(dolly) | {"split": "all but closed_qa", "left_out_too_long": too_long,
+                                                "targets": spec.dolly_targets})  # fmt: skip
     examples, _ = mix(pools, spec.mix)
     if spec.train_limit:
         examples = examples[: spec.train_limit]
     for d, name in zip(datasets, pools, strict=True):
         d["examples"] = sum(1 for e in examples if e.source == name)
+    if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
+        examples, datasets[-1]["self_answers"] = distill_dolly(examples, generator, settings, report)
     train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
     val_items = split_items(path, settings, "validation")
     val_items = val_items[: spec.val_limit]
     val_rows = tokenize_all(rag_examples(val_items, spec.rag), tokenizer, render, spec.max_length)
     return train_rows, val_rows, datasets
+
+
+def distill_dolly(examples, generator, settings: Settings, report=None):
+    """The examples with the Dolly ones answered by the base model, and what that took."""
+    from dataclasses import asdict
+
+    from engine.finetune.distill import self_answers
+
+    where = [i for i, e in enumerate(examples) if e.source == "dolly"]
+
+    def progress(done: int, total: int) -> None:
+        if report:
+            report(0.0, f"the base model answers the Dolly instructions: {done} of {total}")
+
+    answered, found = self_answers([examples[i] for i in where], generator, settings, on_batch=progress)
+    examples = list(examples)
+    for i, e in zip(where, answered, strict=True):
+        examples[i] = e
+    return examples, asdict(found)
 
 
 def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
@@ -122,7 +150,7 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
     from engine.models.generation import Generator
 
     loaded = load_base(spec, settings)
-    train_rows, val_rows, _ = build_examples(spec, Generator(loaded).render, loaded.tokenizer, settings)
+    train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
     targets = detect_targets(loaded.model.config, spec.lora)
     model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
     summary = summarize(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.errors import InputError
+from engine.finetune.distill import TARGETS
 from engine.finetune.examples import MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 
@@ -24,6 +25,7 @@ class TrainSpec:
     data: str = "hotpotqa-dev.jsonl"
     dolly: str = "dolly-15k-mini.jsonl"
     mix: MixSpec = field(default_factory=MixSpec)
+    dolly_targets: str = "reference"  # "base": the base model's own answers (self-distillation)
     rag: RagExampleSpec = field(default_factory=RagExampleSpec)
     train_limit: int | None = None  # at most this many training examples
     epochs: float = 1.0
@@ -50,6 +52,8 @@ class TrainSpec:
             raise InputError(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if self.stop_on not in STOP_ON:
             raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
+        if self.dolly_targets not in TARGETS:
+            raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise InputError("Epochs and learning rate must be positive.")
         if self.batch_size < 1 or self.grad_accum < 1:

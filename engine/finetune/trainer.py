@@ -115,7 +115,7 @@ def train(
 
     from engine.finetune.adapters import AdapterRegistry
     from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
-    from engine.finetune.examples import Collator
+    from engine.finetune.encoding import Collator
     from engine.finetune.inputs import build_examples, load_base, validation
     from engine.finetune.lora import detect_targets, summarize, to_lora_config
     from engine.tracking import TRAINING
@@ -141,9 +141,8 @@ def train(
     loaded = load_base(spec, settings)
     from engine.models.generation import Generator
 
-    render = Generator(loaded).render
     report(0.0, "building the training examples")
-    train_rows, val_rows, datasets = build_examples(spec, render, loaded.tokenizer, settings)
+    train_rows, val_rows, datasets = build_examples(spec, Generator(loaded), settings, report)
 
     if not resume and main:
         import shutil
