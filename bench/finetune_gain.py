@@ -68,7 +68,7 @@ def main() -> int:
     spec = TrainSpec(
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
         rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
-        mix=MixSpec.with_dolly(a.dolly), dolly_targets=a.dolly_targets,
+        mix=MixSpec.with_shares(a.dolly), dolly_targets=a.dolly_targets,
         learning_rate=a.lr, batch_size=4, max_length=a.max_length, scheduler="cosine", eval_every=a.eval_every,
         val_limit=a.val_limit, stop_on="f1", patience=2, train_limit=a.limit,
     )  # fmt: skip

@@ -56,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--model", default="", help=MODEL_HELP)
 
     sub.add_parser("kbs", help="list knowledge bases")
+    sub.add_parser("data", help="QA datasets: import, generate, topics, split, versions, ... (see `data --help`)")
     job = sub.add_parser("job", help="background jobs: run <dir> | list | status <id> | cancel <id>")
     job.add_argument("args", nargs=argparse.REMAINDER)
     return p
@@ -146,6 +147,8 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         choices=["reference", "base"],
         help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)",
     )
+    tr.add_argument("--qa-dataset", default="", help="generated QA pairs: a dataset NAME or NAME@VERSION")
+    tr.add_argument("--qa-share", type=float, default=0.0, help="share of the generated pairs in the mix (0..1)")
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
     tr.add_argument("--source-chars", type=int, default=d.rag.max_source_chars, help="each passage cut to N characters")
     tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
@@ -181,7 +184,7 @@ def train_spec(a):
     return TrainSpec(
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
-        mix=MixSpec.with_dolly(a.dolly, a.seed), dolly_targets=a.dolly_targets,
+        mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed), dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
         rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
@@ -243,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.jobs import main_job
 
         return main_job(argv[1:])
+    if argv[:1] == ["data"]:
+        from engine.data.commands import main as main_data
+
+        return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     handlers = {"eval": run_eval, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs, "train": run_train,

@@ -44,6 +44,15 @@ def settings_form() -> tuple[TrainSpec, str]:
         max_length = data[3].number_input(
             "Max length (tokens)", 64, 4096, D.max_length, help="Longer examples are cut; prompts must fit."
         )
+        more = st.columns([1, 2])
+        generated = more[0].slider(
+            "Generated QA share", 0.0, 0.5, 0.0, 0.05,
+            help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
+        )  # fmt: skip
+        qa_dataset = more[1].text_input(
+            "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
+            help="A dataset name (its newest version) or name@version; its validation and test splits are never used.",
+        )  # fmt: skip
         st.markdown("**LoRA**")
         lora = st.columns(5)
         rank = lora[0].number_input("Rank r", 1, 256, D.lora.r, help="Size of the low-rank update (capacity).")
@@ -75,7 +84,7 @@ def settings_form() -> tuple[TrainSpec, str]:
     spec = TrainSpec(
         adapter=adapter.strip(), base=base.strip(), quantization=quant,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
-        mix=MixSpec.with_dolly(dolly), dolly_targets=dolly_targets,
+        mix=MixSpec.with_shares(dolly, generated), dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
         rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,

@@ -163,6 +163,25 @@ def dolly_examples(
     return examples
 
 
+def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) -> list[Example]:
+    """Grounded examples from QA records (e.g. a generated dataset version): each record's own
+    contexts plus ``spec.distractors`` contexts of other records, shuffled, as numbered sources."""
+    template = PromptTemplate(max_source_chars=spec.max_source_chars, examples=EXAMPLES if spec.few_shot else ())
+    pool = list({(c.title, c.text): c for r in records for c in r.contexts}.values())
+    examples = []
+    for record in records:
+        rng = random.Random(f"{spec.seed}:{record.id}")
+        own = {(c.title, c.text) for c in record.contexts}
+        others = [
+            c for c in rng.sample(pool, min(len(pool), spec.distractors + len(own))) if (c.title, c.text) not in own
+        ]
+        chosen = list(record.contexts) + others[: spec.distractors]
+        rng.shuffle(chosen)
+        hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
+        examples.append(Example(tuple(template.messages(record.question, hits)), record.answer, "generated", record.id))
+    return examples
+
+
 @dataclass(frozen=True)
 class MixSpec:
     """Which pools to train on and in what proportion; ``total=None``: as many as the pools allow."""
@@ -172,11 +191,12 @@ class MixSpec:
     seed: int = 0
 
     @classmethod
-    def with_dolly(cls, share: float, seed: int = 0) -> MixSpec:
-        """HotpotQA examples with a ``share`` (0..1) of Dolly instruction examples mixed in."""
-        if not 0 <= share <= 1:
-            raise InputError("The Dolly share is between 0 and 1.")
-        return cls((("hotpotqa", 1 - share), ("dolly", share)) if share else (("hotpotqa", 1.0),), seed=seed)
+    def with_shares(cls, dolly: float = 0.0, generated: float = 0.0, seed: int = 0) -> MixSpec:
+        """HotpotQA examples with shares (0..1) of Dolly instructions and of generated QA pairs mixed in."""
+        if not (0 <= dolly <= 1 and 0 <= generated <= 1 and dolly + generated <= 1):
+            raise InputError("The Dolly and generated shares are between 0 and 1, and sum to at most 1.")
+        shares = (("hotpotqa", 1 - dolly - generated), ("dolly", dolly), ("generated", generated))
+        return cls(tuple((name, share) for name, share in shares if share > 0) or (("hotpotqa", 1.0),), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
                                                  spec.max_length)  # fmt: skip
         datasets.append(file_identity(dolly) | {"split": "all but closed_qa", "left_out_too_long": too_long,
                                                 "targets": spec.dolly_targets})  # fmt: skip
+    if any(name == "generated" and weight > 0 for name, weight in spec.mix.sources):
+        pools["generated"], found = generated_pool(spec, settings)
+        datasets.append(found)
     examples, _ = mix(pools, spec.mix)
     if spec.train_limit:
         examples = examples[: spec.train_limit]
@@ -53,6 +56,32 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     val_items = val_items[: spec.val_limit]
     val_rows = tokenize_all(rag_examples(val_items, spec.rag), tokenizer, render, spec.max_length)
     return train_rows, val_rows, datasets
+
+
+def generated_pool(spec: TrainSpec, settings: Settings):
+    """Grounded examples from a dataset version's training split (all of it when it is not split)."""
+    from engine.data.versions import DatasetStore
+    from engine.finetune.examples import record_examples
+
+    store = DatasetStore(settings)
+    name, _, version = spec.qa_dataset.strip().partition("@")
+    version = version or store.versions(name)[0].id
+    records = store.load(name, version)
+    train = [r for r in records if r.metadata.get("split") == "train"] or records
+    found = {"name": f"{name}@{version}", "dataset": name, "version": version,
+             "split": "train" if len(train) < len(records) else "all (not split)"}  # fmt: skip
+    return record_examples(train, spec.rag), found
+
+
+def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Settings) -> None:
+    """Name the dataset versions a training run used as its MLflow inputs (digest: the version id)."""
+    from engine.data.versions import DatasetStore, log_dataset_input
+
+    store = DatasetStore(settings)
+    for d in datasets:
+        if d.get("version"):
+            log_dataset_input(tracker, run_id, store.manifest(d["dataset"], d["version"]),
+                              store.load(d["dataset"], d["version"]))  # fmt: skip
 
 
 def distill_dolly(examples, generator, settings: Settings, report=None):

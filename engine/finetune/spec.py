@@ -26,6 +26,7 @@ class TrainSpec:
     dolly: str = "dolly-15k-mini.jsonl"
     mix: MixSpec = field(default_factory=MixSpec)
     dolly_targets: str = "reference"  # "base": the base model's own answers (self-distillation)
+    qa_dataset: str = ""  # the "generated" pool: a dataset "name" (newest version) or "name@version"
     rag: RagExampleSpec = field(default_factory=RagExampleSpec)
     train_limit: int | None = None  # at most this many training examples
     epochs: float = 1.0
@@ -54,6 +55,8 @@ class TrainSpec:
             raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
         if self.dolly_targets not in TARGETS:
             raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
+        if any(name == "generated" and w > 0 for name, w in self.mix.sources) and not self.qa_dataset.strip():
+            raise InputError("A share of generated QA pairs needs a dataset: name one (Datasets page).")
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise InputError("Epochs and learning rate must be positive.")
         if self.batch_size < 1 or self.grad_accum < 1:

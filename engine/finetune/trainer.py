@@ -116,7 +116,7 @@ def train(
     from engine.finetune.adapters import AdapterRegistry
     from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
     from engine.finetune.encoding import Collator
-    from engine.finetune.inputs import build_examples, load_base, validation
+    from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, validation
     from engine.finetune.lora import detect_targets, summarize, to_lora_config
     from engine.tracking import TRAINING
 
@@ -168,6 +168,7 @@ def train(
                        "train_examples": len(train_rows), "validation_examples": len(val_rows)}  # fmt: skip
             run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
             tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
+            log_dataset_inputs(tracker, run_id, datasets, settings)
             info.write_text(json.dumps({"run_id": run_id}))
         if on_run:
             on_run(run_id)

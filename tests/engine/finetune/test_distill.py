@@ -56,7 +56,7 @@ def test_cut_answers_are_learned_without_the_end_token(generator, settings, pool
 def test_a_training_mix_with_base_targets(generator, settings):
     from engine.finetune.inputs import build_examples
 
-    spec = TrainSpec(mix=MixSpec.with_dolly(0.5), dolly_targets="base", train_limit=4, val_limit=1)
+    spec = TrainSpec(mix=MixSpec.with_shares(dolly=0.5), dolly_targets="base", train_limit=4, val_limit=1)
     rows, _, datasets = build_examples(spec, generator, settings)
     dolly = datasets[-1]
     assert dolly["targets"] == "base" and dolly["self_answers"]["examples"] == dolly["examples"] > 0
