@@ -40,6 +40,9 @@ JOB_KINDS: dict[str, str] = {
     "eval": "engine.evaluation.runner:eval_job",
     "ingest": "engine.rag.ingest:ingest_job",
     "train": "engine.finetune.trainer:train_job",
+    "generate-qa": "engine.data.generation:generate_job",
+    "dataset": "engine.data.steps:step_job",
+    "refresh": "engine.rag.refresh:refresh_job",
     "sleep": "engine.jobs:sleep_task",
     "fail": "engine.jobs:fail_task",
 }

@@ -160,6 +160,48 @@ class KnowledgeBaseStore:
             col.delete(ids=stale)
         return len(stale)
 
+    def remove(self, name: str, ids: Sequence[str]) -> int:
+        """Delete the chunks with these ids (unknown ids are ignored); returns how many were deleted."""
+        col = self.collection(name)
+        ids = list(dict.fromkeys(ids))
+        deleted = 0
+        for start in range(0, len(ids), ADD_BATCH):
+            present = col.get(ids=ids[start : start + ADD_BATCH], include=[])["ids"]
+            if present:
+                col.delete(ids=present)
+            deleted += len(present)
+        return deleted
+
+    def stored_metadata(self, name: str) -> dict[str, dict]:
+        """Every chunk's metadata by chunk id (empty for a knowledge base that does not exist)."""
+        if check_name(name) not in self.names():
+            return {}
+        res = self.collection(name).get(include=["metadatas"])
+        return {i: dict(m or {}) for i, m in zip(res["ids"], res["metadatas"] or [], strict=True)}
+
+    def upsert(
+        self,
+        name: str,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Store chunks with precomputed vectors, replacing chunks with the same ids; returns how many."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        col = self.collection(name, create=True)
+        for start in range(0, len(chunks), ADD_BATCH):
+            batch = chunks[start : start + ADD_BATCH]
+            col.upsert(
+                ids=[c.id for c in batch],
+                documents=[c.text for c in batch],
+                embeddings=[list(v) for v in vectors[start : start + ADD_BATCH]],
+                metadatas=[chunk_metadata(c) for c in batch],
+            )
+            if on_progress:
+                on_progress(min(start + ADD_BATCH, len(chunks)), len(chunks))
+        return len(chunks)
+
     def delete(self, name: str) -> None:
         self.collection(name)  # raises NotFoundError for an unknown name
         self.client.delete_collection(check_name(name))

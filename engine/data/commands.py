@@ -1,0 +1,200 @@
+"""``python -m engine data ...``: datasets from the shell (import, generate, topics, split, versions,
+diff, augment, hard cases, export, knowledge-base refresh). Output is Markdown, ready for the docs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from engine.data.filters import FilterSpec
+from engine.data.generation import GenerationSpec
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine data", description="QA datasets: make, check and version them.")
+    sub = p.add_subparsers(dest="command", required=True)
+    im = sub.add_parser("import", help="import a JSONL/CSV file, a saved HF dataset folder or a hub name")
+    im.add_argument("source")
+    im.add_argument("--dataset", required=True)
+    im.add_argument("--kind", default="auto", choices=["auto", "studio", "dolly", "hotpotqa"])
+    im.add_argument("--skip-bad", action="store_true", help="leave malformed lines out instead of stopping")
+    gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")
+    for f in fields(GenerationSpec):
+        if f.name != "filters":
+            gen.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    for f in fields(FilterSpec):
+        gen.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    for name, helptext in (
+        ("topics", "cluster a version into topics"),
+        ("split", "80/10/10 split + leakage check"),
+        ("augment", "add augmented copies"),
+        ("hard-cases", "variants of what a run got wrong"),
+        ("show", "a version's manifest and stats"),
+        ("export", "write a version to a file"),
+    ):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("dataset")
+        sp.add_argument("--version", default="", help="default: the newest")
+        if name == "topics":
+            sp.add_argument("--method", default="kmeans", choices=["kmeans", "hdbscan"])
+            sp.add_argument("--k-min", type=int, default=4)
+            sp.add_argument("--k-max", type=int, default=16)
+        if name == "split":
+            sp.add_argument("--seed", type=int, default=0)
+            sp.add_argument("--threshold", type=float, default=0.95, help="near-duplicate question cosine")
+        if name in ("augment", "hard-cases"):
+            sp.add_argument("--kinds", default="paraphrase,distractors,shuffle,typos")
+        if name == "hard-cases":
+            sp.add_argument("--run", required=True, help="the MLflow run id of an evaluation")
+            sp.add_argument("--threshold", type=float, default=50.0, help="F1 (0-100) under which an answer is wrong")
+        if name == "export":
+            sp.add_argument("--to", required=True, help="a .jsonl or .csv file, or a folder (Hugging Face format)")
+    sub.add_parser("versions", help="list datasets and versions").add_argument("dataset", nargs="?", default="")
+    df = sub.add_parser("diff", help="compare two versions")
+    df.add_argument("dataset")
+    df.add_argument("old")
+    df.add_argument("new")
+    kb = sub.add_parser("refresh-kb", help="build or refresh a knowledge base incrementally")
+    kb.add_argument("--kb", required=True)
+    kb.add_argument("--path", help="documents: a file or folder")
+    kb.add_argument("--dataset", help="or a dataset version's contexts")
+    kb.add_argument("--version", default="")
+    return p
+
+
+def table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows])
+
+
+def funnel_table(report) -> str:
+    rows = [{"step": "candidates (answer spans)", "in": "", "kept": report.candidates, "pass rate": ""}]
+    rows += [{"step": s["name"], "in": s["entered"], "kept": s["passed"], "pass rate": f"{100 * s['rate']:.1f}%"}
+             for s in report.funnel]  # fmt: skip
+    return table(rows)
+
+
+def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few lines)
+    from engine.data import steps
+    from engine.data.versions import DatasetStore
+    from engine.tracking import Tracker
+
+    store, tracker = DatasetStore(settings), Tracker(settings)
+    version = ""
+    if a.command in ("topics", "split", "augment", "hard-cases", "show", "export"):
+        version = a.version or store.versions(a.dataset)[0].id  # the newest by default
+    if a.command == "import":
+        manifest, result = steps.import_source(settings, a.dataset, a.source, kind=a.kind,
+                                               on_error="skip" if a.skip_bad else "abort", tracker=tracker)  # fmt: skip
+        skipped = "".join(f"\n  skipped {p}" for p in result.problems)
+        return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}"
+    if a.command == "generate":
+        from engine.data.generation import generate_qa
+        from engine.models.generation import load_generator
+        from engine.rag.embedder import Embedder
+
+        filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
+        spec = GenerationSpec(**{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"},
+                              filters=filters)  # fmt: skip
+
+        def progress(fraction: float, message: str) -> None:
+            print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
+
+        report = generate_qa(spec, load_generator(settings=settings), Embedder.shared(), settings, progress)
+        print(file=sys.stderr)
+        times = table([{"step": k, "seconds": v} for k, v in report.seconds.items()])
+        sample = table([{"question": s["question"], "answer": s["answer"]} for s in report.sample])
+        head = f"{report.dataset}@{report.version}: kept {report.kept} of {report.candidates} candidates"
+        return f"{head}{' (resumed)' if report.resumed else ''}\n\n{funnel_table(report)}\n\n{times}\n\n{sample}"
+    if a.command == "topics":
+        from engine.data.topics import TopicSpec
+
+        spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max)
+        manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
+        rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
+        scores = ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(topics.silhouette.items()))
+        return f"{a.dataset}@{manifest.id}: {topics.k} topics (silhouette {scores})\n\n{table(rows)}"
+    if a.command == "split":
+        from engine.data.splits import SplitSpec
+
+        manifest, leaks, sizes = steps.split_version(settings, a.dataset, version, SplitSpec(seed=a.seed),
+                                                     a.threshold, tracker)  # fmt: skip
+        return (f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"
+                f"{table([leaks.counts()])}")  # fmt: skip
+    if a.command in ("augment", "hard-cases"):
+        from engine.data.augment import AugmentSpec
+
+        spec = AugmentSpec(kinds=tuple(k.strip() for k in a.kinds.split(",") if k.strip()))
+        generator = None
+        if "paraphrase" in spec.kinds:
+            from engine.models.generation import load_generator
+
+            generator = load_generator(settings=settings)
+        if a.command == "augment":
+            manifest, report = steps.augment_version(settings, a.dataset, version, spec, generator, tracker)
+        else:
+            manifest, report = steps.hard_case_version(settings, a.dataset, version, a.run, a.threshold, spec,
+                                                       generator, tracker)  # fmt: skip
+        return f"{a.dataset}@{manifest.id}\n\n{json.dumps(report, indent=1)}"
+    if a.command == "show":
+        return json.dumps({"manifest": store.manifest(a.dataset, version).to_dict(),
+                           "report": store.report(a.dataset, version)}, indent=1)  # fmt: skip
+    if a.command == "export":
+        return str(steps.export_version(settings, a.dataset, version, a.to))
+    if a.command == "versions":
+        names = [a.dataset] if a.dataset else store.datasets()
+        rows = [
+            {
+                "dataset": m.dataset,
+                "version": m.id,
+                "parent": m.parent,
+                "created": m.created[:19],
+                "records": m.counts.get("records"),
+                "note": m.note[:80],
+            }
+            for n in names
+            for m in store.versions(n)
+        ]
+        return table(rows)
+    if a.command == "diff":
+        from engine.data.summary import diff
+
+        d = diff(store.load(a.dataset, a.old), store.load(a.dataset, a.new))
+        counts = {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed), "unchanged": d.unchanged}
+        return f"{table([counts])}\n\n{table([{'stat': k, 'delta': v} for k, v in d.stat_deltas.items() if v])}"
+    from engine.rag.refresh import refresh_job  # refresh-kb: the job's code, run here
+
+    class Here:
+        def progress(self, fraction, message=""):
+            print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
+
+        def log(self, line):
+            print(file=sys.stderr)
+
+        def check_cancelled(self):
+            pass
+
+    args = {"kb": a.kb, "path": a.path, "dataset": a.dataset,
+            "version": a.version or (store.versions(a.dataset)[0].id if a.dataset else "")}  # fmt: skip
+    return table([refresh_job(args, Here())])
+
+
+def main(argv: list[str]) -> int:
+    from engine.errors import StudioError
+    from engine.settings import load_settings
+
+    a = parser().parse_args(argv)
+    try:
+        print(run(a, load_settings()))
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (what was generated is kept: run the same command again to resume)", file=sys.stderr)
+        return 130
+    return 0

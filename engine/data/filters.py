@@ -1,0 +1,178 @@
+"""Quality filters for generated QA pairs: pure functions of a candidate's evidence, in a registry.
+
+Each filter gives a candidate a score and passes it against a threshold of :class:`FilterSpec`.
+Model and retriever calls happen in :mod:`engine.data.generation`, which stores what they found
+(the retrieval rank of the source passage, the answer the model gave) as evidence; scoring
+here only reads it, so thresholds can be changed and re-applied without generating again.
+The filters run in registry order, each on what the ones before it kept: the funnel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from engine.errors import InputError
+from engine.evaluation.metrics import f1, normalize_answer
+
+LEFTOVER = re.compile(r"\b(passage|answer)\s*:", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """The thresholds; each filter's help text says what it measures."""
+
+    min_question_words: int = 5
+    max_question_words: int = 30
+    max_answer_words: int = 5
+    max_copy: float = 0.6  # longest run of passage words in the question, as a share of the question
+    max_similarity: float = 0.9  # cosine to a question kept before
+    retrieval_k: int = 5  # the source passage must be in the top k when retrieving with the question
+    min_answer_f1: float = 0.5  # F1 of the model's answer from the source passage against the span
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_question_words <= self.max_question_words:
+            raise InputError("Question length bounds must satisfy 1 <= min <= max.")
+        if self.max_answer_words < 1 or self.retrieval_k < 1:
+            raise InputError("The answer length and retrieval k must be at least 1.")
+        if not (0 < self.max_copy <= 1 and 0 < self.max_similarity <= 1 and 0 <= self.min_answer_f1 <= 1):
+            raise InputError("Copy share and similarity are in (0, 1], the answer F1 in [0, 1].")
+
+
+@dataclass
+class Candidate:
+    """A passage, an answer span of it, the generated question, and what the checks found."""
+
+    key: str
+    passage_id: str
+    title: str
+    passage: str
+    answer: str
+    kind: str
+    question: str = ""
+    evidence: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    help: str
+    score: Callable[[Candidate], float]
+    passes: Callable[[float, FilterSpec], bool]
+    needs: str = ""  # evidence key that must be present (made by generation); missing: the candidate fails
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def well_formed(c: Candidate) -> float:
+    q = c.question.strip()
+    ok = (
+        q.endswith("?") and q[:1].isupper() and "\n" not in q and not LEFTOVER.search(q)
+        and normalize_answer(c.answer) not in normalize_answer(q) and q.count("?") == 1
+    )  # fmt: skip
+    return 1.0 if ok else 0.0
+
+
+def copy_share(c: Candidate) -> float:
+    """The longest run of consecutive question words found in the passage, over the question's words."""
+    q, p = words(c.question), words(c.passage)
+    if not q:
+        return 1.0
+    text = " " + " ".join(p) + " "
+    best = 0
+    for i in range(len(q)):
+        for j in range(len(q), i + best, -1):  # longest first; stop when it cannot beat the best
+            if f" {' '.join(q[i:j])} " in text:
+                best = j - i
+                break
+    return best / len(q)
+
+
+FILTERS: tuple[Filter, ...] = (
+    Filter("well_formed", "One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
+           well_formed, lambda s, spec: s == 1.0),
+    Filter("question_length", "Question length in words, within the bounds.",
+           lambda c: float(len(words(c.question))),
+           lambda s, spec: spec.min_question_words <= s <= spec.max_question_words),
+    Filter("answer_length", "Answer length in words, at most the maximum.",
+           lambda c: float(len(words(c.answer))), lambda s, spec: 1 <= s <= spec.max_answer_words),
+    Filter("not_copy", "Share of the question copied verbatim from the passage (longest run), at most the maximum.",
+           copy_share, lambda s, spec: s <= spec.max_copy),
+    Filter("near_duplicate", "Cosine similarity to a question kept before, below the maximum.",
+           lambda c: c.evidence["max_cosine"], lambda s, spec: s < spec.max_similarity, "max_cosine"),
+    Filter("round_trip_retrieval", "Rank of the source passage when retrieving with the question (0: not found).",
+           lambda c: float(c.evidence["retrieval_rank"]), lambda s, spec: 1 <= s <= spec.retrieval_k,
+           "retrieval_rank"),
+    Filter("round_trip_answer", "F1 of the model's answer from the source passage against the answer span.",
+           lambda c: f1(c.evidence["model_answer"], c.answer), lambda s, spec: s >= spec.min_answer_f1,
+           "model_answer"),
+)  # fmt: skip
+NAMES = tuple(f.name for f in FILTERS)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    name: str
+    entered: int
+    passed: int
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.entered if self.entered else 0.0
+
+
+def run_filter(f: Filter, candidates: Sequence[Candidate], spec: FilterSpec) -> tuple[list, list]:
+    """(kept, rejected) by one filter; each candidate's score is written to ``evidence["scores"]``."""
+    kept, rejected = [], []
+    for c in candidates:
+        ok = not f.needs or f.needs in c.evidence
+        score = f.score(c) if ok else float("nan")
+        c.evidence.setdefault("scores", {})[f.name] = score
+        (kept if ok and f.passes(score, spec) else rejected).append(c)
+    for c in rejected:
+        c.evidence["rejected_by"] = f.name
+    return kept, rejected
+
+
+def duplicate_scores(vectors, threshold: float) -> list[float]:
+    """For each unit vector in order, its highest cosine to the earlier ones kept (below ``threshold``)."""
+    import numpy as np
+
+    matrix = np.asarray(vectors, dtype=np.float32)
+    kept: list[int] = []
+    scores = []
+    for i in range(len(matrix)):
+        best = float((matrix[kept] @ matrix[i]).max()) if kept else 0.0
+        scores.append(best)
+        if best < threshold:
+            kept.append(i)
+    return scores
+
+
+def apply_filters(
+    candidates: Sequence[Candidate], spec: FilterSpec, vectors: dict | None = None, upto: str | None = None
+):
+    """Run the filters in order (all, or up to and including ``upto``): the survivors and the funnel.
+
+    ``vectors`` (candidate key -> unit vector of its question) feed the near-duplicate filter,
+    which compares each survivor with the earlier survivors it kept.
+    """
+    if upto is not None and upto not in NAMES:
+        raise InputError(f"Unknown filter {upto!r}: use one of {', '.join(NAMES)}.")
+    alive, funnel = list(candidates), []
+    for c in alive:
+        c.evidence.pop("rejected_by", None)
+    for f in FILTERS:
+        if f.name == "near_duplicate" and vectors is not None:
+            for c, score in zip(alive, duplicate_scores([vectors[c.key] for c in alive], spec.max_similarity),
+                                strict=True):  # fmt: skip
+                c.evidence["max_cosine"] = score
+        kept, _ = run_filter(f, alive, spec)
+        funnel.append(FunnelStep(f.name, len(alive), len(kept)))
+        alive = kept
+        if f.name == upto:
+            break
+    return alive, funnel

@@ -1,0 +1,253 @@
+"""QA generation from passages with the local model: answer spans, questions, round trips, filters.
+
+For each sampled passage, answer spans are picked (:mod:`engine.data.spans`) and the model
+writes a question for each. Cheap filters run first; the survivors are retrieved against all
+passages of the source (is the source passage in the top k?) and answered by the model from
+their source passage (does it give the span back?). Everything found is appended to files in
+a work folder as it comes, so a killed or cancelled run resumes where it stopped. The kept
+pairs become an immutable dataset version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.data.filters import NAMES, Candidate, FilterSpec, apply_filters
+from engine.data.questions import clean_question, load_passages, make_candidates, passage_id, question_messages
+from engine.errors import InputError
+from engine.settings import Settings
+
+MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
+CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    source: str = "wiki-passages.jsonl"  # JSONL with id, title, text (a path or a shared data file)
+    dataset: str = "wiki-qa"  # the dataset the kept pairs are saved to as a new version
+    passages: int = 1500  # passages sampled with the seed (0: all)
+    answers_per_passage: int = 2
+    seed: int = 0
+    batch_size: int = 16
+    max_new_tokens: int = 40
+    filters: FilterSpec = field(default_factory=FilterSpec)
+
+    def __post_init__(self) -> None:
+        if self.passages < 0 or self.answers_per_passage < 1 or self.batch_size < 1:
+            raise InputError("Passages must be 0 (all) or more; answers per passage and batch size at least 1.")
+
+    def key(self) -> str:
+        """The work folder's name: what decides the candidates (not the thresholds, re-applied at the end)."""
+        # Not the sample size either: a larger sample starts with the smaller one's passages (see make_candidates).
+        fixed = {k: v for k, v in asdict(self).items() if k not in ("filters", "batch_size", "passages")}
+        return f"{self.dataset}-{hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]}"
+
+
+class WorkFolder:
+    """Append-only JSONL files of one generation run: questions and evidence, by candidate key."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def read(self, name: str) -> dict[str, dict]:
+        file = self.path / f"{name}.jsonl"
+        rows = {}
+        if file.is_file():
+            for line in file.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    rows[row["key"]] = row
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut by a kill: generated again
+        return rows
+
+    def append(self, name: str, rows: list[dict]) -> None:
+        file = self.path / f"{name}.jsonl"
+        glued = file.is_file() and file.stat().st_size and not file.read_bytes().endswith(b"\n")
+        with file.open("a", encoding="utf-8") as f:
+            f.write(("\n" if glued else "") + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+Progress = Callable[[float, str], None]
+
+
+def in_batches(todo: list, size: int, work: Callable[[list], None], check: Callable[[], None]) -> None:
+    for start in range(0, len(todo), size):
+        check()
+        work(todo[start : start + size])
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    dataset: str
+    version: str
+    candidates: int
+    kept: int
+    funnel: list[dict]  # per filter: name, entered, passed, rate, threshold help
+    seconds: dict[str, float]  # per step, this run (a resumed run skips work already done)
+    sample: list[dict]  # kept pairs to read
+    rejected_sample: list[dict]  # one or two rejected pairs per filter, with their scores
+    resumed: bool
+
+
+def generate_qa(
+    spec: GenerationSpec,
+    generator,
+    embedder,
+    settings: Settings,
+    progress: Progress = lambda f, m: None,
+    check: Callable[[], None] = lambda: None,
+) -> GenerationReport:
+    """Generate, check and filter QA pairs from the passages of ``spec.source``; save the kept ones as a version."""
+    from engine.evaluation.runner import resolve_data
+    from engine.models.generation import SamplingSpec
+    from engine.rag.embedding_cache import CachedEmbedder
+    from engine.rag.prompt import PromptTemplate, clean_answer
+    from engine.rag.store import Hit
+
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - clock
+        clock = time.perf_counter()
+
+    path = resolve_data(spec.source, settings)
+    passages = load_passages(path)
+    candidates = make_candidates(passages, spec.passages, spec.answers_per_passage, spec.seed)
+    if not candidates:
+        raise InputError(f"No answer spans found in the passages of {path.name}.")
+    work = WorkFolder(settings.data_dir / "datasets" / "_generation" / spec.key())
+    (work.path / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+    questions = work.read("questions")
+    resumed = bool(questions)
+    lap("sample passages and answer spans")
+
+    todo = [c for c in candidates if c.key not in questions]
+    done = len(candidates) - len(todo)
+    sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens)
+
+    def ask(batch: list[Candidate]) -> None:
+        nonlocal done
+        outs = generator.generate([question_messages(c.passage, c.answer) for c in batch], sampling, spec.batch_size)
+        rows = [{"key": c.key, "question": clean_question(o.text)} for c, o in zip(batch, outs, strict=True)]
+        work.append("questions", rows)
+        questions.update({r["key"]: r for r in rows})
+        done += len(batch)
+        progress(0.6 * done / len(candidates), f"questions: {done} of {len(candidates)}")
+
+    in_batches(todo, spec.batch_size * 4, ask, check)
+    for c in candidates:
+        c.question = questions[c.key]["question"]
+    lap("generate questions")
+
+    cached = CachedEmbedder(embedder, settings)
+    vectors = dict(zip((c.key for c in candidates), cached.embed([c.question for c in candidates]), strict=True))
+    lap("embed questions")
+    survivors, _ = apply_filters(candidates, spec.filters, vectors, upto=CHEAP[-1])
+    evidence = work.read("evidence")
+    todo = [c for c in survivors if c.key not in evidence]
+    if todo:
+        import numpy as np
+
+        progress(0.6, f"embedding {len(passages)} passages for the round trip (cached after the first time)")
+        index = np.asarray(cached.embed([p["text"] for p in passages]), dtype=np.float32)
+        position = {passage_id(p, n): n for n, p in enumerate(passages)}
+        lap("embed passages")
+        template = PromptTemplate(max_source_chars=2000)
+        answer_sampling = SamplingSpec(max_new_tokens=16)
+        done = 0
+
+        def round_trip(batch: list[Candidate]) -> None:
+            nonlocal done
+            scores = index @ np.asarray([vectors[c.key] for c in batch], dtype=np.float32).T
+            rows = []
+            for j, c in enumerate(batch):
+                own = scores[position[c.passage_id], j]
+                rank = 1 + int((scores[:, j] > own).sum())
+                rows.append({"key": c.key, "retrieval_rank": rank if rank <= MAX_RANK else 0})
+            asks = [
+                template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)]) for c in batch
+            ]
+            for row, out in zip(rows, generator.generate(asks, answer_sampling, spec.batch_size), strict=True):
+                row["model_answer"] = clean_answer(out.text)
+            work.append("evidence", rows)
+            evidence.update({r["key"]: r for r in rows})
+            done += len(batch)
+            progress(0.6 + 0.35 * done / len(todo), f"round trips: {done} of {len(todo)}")
+
+        in_batches(todo, spec.batch_size * 4, round_trip, check)
+        lap("round trips (retrieve and answer)")
+    for c in survivors:
+        c.evidence.update({k: v for k, v in evidence.get(c.key, {}).items() if k != "key"})
+    kept, funnel = apply_filters(candidates, spec.filters, vectors)
+    lap("apply filters")
+    return finish(spec, path, generator, candidates, kept, funnel, seconds, resumed, work, settings)
+
+
+def to_record(c: Candidate, model: str):
+    from engine.data.schema import Context, QARecord
+
+    scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
+    return QARecord(
+        c.question, c.answer, (Context(c.title, c.passage, c.passage_id),), (c.passage_id,),
+        {"source": "generated", "generator": model, "passage_id": c.passage_id, "answer_kind": c.kind,
+         "model_answer": c.evidence.get("model_answer", ""), "scores": scores},
+    )  # fmt: skip
+
+
+def finish(spec, path, generator, candidates, kept, funnel, seconds, resumed, work, settings) -> GenerationReport:
+    """Save the kept pairs as a dataset version and write the run's report next to its work files."""
+    from engine.data.versions import DatasetStore
+    from engine.finetune.inputs import file_identity
+
+    began = time.perf_counter()
+    records = [to_record(c, generator.name) for c in kept]
+    if not records:
+        raise InputError("No generated pair passed every filter: loosen the thresholds or use more passages.")
+    prompt = json.dumps(question_messages("{passage}", "{answer}"), ensure_ascii=False)
+    steps = [{"name": f.name, "entered": f.entered, "passed": f.passed, "rate": round(f.rate, 4)} for f in funnel]
+    manifest = DatasetStore(settings).save(
+        spec.dataset, records, sources=[file_identity(path)], generator=generator.name, prompt=prompt,
+        thresholds=asdict(spec.filters), note=f"generated from {len(candidates)} candidates of {path.name}",
+        counts={"candidates": len(candidates), "funnel": {s["name"]: s["passed"] for s in steps}},
+    )  # fmt: skip
+    seconds["save version"] = time.perf_counter() - began
+    rejected = []
+    for name in NAMES:
+        rejected += [
+            {"question": c.question, "answer": c.answer, "rejected_by": name, "scores": c.evidence.get("scores", {})}
+            for c in [c for c in candidates if c.evidence.get("rejected_by") == name][:2]
+        ]
+    sample = [r.to_dict() | {"passage": r.contexts[0].text[:300]} for r in records[:10]]
+    for row in sample:
+        row.pop("contexts")
+    report = GenerationReport(spec.dataset, manifest.id, len(candidates), len(records), steps,
+                              {k: round(v, 1) for k, v in seconds.items()}, sample, rejected, resumed)  # fmt: skip
+    (work.path / "report.json").write_text(json.dumps(asdict(report), indent=1, ensure_ascii=False))
+    return report
+
+
+def generate_job(args: dict, ctx) -> dict:
+    """The background-job form (kind ``generate-qa``): args are GenerationSpec fields (filters as a dict)."""
+    from engine.models.generation import load_generator
+    from engine.rag.embedder import Embedder
+    from engine.settings import load_settings
+
+    fields_ = dict(args)
+    if isinstance(fields_.get("filters"), dict):
+        fields_["filters"] = FilterSpec(**fields_["filters"])
+    spec = GenerationSpec(**fields_)
+    ctx.progress(0.0, "loading the model")
+    settings = load_settings()
+    report = generate_qa(spec, load_generator(settings=settings), Embedder.shared(), settings, ctx.progress,
+                         ctx.check_cancelled)  # fmt: skip
+    ctx.log(f"kept {report.kept} of {report.candidates} candidates: version {report.version} of {report.dataset}")
+    return asdict(report)

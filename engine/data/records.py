@@ -1,0 +1,311 @@
+"""Reading and writing QA datasets: JSONL, CSV, pandas and Hugging Face ``datasets``.
+
+Files in the Studio's own form (:meth:`QARecord.to_dict`), Dolly (instruction/context/response)
+and HotpotQA (question/answer/context pairs) are recognised from their first record and mapped
+to :class:`QARecord` by the normalizers in :data:`NORMALIZERS`. A bad line is reported with its
+1-based line number; the caller chooses to abort on it or to leave it out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.data.schema import Context, QARecord
+from engine.errors import InputError
+from engine.rag.documents import MAX_LISTED_ERRORS, _decode
+
+CSV_COLUMNS = ("id", "question", "answer", "contexts", "doc_ids", "metadata")
+JSON_COLUMNS = ("contexts", "doc_ids", "metadata")  # CSV cells that hold JSON
+FRAME_COLUMNS = ("id", "question", "answer", "n_contexts", "doc_ids")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    records: list[QARecord]
+    problems: tuple[str, ...]  # "line 7: invalid JSON (...)", one per left-out line
+    skipped: int
+    format: str  # the record kind: "studio", "dolly" or "hotpotqa"
+
+
+# --------------------------------------------------------------------------- normalizers
+
+
+def _text(record: dict, key: str) -> str:
+    value = record.get(key)
+    if isinstance(value, dict | list):
+        raise InputError(f'"{key}" is not a text')
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise InputError(f'missing or empty "{key}"')
+    return text
+
+
+def normalize_studio(record: dict, n: int = 0) -> QARecord:
+    """A record in :meth:`QARecord.to_dict`'s form; a plain ``context`` text becomes its one context."""
+    data = dict(record)
+    if isinstance(data.get("metadata"), str):  # the form of to_hf_dataset, e.g. from the hub
+        try:
+            data["metadata"] = json.loads(data["metadata"] or "{}")
+        except json.JSONDecodeError:
+            raise InputError('"metadata" is not valid JSON') from None
+    if not data.get("contexts") and isinstance(data.get("context"), str) and data["context"].strip():
+        data["contexts"] = [data["context"].strip()]
+    for key in ("question", "answer"):
+        _text(data, key)  # the same message for a missing field as the other normalizers
+    return QARecord.from_dict(data)
+
+
+def normalize_dolly(record: dict, n: int) -> QARecord:
+    """A Dolly record; ``n`` is its 0-based position in the file, which names its document."""
+    doc_id = f"dolly-{n}"
+    context = str(record.get("context") or "").strip()
+    return QARecord(
+        question=_text(record, "instruction"),
+        answer=_text(record, "response"),
+        contexts=(Context(title="", text=context, doc_id=doc_id),) if context else (),
+        doc_ids=(doc_id,),
+        metadata={"source": "dolly", "category": str(record.get("category") or "")},
+    )
+
+
+def _pairs(value: object, second: str) -> list[tuple[str, object]]:
+    """HotpotQA's ``[[title, x], ...]``, or the hub's ``{"title": [...], second: [...]}`` form, as pairs."""
+    if isinstance(value, dict) and isinstance(value.get("title"), list) and isinstance(value.get(second), list):
+        return [(str(t), x) for t, x in zip(value["title"], value[second], strict=False)]
+    if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+        return [(str(t), x) for t, x in value]
+    raise InputError(f'"{"context" if second == "sentences" else "supporting_facts"}" is not a list of pairs')
+
+
+def normalize_hotpotqa(record: dict, n: int = 0) -> QARecord:
+    """A HotpotQA record: its paragraphs are the contexts, its supporting titles the doc_ids."""
+    contexts = []
+    for title, sentences in _pairs(record.get("context"), "sentences"):
+        if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+            raise InputError(f"the sentences of paragraph {title!r} are not a list of texts")
+        if text := "".join(sentences).strip():  # HotpotQA sentences carry their own leading spaces
+            contexts.append(Context(title=title, text=text, doc_id=title))
+    support = list(dict.fromkeys(t for t, _ in _pairs(record.get("supporting_facts") or [], "sent_id")))
+    metadata = {
+        "source": "hotpotqa",
+        "category": str(record.get("type") or ""),
+        "level": str(record.get("level") or ""),
+        "hotpotqa_id": str(record.get("id") or ""),
+        "supporting": support,
+    }
+    question, answer = _text(record, "question"), _text(record, "answer")
+    return QARecord(question, answer, tuple(contexts), tuple(support), metadata)
+
+
+NORMALIZERS: dict[str, Callable[[dict, int], QARecord]] = {
+    "studio": normalize_studio,
+    "dolly": normalize_dolly,
+    "hotpotqa": normalize_hotpotqa,
+}
+
+
+def detect_format(first_record: dict, name: str = "The data") -> str:
+    """The normalizer for a record's fields: ``hotpotqa``, ``studio`` or ``dolly``."""
+    keys = set(first_record)
+    if {"question", "answer"} <= keys:
+        try:
+            _pairs(first_record.get("context"), "sentences")
+            return "hotpotqa"
+        except InputError:
+            return "studio"
+    if {"instruction", "response"} <= keys:
+        return "dolly"
+    raise InputError(
+        f"{name} has unknown record fields ({', '.join(sorted(map(str, keys))) or 'none'}): a QA dataset needs "
+        "question and answer (Studio or HotpotQA form), or instruction and response (Dolly form)."
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+Row = tuple[str, dict | None, str]  # (where, the record or None, the problem or "")
+
+
+def _jsonl_rows(text: str) -> Iterator[Row]:
+    # split("\n"), not splitlines(): JSON strings may hold raw U+2028 and other line separators
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield f"line {number}", None, f"invalid JSON ({e.msg} at column {e.colno})"
+            continue
+        if isinstance(value, dict):
+            yield f"line {number}", value, ""
+        else:
+            yield f"line {number}", None, "not a JSON object"
+
+
+def _csv_rows(text: str, name: str) -> Iterator[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+        start = reader.line_num + 1
+        for row in reader:
+            where, start = f"line {start}", reader.line_num + 1  # a quoted field may span lines
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                yield where, None, f"{len(row)} fields, but the header has {len(header)}"
+                continue
+            record: dict = {k: v for k, v in zip(header, row, strict=True) if v.strip()}
+            try:
+                for key in (k for k in JSON_COLUMNS if k in record):
+                    record[key] = json.loads(record[key])
+            except json.JSONDecodeError:
+                yield where, None, f'the "{key}" column is not valid JSON'
+                continue
+            yield where, record, ""
+    except csv.Error as e:
+        raise InputError(f"{name} is not a readable CSV file (line {reader.line_num}: {e}).") from None
+
+
+def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportResult:
+    """Normalize the rows with ``kind`` (or the detected kind); abort on, or leave out, bad rows."""
+    if on_error not in ("abort", "skip"):
+        raise InputError(f"on_error must be 'abort' or 'skip', not {on_error!r}.")
+    rows = list(rows)
+    if kind == "auto":
+        found = [r for _, r, _ in rows if r is not None][:20]
+        kinds = [k for r in found if (k := _detect_or_none(r))]
+        if found and not kinds:
+            detect_format(found[0], name)  # raises, naming the fields it found
+        kind = kinds[0] if kinds else "studio"  # nothing parsed: the problems below say why
+    elif kind not in NORMALIZERS:
+        raise InputError(f"Unknown record kind {kind!r}: use auto, {', '.join(NORMALIZERS)}.")
+    normalize, records, problems = NORMALIZERS[kind], [], []
+    for n, (where, record, problem) in enumerate(rows):
+        if record is not None:
+            try:
+                records.append(normalize(record, n))
+            except (InputError, ValueError, TypeError) as e:
+                problem = str(e) or type(e).__name__
+        if problem:
+            problems.append(f"{where}: {problem}")
+    if problems and (on_error == "abort" or not records):
+        listed = "; ".join(problems[:MAX_LISTED_ERRORS])
+        more = f"; and {len(problems) - MAX_LISTED_ERRORS} more" if len(problems) > MAX_LISTED_ERRORS else ""
+        what = "has no valid record" if not records else f"has {len(problems)} malformed record(s)"
+        hint = "" if not records else " Fix them, or choose to skip bad records."
+        raise InputError(f"{name} {what}: {listed}{more}.{hint}")
+    if not records:
+        raise InputError(f"{name} has no records.")
+    return ImportResult(records, tuple(problems), len(problems), kind)
+
+
+def _detect_or_none(record: dict) -> str | None:
+    try:
+        return detect_format(record)
+    except InputError:
+        return None
+
+
+def read_records(
+    source: str | os.PathLike | bytes, name: str = "", fmt: str = "auto", kind: str = "auto", on_error: str = "abort"
+) -> ImportResult:
+    """QA records from a JSONL or CSV file (a path, or an upload's bytes named ``name``).
+
+    ``fmt``: ``jsonl``, ``csv`` or ``auto`` (by the name's suffix, else by the content). ``kind``: a
+    key of :data:`NORMALIZERS` or ``auto`` (detected from the first records). ``on_error``:
+    ``abort`` raises an InputError listing the bad lines; ``skip`` leaves them out and lists them.
+    """
+    if isinstance(source, bytes):
+        name = name or "The uploaded data"
+        data = source
+    else:
+        path = Path(source).expanduser()
+        name = name or path.name
+        if not path.is_file():
+            raise InputError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
+        data = path.read_bytes()
+    text = _decode(data, name)
+    if fmt == "auto":
+        suffix = Path(name).suffix.lower()
+        fmt = "csv" if suffix == ".csv" else "jsonl" if suffix in (".jsonl", ".ndjson") else ""
+        fmt = fmt or ("jsonl" if text.lstrip().startswith("{") else "csv")
+    if fmt not in ("jsonl", "csv"):
+        raise InputError(f"Unknown file format {fmt!r}: use jsonl, csv or auto.")
+    rows = _jsonl_rows(text) if fmt == "jsonl" else _csv_rows(text, name)
+    return collect(rows, name, kind, on_error)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path``, then move it in: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def nonempty(records: Iterable[QARecord]) -> list[QARecord]:
+    records = list(records)
+    if not records:
+        raise InputError("There are no records to write.")
+    return records
+
+
+def write_jsonl(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+    """One :meth:`QARecord.to_dict` object per line."""
+    lines = [json.dumps(r.to_dict(), ensure_ascii=False) for r in nonempty(records)]
+    return _write_atomic(path, "\n".join(lines) + "\n")
+
+
+def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+    """One row per record; contexts, doc_ids and metadata as JSON cells, so :func:`read_records` reads it back."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in nonempty(records):
+        d = r.to_dict()
+        writer.writerow([d[c] if c not in JSON_COLUMNS else json.dumps(d[c], ensure_ascii=False) for c in CSV_COLUMNS])
+    return _write_atomic(path, out.getvalue())
+
+
+def _flat(metadata: dict, prefix: str = "") -> dict:
+    """Metadata as table cells: nested dicts (e.g. ``scores``) as ``scores.name``, lists as JSON."""
+    cells = {}
+    for key, value in metadata.items():
+        if isinstance(value, dict) and not prefix:
+            cells.update(_flat(value, f"{key}."))
+        elif isinstance(value, list | tuple | dict):
+            cells[prefix + key] = json.dumps(value, ensure_ascii=False)
+        else:
+            cells[prefix + key] = value
+    return cells
+
+
+def to_frame(records: Iterable[QARecord]):
+    """A pandas DataFrame, one row per record: id, question, answer, n_contexts, doc_ids, then metadata keys."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row = {"id": r.id, "question": r.question, "answer": r.answer, "n_contexts": len(r.contexts)}
+        row["doc_ids"] = ", ".join(r.doc_ids)
+        row.update({(k if k not in FRAME_COLUMNS else f"metadata.{k}"): v for k, v in _flat(r.metadata).items()})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(dict.fromkeys([*FRAME_COLUMNS, *(k for row in rows for k in row)])))
+
+
+# --------------------------------------------------------------------------- Hugging Face datasets

@@ -1,0 +1,78 @@
+"""Answer candidates for QA generation: short spans of a passage that a question can ask for.
+
+Generation is answer-first: a span is picked from the passage (a name, a year, a number, a
+date), and the model writes a question for it. A small model asked to write a question and
+its answer at once mostly returns answers that are not in the passage; a span always is.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+DATE = re.compile(rf"\b(?:\d{{1,2}} (?:{MONTHS}) \d{{4}}|(?:{MONTHS}) \d{{1,2}}, \d{{4}}|(?:{MONTHS}) \d{{4}})\b")
+YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b")
+NUMBER = re.compile(r"\b\d[\d,.]*(?: (?:million|billion|percent|km|kilometres|miles|metres|feet|people|episodes))?\b")
+# Runs of capitalized words (with short joiners: "of", "the", "de", "-"), e.g. "University of Oxford".
+WORD = r"(?:[A-Z]\.|[A-Z][\w'’-]*)"  # a capitalized word, or an initial like "J."
+NAME = re.compile(rf"\b{WORD}(?:(?: (?:of|the|de|la|von|van|for))* {WORD})*")
+SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)$")
+STOP_NAMES = {"The", "A", "An", "It", "He", "She", "They", "This", "In", "On", "At", "His", "Her", "Its", "After",
+              "During", "As", "By", "From", "With", "For", "When", "While", "Since", "Although", "There"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Span:
+    text: str
+    kind: str  # "date", "year", "number", "name"
+    start: int
+
+
+def find_spans(text: str, title: str = "") -> list[Span]:
+    """Every candidate span of ``text`` in order of position, without repeats of the same text.
+
+    Names equal to (or inside) the passage title are left out: the title is what the
+    question is about, so asking for it makes a question that names its own answer.
+    """
+    found: list[Span] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in (("date", DATE), ("year", YEAR), ("number", NUMBER), ("name", NAME)):
+        for m in pattern.finditer(text):
+            value = m.group(0).strip(" .,'’-")
+            if kind == "name":
+                value = re.sub(r"['’]s$", "", value)
+            start = m.start()
+            if not value or any(a <= start < b for a, b in taken):
+                continue  # inside a longer span of an earlier kind (a year inside a date)
+            if kind == "name" and (value in STOP_NAMES or value.lower() in title.lower() or len(value) < 3):
+                continue
+            if kind == "name" and " " not in value and SENTENCE_START.search(text[:start]):
+                continue  # one capitalized word opening a sentence is mostly just that ("Initially")
+            if kind == "number" and YEAR.fullmatch(value):
+                continue
+            found.append(Span(value, kind, start))
+            taken.append((start, start + len(m.group(0))))
+    seen, unique = set(), []
+    for span in sorted(found, key=lambda s: s.start):
+        if span.text not in seen:
+            seen.add(span.text)
+            unique.append(span)
+    return unique
+
+
+def pick_spans(text: str, title: str, n: int, rng: random.Random) -> list[Span]:
+    """Up to ``n`` spans, of different kinds where possible, chosen with ``rng``."""
+    spans = find_spans(text, title)
+    by_kind: dict[str, list[Span]] = {}
+    for span in spans:
+        by_kind.setdefault(span.kind, []).append(span)
+    chosen: list[Span] = []
+    kinds = list(by_kind)
+    rng.shuffle(kinds)
+    while len(chosen) < n and any(by_kind.values()):
+        for kind in kinds:
+            if by_kind[kind] and len(chosen) < n:
+                chosen.append(by_kind[kind].pop(rng.randrange(len(by_kind[kind]))))
+    return sorted(chosen, key=lambda s: s.start)

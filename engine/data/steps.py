@@ -1,0 +1,170 @@
+"""Dataset steps: each reads a saved version (or a source), does one thing, and saves a new version.
+
+The Datasets page and ``python -m engine data`` call these; the slow ones also run as the
+background job kind ``dataset`` (:func:`step_job`). Every new version names its parent, and
+is logged to MLflow when a tracker is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from engine.data.versions import DatasetStore, Manifest, log_version
+from engine.errors import InputError
+from engine.settings import Settings
+
+
+def embedder_for(settings: Settings):
+    """The shared embedder behind the on-disk cache: texts embedded once are free afterwards."""
+    from engine.rag.embedder import Embedder
+    from engine.rag.embedding_cache import CachedEmbedder
+
+    return CachedEmbedder(Embedder.shared(), settings)
+
+
+def saved(store: DatasetStore, tracker, dataset: str, records, **manifest) -> Manifest:
+    found = store.save(dataset, records, **manifest)
+    if tracker is not None:
+        log_version(tracker, found, records)
+    return found
+
+
+def import_source(settings: Settings, dataset: str, source, name: str = "", kind: str = "auto",
+                  on_error: str = "abort", tracker=None):  # fmt: skip
+    """Import a file (path or uploaded bytes), a saved HF dataset folder or a hub name: (manifest, ImportResult)."""
+    from engine.data.hub import load_hf
+    from engine.data.records import read_records
+
+    if isinstance(source, bytes):
+        result = read_records(source, name=name, kind=kind, on_error=on_error)
+        sources = [{"name": name, "upload": True}]
+    else:
+        path = Path(str(source)).expanduser()
+        if not path.exists() and (settings.shared_data_dir / str(source)).is_file():
+            path = settings.shared_data_dir / str(source)
+        if path.is_dir() or not path.exists() and "/" in str(source) and not str(source).startswith((".", "/", "~")):
+            result = load_hf(str(source) if not path.is_dir() else str(path), on_error=on_error)
+        elif path.is_file():
+            result = read_records(path, kind=kind, on_error=on_error)
+        else:
+            raise InputError(f"{source} is neither a file, a saved dataset folder, nor a Hugging Face dataset name.")
+        sources = [path if path.is_file() else {"description": str(source)}]
+    note = f"imported ({result.format}); {result.skipped} malformed lines skipped" if result.skipped else ""
+    return saved(DatasetStore(settings), tracker, dataset, result.records, sources=sources, note=note), result
+
+
+def cluster_version(settings: Settings, dataset: str, version: str, spec=None, tracker=None):
+    """Label a version's records with topics: (new manifest, Topics)."""
+    from engine.data.topics import TopicSpec, cluster_topics, label_records
+
+    store = DatasetStore(settings)
+    spec = spec or TopicSpec()
+    records = store.load(dataset, version)
+    topics = cluster_topics(records, embedder_for(settings).embed, spec)
+    # The 2-D map goes with each record, so a page can draw any labelled version without clustering again.
+    labelled = [r.with_metadata(map_x=round(x, 4), map_y=round(y, 4))
+                for r, (x, y) in zip(label_records(records, topics), topics.coords, strict=True)]  # fmt: skip
+    found = saved(store, tracker, dataset, labelled, parent=version, note=f"topics: {spec.method}, k = {topics.k}")
+    return found, topics
+
+
+def split_version(settings: Settings, dataset: str, version: str, spec=None, threshold: float = 0.95, tracker=None):
+    """80/10/10 by topic and document, then the leakage check: (new manifest, LeakageReport, sizes)."""
+    from engine.data.splits import SplitSpec, check_leakage, split_records
+
+    store = DatasetStore(settings)
+    spec = spec or SplitSpec()
+    splits = split_records(store.load(dataset, version), spec)
+    report = check_leakage(splits, embedder_for(settings).embed, threshold)
+    records = [r for part in splits.values() for r in part]
+    found = saved(
+        store, tracker, dataset, records, parent=version, note=f"split {asdict(spec)}; leakage {report.counts()}"
+    )
+    return found, report, {name: len(part) for name, part in splits.items()}
+
+
+def augment_version(settings: Settings, dataset: str, version: str, spec=None, generator=None, tracker=None):
+    """The version plus augmented copies of its records (each in its origin's split): (new manifest, report)."""
+    from engine.data.augment import AugmentSpec, augment
+
+    store = DatasetStore(settings)
+    spec = spec or AugmentSpec()
+    records = store.load(dataset, version)
+    made, report = augment(records, spec, generator)
+    if not made:
+        raise InputError("No augmented record was made: choose other kinds, or records with contexts.")
+    found = saved(store, tracker, dataset, records + made, parent=version, note=f"augmented: {report['made']}",
+                  generator=getattr(generator, "name", ""))  # fmt: skip
+    return found, report
+
+
+def hard_case_version(settings: Settings, dataset: str, version: str, run_id: str, threshold: float = 50.0,
+                      spec=None, generator=None, tracker=None):  # fmt: skip
+    """Variants of the records an evaluation run got wrong, as a new version: (new manifest, report)."""
+    from engine.data.augment import AugmentSpec, hard_cases
+    from engine.evaluation.history import per_question
+    from engine.tracking import Tracker
+
+    store = DatasetStore(settings)
+    records = store.load(dataset, version)
+    rows = per_question(tracker or Tracker(settings), run_id).to_dict("records")
+    variants, report = hard_cases(rows, records, threshold, spec or AugmentSpec(), generator)
+    if not variants:
+        raise InputError(f"Run {run_id} has {report['wrong']} questions under F1 {threshold:g}, of which "
+                         f"{report['matched']} are in {dataset}@{version}: no variants to make.")  # fmt: skip
+    found = saved(store, tracker, dataset, records + variants, parent=version, note=f"hard cases of run {run_id}",
+                  sources=[{"mlflow_run": run_id}], generator=getattr(generator, "name", ""))  # fmt: skip
+    return found, report
+
+
+def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "") -> Path:
+    """Write a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder."""
+    from engine.data.hub import save_hf
+    from engine.data.records import write_csv, write_jsonl
+
+    records = DatasetStore(settings).load(dataset, version)
+    target = Path(target).expanduser()
+    fmt = fmt or {".jsonl": "jsonl", ".csv": "csv"}.get(target.suffix.lower(), "hf")
+    writers = {"jsonl": write_jsonl, "csv": write_csv, "hf": save_hf}
+    if fmt not in writers:
+        raise InputError(f"Unknown export format {fmt!r}: use jsonl, csv or hf.")
+    return writers[fmt](records, target)
+
+
+STEPS = {"topics": cluster_version, "split": split_version, "augment": augment_version,
+         "hard-cases": hard_case_version}  # fmt: skip
+
+
+def step_job(args: dict, ctx) -> dict:
+    """The background-job form (kind ``dataset``): ``step`` (topics/split/augment/hard-cases), ``dataset``,
+    ``version``, and the step's settings (``spec`` as a dict; ``run_id``/``threshold`` where they apply)."""
+    from engine.data.augment import AugmentSpec
+    from engine.data.splits import SplitSpec
+    from engine.data.topics import TopicSpec
+    from engine.settings import load_settings
+    from engine.tracking import Tracker
+
+    step = args.get("step", "")
+    if step not in STEPS:
+        raise InputError(f"Unknown dataset step {step!r}: use one of {', '.join(STEPS)}.")
+    settings = load_settings()
+    kwargs = {k: v for k, v in args.items() if k in ("run_id", "threshold")}
+    spec_type = {"topics": TopicSpec, "split": SplitSpec, "augment": AugmentSpec, "hard-cases": AugmentSpec}[step]
+    spec = spec_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in (args.get("spec") or {}).items()})
+    if step in ("augment", "hard-cases") and "paraphrase" in spec.kinds:
+        from engine.models.generation import load_generator
+
+        ctx.progress(0.05, "loading the model")
+        kwargs["generator"] = load_generator(settings=settings)
+    ctx.progress(0.1, f"{step} of {args['dataset']}@{args['version']}")
+    result = STEPS[step](settings, args["dataset"], args["version"], spec=spec, tracker=Tracker(settings), **kwargs)
+    manifest = result[0]
+    ctx.log(f"{step}: saved {manifest.dataset}@{manifest.id} ({manifest.counts.get('records')} records)")
+    out = {"dataset": manifest.dataset, "version": manifest.id, "counts": manifest.counts}
+    extra = result[1]
+    out["report"] = extra.counts() if hasattr(extra, "counts") else extra if isinstance(extra, dict) else {
+        "k": extra.k, "names": extra.names, "sizes": extra.sizes, "silhouette": extra.silhouette}  # fmt: skip
+    if step == "split":
+        out["sizes"] = result[2]
+    return out

@@ -1,0 +1,69 @@
+"""Dataset steps on real HotpotQA records: import -> topics -> split -> augment -> export, each a new version."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.data import steps
+from engine.data.augment import AugmentSpec
+from engine.data.commands import main as data_main
+from engine.data.splits import SplitSpec
+from engine.data.summary import diff
+from engine.data.topics import TopicSpec
+from engine.data.versions import DatasetStore
+from engine.errors import InputError, NotFoundError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def hotpot(settings, shared_data, tmp_path):
+    """The first 150 HotpotQA questions, imported as dataset ``hp``."""
+    lines = (shared_data / "hotpotqa-dev.jsonl").read_text(encoding="utf-8").splitlines()[:150]
+    path = tmp_path / "hp.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest, result = steps.import_source(settings, "hp", str(path))
+    assert result.format == "hotpotqa" and manifest.counts["records"] == 150
+    return manifest
+
+
+def test_topics_split_augment_export_chain(settings, hotpot, tracker, tmp_path):
+    store = DatasetStore(settings)
+    labelled, topics = steps.cluster_version(settings, "hp", hotpot.id, TopicSpec(k_min=3, k_max=6), tracker)
+    assert labelled.parent == hotpot.id and 3 <= topics.k <= 6
+    records = store.load("hp", labelled.id)
+    assert all("topic_label" in r.metadata and "map_x" in r.metadata for r in records)
+
+    split, leaks, sizes = steps.split_version(settings, "hp", labelled.id, SplitSpec(seed=1), 0.95, tracker)
+    assert split.parent == labelled.id and sum(sizes.values()) == 150 and leaks.clean, leaks.counts()
+    assert split.counts["splits"] == sizes and sizes["train"] > sizes["validation"] > 0 and sizes["test"] > 0
+
+    augmented, report = steps.augment_version(settings, "hp", split.id, AugmentSpec(kinds=("shuffle", "typos")),
+                                              tracker=tracker)  # fmt: skip
+    changes = diff(store.load("hp", split.id), store.load("hp", augmented.id))
+    assert len(changes.added) == report["total"] > 0 and not changes.removed and not changes.changed
+    by_id = {r.id: r for r in store.load("hp", augmented.id)}
+    for r in by_id.values():
+        if "origin" in r.metadata:
+            assert r.metadata["split"] == by_id[r.metadata["origin"]].metadata["split"]
+
+    for name in ("out.jsonl", "out.csv", "hf-folder"):
+        target = steps.export_version(settings, "hp", augmented.id, tmp_path / name)
+        again, _ = steps.import_source(settings, "hp-copy", str(target))
+        assert again.id == augmented.id  # the same content, so the same version id
+    with pytest.raises(InputError, match="Unknown export format"):
+        steps.export_version(settings, "hp", augmented.id, tmp_path / "x", fmt="xml")
+
+
+def test_the_data_command_line(settings, hotpot, capsys):
+    assert data_main(["versions", "hp"]) == 0
+    assert hotpot.id in capsys.readouterr().out
+    assert data_main(["split", "hp", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| train | validation | test |" in out and "| 0 | 0 | 0 |" in out  # sizes, then zero leaks
+    assert data_main(["show", "hp", "--version", "nope"]) == 2
+    assert "has no version 'nope'" in capsys.readouterr().err
+    assert data_main(["import", "/no/such/file.jsonl", "--dataset", "x"]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(NotFoundError):
+        DatasetStore(settings).versions("x")

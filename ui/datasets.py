@@ -1,0 +1,158 @@
+"""The Datasets page's widgets: source import, generation settings, the browser, topics, versions, jobs."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from engine import jobs
+from engine.data.filters import FilterSpec
+from engine.data.generation import GenerationSpec
+from engine.data.records import to_frame
+from engine.data.versions import DatasetStore
+from engine.errors import InputError
+from ui.widgets import job_status, user_errors
+
+SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
+FILTER_HELP = {
+    "min_question_words": "Shortest question kept, in words.",
+    "max_question_words": "Longest question kept, in words.",
+    "max_answer_words": "Longest answer kept, in words (answers are spans of the passage).",
+    "max_copy": "Largest share of the question copied word for word from the passage (0-1).",
+    "max_similarity": "Questions more similar than this (embedding cosine) to one kept before are duplicates.",
+    "retrieval_k": "Round trip 1: retrieving with the question must find the source passage in the top k.",
+    "min_answer_f1": "Round trip 2: the model's answer from the source passage must reach this F1 with the span.",
+}
+
+
+def version_picker(store: DatasetStore, key: str, label: str = "Version") -> tuple[str, str] | None:
+    """A dataset and one of its versions (newest first), or None when there is no dataset yet."""
+    names = store.datasets()
+    if not names:
+        st.info("No dataset yet: import one or generate one.")
+        return None
+    cols = st.columns(2)
+    dataset = cols[0].selectbox("Dataset", names, key=f"{key}-dataset")
+    versions = store.versions(dataset)
+    labels = {m.id: f"{m.id} · {m.created[:16]} · {m.counts.get('records')} records · {m.note[:40]}" for m in versions}
+    version = cols[1].selectbox(label, list(labels), format_func=labels.get, key=f"{key}-version")
+    return dataset, version
+
+
+def import_form() -> dict | None:
+    """The import settings: a shared file, an upload, a local path or a hub name; None until submitted."""
+    with st.form("import"):
+        dataset = st.text_input("Dataset name", "my-qa", help="Letters, digits, '.', '_' and '-'.")
+        how = st.radio("Source", ("Shared data", "Upload", "Local path", "Hugging Face (online)"), horizontal=True)
+        shared = st.selectbox("Shared file", SHARED[1:], help="Public data in the shared data folder.")
+        upload = st.file_uploader("JSONL or CSV (question/answer, Dolly or HotpotQA fields)", type=["jsonl", "csv"])
+        path = st.text_input("Local path", placeholder="/path/to/qa.jsonl or a saved Hugging Face dataset folder")
+        hub = st.text_input("Hugging Face dataset name", placeholder="owner/name")
+        cols = st.columns(2)
+        kind = cols[0].selectbox("Record kind", ("auto", "studio", "dolly", "hotpotqa"))
+        skip = cols[1].radio("Malformed lines", ("stop and list them", "skip them"), horizontal=True,
+                             help="Skipped lines are listed with their line numbers.")  # fmt: skip
+        if not st.form_submit_button("Import", type="primary"):
+            return None
+    source = {"Shared data": shared, "Local path": path.strip(), "Hugging Face (online)": hub.strip()}.get(how)
+    name = ""
+    if how == "Upload":
+        if upload is None:
+            raise InputError("Choose a file to upload.")
+        source, name = upload.getvalue(), upload.name
+    if not source:
+        raise InputError("Say where the data is: a path or a dataset name.")
+    return {"dataset": dataset.strip(), "source": source, "name": name, "kind": kind,
+            "on_error": "skip" if skip == "skip them" else "abort"}  # fmt: skip
+
+
+def generation_form() -> GenerationSpec | None:
+    d = GenerationSpec()
+    with st.form("generate"):
+        cols = st.columns(4)
+        source = cols[0].text_input("Passages (JSONL with id, title, text)", d.source, help="A path or a shared file.")
+        dataset = cols[1].text_input("Save to dataset", d.dataset)
+        passages = cols[2].number_input("Passages to sample (0: all)", 0, 100_000, d.passages)
+        per = cols[3].number_input("Answers per passage", 1, 5, d.answers_per_passage)
+        st.markdown("**Quality filters** (re-applied on a resumed run, so they can be changed without regenerating)")
+        values, cols = {}, st.columns(len(FILTER_HELP))
+        for col, f in zip(cols, fields(FilterSpec), strict=True):
+            step = 0.05 if isinstance(f.default, float) else 1
+            values[f.name] = col.number_input(
+                f.name.replace("_", " "), value=f.default, step=step, help=FILTER_HELP[f.name]
+            )
+        if not st.form_submit_button("Generate", type="primary"):
+            return None
+    return GenerationSpec(source=source.strip(), dataset=dataset.strip(), passages=int(passages),
+                          answers_per_passage=int(per), filters=FilterSpec(**values))  # fmt: skip
+
+
+def funnel_chart(result: dict) -> None:
+    steps = [{"step": "candidates", "kept": result["candidates"]}]
+    steps += [
+        {"step": s["name"], "kept": s["passed"], "pass rate": f"{100 * s['rate']:.0f}%"} for s in result["funnel"]
+    ]
+    frame = pd.DataFrame(steps)
+    st.plotly_chart(px.funnel(frame, x="kept", y="step", title="Generation funnel"), width="stretch")
+    st.dataframe(pd.DataFrame(result["funnel"]), hide_index=True, width="stretch")
+    st.caption("Time per step (s): " + ", ".join(f"{k} {v}" for k, v in result["seconds"].items()))
+    left, right = st.columns(2)
+    left.markdown("**Kept, to read**")
+    left.dataframe(pd.DataFrame(result["sample"])[["question", "answer"]], hide_index=True, width="stretch")
+    right.markdown("**Rejected, with the filter that rejected them**")
+    if result["rejected_sample"]:
+        right.dataframe(pd.DataFrame(result["rejected_sample"])[["question", "answer", "rejected_by"]],
+                        hide_index=True, width="stretch")  # fmt: skip
+
+
+def browser(records) -> None:
+    """The records of a version as a table, with filters on split, topic, source, text and quality scores."""
+    frame = to_frame(records)
+    cols = st.columns(4)
+    for col, column in zip(cols, ("split", "topic_label", "source"), strict=False):
+        if column in frame and frame[column].notna().any():
+            chosen = col.multiselect(column.replace("_", " "), sorted(frame[column].dropna().astype(str).unique()))
+            if chosen:
+                frame = frame[frame[column].astype(str).isin(chosen)]
+    text = cols[3].text_input("Search question or answer")
+    if text:
+        hit = frame["question"].str.contains(text, case=False) | frame["answer"].str.contains(text, case=False)
+        frame = frame[hit]
+    scores = [c for c in frame.columns if c.startswith("scores.")]
+    if "scores.round_trip_answer" in frame:
+        low = st.slider("Minimum round-trip answer F1", 0.0, 1.0, 0.0, 0.05)
+        frame = frame[frame["scores.round_trip_answer"].fillna(0) >= low]
+    st.caption(f"{len(frame)} of {len(records)} records")
+    shown = ["question", "answer", *(c for c in ("split", "topic_label", "source") if c in frame), *scores, "id"]
+    st.dataframe(frame[[c for c in shown if c in frame]], hide_index=True, width="stretch", height=360)
+
+
+def topic_map(records) -> None:
+    frame = to_frame(records)
+    if "topic_label" not in frame or "map_x" not in frame:
+        st.info("This version has no topics yet: cluster it below.")
+        return
+    sizes = frame["topic_label"].value_counts().rename_axis("topic").reset_index(name="records")
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(sizes, x="records", y="topic", orientation="h", title="Topic sizes"), width="stretch")
+    fig = px.scatter(frame, x="map_x", y="map_y", color="topic_label", hover_data=["question"], title="Topic map")
+    right.plotly_chart(fig, width="stretch")
+
+
+@st.fragment(run_every=2.0)
+def job_panel(kind: str, key: str, render) -> None:
+    """The status of the page's latest job of ``kind`` and, once it succeeded, ``render(result)``."""
+    if key not in st.session_state:
+        recent = jobs.list_jobs(kind)
+        if recent:
+            st.session_state[key] = recent[0].id
+    job_id = st.session_state.get(key)
+    if not job_id:
+        return
+    with user_errors():
+        state = job_status(job_id)
+        if state.status == "succeeded" and state.result:
+            render(state.result)
