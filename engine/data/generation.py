@@ -18,7 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.data.filters import NAMES, Candidate, FilterSpec, apply_filters
-from engine.data.questions import clean_question, load_passages, make_candidates, passage_id, question_messages
+from engine.data.questions import (
+    clean_question,
+    load_passages,
+    make_candidates,
+    passage_id,
+    question_messages,
+    question_stem,
+)
 from engine.errors import InputError
 from engine.settings import Settings
 
@@ -45,6 +52,7 @@ class GenerationSpec:
         """The work folder's name: what decides the candidates (not the thresholds, re-applied at the end)."""
         # Not the sample size either: a larger sample starts with the smaller one's passages (see make_candidates).
         fixed = {k: v for k, v in asdict(self).items() if k not in ("filters", "batch_size", "passages")}
+        fixed["prompt"] = question_messages("{title}", "{sentence}", "{answer}", "year")  # a new prompt: new work
         return f"{self.dataset}-{hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
@@ -136,8 +144,12 @@ def generate_qa(
 
     def ask(batch: list[Candidate]) -> None:
         nonlocal done
-        outs = generator.generate([question_messages(c.passage, c.answer) for c in batch], sampling, spec.batch_size)
-        rows = [{"key": c.key, "question": clean_question(o.text)} for c, o in zip(batch, outs, strict=True)]
+        asks = [question_messages(c.title, c.passage, c.answer, c.kind) for c in batch]
+        outs = generator.generate(asks, sampling, spec.batch_size)
+        rows = [
+            {"key": c.key, "question": clean_question(o.text, question_stem(c.kind, c.answer))}
+            for c, o in zip(batch, outs, strict=True)
+        ]
         work.append("questions", rows)
         questions.update({r["key"]: r for r in rows})
         done += len(batch)
@@ -162,7 +174,7 @@ def generate_qa(
         position = {passage_id(p, n): n for n, p in enumerate(passages)}
         lap("embed passages")
         template = PromptTemplate(max_source_chars=2000)
-        answer_sampling = SamplingSpec(max_new_tokens=16)
+        answer_sampling = SamplingSpec(max_new_tokens=24)  # 16 cut "premiered on March 10, 1947" before the year
         done = 0
 
         def round_trip(batch: list[Candidate]) -> None:
@@ -212,7 +224,7 @@ def finish(spec, path, generator, candidates, kept, funnel, seconds, resumed, wo
     records = [to_record(c, generator.name) for c in kept]
     if not records:
         raise InputError("No generated pair passed every filter: loosen the thresholds or use more passages.")
-    prompt = json.dumps(question_messages("{passage}", "{answer}"), ensure_ascii=False)
+    prompt = json.dumps(question_messages("{title}", "{sentence}", "{answer}", "year"), ensure_ascii=False)
     steps = [{"name": f.name, "entered": f.entered, "passed": f.passed, "rate": round(f.rate, 4)} for f in funnel]
     manifest = DatasetStore(settings).save(
         spec.dataset, records, sources=[file_identity(path)], generator=generator.name, prompt=prompt,

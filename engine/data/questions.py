@@ -1,8 +1,17 @@
-"""The question-writing prompt, and the candidates it is asked for: answer spans of passages."""
+"""The question-writing prompt, and the candidates it is asked for: answer spans of passages.
+
+The model sees the sentence that holds the answer span (with the passage title), not the whole
+passage, and the question's first words are given by the span's kind ("In what year" for a
+year, "On what date" for a date, "How many" for a number). On 100 candidates of the shared
+passages this took the share that passes every filter from 3% (whole passage, free question)
+to 21%: the 135M model otherwise asks "In what year" of full dates, or asks nothing at all
+and restates the passage.
+"""
 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from engine.data.filters import Candidate
@@ -20,18 +29,46 @@ QUESTION_EXAMPLES = (
 )  # fmt: skip
 
 
-def question_messages(passage: str, answer: str) -> list[dict]:
+SENTENCE_END = re.compile(r"[.!?](?:\s+|$)")
+UNIT = re.compile(r"\b(km|kilometres|miles|metres|feet|people|episodes)$")
+
+
+def question_stem(kind: str, answer: str) -> str:
+    """The words the question starts with, chosen by the kind of the answer span ("" for names)."""
+    if kind == "number":
+        unit = UNIT.search(answer)
+        return f"How many {unit.group(1)}" if unit else "How many"
+    return {"year": "In what year", "date": "On what date"}.get(kind, "")
+
+
+def span_sentence(passage: str, answer: str) -> str:
+    """The sentence of ``passage`` that holds (the first occurrence of) ``answer``."""
+    at = max(passage.find(answer), 0)
+    starts = [m.end() for m in SENTENCE_END.finditer(passage, 0, at)]
+    end = SENTENCE_END.search(passage, at + len(answer))
+    return passage[starts[-1] if starts else 0 : end.end() if end else len(passage)].strip()
+
+
+def question_messages(title: str, passage: str, answer: str, kind: str) -> list[dict]:
+    """Chat messages asking for a question whose answer is ``answer``, ending with the question's stem."""
     messages = [{"role": "system", "content": QUESTION_SYSTEM}]
     for text, a, q in QUESTION_EXAMPLES:
         messages += [{"role": "user", "content": f"Passage: {text}\nAnswer: {a}"}, {"role": "assistant", "content": q}]
-    return messages + [{"role": "user", "content": f"Passage: {passage}\nAnswer: {answer}"}]
+    context = f"{title}: {span_sentence(passage, answer)}" if title else span_sentence(passage, answer)
+    messages.append({"role": "user", "content": f"Passage: {context}\nAnswer: {answer}"})
+    stem = question_stem(kind, answer)
+    return messages + [{"role": "assistant", "content": stem}] if stem else messages
 
 
-def clean_question(text: str) -> str:
+def clean_question(text: str, stem: str = "") -> str:
+    """The question from the model's output (which continues ``stem``, when one was given)."""
     line = next((part for part in text.strip().splitlines() if part.strip()), "").strip()
     for prefix in ("Question:", "Q:"):
         line = line.removeprefix(prefix).strip()
-    return line.strip('"').strip()
+    line = line.strip('"').strip()
+    if stem and not line.startswith(stem):
+        line = f"{stem}{'' if line[:1] in ',?' else ' '}{line}"
+    return line
 
 
 def load_passages(path: Path) -> list[dict]:

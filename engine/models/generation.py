@@ -66,11 +66,14 @@ class Generator:
 
     def render(self, messages: Messages) -> str:
         """The prompt text for chat messages, ending where the assistant's answer starts."""
+        prefilled = bool(messages) and messages[-1]["role"] == "assistant"  # the answer's start is given
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=not prefilled, continue_final_message=prefilled, tokenize=False
+            )
         # Base models without a chat template: plain role-prefixed turns.
         turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-        return "\n\n".join(turns) + "\n\nAssistant:"
+        return "\n\n".join(turns) + ("" if prefilled else "\n\nAssistant:")
 
     def encode(self, messages: Messages) -> list[int]:
         return self.tokenizer(self.render(messages), add_special_tokens=False).input_ids

@@ -8,6 +8,7 @@ import pytest
 
 from engine.data.filters import NAMES, FilterSpec
 from engine.data.generation import GenerationSpec, WorkFolder, generate_qa
+from engine.data.questions import clean_question, question_messages, question_stem, span_sentence
 from engine.data.versions import DatasetStore
 from engine.errors import InputError
 
@@ -79,3 +80,31 @@ def test_generation_bad_input(generator, embedder, settings, tmp_path):
         generate_qa(GenerationSpec(source=str(tmp_path / "missing.jsonl")), generator, embedder, settings)
     with pytest.raises(InputError):
         GenerationSpec(answers_per_passage=0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "stem"),
+    [("year", "1889", "In what year"), ("date", "26 September 1969", "On what date"),
+     ("number", "260 people", "How many people"), ("number", "3.5", "How many"), ("name", "Apple Records", "")],
+)  # fmt: skip
+def test_question_stem_follows_the_answer_kind(kind, answer, stem):
+    assert question_stem(kind, answer) == stem
+
+
+def test_question_prompt_holds_the_answer_sentence_and_ends_with_the_stem():
+    passage = "Abbey Road is an album. It was released on 26 September 1969 by Apple. It sold well."
+    assert span_sentence(passage, "26 September 1969") == "It was released on 26 September 1969 by Apple."
+    assert span_sentence(passage, "Abbey Road") == "Abbey Road is an album."
+    messages = question_messages("Abbey Road", passage, "26 September 1969", "date")
+    assert messages[-2]["content"].startswith("Passage: Abbey Road: It was released on 26 September 1969 by Apple.")
+    assert "It sold well" not in messages[-2]["content"]
+    assert messages[-1] == {"role": "assistant", "content": "On what date"}
+    assert question_messages("Abbey Road", passage, "Apple", "name")[-1]["role"] == "user"
+    assert clean_question(" was it released?\nMore", "On what date") == "On what date was it released?"
+    assert clean_question("On what date was it released?", "On what date") == "On what date was it released?"
+
+
+def test_generator_continues_a_prefilled_answer(generator):
+    messages = [{"role": "user", "content": "Name a year."}, {"role": "assistant", "content": "In what year"}]
+    text = generator.render(messages)
+    assert text.endswith("In what year") and text.count("In what year") == 1
