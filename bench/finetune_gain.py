@@ -29,7 +29,7 @@ def evaluate(spec, settings, tracker):
 
 def main() -> int:
     from engine.evaluation.runner import EvalSpec
-    from engine.finetune.examples import MixSpec, RagExampleSpec
+    from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
     from engine.finetune.lora import LoraSpec
     from engine.finetune.spec import TrainSpec
     from engine.finetune.trainer import train
@@ -51,6 +51,7 @@ def main() -> int:
         choices=["reference", "base"],
         help="Dolly answers: the human responses, or the base model's own (self-distillation)",
     )
+    p.add_argument("--dolly-categories", default=",".join(DOLLY_CATEGORIES), help="Dolly categories to draw from")
     p.add_argument("--max-length", type=int, default=1024, help="training sequences cut to N tokens")
     p.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
     p.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: each epoch)")
@@ -69,6 +70,7 @@ def main() -> int:
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
         rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
         mix=MixSpec.with_shares(a.dolly), dolly_targets=a.dolly_targets,
+        dolly_categories=tuple(c.strip() for c in a.dolly_categories.split(",") if c.strip()),
         learning_rate=a.lr, batch_size=4, max_length=a.max_length, scheduler="cosine", eval_every=a.eval_every,
         val_limit=a.val_limit, stop_on="f1", patience=2, train_limit=a.limit,
     )  # fmt: skip
@@ -103,7 +105,7 @@ def main() -> int:
         "",
         f"Settings: LoRA r = {a.r} (alpha {2 * a.r}){' with MLP' if a.mlp else ''}, lr {a.lr:g} cosine, "
         f"{a.epochs:g} epoch(s), gold + {a.distractors} distractors cut to {a.source_chars} characters, "
-        f"Dolly share {a.dolly:g} ({a.dolly_targets} answers), max length {a.max_length}.",
+        f"Dolly share {a.dolly:g} ({a.dolly_targets} answers; {a.dolly_categories}), max length {a.max_length}.",
         "",
         f"Training: {trained.steps if trained else '-'} steps, {train_s / 60:.1f} min "
         f"(best validation {trained.best_metric if trained else '-'}); whole run {total_s / 60:.1f} min. "

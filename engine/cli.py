@@ -147,6 +147,11 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         choices=["reference", "base"],
         help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)",
     )
+    tr.add_argument(
+        "--dolly-categories",
+        default=",".join(d.dolly_categories),
+        help="comma-separated Dolly categories to draw from (never closed_qa, the forgetting check)",
+    )
     tr.add_argument("--qa-dataset", default="", help="generated QA pairs: a dataset NAME or NAME@VERSION")
     tr.add_argument("--qa-share", type=float, default=0.0, help="share of the generated pairs in the mix (0..1)")
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
@@ -172,6 +177,10 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--no-mlflow", action="store_true")
 
 
+def categories_of(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
 def train_spec(a):
     """The TrainSpec of parsed ``train`` arguments."""
     from engine.finetune.examples import MixSpec, RagExampleSpec
@@ -185,6 +194,7 @@ def train_spec(a):
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
         mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed), dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
+        dolly_categories=categories_of(a.dolly_categories),
         rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,

@@ -10,6 +10,7 @@ from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
 from engine.data.summary import diff
+from engine.data.topics import TEXTS
 from engine.data.versions import DatasetStore
 from engine.evaluation.history import evaluation_runs
 from ui import resources as r
@@ -51,12 +52,14 @@ with tabs[2], user_errors():
 with tabs[3], user_errors():
     if picked := version_picker(store, "topics"):
         topic_map(store.load(*picked))
-        cols = st.columns(3)
+        cols = st.columns(4)
         method = cols[0].selectbox("Method", ("kmeans", "hdbscan"), help="KMeans with k chosen by silhouette.")
         k_min = cols[1].number_input("k from", 2, 50, 4)
         k_max = cols[2].number_input("k to", 2, 80, 16)
+        text = cols[3].selectbox("Cluster on", TEXTS, help="What is embedded: the passage (what an item is about), "
+                                 "the question, or both.")  # fmt: skip
         if st.button("Cluster into topics (a new version)"):
-            spec = {"method": method, "k_min": int(k_min), "k_max": int(k_max)}
+            spec = {"method": method, "k_min": int(k_min), "k_max": int(k_max), "text": text}
             args = {"step": "topics", "dataset": picked[0], "version": picked[1], "spec": spec}
             st.session_state["topics-job"] = jobs.start_job("dataset", args).id
         job_panel("dataset", "topics-job", lambda res: st.success(f"Saved version {res['version']}: {res['report']}"))

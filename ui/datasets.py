@@ -9,9 +9,9 @@ import plotly.express as px
 import streamlit as st
 
 from engine import jobs
+from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
-from engine.data.records import to_frame
 from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from ui.widgets import job_status, user_errors

@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from engine.finetune.callbacks import read_curve
-from engine.finetune.examples import MixSpec, RagExampleSpec
+from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
 from ui import resources as r
@@ -53,6 +53,11 @@ def settings_form() -> tuple[TrainSpec, str]:
             "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
             help="A dataset name (its newest version) or name@version; its validation and test splits are never used.",
         )  # fmt: skip
+        categories = st.multiselect(
+            "Dolly categories", DOLLY_CATEGORIES, D.dolly_categories,
+            help="Which Dolly instructions the Dolly share draws from. closed_qa is never offered: the forgetting "
+            "check scores it. information_extraction and summarization carry a context paragraph, as closed_qa does.",
+        )  # fmt: skip
         st.markdown("**LoRA**")
         lora = st.columns(5)
         rank = lora[0].number_input("Rank r", 1, 256, D.lora.r, help="Size of the low-rank update (capacity).")
@@ -85,6 +90,7 @@ def settings_form() -> tuple[TrainSpec, str]:
         adapter=adapter.strip(), base=base.strip(), quantization=quant,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
         mix=MixSpec.with_shares(dolly, generated), dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
+        dolly_categories=tuple(categories),
         rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,

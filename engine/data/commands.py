@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--method", default="kmeans", choices=["kmeans", "hdbscan"])
             sp.add_argument("--k-min", type=int, default=4)
             sp.add_argument("--k-max", type=int, default=16)
+            sp.add_argument("--text", default="context", choices=["context", "question", "question+context"])
         if name == "split":
             sp.add_argument("--seed", type=int, default=0)
             sp.add_argument("--threshold", type=float, default=0.95, help="near-duplicate question cosine")
@@ -114,7 +115,7 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
     if a.command == "topics":
         from engine.data.topics import TopicSpec
 
-        spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max)
+        spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max, text=a.text)
         manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
         rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
         scores = ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(topics.silhouette.items()))

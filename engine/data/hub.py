@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.records import ImportResult, collect, nonempty
+from engine.data.exports import nonempty
+from engine.data.records import ImportResult, collect
 from engine.data.schema import QARecord
 from engine.errors import InputError
 

@@ -121,7 +121,7 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
 def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "") -> Path:
     """Write a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder."""
     from engine.data.hub import save_hf
-    from engine.data.records import write_csv, write_jsonl
+    from engine.data.exports import write_csv, write_jsonl
 
     records = DatasetStore(settings).load(dataset, version)
     target = Path(target).expanduser()

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.data.records import read_records, to_frame, write_jsonl
+from engine.data.exports import to_frame, write_jsonl
+from engine.data.records import read_records
 from engine.data.schema import QARecord, content_hash
 from engine.data.summary import stats, tally
 from engine.errors import InputError, NotFoundError, StudioError

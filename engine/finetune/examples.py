@@ -182,6 +182,11 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
     return examples
 
 
+# Every Dolly category but closed_qa, which is never trained on: it is the held-out forgetting check.
+DOLLY_CATEGORIES = ("open_qa", "general_qa", "information_extraction", "summarization", "classification",
+                    "brainstorming", "creative_writing")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class MixSpec:
     """Which pools to train on and in what proportion; ``total=None``: as many as the pools allow."""

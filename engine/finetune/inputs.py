@@ -32,14 +32,12 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     datasets = [file_identity(path) | {"split": "train"}]
     if any(name == "dolly" and weight > 0 for name, weight in spec.mix.sources):
         dolly = resolve_data(spec.dolly, settings)
-        # closed_qa is never trained on: it is the held-out check that general skills survive.
-        categories = ("open_qa", "general_qa", "information_extraction", "summarization", "classification",
-                      "brainstorming", "creative_writing")  # fmt: skip
+        categories = spec.dolly_categories
         # A few Dolly records carry whole articles as context; a pool of thousands loses nothing
         # by leaving those out (counted in the dataset record), where one would stop the run.
         pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), tokenizer, render,
                                                  spec.max_length)  # fmt: skip
-        datasets.append(file_identity(dolly) | {"split": "all but closed_qa", "left_out_too_long": too_long,
+        datasets.append(file_identity(dolly) | {"split": ",".join(categories), "left_out_too_long": too_long,
                                                 "targets": spec.dolly_targets})  # fmt: skip
     if any(name == "generated" and weight > 0 for name, weight in spec.mix.sources):
         pools["generated"], found = generated_pool(spec, settings)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from engine.errors import InputError
 from engine.finetune.distill import TARGETS
-from engine.finetune.examples import MixSpec, RagExampleSpec
+from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
@@ -26,6 +26,7 @@ class TrainSpec:
     dolly: str = "dolly-15k-mini.jsonl"
     mix: MixSpec = field(default_factory=MixSpec)
     dolly_targets: str = "reference"  # "base": the base model's own answers (self-distillation)
+    dolly_categories: tuple[str, ...] = DOLLY_CATEGORIES  # closed_qa never: it is the forgetting check
     qa_dataset: str = ""  # the "generated" pool: a dataset "name" (newest version) or "name@version"
     rag: RagExampleSpec = field(default_factory=RagExampleSpec)
     train_limit: int | None = None  # at most this many training examples
@@ -53,6 +54,10 @@ class TrainSpec:
             raise InputError(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if self.stop_on not in STOP_ON:
             raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
+        if "closed_qa" in self.dolly_categories:
+            raise InputError("Dolly's closed_qa is never trained on: it is the forgetting check.")
+        if any(name == "dolly" and w > 0 for name, w in self.mix.sources) and not self.dolly_categories:
+            raise InputError("A Dolly share needs at least one Dolly category.")
         if self.dolly_targets not in TARGETS:
             raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
         if any(name == "generated" and w > 0 for name, w in self.mix.sources) and not self.qa_dataset.strip():
@@ -82,7 +87,7 @@ class TrainSpec:
         for k, v in data.items():
             if k in nested and isinstance(v, dict):
                 v = nested[k](**{n: tuple(map(tuple, x)) if n == "sources" else x for n, x in v.items()})
-            values[k] = v
+            values[k] = tuple(v) if k == "dolly_categories" else v
         return cls(**values)
 
 

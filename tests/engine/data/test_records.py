@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.data.hub import load_hf, save_hf, to_hf_dataset
-from engine.data.records import (
-    NORMALIZERS,
-    detect_format,
-    normalize_dolly,
-    normalize_hotpotqa,
-    read_records,
-    to_frame,
-    write_csv,
-    write_jsonl,
-)
+from engine.data.exports import to_frame, write_csv, write_jsonl
+from engine.data.records import NORMALIZERS, detect_format, normalize_dolly, normalize_hotpotqa, read_records
 from engine.data.schema import Context, QARecord
 from engine.errors import InputError
 

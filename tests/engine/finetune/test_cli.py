@@ -11,6 +11,14 @@ from engine.cli import main
         (["train", "--adapter", "../escape", "--no-mlflow"], "Invalid adapter name"),
         (["train", "--adapter", "x", "--dolly", "1.5", "--no-mlflow"], "--dolly is a share"),
         (["train", "--adapter", "x", "--lr", "0", "--no-mlflow"], "must be positive"),
+        (
+            ["train", "--adapter", "x", "--dolly", "0.2", "--dolly-categories", "closed_qa", "--no-mlflow"],
+            "forgetting check",
+        ),
+        (
+            ["train", "--adapter", "x", "--dolly", "0.2", "--dolly-categories", "poetry", "--no-mlflow"],
+            "no category poetry",
+        ),
         (["train", "--adapter", "never-trained", "--resume", "--no-mlflow"], "no training run"),
         (["adapters", "delete", "missing"], "missing"),
         (["adapters", "rename", "only-one"], "takes 2 name(s)"),

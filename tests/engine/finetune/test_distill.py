@@ -56,12 +56,17 @@ def test_cut_answers_are_learned_without_the_end_token(generator, settings, pool
 def test_a_training_mix_with_base_targets(generator, settings):
     from engine.finetune.inputs import build_examples
 
-    spec = TrainSpec(mix=MixSpec.with_shares(dolly=0.5), dolly_targets="base", train_limit=4, val_limit=1)
+    spec = TrainSpec(mix=MixSpec.with_shares(dolly=0.5), dolly_targets="base", train_limit=4, val_limit=1,
+                     dolly_categories=("summarization",))  # fmt: skip
+    assert TrainSpec.from_dict(spec.to_dict()) == spec
     rows, _, datasets = build_examples(spec, generator, settings)
     dolly = datasets[-1]
+    assert dolly["split"] == "summarization"
     assert dolly["targets"] == "base" and dolly["self_answers"]["examples"] == dolly["examples"] > 0
     reference, _, _ = build_examples(spec, generator, settings, distill=False)
     changed = [a["labels"] != b["labels"] for a, b in zip(rows, reference, strict=True)]
     assert sum(changed) == dolly["examples"]  # the Dolly rows got new answers, the HotpotQA rows did not
     with pytest.raises(InputError, match="Unknown Dolly targets"):
         TrainSpec(dolly_targets="human")
+    with pytest.raises(InputError, match="needs at least one Dolly category"):
+        TrainSpec(mix=MixSpec.with_shares(dolly=0.5), dolly_categories=())
