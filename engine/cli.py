@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from engine.errors import InputError, StudioError
+from engine.errors import InputError, exit_status
 
 MODEL_HELP = "a Hugging Face id, a local model folder or a .gguf file (default: the bundled SmolLM2-135M)"
 
@@ -264,11 +264,4 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     handlers = {"eval": run_eval, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs, "train": run_train,
                 "adapters": run_adapters}  # fmt: skip
-    try:
-        return handlers[a.command](a)
-    except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: handlers[a.command](a))

@@ -11,3 +11,18 @@ class InputError(StudioError):
 
 class NotFoundError(StudioError):
     """A named thing (model, knowledge base, job, dataset) does not exist."""
+
+
+def exit_status(command, interrupted: str = "interrupted") -> int:
+    """Run a CLI ``command()`` (returning its exit status): a StudioError is one line on stderr and
+    status 2, Ctrl-C the ``interrupted`` note and status 130; never a traceback for either."""
+    import sys
+
+    try:
+        return command()
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130

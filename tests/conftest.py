@@ -65,3 +65,17 @@ def tracker(settings):
     from engine.tracking import Tracker
 
     return Tracker(settings)
+
+
+@pytest.fixture
+def offline_hub(monkeypatch) -> None:
+    """The Hugging Face hub and datasets libraries in offline mode, as on a machine with no internet."""
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # both libraries read these variables once, at import (which another fixture may have done)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)

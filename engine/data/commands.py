@@ -186,16 +186,9 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
 
 
 def main(argv: list[str]) -> int:
-    from engine.errors import StudioError
+    from engine.errors import exit_status
     from engine.settings import load_settings
 
     a = parser().parse_args(argv)
-    try:
-        print(run(a, load_settings()))
-    except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted (what was generated is kept: run the same command again to resume)", file=sys.stderr)
-        return 130
-    return 0
+    note = "interrupted (what was generated is kept: run the same command again to resume)"
+    return exit_status(lambda: print(run(a, load_settings())) or 0, note)

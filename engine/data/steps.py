@@ -120,8 +120,8 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
 
 def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "") -> Path:
     """Write a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder."""
-    from engine.data.hub import save_hf
     from engine.data.exports import write_csv, write_jsonl
+    from engine.data.hub import save_hf
 
     records = DatasetStore(settings).load(dataset, version)
     target = Path(target).expanduser()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
 import warnings
@@ -25,22 +24,16 @@ from engine.data.records import read_records
 from engine.data.schema import QARecord, content_hash
 from engine.data.summary import stats, tally
 from engine.errors import InputError, NotFoundError, StudioError
+from engine.names import SAFE_NAME, check_safe_name
 from engine.settings import Settings
 
 EXPERIMENT = "studio-datasets"
 RECORDS, MANIFEST, REPORT = "records.jsonl", "manifest.json", "report.json"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the adapter-name rule: also the path-traversal guard
 
 
 def check_dataset_name(name: str) -> str:
     """The stripped dataset name, or an InputError (e.g. for ``../x``)."""
-    stripped = (name or "").strip()
-    if not NAME.fullmatch(stripped) or ".." in stripped:
-        raise InputError(
-            f"Invalid dataset name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, without '..'."
-        )
-    return stripped
+    return check_safe_name(name, "dataset")
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ class DatasetStore:
     def folder(self, dataset: str, version: str = "") -> Path:
         folder = self.root / check_dataset_name(dataset)
         if version:
-            if not NAME.fullmatch(version) or ".." in version:
+            if not SAFE_NAME.fullmatch(version) or ".." in version:
                 raise NotFoundError(f"{version!r} is not a version id of dataset {dataset!r}.")
             folder = folder / version
         return folder
@@ -149,7 +142,7 @@ class DatasetStore:
     def datasets(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME.fullmatch(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
 
     def versions(self, dataset: str) -> list[Manifest]:
         """The dataset's versions, newest first."""

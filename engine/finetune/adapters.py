@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -20,9 +19,9 @@ from pathlib import Path
 
 from engine.errors import InputError, NotFoundError
 from engine.models.spec import ModelSpec, resolve_source
+from engine.names import SAFE_NAME, check_safe_name
 from engine.settings import Settings
 
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 META_FILE = "studio.json"
 EXPORT_FILE = "studio-export.json"
 # Saves, renames and deletes check-then-move folders: one lock keeps two threads of the app apart.
@@ -31,13 +30,7 @@ WRITING = threading.RLock()
 
 def check_name(name: str) -> str:
     """The stripped adapter name, or InputError: it is also the guard against path traversal."""
-    stripped = (name or "").strip()
-    if not ADAPTER_NAME.fullmatch(stripped) or ".." in stripped:
-        raise InputError(
-            f"Invalid adapter name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, without '..'."
-        )
-    return stripped
+    return check_safe_name(name, "adapter")
 
 
 @dataclass(frozen=True)
@@ -139,7 +132,7 @@ class AdapterRegistry:
         """Adapter names, sorted; temp folders (dot names, never valid) are skipped."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and ADAPTER_NAME.fullmatch(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
 
     def list(self) -> list[AdapterInfo]:
         """All adapters, newest first."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.hub import load_hf, save_hf, to_hf_dataset
 from engine.data.exports import to_frame, write_csv, write_jsonl
+from engine.data.hub import load_hf, save_hf, to_hf_dataset
 from engine.data.records import NORMALIZERS, detect_format, normalize_dolly, normalize_hotpotqa, read_records
 from engine.data.schema import Context, QARecord
 from engine.errors import InputError
@@ -208,16 +208,7 @@ def test_hugging_face_folder_round_trip_is_exact(tmp_path, hotpot, dolly) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["hf"]
 
 
-def test_unknown_hub_dataset_offline_is_an_input_error(monkeypatch) -> None:
-    import datasets
-    import huggingface_hub
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # both libraries read these variables once, at import
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+def test_unknown_hub_dataset_offline_is_an_input_error(offline_hub) -> None:
     start = time.monotonic()
     with pytest.raises(
         InputError, match="Could not load the Hugging Face dataset 'studio-tests/no-such-qa' \\(train\\): "

@@ -9,46 +9,16 @@ from dataclasses import replace
 import pytest
 
 import engine.data.splits as splits_module
-from engine.data.schema import Context, QARecord
+from engine.data.schema import QARecord
 from engine.data.splits import SPLITS, SplitSpec, check_leakage, split_records
 from engine.errors import InputError
-from engine.evaluation.hotpotqa import load_hotpotqa
 
 N_RECORDS = 300
 
 
-def hotpot_records(shared_data, limit: int) -> list[QARecord]:
-    """Real HotpotQA items as records: gold paragraphs as contexts, supporting titles as documents.
-
-    The item's type (bridge / comparison) stands in for a topic.
-    """
-    records = []
-    for item in load_hotpotqa(shared_data / "hotpotqa-dev.jsonl", limit=limit):
-        gold = tuple(Context(t, text, t) for t, text in item.paragraphs if t in item.supporting_titles)
-        records.append(QARecord(item.question, item.answer, gold, item.supporting_titles, {"topic": item.type}))
-    return records
-
-
-class CachedEmbed:
-    """The real embedder, each text embedded once per module."""
-
-    def __init__(self, embedder):
-        self.embedder, self.vectors = embedder, {}
-
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
-        self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
-        return [self.vectors[t] for t in texts]
-
-
 @pytest.fixture(scope="module")
-def records(shared_data) -> list[QARecord]:
-    return hotpot_records(shared_data, N_RECORDS)
-
-
-@pytest.fixture(scope="module")
-def embed(embedder) -> CachedEmbed:
-    return CachedEmbed(embedder)
+def records(hotpot_records) -> list[QARecord]:
+    return hotpot_records(N_RECORDS)
 
 
 def ids(split: dict[str, list[QARecord]]) -> dict[str, list[str]]:

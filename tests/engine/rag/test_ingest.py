@@ -140,16 +140,7 @@ def test_remove_missing_drops_chunks_of_documents_that_disappeared(store, wiki_4
     assert stored == {c.id for c in kept_chunks}
 
 
-def test_unknown_hf_dataset_offline_is_an_input_error_quickly(monkeypatch) -> None:
-    import datasets
-    import huggingface_hub
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # both libraries read these variables once, at import (which the embedder fixture may have done)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+def test_unknown_hf_dataset_offline_is_an_input_error_quickly(offline_hub) -> None:
     start = time.monotonic()
     with pytest.raises(InputError, match="Could not load Hugging Face dataset 'studio-tests/no-such-dataset'"):
         load_hf_documents("studio-tests/no-such-dataset")
