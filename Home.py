@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from engine.data.versions import DatasetStore
 from engine.resources import describe_device, snapshot
 from engine.tracking import EVALUATION, QUERY, TRAINING
 from ui import resources as r
@@ -45,6 +46,9 @@ with user_errors():
         adapters = r.adapter_names()
         st.write(f"**Adapters:** {', '.join(f'`{a}`' for a in adapters) if adapters else 'none yet'}")
         st.page_link("pages/3_Fine-tune.py", label="Fine-tune →", icon="🛠️")
+        datasets = DatasetStore(r.settings()).datasets()
+        st.write(f"**Datasets:** {', '.join(f'`{d}`' for d in datasets) if datasets else 'none yet'}")
+        st.page_link("pages/4_Datasets.py", label="Datasets →", icon="🗂️")
     with right:
         st.subheader("Recent runs")
         tracker = r.tracker()

@@ -67,3 +67,27 @@ def test_the_data_command_line(settings, hotpot, capsys):
     assert "error:" in capsys.readouterr().err
     with pytest.raises(NotFoundError):
         DatasetStore(settings).versions("x")
+
+
+def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, generator, embedder, shared_data, tmp_path):
+    from engine.data.augment import normalize_text
+    from engine.evaluation.runner import EvalSpec, run_evaluation
+
+    result = run_evaluation(EvalSpec(limit=8, batch_size=8, max_new_tokens=16), generator, embedder, None, settings,
+                            tracker)  # fmt: skip
+    wrong = {normalize_text(r["question"]) for r in result.rows if r["f1"] < 50}
+    assert wrong, "the bundled model gets some of 8 HotpotQA questions wrong"
+    spec = AugmentSpec(kinds=("typos", "distractors"))
+    found, report = steps.hard_case_version(settings, "hp", hotpot.id, result.run_id, 50.0, spec, tracker=tracker)
+    assert found.parent == hotpot.id and report["wrong"] == report["matched"] == len(wrong)
+    records = DatasetStore(settings).load("hp", found.id)
+    by_id = {r.id: r for r in records}
+    variants = [r for r in records if r.metadata.get("hard_case")]
+    assert len(records) == 150 + len(variants) and report["variants"] == len(variants) > 0
+    assert {normalize_text(by_id[v.metadata["origin"]].question) for v in variants} == wrong
+    assert all(v.metadata["origin_f1"] < 50 for v in variants)
+    later = tmp_path / "later.jsonl"  # questions the evaluation did not ask
+    later.write_text("\n".join((shared_data / "hotpotqa-dev.jsonl").read_text().splitlines()[500:510]) + "\n")
+    other, _ = steps.import_source(settings, "other", str(later))
+    with pytest.raises(InputError, match="0 are in other@"):
+        steps.hard_case_version(settings, "other", other.id, result.run_id, 50.0, spec, tracker=tracker)
