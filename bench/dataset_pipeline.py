@@ -1,7 +1,7 @@
 """The dataset pipeline on the shared passages, timed: generate -> topics -> split (+ leakage check) ->
 augment -> knowledge-base build and refresh. Writes the Markdown tables of docs/datasets.md.
 
-    .venv/bin/python bench/datasets.py --passages 1500 --out docs/datasets.md
+    .venv/bin/python bench/dataset_pipeline.py --passages 1500 --out docs/datasets.md
 
 Every step saves a dataset version (``python -m engine data versions wiki-qa`` lists them) and
 logs it to MLflow. Generation resumes if stopped: run the same command again.
