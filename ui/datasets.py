@@ -8,13 +8,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine import jobs
 from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
 from engine.data.versions import DatasetStore
 from engine.errors import InputError
-from ui.widgets import job_status, user_errors
+from ui.widgets import current_job, job_status, user_errors
 
 SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
 FILTER_HELP = {
@@ -145,11 +144,7 @@ def topic_map(records) -> None:
 @st.fragment(run_every=2.0)
 def job_panel(kind: str, key: str, render) -> None:
     """The status of the page's latest job of ``kind`` and, once it succeeded, ``render(result)``."""
-    if key not in st.session_state:
-        recent = jobs.list_jobs(kind)
-        if recent:
-            st.session_state[key] = recent[0].id
-    job_id = st.session_state.get(key)
+    job_id = current_job(kind, key)
     if not job_id:
         return
     with user_errors():

@@ -32,7 +32,9 @@ def kb_picker(names: list[str], key: str, default: str = "studio-docs") -> str |
 def job_status(job_id: str) -> jobs.JobState:
     """Progress bar, message, last log lines and a cancel button for one background job."""
     state = jobs.get_job(job_id)
-    label = f"{state.kind} · {state.status} · {state.message}" if state.message else f"{state.kind} · {state.status}"
+    # A finished job's last progress message ("loading the model") would read as if it were still at it.
+    shown = state.message and state.status != "succeeded"
+    label = f"{state.kind} · {state.status} · {state.message}" if shown else f"{state.kind} · {state.status}"
     st.progress(min(max(state.progress, 0.0), 1.0), text=label)
     cols = st.columns([1, 1, 4])
     cols[0].caption(f"{state.elapsed:.0f} s")
