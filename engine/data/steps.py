@@ -23,6 +23,29 @@ def embedder_for(settings: Settings):
     return CachedEmbedder(Embedder.shared(), settings)
 
 
+def pool_retriever(records, settings: Settings):
+    """``retrieve(question, k)``: the contexts of ``records`` most similar to the question (cosine of
+    the cached embeddings), the distractor source of augmentation: retrieved, so hard to tell apart."""
+    import numpy as np
+
+    from engine.data.augment import context_pool
+
+    embed = embedder_for(settings)
+    pool = context_pool(records)
+    if not pool:
+        return None  # nothing to retrieve: augmentation reports that no distractor was found
+    matrix = np.asarray(embed.embed([c.text for c in pool]), dtype=np.float32).reshape(len(pool), -1)
+    questions = list(dict.fromkeys(r.question for r in records))
+    known = dict(zip(questions, embed.embed(questions), strict=True))  # one batch, not one call a question
+
+    def retrieve(question: str, k: int):
+        vector = known.get(question) or embed.embed([question])[0]
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        return [pool[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+    return retrieve
+
+
 def saved(store: DatasetStore, tracker, dataset: str, records, **manifest) -> Manifest:
     found = store.save(dataset, records, **manifest)
     if tracker is not None:
@@ -91,7 +114,8 @@ def augment_version(settings: Settings, dataset: str, version: str, spec=None, g
     store = DatasetStore(settings)
     spec = spec or AugmentSpec()
     records = store.load(dataset, version)
-    made, report = augment(records, spec, generator)
+    retrieve = pool_retriever(records, settings) if "distractors" in spec.kinds else None
+    made, report = augment(records, spec, generator, retrieve)
     if not made:
         raise InputError("No augmented record was made: choose other kinds, or records with contexts.")
     found = saved(store, tracker, dataset, records + made, parent=version, note=f"augmented: {report['made']}",
@@ -109,7 +133,9 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
     store = DatasetStore(settings)
     records = store.load(dataset, version)
     rows = per_question(tracker or Tracker(settings), run_id).to_dict("records")
-    variants, report = hard_cases(rows, records, threshold, spec or AugmentSpec(), generator)
+    spec = spec or AugmentSpec()
+    retrieve = pool_retriever(records, settings) if "distractors" in spec.kinds else None
+    variants, report = hard_cases(rows, records, threshold, spec, generator, retrieve)
     if not variants:
         raise InputError(f"Run {run_id} has {report['wrong']} questions under F1 {threshold:g}, of which "
                          f"{report['matched']} are in {dataset}@{version}: no variants to make.")  # fmt: skip

@@ -91,3 +91,17 @@ def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, genera
     other, _ = steps.import_source(settings, "other", str(later))
     with pytest.raises(InputError, match="0 are in other@"):
         steps.hard_case_version(settings, "other", other.id, result.run_id, 50.0, spec, tracker=tracker)
+
+
+def test_augmented_distractors_are_retrieved_for_the_question(settings, hotpot, tracker):
+    store = DatasetStore(settings)
+    records = store.load("hp", hotpot.id)
+    spec = AugmentSpec(kinds=("distractors",), distractors=1)
+    found, report = steps.augment_version(settings, "hp", hotpot.id, spec, tracker=tracker)
+    variants = [r for r in store.load("hp", found.id) if r.metadata.get("augmentation") == "distractors"]
+    assert len(variants) == report["made"]["distractors"] > 100
+    retrieve, by_id = steps.pool_retriever(records, settings), {r.id: r for r in records}
+    for variant in variants[:30]:
+        origin = by_id[variant.metadata["origin"]]
+        (added,) = [c for c in variant.contexts if c not in origin.contexts]
+        assert added in retrieve(origin.question, len(origin.contexts) + 6)  # among the most similar, not random
