@@ -6,29 +6,16 @@ import csv
 import io
 import json
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.atomic_files import write_atomic
 from engine.data.records import JSON_COLUMNS
 from engine.data.schema import QARecord
 from engine.errors import InputError
 
 CSV_COLUMNS = ("id", "question", "answer", "contexts", "doc_ids", "metadata")
 FRAME_COLUMNS = ("id", "question", "answer", "n_contexts", "doc_ids")
-
-
-def _write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path``, then move it in: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def nonempty(records: Iterable[QARecord]) -> list[QARecord]:
@@ -41,7 +28,7 @@ def nonempty(records: Iterable[QARecord]) -> list[QARecord]:
 def write_jsonl(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
     """One :meth:`QARecord.to_dict` object per line."""
     lines = [json.dumps(r.to_dict(), ensure_ascii=False) for r in nonempty(records)]
-    return _write_atomic(path, "\n".join(lines) + "\n")
+    return write_atomic(path, "\n".join(lines) + "\n")
 
 
 def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
@@ -52,7 +39,7 @@ def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
     for r in nonempty(records):
         d = r.to_dict()
         writer.writerow([d[c] if c not in JSON_COLUMNS else json.dumps(d[c], ensure_ascii=False) for c in CSV_COLUMNS])
-    return _write_atomic(path, out.getvalue())
+    return write_atomic(path, out.getvalue())
 
 
 def _flat(metadata: dict, prefix: str = "") -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import threading
 import uuid
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.atomic_files import write_atomic
 from engine.errors import InputError, NotFoundError
 from engine.models.spec import ModelSpec, resolve_source
 from engine.names import SAFE_NAME, check_safe_name
@@ -78,9 +78,7 @@ def plain(value):
 
 def write_json(path: Path, data: dict) -> None:
     """Write through a temp file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(plain(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(plain(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def read_info(path: Path) -> AdapterInfo:

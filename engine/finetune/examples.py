@@ -3,17 +3,15 @@ and weighted mixing (tokenization is in :mod:`engine.finetune.encoding`)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.atomic_files import write_atomic
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.rag.documents import load_jsonl_records
@@ -79,16 +77,8 @@ def hotpotqa_split(path: str | Path, settings: Settings) -> dict[str, list[str]]
 
 
 def write_json(target: Path, data: dict) -> None:
-    # Two processes (the app and a job) may make the split at once: write a temp file, rename it over.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    # Two processes (the app and a job) may make the split at once: each writes whole files.
+    write_atomic(target, json.dumps(data, indent=1))
 
 
 def split_items(path: str | Path, settings: Settings, split: str) -> list[QAItem]:
