@@ -179,27 +179,16 @@ class KnowledgeBaseStore:
         res = self.collection(name).get(include=["metadatas"])
         return {i: dict(m or {}) for i, m in zip(res["ids"], res["metadatas"] or [], strict=True)}
 
-    def upsert(
-        self,
-        name: str,
-        chunks: Sequence[Chunk],
-        vectors: Sequence[Sequence[float]],
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> int:
-        """Store chunks with precomputed vectors, replacing chunks with the same ids; returns how many."""
+    def upsert(self, name: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Store one batch of chunks with precomputed vectors, replacing chunks with the same ids."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        col = self.collection(name, create=True)
-        for start in range(0, len(chunks), ADD_BATCH):
-            batch = chunks[start : start + ADD_BATCH]
-            col.upsert(
-                ids=[c.id for c in batch],
-                documents=[c.text for c in batch],
-                embeddings=[list(v) for v in vectors[start : start + ADD_BATCH]],
-                metadatas=[chunk_metadata(c) for c in batch],
-            )
-            if on_progress:
-                on_progress(min(start + ADD_BATCH, len(chunks)), len(chunks))
+        self.collection(name, create=True).upsert(
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            embeddings=[list(v) for v in vectors],
+            metadatas=[chunk_metadata(c) for c in chunks],
+        )
         return len(chunks)
 
     def delete(self, name: str) -> None:
