@@ -185,6 +185,10 @@ class MixSpec:
     total: int | None = None
     seed: int = 0
 
+    def uses(self, pool: str) -> bool:
+        """Whether ``pool`` has a positive weight in the mix."""
+        return any(name == pool and weight > 0 for name, weight in self.sources)
+
     @classmethod
     def with_shares(cls, dolly: float = 0.0, generated: float = 0.0, seed: int = 0) -> MixSpec:
         """HotpotQA examples with shares (0..1) of Dolly instructions and of generated QA pairs mixed in."""

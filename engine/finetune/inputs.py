@@ -30,7 +30,7 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     path = resolve_data(spec.data, settings)
     pools = {"hotpotqa": rag_examples(split_items(path, settings, "train"), spec.rag)}
     datasets = [file_identity(path) | {"split": "train"}]
-    if any(name == "dolly" and weight > 0 for name, weight in spec.mix.sources):
+    if spec.mix.uses("dolly"):
         dolly = resolve_data(spec.dolly, settings)
         categories = spec.dolly_categories
         # A few Dolly records carry whole articles as context; a pool of thousands loses nothing
@@ -39,7 +39,7 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
                                                  spec.max_length)  # fmt: skip
         datasets.append(file_identity(dolly) | {"split": ",".join(categories), "left_out_too_long": too_long,
                                                 "targets": spec.dolly_targets})  # fmt: skip
-    if any(name == "generated" and weight > 0 for name, weight in spec.mix.sources):
+    if spec.mix.uses("generated"):
         pools["generated"], found = generated_pool(spec, settings)
         datasets.append(found)
     examples, _ = mix(pools, spec.mix)

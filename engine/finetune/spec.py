@@ -56,11 +56,11 @@ class TrainSpec:
             raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
         if "closed_qa" in self.dolly_categories:
             raise InputError("Dolly's closed_qa is never trained on: it is the forgetting check.")
-        if any(name == "dolly" and w > 0 for name, w in self.mix.sources) and not self.dolly_categories:
+        if self.mix.uses("dolly") and not self.dolly_categories:
             raise InputError("A Dolly share needs at least one Dolly category.")
         if self.dolly_targets not in TARGETS:
             raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
-        if any(name == "generated" and w > 0 for name, w in self.mix.sources) and not self.qa_dataset.strip():
+        if self.mix.uses("generated") and not self.qa_dataset.strip():
             raise InputError("A share of generated QA pairs needs a dataset: name one (Datasets page).")
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise InputError("Epochs and learning rate must be positive.")
