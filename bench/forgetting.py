@@ -18,6 +18,9 @@ from bench.report import emit  # noqa: E402
 
 
 def main() -> int:
+    from engine.allocator import restart_with_allocator
+
+    restart_with_allocator(sys.argv)  # tcmalloc where installed: see engine.allocator
     from engine.evaluation.instructions import InstructionSpec, run_instructions
     from engine.models.generation import load_generator
     from engine.models.spec import DEFAULT_MODEL

@@ -154,6 +154,12 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     )
     tr.add_argument("--qa-dataset", default="", help="generated QA pairs: a dataset NAME or NAME@VERSION")
     tr.add_argument("--qa-share", type=float, default=0.0, help="share of the generated pairs in the mix (0..1)")
+    tr.add_argument(
+        "--sources", default=d.rag.sources, choices=["gold", "retrieved"],
+        help="training passages: gold + --distractors others, or the top --sources-k the evaluation's retriever "
+        "ranks first (gold always kept)",
+    )  # fmt: skip
+    tr.add_argument("--sources-k", type=int, default=d.rag.k, help="passages per example with --sources retrieved")
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
     tr.add_argument("--source-chars", type=int, default=d.rag.max_source_chars, help="each passage cut to N characters")
     tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
@@ -195,7 +201,7 @@ def train_spec(a):
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
         mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed), dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
         dolly_categories=categories_of(a.dolly_categories),
-        rag=RagExampleSpec(a.distractors, a.source_chars, a.seed),
+        rag=RagExampleSpec(a.distractors, a.source_chars, a.seed, sources=a.sources, k=a.sources_k),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
         val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,
@@ -251,6 +257,10 @@ def run_kbs(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] in (["train"], ["eval"]):
+        from engine.allocator import restart_with_allocator
+
+        restart_with_allocator(["-m", "engine", *sys.argv[1:]])  # long runs: see engine.allocator
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
         from engine.jobs import main_job

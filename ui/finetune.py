@@ -11,6 +11,7 @@ from engine.finetune.spec import TrainSpec
 from ui import resources as r
 
 D = TrainSpec()
+SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
 
 
 def settings_form() -> tuple[TrainSpec, str]:
@@ -38,13 +39,24 @@ def settings_form() -> tuple[TrainSpec, str]:
         )  # fmt: skip
         distractors = data[1].number_input(
             "Distractor passages", 0, 8, D.rag.distractors,
-            help="Non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick.",
+            help="Non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick "
+            "(with gold + distractors sources).",
         )  # fmt: skip
         limit = data[2].number_input("Max training examples", 0, 5000, 0, help="0: all of them.")
         max_length = data[3].number_input(
             "Max length (tokens)", 64, 4096, D.max_length, help="Longer examples are cut; prompts must fit."
         )
-        more = st.columns([1, 2])
+        more = st.columns([1, 2, 1, 1])
+        sources = more[2].selectbox(
+            "Training sources", ("gold", "retrieved"), format_func=SOURCE_LABELS.get,
+            help="gold + distractors: each question's gold paragraphs and N others, shuffled. retrieved: the 5 "
+            "paragraphs the evaluation's retriever ranks first, in its order (a gold one it ranks lower replaces "
+            "the last other one), so training shows what evaluation and the Query page show.",
+        )  # fmt: skip
+        source_chars = more[3].number_input(
+            "Source length (chars)", 50, 4000, D.rag.max_source_chars, 50,
+            help="Each passage is cut to this many characters: shorter trains faster; the answer must stay in.",
+        )  # fmt: skip
         generated = more[0].slider(
             "Generated QA share", 0.0, 0.5, 0.0, 0.05,
             help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
@@ -91,7 +103,8 @@ def settings_form() -> tuple[TrainSpec, str]:
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
         mix=MixSpec.with_shares(dolly, generated), dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
         dolly_categories=tuple(categories),
-        rag=RagExampleSpec(distractors=int(distractors)), train_limit=int(limit) or None, epochs=float(epochs),
+        rag=RagExampleSpec(distractors=int(distractors), max_source_chars=int(source_chars), sources=sources),
+        train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,
         stop_on=stop_on, patience=int(patience), gradient_checkpointing=checkpointing, precision=precision,

@@ -16,11 +16,9 @@ from engine.settings import Settings
 
 
 def embedder_for(settings: Settings):
-    """The shared embedder behind the on-disk cache: texts embedded once are free afterwards."""
-    from engine.rag.embedder import Embedder
-    from engine.rag.embedding_cache import CachedEmbedder
+    from engine.rag.embedding_cache import cached_embedder
 
-    return CachedEmbedder(Embedder.shared(), settings)
+    return cached_embedder(settings)
 
 
 def pool_retriever(records, settings: Settings):

@@ -15,6 +15,7 @@ from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.models.generation import SamplingSpec
+from engine.rag.embedding_cache import cached_embedder
 from engine.rag.pipeline import DEFAULT_SAMPLING, RagAnswer, RagPipeline
 from engine.rag.prompt import PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever, PoolRetriever
@@ -123,7 +124,8 @@ def run_evaluation(
     start = time.perf_counter()
     retriever = None
     if spec.mode == "distractor":
-        retriever = PoolRetriever(embedder, {it.question: it.paragraphs for it in items})
+        # Cached: the base model and its adapter are evaluated on the same passages.
+        retriever = PoolRetriever(cached_embedder(settings, embedder), {it.question: it.paragraphs for it in items})
     elif spec.mode == "kb":
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work

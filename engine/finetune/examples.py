@@ -90,20 +90,34 @@ def split_items(path: str | Path, settings: Settings, split: str) -> list[QAItem
     return [by_id[i] for i in ids]
 
 
+SOURCES = ("gold", "retrieved")
+
+
 @dataclass(frozen=True)
 class RagExampleSpec:
-    """How grounded examples are built: gold paragraphs plus ``distractors`` other ones of the question."""
+    """How grounded examples are built from a question's own paragraphs.
+
+    ``sources="gold"``: the gold paragraphs plus ``distractors`` other ones, shuffled.
+    ``sources="retrieved"``: the ``k`` paragraphs a retriever ranks first, in its order, as the
+    evaluation shows them; a gold paragraph it ranks lower takes the place of the last non-gold one.
+    """
 
     distractors: int = 2
     max_source_chars: int = 600
     seed: int = 0
     few_shot: bool = False  # the three worked examples of the prompt; off, training teaches the format
+    sources: str = "gold"
+    k: int = 5
 
     def __post_init__(self) -> None:
         if self.distractors < 0:
             raise InputError("distractors must be 0 or more.")
         if self.max_source_chars < 1:
             raise InputError("max_source_chars must be at least 1.")
+        if self.sources not in SOURCES:
+            raise InputError(f"Unknown training sources {self.sources!r}: choose one of {', '.join(SOURCES)}.")
+        if self.k < 1:
+            raise InputError("k (sources per retrieved example) must be at least 1.")
 
 
 def without_gold(items: Sequence[QAItem]) -> list[str]:
@@ -111,27 +125,50 @@ def without_gold(items: Sequence[QAItem]) -> list[str]:
     return [item.id for item in items if not any(t in item.supporting_titles for t, _ in item.paragraphs)]
 
 
-def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec()) -> list[Example]:
-    """Grounded examples: each question with its gold paragraphs and distractors as numbered sources.
+def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec(), retriever=None) -> list[Example]:
+    """Grounded examples: each question with its sources (see :class:`RagExampleSpec`) as numbered passages.
 
-    Items without a gold paragraph are skipped (a warning is logged; :func:`without_gold` lists them).
+    ``retriever`` (``.retrieve(questions, k)``, e.g. a PoolRetriever over the items' paragraphs)
+    ranks the paragraphs when ``spec.sources == "retrieved"``. Items without a gold paragraph
+    are skipped (a warning is logged; :func:`without_gold` lists them).
     """
     template = PromptTemplate(max_source_chars=spec.max_source_chars, examples=EXAMPLES if spec.few_shot else ())
+    kept = [item for item in items if any(t in item.supporting_titles for t, _ in item.paragraphs)]
+    if spec.sources == "retrieved":
+        if retriever is None:
+            raise ValueError("Retrieved training sources need a retriever.")
+        ranked = retriever.retrieve([item.question for item in kept], max(len(i.paragraphs) for i in kept))
+        chosen_sources = [top_with_gold(item, hits, spec.k) for item, hits in zip(kept, ranked, strict=True)]
+    else:
+        chosen_sources = [gold_and_distractors(item, spec) for item in kept]
     examples = []
-    for item in items:
-        gold = [p for p in item.paragraphs if p[0] in item.supporting_titles]
-        if not gold:
-            continue
-        others = [p for p in item.paragraphs if p[0] not in item.supporting_titles]
-        # Seeded by the item as well, so an item gets the same sources whatever the order or subset.
-        rng = random.Random(f"{spec.seed}:{item.id}")
-        chosen = gold + rng.sample(others, min(spec.distractors, len(others)))
-        rng.shuffle(chosen)
+    for item, chosen in zip(kept, chosen_sources, strict=True):
         hits = [Hit(f"{item.id}:{n}", title, text, "hotpotqa", 0.0) for n, (title, text) in enumerate(chosen)]
         examples.append(Example(tuple(template.messages(item.question, hits)), item.answer, "hotpotqa", item.id))
     if skipped := len(items) - len(examples):
         log.warning("Skipped %d of %d HotpotQA items without a gold paragraph.", skipped, len(items))
     return examples
+
+
+def gold_and_distractors(item: QAItem, spec: RagExampleSpec) -> list[tuple[str, str]]:
+    gold = [p for p in item.paragraphs if p[0] in item.supporting_titles]
+    others = [p for p in item.paragraphs if p[0] not in item.supporting_titles]
+    # Seeded by the item as well, so an item gets the same sources whatever the order or subset.
+    rng = random.Random(f"{spec.seed}:{item.id}")
+    chosen = gold + rng.sample(others, min(spec.distractors, len(others)))
+    rng.shuffle(chosen)
+    return chosen
+
+
+def top_with_gold(item: QAItem, ranked: Sequence[Hit], k: int) -> list[tuple[str, str]]:
+    """The first ``k`` of ``ranked``, with any gold paragraph ranked lower in place of the last non-gold
+    ones, in rank order: the passages the evaluation shows, but always with the evidence."""
+    order = [(h.title, h.text) for h in ranked]
+    missing = [p for p in order[k:] if p[0] in item.supporting_titles]
+    top = order[:k]
+    # The evidence outranks the weakest distractors; with fewer of those than gold, there are more than k.
+    dropped = [p for p in reversed(top) if p[0] not in item.supporting_titles][: len(missing)]
+    return [p for p in top if p not in dropped] + missing
 
 
 def dolly_examples(

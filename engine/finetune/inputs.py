@@ -28,7 +28,10 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
 
     render, tokenizer = generator.render, generator.tokenizer
     path = resolve_data(spec.data, settings)
-    pools = {"hotpotqa": rag_examples(split_items(path, settings, "train"), spec.rag)}
+    train_items = split_items(path, settings, "train")
+    val_items = split_items(path, settings, "validation")[: spec.val_limit]
+    retriever = source_retriever(spec, train_items + val_items, settings)
+    pools = {"hotpotqa": rag_examples(train_items, spec.rag, retriever)}
     datasets = [file_identity(path) | {"split": "train"}]
     if spec.mix.uses("dolly"):
         dolly = resolve_data(spec.dolly, settings)
@@ -50,10 +53,19 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
         examples, datasets[-1]["self_answers"] = distill_dolly(examples, generator, settings, report)
     train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
-    val_items = split_items(path, settings, "validation")
-    val_items = val_items[: spec.val_limit]
-    val_rows = tokenize_all(rag_examples(val_items, spec.rag), tokenizer, render, spec.max_length)
+    val_rows = tokenize_all(rag_examples(val_items, spec.rag, retriever), tokenizer, render, spec.max_length)
     return train_rows, val_rows, datasets
+
+
+def source_retriever(spec: TrainSpec, items, settings: Settings):
+    """The retriever that ranks each question's paragraphs for retrieved training sources (else None):
+    the evaluation's, behind the embedding cache."""
+    if spec.rag.sources != "retrieved":
+        return None
+    from engine.rag.embedding_cache import cached_embedder
+    from engine.rag.retriever import PoolRetriever
+
+    return PoolRetriever(cached_embedder(settings), {item.question: item.paragraphs for item in items})
 
 
 def generated_pool(spec: TrainSpec, settings: Settings):
@@ -108,9 +120,9 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     from engine.evaluation.runner import EvalSpec, run_evaluation
     from engine.models.generation import Generator
     from engine.models.loader import LoadedModel
-    from engine.rag.embedder import Embedder
+    from engine.rag.embedding_cache import cached_embedder
 
-    embedder = Embedder.shared()
+    embedder = cached_embedder(settings)
     eval_spec = EvalSpec(
         data=spec.data, mode="distractor", split="validation", limit=spec.val_limit, k=spec.val_k,
         prompt="few-shot" if spec.rag.few_shot else "zero-shot", max_source_chars=spec.rag.max_source_chars,

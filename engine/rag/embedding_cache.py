@@ -112,3 +112,15 @@ class CachedEmbedder:
             if on_progress:
                 on_progress(done, len(texts))
         return [vectors[k] for k in keys]
+
+
+def cached_embedder(settings: Settings, embedder=None) -> CachedEmbedder:
+    """``embedder`` (default: the process's shared one) behind the on-disk cache: texts embedded
+    once are free afterwards. An embedder that is already cached is returned as it is."""
+    if isinstance(embedder, CachedEmbedder):
+        return embedder
+    if embedder is None:
+        from engine.rag.embedder import Embedder
+
+        embedder = Embedder.shared()
+    return CachedEmbedder(embedder, settings)

@@ -21,8 +21,11 @@ from engine.finetune.examples import (
     mix,
     rag_examples,
     split_items,
+    top_with_gold,
     without_gold,
 )
+from engine.rag.retriever import PoolRetriever
+from engine.rag.store import Hit
 
 SOURCE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
 
@@ -138,6 +141,41 @@ def test_rag_examples_prompt_shape(items):
     assert [m["role"] for m in few.messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
     short = rag_examples(items[:1], RagExampleSpec(max_source_chars=20))[0]
     assert all(len(SOURCE_LINE.sub("", line)) < 200 for line in short.messages[-1]["content"].splitlines()[1:-2])
+
+
+def test_retrieved_sources_follow_the_retriever_and_keep_the_gold(items, embedder):
+    items = items[:12]
+    retriever = PoolRetriever(embedder, {it.question: it.paragraphs for it in items})
+    ranked = retriever.retrieve([it.question for it in items], 10)
+    examples = rag_examples(items, RagExampleSpec(sources="retrieved", k=5), retriever)
+    assert [e.id for e in examples] == [it.id for it in items]
+    missed = 0
+    for example, item, hits in zip(examples, items, ranked, strict=True):
+        titles = source_titles(example, item)
+        order = [h.title for h in hits]
+        assert len(titles) == 5 and set(item.supporting_titles) <= set(titles)
+        assert titles == sorted(titles, key=order.index)  # the retriever's order
+        others = [t for t in titles if t not in item.supporting_titles]
+        assert others == [t for t in order if t not in item.supporting_titles][: len(others)]  # its best others
+        missed += not set(item.supporting_titles) <= set(order[:5])
+    assert missed, "some questions have a gold paragraph ranked below 5 (the case the swap is for)"
+
+
+def test_top_with_gold_swaps_the_weakest_distractors():
+    item = QAItem("q", "question?", "a", ("G1", "G2"))
+    ranked = [Hit(t, t, f"text of {t}", "context", 1.0) for t in ("D1", "G1", "D2", "D3", "D4", "G2")]
+    assert [t for t, _ in top_with_gold(item, ranked, 3)] == ["D1", "G1", "G2"]
+    assert [t for t, _ in top_with_gold(item, ranked, 6)] == ["D1", "G1", "D2", "D3", "D4", "G2"]
+    assert [t for t, _ in top_with_gold(item, ranked, 1)] == ["G1", "G2"]  # never fewer than the gold
+
+
+def test_retrieved_sources_need_a_retriever_and_a_known_kind(items):
+    with pytest.raises(ValueError, match="retriever"):
+        rag_examples(items[:1], RagExampleSpec(sources="retrieved"))
+    with pytest.raises(InputError, match="Unknown training sources"):
+        RagExampleSpec(sources="random")
+    with pytest.raises(InputError, match="k"):
+        RagExampleSpec(sources="retrieved", k=0)
 
 
 def test_rag_examples_skip_items_without_gold(items):
