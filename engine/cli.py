@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         restart_with_allocator(["-m", "engine", *sys.argv[1:]])  # long runs: see engine.allocator
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
-        from engine.jobs import main_job
+        from engine.job_worker import main_job
 
         return main_job(argv[1:])
     if argv[:1] == ["data"]:

@@ -6,24 +6,21 @@ The worker is ``python -m engine job run <job_dir>`` in its own session, so it o
 closed tab or a stopped Streamlit; the page only reads the folder (:func:`get_job`).
 
 A job kind maps to a ``"module:function"`` task, imported lazily in the worker; a task is
-``fn(args: dict, ctx: JobContext) -> dict`` and its return value is the job's result.
+``fn(args: dict, ctx: JobContext) -> dict`` and its return value is the job's result. This
+module starts, reads and stops jobs; :mod:`engine.job_worker` runs them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import json
 import os
 import re
 import secrets
 import signal
 import sys
-import tempfile
-import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
@@ -32,6 +29,7 @@ from typing import Any
 import psutil
 
 from engine.allocator import allocator_env
+from engine.atomic_files import write_atomic
 from engine.errors import InputError, NotFoundError, StudioError
 from engine.settings import ROOT, Settings, load_settings
 
@@ -44,17 +42,12 @@ JOB_KINDS: dict[str, str] = {
     "generate-qa": "engine.data.generation:generate_job",
     "dataset": "engine.data.steps:step_job",
     "refresh": "engine.rag.refresh:refresh_job",
-    "sleep": "engine.jobs:sleep_task",
-    "fail": "engine.jobs:fail_task",
+    "sleep": "engine.job_worker:sleep_task",
+    "fail": "engine.job_worker:fail_task",
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_PROGRESS_INTERVAL = 0.25  # seconds between two progress writes (the final state is always written)
 _START_GRACE = 60.0  # a queued job with no pid after this long was never launched
 _CHILDREN: dict[int, Popen] = {}  # workers started here, kept to be reaped (no zombies, no warnings)
-
-
-class JobCancelled(Exception):
-    """Raised inside a task when its job was cancelled (flag file or SIGTERM)."""
 
 
 @dataclass(frozen=True)
@@ -94,32 +87,25 @@ def register_kind(kind: str, target: str) -> None:
     JOB_KINDS[kind] = target
 
 
-def _read(job_dir: Path) -> dict:
+def read_state(job_dir: Path) -> dict:
     return json.loads((job_dir / "state.json").read_text(encoding="utf-8"))
 
 
 def _write(job_dir: Path, data: dict) -> None:
-    # The page reads while the worker writes: write a temp file then rename it over, atomically.
-    fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".state-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, job_dir / "state.json")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    # The page reads while the worker writes: a reader never sees half a file.
+    write_atomic(job_dir / "state.json", json.dumps(data, indent=1))
 
 
 def _state(data: dict) -> JobState:
     return JobState(**{f.name: data[f.name] for f in fields(JobState) if f.name in data})
 
 
-def _update(job_dir: Path, only_if=None, **changes: Any) -> JobState:
+def update_state(job_dir: Path, only_if=None, **changes: Any) -> JobState:
     """Read-modify-write the state under a lock, so the starter, the worker and the page
     never lose each other's changes; ``only_if(state)`` False leaves it unchanged."""
     with open(job_dir / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        data = _read(job_dir)
+        data = read_state(job_dir)
         if only_if is None or only_if(_state(data)):
             data.update(changes)
             _write(job_dir, data)
@@ -135,7 +121,7 @@ def _job_dir(job_id: str, settings: Settings | None) -> Path:
     return job_dir
 
 
-def _append_log(job_dir: Path, text: str) -> None:
+def append_log(job_dir: Path, text: str) -> None:
     with open(job_dir / "log.txt", "a", encoding="utf-8") as f:
         f.write(text if text.endswith("\n") else text + "\n")
 
@@ -156,115 +142,6 @@ def _is_dead(state: JobState) -> bool:
         return True
     except psutil.AccessDenied:
         return False
-
-
-class JobContext:
-    """What a running task uses to report progress, log, and notice cancellation."""
-
-    def __init__(self, job_dir: Path | str):
-        self.job_dir = Path(job_dir)
-        self.fraction = 0.0
-        self.message = ""
-        self._last_write = 0.0
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress in 0..1 (and a message); written at most ~4 times a second, but
-        1.0 at once, and the latest value always lands in the job's final state."""
-        self.fraction = min(1.0, max(0.0, float(fraction)))
-        self.message = message or self.message
-        now = time.monotonic()
-        if now - self._last_write >= _PROGRESS_INTERVAL or self.fraction >= 1.0:
-            self._last_write = now
-            _update(self.job_dir, progress=self.fraction, message=self.message)
-
-    def log(self, line: str) -> None:
-        """Append a line to the job's log (flushed at once)."""
-        _append_log(self.job_dir, line)
-
-    def set_run_id(self, run_id: str) -> None:
-        """Record the MLflow run this job logs to."""
-        _update(self.job_dir, mlflow_run_id=run_id)
-
-    @property
-    def cancelled(self) -> bool:
-        return (self.job_dir / "cancel").exists()
-
-    @property
-    def stop_requested(self) -> bool:
-        """A graceful stop was asked for (see :func:`request_stop`): the task ends when it can."""
-        return (self.job_dir / "stop").exists()
-
-    def check_cancelled(self) -> None:
-        """Raise :class:`JobCancelled` if the job was asked to stop."""
-        if self.cancelled:
-            raise JobCancelled("cancelled")
-
-
-def run_job(job_dir: Path | str) -> JobState:
-    """Run a queued job to its end, in this process (the worker entry point)."""
-    job_dir = Path(job_dir).resolve()
-    data = _read(job_dir)
-    if data["status"] != "queued":
-        raise InputError(f"Job {data['id']} is {data['status']}, not queued.")
-    ctx = JobContext(job_dir)
-    armed = [True]
-
-    def on_sigterm(signum, frame):
-        # Raising here interrupts the task wherever it is (even mid-sleep), unlike the flag file.
-        if armed[0]:
-            armed[0] = False
-            raise JobCancelled("cancelled (SIGTERM)")
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if main else None
-    final: dict[str, Any] = {}
-    try:
-        _update(job_dir, status="running", pid=os.getpid(), started=time.time())
-        ctx.check_cancelled()
-        module, _, name = (data.get("target") or JOB_KINDS[data["kind"]]).partition(":")
-        fn = getattr(importlib.import_module(module), name)  # imported here: heavy kinds stay lazy
-        result = fn(dict(data["args"]), ctx)
-        result = {} if result is None else result
-        json.dumps(result)  # a result that cannot be stored fails the job, here rather than later
-        armed[0] = False
-        final = {"status": "succeeded", "progress": 1.0, "result": result}
-    except JobCancelled:
-        armed[0] = False
-        final = {"status": "cancelled"}
-    except StudioError as e:
-        armed[0] = False
-        final = {"status": "failed", "error": str(e)}
-    except BaseException as e:  # any crash of the task is the job's failure
-        armed[0] = False
-        _append_log(job_dir, traceback.format_exc())
-        final = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
-    final.setdefault("progress", ctx.fraction)
-    state = _update(job_dir, message=ctx.message, finished=time.time(), **final)
-    _append_log(job_dir, f"job {state.id} {state.status}" + (f": {state.error}" if state.error else ""))
-    return state
-
-
-def sleep_task(args: dict, ctx: JobContext) -> dict:
-    """Built-in ``sleep`` kind: sleep ``seconds`` in ``steps`` steps (smoke test)."""
-    seconds, steps = float(args.get("seconds", 1.0)), int(args.get("steps", 10))
-    if seconds < 0 or steps < 1:
-        raise InputError("sleep needs seconds >= 0 and steps >= 1.")
-    for i in range(steps):
-        ctx.check_cancelled()
-        time.sleep(seconds / steps)
-        ctx.progress((i + 1) / steps, f"step {i + 1}/{steps}")
-    return {"slept": seconds}
-
-
-def fail_task(args: dict, ctx: JobContext) -> dict:
-    """Built-in ``fail`` kind: raises ``InputError`` if ``args["user_error"]``, else ValueError."""
-    ctx.progress(0.5, "about to fail")
-    if args.get("user_error"):
-        raise InputError(args.get("message", "bad input"))
-    raise ValueError("boom")
 
 
 def start_job(kind: str, args: dict, settings: Settings | None = None) -> JobState:
@@ -295,21 +172,21 @@ def start_job(kind: str, args: dict, settings: Settings | None = None) -> JobSta
         with open(job_dir / "log.txt", "ab") as log:
             proc = Popen(cmd, stdout=log, **popen)
     except OSError as e:
-        _update(job_dir, status="failed", error=f"could not start the job: {e}", finished=time.time())
+        update_state(job_dir, status="failed", error=f"could not start the job: {e}", finished=time.time())
         raise StudioError(f"Could not start the job: {e}") from e
     _reap()
     _CHILDREN[proc.pid] = proc
-    return _update(job_dir, pid=proc.pid)
+    return update_state(job_dir, pid=proc.pid)
 
 
 def get_job(job_id: str, settings: Settings | None = None) -> JobState:
     """The job's current state; a job whose process died unnoticed is reported (and saved) failed."""
     job_dir = _job_dir(job_id, settings)
     _reap()
-    state = _state(_read(job_dir))
+    state = _state(read_state(job_dir))
     if not state.done and _is_dead(state):
         # Re-checked under the lock: the worker may have finished between the read and the check.
-        state = _update(
+        state = update_state(
             job_dir, lambda s: not s.done and _is_dead(s), status="failed", error=DIED, finished=time.time()
         )
     return state
@@ -370,25 +247,3 @@ def wait_job(job_id: str, timeout: float, settings: Settings | None = None, poll
         time.sleep(poll)
         state = get_job(job_id, settings)
     return state
-
-
-def main_job(argv: list[str]) -> int:
-    """``python -m engine job ...``: ``run <job_dir>``, ``list``, ``status <id>``, ``cancel <id>``."""
-    usage = "usage: python -m engine job {run <job_dir> | list | status <id> | cancel <id>}"
-    cmd, rest = (argv[0], argv[1:]) if argv else ("", [])
-    try:
-        if cmd == "run" and len(rest) == 1:
-            return 0 if run_job(rest[0]).status == "succeeded" else 1
-        if cmd == "list" and not rest:
-            for s in list_jobs():
-                print(f"{s.id}  {s.kind:<8} {s.status:<9} {s.progress:4.0%}  {s.message}")
-            return 0
-        if cmd in ("status", "cancel") and len(rest) == 1:
-            state = get_job(rest[0]) if cmd == "status" else cancel_job(rest[0])
-            print(json.dumps(asdict(state), indent=2))
-            return 0
-    except StudioError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(usage, file=sys.stderr)
-    return 2

@@ -85,10 +85,18 @@ class TrainSpec:
             raise InputError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
         values = {}
         for k, v in data.items():
-            if k in nested and isinstance(v, dict):
-                v = nested[k](**{n: tuple(map(tuple, x)) if n == "sources" else x for n, x in v.items()})
-            values[k] = tuple(v) if k == "dolly_categories" else v
+            v = frozen(v)
+            values[k] = nested[k](**v) if k in nested and isinstance(v, dict) else v
         return cls(**values)
+
+
+def frozen(value):
+    """A stored (JSON) value as the frozen specs hold it: lists back to tuples, at any depth."""
+    if isinstance(value, list):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: frozen(v) for k, v in value.items()}
+    return value
 
 
 def resolve_precision(precision: str, device: str) -> str:

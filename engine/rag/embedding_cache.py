@@ -98,6 +98,7 @@ class CachedEmbedder:
         self.total_hits += self.hits
         self.total_misses += self.misses
         missing = list({k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}.items())
+        missing.sort(key=lambda kt: len(kt[1]))  # similar lengths share a batch: see Embedder.embed
         done = self.hits
         if on_progress and done:
             on_progress(done, len(texts))

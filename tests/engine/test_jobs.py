@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from engine import jobs
+from engine import job_worker, jobs
 from engine.errors import InputError, NotFoundError
 from engine.settings import ROOT, Settings
 
@@ -141,7 +141,7 @@ def test_list_jobs_newest_first_and_by_kind(settings):
 
 def test_kind_registered_at_run_time_reaches_the_worker(settings, monkeypatch):
     monkeypatch.setattr(jobs, "JOB_KINDS", dict(jobs.JOB_KINDS))
-    jobs.register_kind("nap", "engine.jobs:sleep_task")
+    jobs.register_kind("nap", "engine.job_worker:sleep_task")
     with pytest.raises(InputError):
         jobs.register_kind("bad", "no-colon")
     job = jobs.start_job("nap", {"seconds": 0, "steps": 1}, settings)
@@ -151,10 +151,10 @@ def test_kind_registered_at_run_time_reaches_the_worker(settings, monkeypatch):
 def test_context_throttles_progress_and_records_run_id(settings, monkeypatch):
     job = jobs.start_job("sleep", {"seconds": 0, "steps": 1}, settings)
     jobs.wait_job(job.id, timeout=15, settings=settings)
-    ctx = jobs.JobContext(settings.jobs_dir / job.id)
+    ctx = job_worker.JobContext(settings.jobs_dir / job.id)
     writes = []
-    real_update = jobs._update
-    monkeypatch.setattr(jobs, "_update", lambda d, **kw: writes.append(kw) or real_update(d, **kw))
+    real_update = job_worker.update_state
+    monkeypatch.setattr(job_worker, "update_state", lambda d, **kw: writes.append(kw) or real_update(d, **kw))
     for i in range(100):
         ctx.progress(i / 100, f"item {i}")
     ctx.progress(1.0, "all")
@@ -165,7 +165,7 @@ def test_context_throttles_progress_and_records_run_id(settings, monkeypatch):
     assert jobs.tail_log(job.id, lines=1, settings=settings) == ["hello from the task"]
     assert not ctx.cancelled
     (settings.jobs_dir / job.id / "cancel").touch()
-    with pytest.raises(jobs.JobCancelled):
+    with pytest.raises(job_worker.JobCancelled):
         ctx.check_cancelled()
 
 

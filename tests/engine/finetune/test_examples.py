@@ -262,3 +262,10 @@ def test_mix_errors():
         mix(POOLS, MixSpec((("a", 1.0), ("a", 2.0))))
     with pytest.raises(InputError, match="at least 1"):
         mix(POOLS, MixSpec((("a", 1.0),), total=0))
+
+
+def test_training_sources_survive_the_stored_spec():
+    from engine.finetune.spec import TrainSpec
+
+    spec = TrainSpec(rag=RagExampleSpec(max_source_chars=450, sources="retrieved", k=4), mix=MixSpec.with_shares(0.25))
+    assert TrainSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec  # as a run stores and resumes it
