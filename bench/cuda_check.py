@@ -50,8 +50,9 @@ def main() -> int:
 
     from engine.finetune.callbacks import read_curve
     from engine.finetune.examples import RagExampleSpec
+    from engine.finetune.runs import run_dir_for
     from engine.finetune.spec import TrainSpec
-    from engine.finetune.trainer import run_dir_for, train
+    from engine.finetune.trainer import train
     from engine.models.generation import Generator, SamplingSpec
     from engine.models.loader import load_model
     from engine.models.spec import ModelSpec, resolve_device

@@ -8,7 +8,7 @@ import streamlit as st
 from engine import jobs
 from engine.finetune.adapters import AdapterRegistry, check_name, merge_export
 from engine.finetune.inputs import plan
-from engine.finetune.trainer import list_runs, run_dir_for
+from engine.finetune.runs import list_runs, run_dir_for
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
 from ui.finetune import adapters_table, curves, settings_form

@@ -21,8 +21,9 @@ from engine.errors import InputError
 from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import RagExampleSpec
+from engine.finetune.runs import last_checkpoint, run_dir_for
 from engine.finetune.spec import TrainSpec
-from engine.finetune.trainer import last_checkpoint, run_dir_for, train
+from engine.finetune.trainer import train
 from engine.tracking import TRAINING
 
 pytestmark = pytest.mark.slow
