@@ -12,13 +12,8 @@ from pathlib import Path
 
 from engine.data.versions import DatasetStore, Manifest, log_version
 from engine.errors import InputError
+from engine.rag.embedding_cache import cached_embedder
 from engine.settings import Settings
-
-
-def embedder_for(settings: Settings):
-    from engine.rag.embedding_cache import cached_embedder
-
-    return cached_embedder(settings)
 
 
 def pool_retriever(records, settings: Settings):
@@ -28,7 +23,7 @@ def pool_retriever(records, settings: Settings):
 
     from engine.data.augment import context_pool
 
-    embed = embedder_for(settings)
+    embed = cached_embedder(settings)
     pool = context_pool(records)
     if not pool:
         return None  # nothing to retrieve: augmentation reports that no distractor was found
@@ -82,7 +77,7 @@ def cluster_version(settings: Settings, dataset: str, version: str, spec=None, t
     store = DatasetStore(settings)
     spec = spec or TopicSpec()
     records = store.load(dataset, version)
-    topics = cluster_topics(records, embedder_for(settings).embed, spec)
+    topics = cluster_topics(records, cached_embedder(settings).embed, spec)
     # The 2-D map goes with each record, so a page can draw any labelled version without clustering again.
     labelled = [r.with_metadata(map_x=round(x, 4), map_y=round(y, 4))
                 for r, (x, y) in zip(label_records(records, topics), topics.coords, strict=True)]  # fmt: skip
@@ -97,7 +92,7 @@ def split_version(settings: Settings, dataset: str, version: str, spec=None, thr
     store = DatasetStore(settings)
     spec = spec or SplitSpec()
     splits = split_records(store.load(dataset, version), spec)
-    report = check_leakage(splits, embedder_for(settings).embed, threshold)
+    report = check_leakage(splits, cached_embedder(settings).embed, threshold)
     records = [r for part in splits.values() for r in part]
     found = saved(
         store, tracker, dataset, records, parent=version, note=f"split {asdict(spec)}; leakage {report.counts()}"

@@ -137,7 +137,7 @@ def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec(
     if spec.sources == "retrieved":
         if retriever is None:
             raise ValueError("Retrieved training sources need a retriever.")
-        ranked = retriever.retrieve([item.question for item in kept], max(len(i.paragraphs) for i in kept))
+        ranked = retriever.retrieve([item.question for item in kept], max((len(i.paragraphs) for i in kept), default=1))
         chosen_sources = [top_with_gold(item, hits, spec.k) for item, hits in zip(kept, ranked, strict=True)]
     else:
         chosen_sources = [gold_and_distractors(item, spec) for item in kept]
