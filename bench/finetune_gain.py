@@ -48,6 +48,9 @@ def main() -> int:
     p.add_argument("--source-chars", type=int, default=400)
     p.add_argument("--distractors", type=int, default=2)
     p.add_argument("--sources", default="gold", choices=["gold", "retrieved"], help="training passages (train --help)")
+    p.add_argument("--follow-links", type=int, default=2,
+                   help="training and evaluation retrieval: passages named in the first N move up")  # fmt: skip
+    p.add_argument("--answer-style", default="short", choices=["short", "evidence"], help="see train --help")
     p.add_argument("--dolly", type=float, default=0.0, help="share of Dolly instruction examples in the mix")
     p.add_argument(
         "--dolly-targets",
@@ -72,7 +75,8 @@ def main() -> int:
     began = time.perf_counter()
     spec = TrainSpec(
         adapter=a.adapter, lora=LoraSpec(r=a.r, alpha=2 * a.r, include_mlp=a.mlp),
-        rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars, sources=a.sources),
+        rag=RagExampleSpec(distractors=a.distractors, max_source_chars=a.source_chars, sources=a.sources,
+                           follow_links=a.follow_links, answer_style=a.answer_style),
         epochs=a.epochs,
         mix=MixSpec.with_shares(a.dolly), dolly_targets=a.dolly_targets,
         dolly_categories=tuple(c.strip() for c in a.dolly_categories.split(",") if c.strip()),
@@ -83,7 +87,15 @@ def main() -> int:
     if not a.skip_train:
         trained = train(spec, settings, tracker, overwrite=True)
     train_s = time.perf_counter() - began
-    common = {"mode": "distractor", "split": "test", "limit": a.test, "k": 5, "dtype": a.dtype, "batch_size": 16}
+    common = {
+        "mode": "distractor",
+        "split": "test",
+        "limit": a.test,
+        "k": 5,
+        "dtype": a.dtype,
+        "batch_size": 16,
+        "follow_links": a.follow_links,
+    }
     base = evaluate(EvalSpec(**common, prompt="few-shot"), settings, tracker)
     tuned = evaluate(EvalSpec(**common, adapter=a.adapter), settings, tracker)
     total_s = time.perf_counter() - began
@@ -103,14 +115,15 @@ def main() -> int:
         if trained
         else f"Adapter `{a.adapter}` trained before (--skip-train): its settings are in its studio.json."
     )
+    links = f", links followed from the first {a.follow_links}" if a.follow_links else ", dense ranking only"
     table = "\n".join([
         f"Fine-tuning gain ({time.strftime('%Y-%m-%d')}, 2 CPU cores; {a.test} test questions of the fixed split, "
-        f"distractor RAG, k = 5, evaluation in {a.dtype}).",
+        f"distractor RAG, k = 5{links}, evaluation in {a.dtype}).",
         "",
         "| model | EM | F1 | recall@5 | eval (min) |",
         "| --- | ---: | ---: | ---: | ---: |",
         row("base (few-shot prompt, 600-char sources)", base),
-        row(f"base + adapter `{a.adapter}` (its zero-shot prompt, 600-char sources)", tuned),
+        row(f"base + adapter `{a.adapter}` (its training prompt and source length)", tuned),
         "",
         f"F1 difference (adapter - base): {diff.mean:+.1f}, 95% paired bootstrap CI [{diff.low:+.1f}, {diff.high:+.1f}]"
         f" over {diff.n} questions{' (above zero)' if diff.above_zero else ''}. "

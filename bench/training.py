@@ -51,7 +51,8 @@ def step_timer():
 
 def rows_and_model(settings):
     from engine.finetune.encoding import tokenize_all
-    from engine.finetune.examples import rag_examples, split_items
+    from engine.finetune.examples import rag_examples
+    from engine.finetune.splits import split_items
     from engine.models.generation import Generator
     from engine.models.loader import load_model
     from engine.models.spec import DEFAULT_MODEL

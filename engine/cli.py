@@ -23,9 +23,13 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", default="distractor", choices=["closed-book", "distractor", "kb"])
     ev.add_argument("--limit", type=int, default=200, help="the first N questions")
     ev.add_argument("--k", type=int, default=5, help="sources per question")
+    ev.add_argument("--follow-links", type=int, default=2,
+                    help="distractor mode: passages named in the first N move up (0: dense only)")  # fmt: skip
     ev.add_argument("--kb", default="hotpotqa-wiki", help="knowledge base for --mode kb")
     ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--max-new-tokens", type=int, default=0, help="0: what the answer style needs (32, 256)")
+    ev.add_argument("--answer-style", default="", choices=["", "short", "evidence"],
+                    help="default: the adapter's training style, else short")  # fmt: skip
     ev.add_argument("--model", default="", help=MODEL_HELP)
     ev.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
     ev.add_argument("--split", default="", choices=["", "train", "validation", "test"],
@@ -71,7 +75,7 @@ def run_eval(a) -> int:
     spec = EvalSpec(
         data=a.data, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
         max_new_tokens=a.max_new_tokens, model=a.model, adapter=a.adapter, dtype=a.dtype, split=a.split,
-        prompt=a.prompt,
+        prompt=a.prompt, follow_links=a.follow_links, answer_style=a.answer_style,
     )  # fmt: skip
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
@@ -160,6 +164,10 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         "ranks first (gold always kept)",
     )  # fmt: skip
     tr.add_argument("--sources-k", type=int, default=d.rag.k, help="passages per example with --sources retrieved")
+    tr.add_argument("--follow-links", type=int, default=d.rag.follow_links,
+                    help="retrieved sources, validation: passages named in the first N move up (0: off)")  # fmt: skip
+    tr.add_argument("--answer-style", default=d.rag.answer_style, choices=["short", "evidence"],
+                    help="what the adapter writes: the answer alone, or the evidence sentences, then it")  # fmt: skip
     tr.add_argument("--distractors", type=int, default=d.rag.distractors)
     tr.add_argument("--source-chars", type=int, default=d.rag.max_source_chars, help="each passage cut to N characters")
     tr.add_argument("--limit", type=int, default=None, help="at most N training examples")
@@ -201,7 +209,8 @@ def train_spec(a):
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
         mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed), dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
         dolly_categories=categories_of(a.dolly_categories),
-        rag=RagExampleSpec(a.distractors, a.source_chars, a.seed, sources=a.sources, k=a.sources_k),
+        rag=RagExampleSpec(a.distractors, a.source_chars, a.seed, sources=a.sources, k=a.sources_k,
+                            follow_links=a.follow_links, answer_style=a.answer_style),
         train_limit=a.limit, epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
         max_length=a.max_length, scheduler=a.scheduler, warmup_ratio=a.warmup, eval_every=a.eval_every,
         val_limit=a.val_limit, val_f1=not a.no_f1, stop_on=a.stop_on, patience=a.patience,

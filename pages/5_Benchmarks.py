@@ -31,7 +31,7 @@ with user_errors():
         limit = cols[2].number_input("Questions", 1, 1000, 50)
         k = cols[3].number_input("k", 1, 10, 5)
         batch = cols[4].number_input("Batch size", 1, 64, 16)
-        more = st.columns(4)
+        more = st.columns(5)
         model = more[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         adapter = more[1].selectbox("Adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none",
                                     help="A LoRA adapter from the Fine-tune page, merged into the model.")  # fmt: skip
@@ -41,10 +41,15 @@ with user_errors():
         )  # fmt: skip
         prompt = more[3].selectbox("Prompt", ["", "few-shot", "zero-shot"], format_func=lambda p: p or "automatic",
                                    help="automatic: the adapter's training prompt, else few-shot.")  # fmt: skip
+        follow = more[4].number_input(
+            "Follow links from the first", 0, 5, EvalSpec.follow_links,
+            help="distractor mode: passages whose title the first N retrieved passages mention move up "
+            "(a second hop for multi-hop questions); 0: the embedding ranking only.",
+        )  # fmt: skip
         if st.form_submit_button("Start evaluation", type="primary"):
             spec = EvalSpec(
                 data=data, mode=mode, limit=int(limit), k=int(k), batch_size=int(batch), model=model.strip(),
-                adapter=adapter, split=split, prompt=prompt,
+                adapter=adapter, split=split, prompt=prompt, follow_links=int(follow),
             )  # fmt: skip
             spec_for(spec.model)  # bad paths are reported here, before a job starts
             resolve_data(spec.data, r.settings())

@@ -8,10 +8,12 @@ from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
+from engine.rag.prompt import ANSWER_STYLES
 from ui import resources as r
 
 D = TrainSpec()
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
+STYLE_LABELS = {"short": "short answer", "evidence": "evidence, then answer"}
 
 
 def settings_form() -> tuple[TrainSpec, str]:
@@ -65,6 +67,18 @@ def settings_form() -> tuple[TrainSpec, str]:
             "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
             help="A dataset name (its newest version) or name@version; its validation and test splits are never used.",
         )  # fmt: skip
+        shape = st.columns(2)
+        answer_style = shape[0].selectbox(
+            "Answer style", ANSWER_STYLES, format_func=STYLE_LABELS.get,
+            help="What the adapter learns to write. short answer: the answer alone. evidence, then answer: first the "
+            "sentences of the sources HotpotQA marks as the evidence, then the answer (about 80 more tokens to "
+            "generate per question). Evaluations and the Query page read the answer after 'Answer:'.",
+        )  # fmt: skip
+        follow_links = shape[1].number_input(
+            "Follow links from the first N sources", 0, 5, D.rag.follow_links,
+            help="Retrieval's second hop (retrieved sources and validation): passages whose title the first N "
+            "passages mention move up, as the evaluation ranks them. 0: the embedding ranking only.",
+        )  # fmt: skip
         categories = st.multiselect(
             "Dolly categories", DOLLY_CATEGORIES, D.dolly_categories,
             help="Which Dolly instructions the Dolly share draws from. closed_qa is never offered: the forgetting "
@@ -103,7 +117,8 @@ def settings_form() -> tuple[TrainSpec, str]:
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
         mix=MixSpec.with_shares(dolly, generated), dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
         dolly_categories=tuple(categories),
-        rag=RagExampleSpec(distractors=int(distractors), max_source_chars=int(source_chars), sources=sources),
+        rag=RagExampleSpec(distractors=int(distractors), max_source_chars=int(source_chars), sources=sources,
+                           follow_links=int(follow_links), answer_style=answer_style),
         train_limit=int(limit) or None, epochs=float(epochs),
         learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
         scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,

@@ -11,7 +11,8 @@ from engine.rag.documents import load_jsonl_records
 
 @dataclass(frozen=True)
 class QAItem:
-    """A question, its gold answer, the titles of its supporting paragraphs, and its own paragraphs."""
+    """A question, its gold answer, the titles of its supporting paragraphs, and its own paragraphs;
+    ``supporting_sentences`` are the (title, sentence) pairs HotpotQA marks as the evidence."""
 
     id: str
     question: str
@@ -19,6 +20,7 @@ class QAItem:
     supporting_titles: tuple[str, ...] = ()
     paragraphs: tuple[tuple[str, str], ...] = ()  # (title, text)
     type: str = ""
+    supporting_sentences: tuple[tuple[str, str], ...] = ()
 
 
 def check_context(record: dict) -> str | None:
@@ -36,7 +38,8 @@ def load_hotpotqa(path: str | Path, limit: int | None = None) -> list[QAItem]:
     items = []
     for r in records[:limit]:
         paragraphs = tuple((title, "".join(sentences).strip()) for title, sentences in r.get("context", []))
-        support = tuple(dict.fromkeys(title for title, _ in r.get("supporting_facts", [])))
+        facts = r.get("supporting_facts", [])
+        support = tuple(dict.fromkeys(title for title, *_ in facts))
         items.append(
             QAItem(
                 str(r.get("id", len(items))),
@@ -45,6 +48,29 @@ def load_hotpotqa(path: str | Path, limit: int | None = None) -> list[QAItem]:
                 support,
                 paragraphs,
                 r.get("type", ""),
+                supporting_sentences(r.get("context", []), facts),
             )
         )
     return items
+
+
+def supporting_sentences(context: list, facts: list) -> tuple[tuple[str, str], ...]:
+    """The (title, sentence) pairs of ``facts`` ([title, sentence index] pairs) found in ``context``."""
+    sentences = {title: list(sents) for title, sents in context}
+    found = []
+    for fact in facts:
+        if len(fact) == 2 and isinstance(fact[1], int) and 0 <= fact[1] < len(sentences.get(fact[0], [])):
+            found.append((fact[0], sentences[fact[0]][fact[1]].strip()))
+    return tuple(dict.fromkeys(found))
+
+
+def distractor_retriever(items: list[QAItem], settings, embedder=None, follow_links: int = 0):
+    """The distractor setting's retriever: each question's own paragraphs ranked by the (cached)
+    embedder, with a hop along mentions of the first ``follow_links`` (see :mod:`engine.rag.links`).
+    Evaluation and retrieved training sources both use it, so they rank alike."""
+    from engine.rag.embedding_cache import cached_embedder
+    from engine.rag.links import with_links
+    from engine.rag.retriever import PoolRetriever
+
+    pools = {item.question: item.paragraphs for item in items}
+    return with_links(PoolRetriever(cached_embedder(settings, embedder), pools), follow_links)

@@ -12,13 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
-from engine.models.generation import SamplingSpec
-from engine.rag.embedding_cache import cached_embedder
-from engine.rag.pipeline import DEFAULT_SAMPLING, RagAnswer, RagPipeline
-from engine.rag.prompt import PromptTemplate
-from engine.rag.retriever import KnowledgeBaseRetriever, PoolRetriever
+from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
+from engine.rag.prompt import ANSWER_STYLES, PromptTemplate
+from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
 
@@ -35,13 +33,15 @@ class EvalSpec:
     k: int = 5
     kb: str = "hotpotqa-wiki"
     batch_size: int = 16
-    max_new_tokens: int = 32
+    max_new_tokens: int = 0  # 0: what the answer style needs (32 short, 256 with evidence)
     model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
     adapter: str = ""  # a LoRA adapter from the registry, merged into the model
     dtype: str = "auto"
     split: str = ""  # empty: the file's first questions; else train / validation / test of the fixed split
     prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
     max_source_chars: int = 600
+    answer_style: str = ""  # short / evidence; empty: the adapter's, else short
+    follow_links: int = 2  # distractor mode: passages named in the first N move up (0: dense ranking only)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -52,6 +52,12 @@ class EvalSpec:
             raise InputError("--limit must be at least 1.")
         if self.batch_size < 1 or self.k < 1:
             raise InputError("batch size and k must be at least 1.")
+        if self.answer_style not in ("", *ANSWER_STYLES):
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {' or '.join(ANSWER_STYLES)}.")
+        if self.max_new_tokens < 0:
+            raise InputError("max_new_tokens must be 0 (the answer style's) or more.")
+        if self.follow_links < 0:
+            raise InputError("follow_links must be 0 or more.")
 
 
 @dataclass
@@ -75,7 +81,7 @@ def resolve_data(data: str, settings: Settings) -> Path:
 def eval_items(spec: EvalSpec, path: Path, settings: Settings) -> list[QAItem]:
     if not spec.split:
         return load_hotpotqa(path, spec.limit)
-    from engine.finetune.examples import split_items
+    from engine.finetune.splits import split_items
 
     return split_items(path, settings, spec.split)[: spec.limit]
 
@@ -84,7 +90,7 @@ def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
     from engine.finetune.adapters import prompt_for
 
-    return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars)
+    return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars, spec.answer_style)
 
 
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
@@ -125,12 +131,12 @@ def run_evaluation(
     retriever = None
     if spec.mode == "distractor":
         # Cached: the base model and its adapter are evaluated on the same passages.
-        retriever = PoolRetriever(cached_embedder(settings, embedder), {it.question: it.paragraphs for it in items})
+        retriever = distractor_retriever(items, settings, embedder, spec.follow_links)
     elif spec.mode == "kb":
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work
-    sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, stop=DEFAULT_SAMPLING.stop)
-    pipeline = RagPipeline(retriever, generator, template(spec, settings), sampling)
+    prompt = template(spec, settings)
+    pipeline = RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens))
     answers: list[RagAnswer] = []
     # Work in slices of a few batches so progress and cancellation are seen between them.
     step = spec.batch_size * 4

@@ -278,15 +278,19 @@ def merge_export(registry: AdapterRegistry, name: str, target: Path, settings: S
     return target
 
 
-def prompt_for(settings: Settings, adapter: str = "", prompt: str = "", max_source_chars: int | None = None):
+def prompt_for(
+    settings: Settings, adapter: str = "", prompt: str = "", max_source_chars: int | None = None, answer_style: str = ""
+):
     """The prompt template to ask with: ``prompt`` (few-shot / zero-shot) when given, else the one
-    the adapter was trained with, else few-shot; sources cut as the adapter saw them in training."""
+    the adapter was trained with, else few-shot; sources cut and answers styled as the adapter saw
+    them in training (unless given)."""
     from engine.rag.prompt import PromptTemplate
 
     trained = AdapterRegistry(settings).get(adapter) if adapter else None
     prompt = prompt or (trained.prompt if trained else "") or "few-shot"
+    rag = trained.train.get("rag", {}) if trained else {}
     if max_source_chars is None:
-        rag = trained.train.get("rag", {}) if trained else {}
         max_source_chars = rag.get("max_source_chars", PromptTemplate.max_source_chars)
+    answer_style = answer_style or rag.get("answer_style", PromptTemplate.answer_style)
     examples = () if prompt == "zero-shot" else PromptTemplate().examples
-    return PromptTemplate(examples=examples, max_source_chars=max_source_chars)
+    return PromptTemplate(examples=examples, max_source_chars=max_source_chars, answer_style=answer_style)

@@ -1,29 +1,23 @@
-"""Training examples for LoRA fine-tuning: the fixed HotpotQA split, grounded and Dolly examples,
+"""Training examples for LoRA fine-tuning: grounded (HotpotQA, generated) and Dolly examples,
 and weighted mixing (tokenization is in :mod:`engine.finetune.encoding`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError
-from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.evaluation.hotpotqa import QAItem
 from engine.rag.documents import load_jsonl_records
-from engine.rag.prompt import EXAMPLES, PromptTemplate
+from engine.rag.prompt import ANSWER_STYLES, EXAMPLES, PromptTemplate
 from engine.rag.store import Hit
-from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SPLIT_SIZES = {"train": 600, "validation": 100, "test": 300}
-SPLIT_SEED = 13
-SPLIT_FILE = "hotpotqa-dev.json"
 DOLLY_SYSTEM = "Answer the instruction. Use the context when there is one."
 
 
@@ -36,58 +30,6 @@ class Example:
     source: str
     id: str
     complete: bool = True  # False: the answer was cut off, so no end-of-turn token is learned after it
-
-
-def hotpotqa_split(path: str | Path, settings: Settings) -> dict[str, list[str]]:
-    """Question ids per split (train, validation, test), made once and then read from the data dir.
-
-    The split is the evaluation protocol: once stored it is never recomputed, and using it with a
-    different HotpotQA file is an InputError.
-    """
-    path = Path(path)
-    target = settings.data_dir / "splits" / SPLIT_FILE
-    if not path.is_file():
-        raise InputError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if target.is_file():
-        try:
-            stored = json.loads(target.read_text(encoding="utf-8"))
-            splits = stored["splits"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputError(f"The HotpotQA split {target} is not readable ({e}): delete it to make it again.") from e
-        if stored.get("sha256") != digest:
-            raise InputError(
-                f"The HotpotQA split {target} was made from a different file ({stored.get('source')}, sha256 "
-                f"{str(stored.get('sha256'))[:12]}) than {path} (sha256 {digest[:12]}): use that file, or "
-                "delete the split to make a new one (earlier results are then not comparable)."
-            )
-        return splits
-    ids = sorted(item.id for item in load_hotpotqa(path))
-    need = sum(SPLIT_SIZES.values())
-    if len(ids) < need:
-        raise InputError(f"{path} has {len(ids)} questions; the HotpotQA split needs at least {need}.")
-    if len(set(ids)) != len(ids):
-        raise InputError(f"{path} has repeated question ids: the split needs unique ids.")
-    random.Random(SPLIT_SEED).shuffle(ids)
-    splits, start = {}, 0
-    for name, size in SPLIT_SIZES.items():
-        splits[name], start = ids[start : start + size], start + size
-    write_json(target, {"source": path.name, "sha256": digest, "sizes": SPLIT_SIZES, "splits": splits})
-    return splits
-
-
-def write_json(target: Path, data: dict) -> None:
-    # Two processes (the app and a job) may make the split at once: each writes whole files.
-    write_atomic(target, json.dumps(data, indent=1))
-
-
-def split_items(path: str | Path, settings: Settings, split: str) -> list[QAItem]:
-    """The questions of one split of the HotpotQA file, in split order."""
-    if split not in SPLIT_SIZES:
-        raise InputError(f"Unknown split {split!r}: use one of {', '.join(SPLIT_SIZES)}.")
-    ids = hotpotqa_split(path, settings)[split]
-    by_id = {item.id: item for item in load_hotpotqa(path)}
-    return [by_id[i] for i in ids]
 
 
 SOURCES = ("gold", "retrieved")
@@ -108,6 +50,8 @@ class RagExampleSpec:
     few_shot: bool = False  # the three worked examples of the prompt; off, training teaches the format
     sources: str = "gold"
     k: int = 5
+    follow_links: int = 2  # retrieved sources (and validation): the evaluation's hop along mentions
+    answer_style: str = "short"  # short: the answer alone; evidence: the supporting sentences quoted first
 
     def __post_init__(self) -> None:
         if self.distractors < 0:
@@ -116,6 +60,10 @@ class RagExampleSpec:
             raise InputError("max_source_chars must be at least 1.")
         if self.sources not in SOURCES:
             raise InputError(f"Unknown training sources {self.sources!r}: choose one of {', '.join(SOURCES)}.")
+        if self.follow_links < 0:
+            raise InputError("follow_links must be 0 or more.")
+        if self.answer_style not in ANSWER_STYLES:
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {' or '.join(ANSWER_STYLES)}.")
         if self.k < 1:
             raise InputError("k (sources per retrieved example) must be at least 1.")
 
@@ -132,7 +80,7 @@ def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec(
     ranks the paragraphs when ``spec.sources == "retrieved"``. Items without a gold paragraph
     are skipped (a warning is logged; :func:`without_gold` lists them).
     """
-    template = PromptTemplate(max_source_chars=spec.max_source_chars, examples=EXAMPLES if spec.few_shot else ())
+    template = template_for(spec)
     kept = [item for item in items if any(t in item.supporting_titles for t, _ in item.paragraphs)]
     if spec.sources == "retrieved":
         if retriever is None:
@@ -144,10 +92,38 @@ def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec(
     examples = []
     for item, chosen in zip(kept, chosen_sources, strict=True):
         hits = [Hit(f"{item.id}:{n}", title, text, "hotpotqa", 0.0) for n, (title, text) in enumerate(chosen)]
-        examples.append(Example(tuple(template.messages(item.question, hits)), item.answer, "hotpotqa", item.id))
+        target = template.reply(item.answer, shown_evidence(item, chosen, spec.max_source_chars))
+        examples.append(Example(tuple(template.messages(item.question, hits)), target, "hotpotqa", item.id))
     if skipped := len(items) - len(examples):
         log.warning("Skipped %d of %d HotpotQA items without a gold paragraph.", skipped, len(items))
     return examples
+
+
+def template_for(spec: RagExampleSpec) -> PromptTemplate:
+    examples = EXAMPLES if spec.few_shot else ()
+    return PromptTemplate(examples=examples, max_source_chars=spec.max_source_chars, answer_style=spec.answer_style)
+
+
+def shown_evidence(item: QAItem, chosen: Sequence[tuple[str, str]], max_chars: int) -> list[str]:
+    """The item's supporting sentences that the sources as shown (cut to ``max_chars``) contain, in
+    the order shown, those holding the answer last: the reasoning runs from the bridge to the answer."""
+    found = []
+    for n, (title, text) in enumerate(chosen):
+        shown = text[:max_chars]
+        for t, sentence in item.supporting_sentences:
+            if t == title and sentence and (at := shown.find(sentence)) >= 0:
+                found.append((n, at, sentence))
+    found.sort()
+    answer = item.answer.lower()
+    return sorted((s for _, _, s in found), key=lambda s: answer in s.lower())
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def answer_sentences(texts: Sequence[str], answer: str) -> list[str]:
+    """The sentences of ``texts`` that hold ``answer`` (the evidence of a record without marked facts)."""
+    return [s for text in texts for s in SENTENCE_END.split(text) if answer and answer.lower() in s.lower()]
 
 
 def gold_and_distractors(item: QAItem, spec: RagExampleSpec) -> list[tuple[str, str]]:
@@ -193,7 +169,7 @@ def dolly_examples(
 def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) -> list[Example]:
     """Grounded examples from QA records (e.g. a generated dataset version): each record's own
     contexts plus ``spec.distractors`` contexts of other records, shuffled, as numbered sources."""
-    template = PromptTemplate(max_source_chars=spec.max_source_chars, examples=EXAMPLES if spec.few_shot else ())
+    template = template_for(spec)
     pool = list({(c.title, c.text): c for r in records for c in r.contexts}.values())
     examples = []
     for record in records:
@@ -205,7 +181,9 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
         chosen = list(record.contexts) + others[: spec.distractors]
         rng.shuffle(chosen)
         hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
-        examples.append(Example(tuple(template.messages(record.question, hits)), record.answer, "generated", record.id))
+        evidence = answer_sentences([c.text[: spec.max_source_chars] for c in record.contexts], record.answer)
+        target = template.reply(record.answer, evidence)
+        examples.append(Example(tuple(template.messages(record.question, hits)), target, "generated", record.id))
     return examples
 
 

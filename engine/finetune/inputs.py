@@ -24,7 +24,8 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     """
     from engine.evaluation.runner import resolve_data
     from engine.finetune.encoding import drop_too_long, tokenize_all
-    from engine.finetune.examples import dolly_examples, mix, rag_examples, split_items
+    from engine.finetune.examples import dolly_examples, mix, rag_examples
+    from engine.finetune.splits import split_items
 
     render, tokenizer = generator.render, generator.tokenizer
     path = resolve_data(spec.data, settings)
@@ -62,10 +63,9 @@ def source_retriever(spec: TrainSpec, items, settings: Settings):
     the evaluation's, behind the embedding cache."""
     if spec.rag.sources != "retrieved":
         return None
-    from engine.rag.embedding_cache import cached_embedder
-    from engine.rag.retriever import PoolRetriever
+    from engine.evaluation.hotpotqa import distractor_retriever
 
-    return PoolRetriever(cached_embedder(settings), {item.question: item.paragraphs for item in items})
+    return distractor_retriever(items, settings, follow_links=spec.rag.follow_links)
 
 
 def generated_pool(spec: TrainSpec, settings: Settings):
@@ -126,6 +126,7 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     eval_spec = EvalSpec(
         data=spec.data, mode="distractor", split="validation", limit=spec.val_limit, k=spec.val_k,
         prompt="few-shot" if spec.rag.few_shot else "zero-shot", max_source_chars=spec.rag.max_source_chars,
+        follow_links=spec.rag.follow_links, answer_style=spec.rag.answer_style,
     )  # fmt: skip
 
     def validate(model) -> dict[str, float]:

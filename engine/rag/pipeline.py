@@ -10,10 +10,16 @@ from typing import Protocol
 from engine.errors import InputError
 from engine.evaluation.metrics import context_utilization, normalize_answer
 from engine.models.generation import Generator, SamplingSpec
-from engine.rag.prompt import PromptTemplate, cited_numbers, clean_answer
+from engine.rag.prompt import PromptTemplate, cited_numbers
 from engine.rag.store import Hit
 
 DEFAULT_SAMPLING = SamplingSpec(max_new_tokens=32, stop=("\n",))
+
+
+def sampling_for(template: PromptTemplate, max_new_tokens: int = 0) -> SamplingSpec:
+    """Greedy decoding to the end of the line, with room for an answer in the template's style
+    (``max_new_tokens`` > 0 overrides it)."""
+    return SamplingSpec(max_new_tokens=max_new_tokens or template.max_new_tokens, stop=DEFAULT_SAMPLING.stop)
 
 
 class Retriever(Protocol):
@@ -75,12 +81,12 @@ class RagPipeline:
         retriever: Retriever | None,
         generator: Generator,
         template: PromptTemplate = PromptTemplate(),
-        sampling: SamplingSpec = DEFAULT_SAMPLING,
+        sampling: SamplingSpec | None = None,
     ):
         self.retriever = retriever
         self.generator = generator
         self.template = template
-        self.sampling = sampling
+        self.sampling = sampling or sampling_for(template)
 
     def retrieve(self, questions: Sequence[str], k: int) -> tuple[list[list[Hit]] | None, float]:
         if self.retriever is None:
@@ -95,7 +101,7 @@ class RagPipeline:
         return self.template.messages(question, hits)
 
     def finish(self, question: str, raw: str, hits, messages, retrieve_s, generate_s, prompt_tokens, new_tokens):
-        answer = clean_answer(raw)
+        answer = self.template.answer_from(raw)
         hits = tuple(hits or ())
         return RagAnswer(
             question, answer, raw, hits, find_citations(raw, answer, hits, question), tuple(messages),

@@ -105,6 +105,24 @@ def test_failed_save_leaves_no_trace_and_keeps_the_old_adapter(settings) -> None
     assert sorted(p.name for p in registry.root.iterdir()) == ["a"]
 
 
+def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_trained_with(settings) -> None:
+    from engine.finetune.adapters import prompt_for
+    from engine.rag.pipeline import sampling_for
+
+    registry = AdapterRegistry(settings)
+    rag = {"max_source_chars": 450, "answer_style": "evidence"}
+    registry.save(FakePeft(), "ev", meta(prompt="zero-shot", train={"epochs": 1, "rag": rag}))
+    registry.save(FakePeft(), "old", meta(train={"epochs": 1}))  # trained before answer styles existed
+    template = prompt_for(settings, "ev")
+    assert (template.examples, template.max_source_chars, template.answer_style) == ((), 450, "evidence")
+    assert template.answer_from("Evidence: Ann was born in Lyon. Answer: Lyon") == "Lyon"
+    assert sampling_for(template).max_new_tokens == 256
+    assert prompt_for(settings, "ev", answer_style="short", max_source_chars=600).answer_style == "short"
+    old = prompt_for(settings, "old")
+    assert (old.answer_style, old.max_source_chars, len(old.examples)) == ("short", 600, 3)
+    assert sampling_for(old).max_new_tokens == 32
+
+
 def test_update_meta_merges_metrics_and_refuses_unknown_fields(settings) -> None:
     registry = AdapterRegistry(settings)
     registry.save(FakePeft(), "a", meta())

@@ -7,7 +7,8 @@ import pytest
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.finetune.encoding import IGNORE, Collator, drop_too_long, end_token_id, tokenize, tokenize_all
-from engine.finetune.examples import RagExampleSpec, dolly_examples, rag_examples, split_items
+from engine.finetune.examples import RagExampleSpec, dolly_examples, rag_examples
+from engine.finetune.splits import split_items
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Training examples: the fixed HotpotQA split, grounded and Dolly examples, mixing, answer-only labels."""
+"""Training examples: grounded and Dolly examples, evidence targets, mixing."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.finetune.examples import (
     DOLLY_SYSTEM,
-    SPLIT_SIZES,
     Example,
     MixSpec,
     RagExampleSpec,
     dolly_examples,
-    hotpotqa_split,
     mix,
     rag_examples,
-    split_items,
+    shown_evidence,
     top_with_gold,
     without_gold,
 )
@@ -45,65 +43,6 @@ def source_titles(example: Example, item: QAItem) -> list[str]:
     lines = [line for line in example.messages[-1]["content"].splitlines() if SOURCE_LINE.match(line)]
     titles = sorted({t for t, _ in item.paragraphs}, key=len, reverse=True)
     return [next(t for t in titles if SOURCE_LINE.sub("", line).startswith(f"{t}: ")) for line in lines]
-
-
-# --- the HotpotQA split ---
-
-
-def test_split_sizes_disjoint_and_stored(hotpot_path, settings):
-    splits = hotpotqa_split(hotpot_path, settings)
-    assert {k: len(v) for k, v in splits.items()} == SPLIT_SIZES
-    all_ids = [i for ids in splits.values() for i in ids]
-    assert len(set(all_ids)) == 1000
-    assert set(all_ids) <= {item.id for item in load_hotpotqa(hotpot_path)}
-    stored = json.loads((settings.data_dir / "splits" / "hotpotqa-dev.json").read_text())
-    assert stored["splits"] == splits and stored["sizes"] == SPLIT_SIZES and len(stored["sha256"]) == 64
-    assert hotpotqa_split(hotpot_path, settings) == splits
-    assert not list((settings.data_dir / "splits").glob("*.tmp"))
-
-
-def test_split_is_read_back_not_recomputed(hotpot_path, settings):
-    target = settings.data_dir / "splits" / "hotpotqa-dev.json"
-    splits = hotpotqa_split(hotpot_path, settings)
-    stored = json.loads(target.read_text())
-    stored["splits"]["test"] = stored["splits"]["test"][::-1]
-    target.write_text(json.dumps(stored))
-    assert hotpotqa_split(hotpot_path, settings)["test"] == splits["test"][::-1]
-
-
-def test_split_is_the_same_in_another_data_dir(hotpot_path, settings, tmp_path_factory):
-    from engine.settings import Settings
-
-    other = Settings(data_dir=tmp_path_factory.mktemp("other"), shared_data_dir=settings.shared_data_dir)
-    assert hotpotqa_split(hotpot_path, settings) == hotpotqa_split(hotpot_path, other)
-
-
-def test_split_refuses_a_different_file(hotpot_path, settings, tmp_path):
-    hotpotqa_split(hotpot_path, settings)
-    lines = hotpot_path.read_text().splitlines()
-    first = json.loads(lines[0])
-    first["answer"] = "something else"
-    changed = tmp_path / "changed.jsonl"
-    changed.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
-    with pytest.raises(InputError, match="different file") as e:
-        hotpotqa_split(changed, settings)
-    assert "hotpotqa-dev.jsonl" in str(e.value) and "changed.jsonl" in str(e.value)
-
-
-def test_split_needs_1000_questions(hotpot_path, settings, tmp_path):
-    short = tmp_path / "short.jsonl"
-    short.write_text("\n".join(hotpot_path.read_text().splitlines()[:999]) + "\n")
-    with pytest.raises(InputError, match="999 questions"):
-        hotpotqa_split(short, settings)
-    assert not (settings.data_dir / "splits" / "hotpotqa-dev.json").exists()
-
-
-def test_split_items_in_split_order(hotpot_path, settings):
-    validation = split_items(hotpot_path, settings, "validation")
-    assert [item.id for item in validation] == hotpotqa_split(hotpot_path, settings)["validation"]
-    assert all(item.question and item.answer for item in validation)
-    with pytest.raises(InputError, match="Unknown split"):
-        split_items(hotpot_path, settings, "dev")
 
 
 # --- grounded HotpotQA examples ---
@@ -185,6 +124,50 @@ def test_rag_examples_skip_items_without_gold(items):
     assert [e.id for e in rag_examples([lost, item])] == [item.id]
     with pytest.raises(InputError):
         RagExampleSpec(distractors=-1)
+
+
+def test_supporting_sentences_are_hotpotqas_marked_facts(items, hotpot_path):
+    records = [json.loads(line) for line in hotpot_path.read_text(encoding="utf-8").splitlines()[: len(items)]]
+    for item, record in zip(items, records, strict=True):
+        sentences = {title: s for title, s in record["context"]}
+        expected = [(t, sentences[t][i].strip()) for t, i in record["supporting_facts"]]
+        assert list(item.supporting_sentences) == list(dict.fromkeys(expected))
+        for title, sentence in item.supporting_sentences:
+            assert sentence and sentence in dict(item.paragraphs)[title]
+
+
+def test_evidence_targets_quote_the_shown_supporting_sentences_then_answer(items):
+    spec = RagExampleSpec(answer_style="evidence", max_source_chars=450)
+    examples = rag_examples(items, spec)
+    quoted = 0
+    for example, item in zip(examples, items, strict=True):
+        evidence, _, answer = example.answer.rpartition("Answer: ")
+        assert answer == item.answer and "\n" not in example.answer  # one line: the newline stop ends it
+        assert example.messages[0]["content"].startswith("Quote the sentences")
+        prompt = example.messages[-1]["content"]
+        if evidence:
+            quoted += 1
+            assert evidence.startswith("Evidence: ")
+            sentences = [s for t, s in item.supporting_sentences if s in evidence]
+            assert sentences and all(s in prompt for s in sentences)  # only what the sources show
+        else:
+            assert example.answer == f"Answer: {item.answer}"
+    assert quoted >= 0.9 * len(items)
+
+
+def test_shown_evidence_leaves_out_cut_sentences_and_puts_the_answer_last():
+    item = QAItem(
+        "q", "Where was the director of Film born?", "Lyon", ("Film", "Ann"),
+        (("Film", "Film is a film by Ann. It is long."), ("Ann", "Ann was born in Lyon. She has a cat.")),
+        supporting_sentences=(("Ann", "Ann was born in Lyon."), ("Film", "Film is a film by Ann."),
+                              ("Film", "It is long.")),
+    )  # fmt: skip
+    chosen = [item.paragraphs[1], item.paragraphs[0]]
+    assert shown_evidence(item, chosen, 400) == ["Film is a film by Ann.", "It is long.", "Ann was born in Lyon."]
+    assert shown_evidence(item, chosen, 22) == ["Film is a film by Ann.", "Ann was born in Lyon."]
+    assert shown_evidence(item, chosen, 5) == []
+    with pytest.raises(InputError, match="answer style"):
+        RagExampleSpec(answer_style="essay")
 
 
 # --- Dolly ---

@@ -11,9 +11,10 @@ from engine.errors import InputError
 from engine.models.generation import SamplingSpec
 from engine.rag.chunking import chunk_documents
 from engine.rag.documents import load_documents
-from engine.rag.pipeline import RagAnswer, RagPipeline, find_citations
+from engine.rag.pipeline import RagAnswer, RagPipeline, find_citations, sampling_for
 from engine.rag.prompt import (
     CLOSED_BOOK_SYSTEM,
+    EVIDENCE_SYSTEM,
     SYSTEM,
     PromptTemplate,
     cited_numbers,
@@ -217,6 +218,37 @@ def test_closed_book_messages_have_no_sources() -> None:
 )
 def test_clean_answer(raw: str, expected: str) -> None:
     assert clean_answer(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Evidence: Ann was born in Lyon. Answer: Lyon", "Lyon"),
+        ("Evidence: The answer is in [2]. Answer: Lyon [2].", "Lyon"),
+        ("Evidence: Answering machines are old. Answer: Answering machines", "Answering machines"),
+        ("Evidence: Ann was born in Lyon and then", ""),  # cut off before the answer: none
+        ("Lyon", "Lyon"),  # an adapter that skips the evidence still answers
+        ("Answer: Lyon\nEvidence: later", "Lyon"),
+    ],
+)
+def test_clean_answer_in_the_evidence_style(raw: str, expected: str) -> None:
+    assert clean_answer(raw, "evidence") == expected
+
+
+def test_evidence_template_asks_for_the_sentences_and_shows_it_in_the_examples() -> None:
+    template = PromptTemplate(answer_style="evidence")
+    messages = template.messages("Who wrote it?", [hit("Alpha", "Alpha was written by Ann.")])
+    assert messages[0]["content"] == EVIDENCE_SYSTEM
+    replies = [m["content"] for m in messages[2:-1:2]]
+    assert replies[0] == "Evidence: Paris is the capital and most populous city of France. Answer: Paris"
+    assert all(r.startswith("Evidence: ") and "\n" not in r for r in replies)
+    assert [template.answer_from(r) for r in replies] == [a for _, _, a in template.examples]
+    assert template.reply("Ann", ["Alpha was\nwritten by Ann."]) == "Evidence: Alpha was written by Ann. Answer: Ann"
+    assert template.reply("Ann") == "Answer: Ann" and PromptTemplate().reply("Ann", ["x"]) == "Ann"
+    assert sampling_for(template).max_new_tokens > sampling_for(PromptTemplate()).max_new_tokens
+    assert sampling_for(template, 7).max_new_tokens == 7 and sampling_for(template).stop == ("\n",)
+    with pytest.raises(InputError, match="answer style"):
+        PromptTemplate(answer_style="essay")
 
 
 @pytest.mark.parametrize("raw", ["Answering machines", "Answers.com"])
