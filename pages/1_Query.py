@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine.finetune.adapters import prompt_for
 from engine.rag.history import log_query
+from engine.rag.links import with_links
 from engine.rag.pipeline import RagPipeline
 from engine.rag.retriever import KnowledgeBaseRetriever
 from ui import resources as r
@@ -49,6 +50,11 @@ with user_errors():
     with right:
         kb = kb_picker(store.names(), key="query-kb")
         k = st.slider("Sources (k)", 1, 10, 3, key="query-k")
+        follow = st.number_input(
+            "Follow links from the first", 0, 5, 0, key="query-follow",
+            help="A second hop for questions that need two documents: chunks whose title the first N retrieved "
+            "chunks mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off.",
+        )  # fmt: skip
         model = st.text_input("Model", key="query-model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         adapter = st.selectbox(
             "Adapter", ["", *r.adapter_names()], key="query-adapter", format_func=lambda a: a or "none",
@@ -61,7 +67,9 @@ with user_errors():
     if asked and kb:
         with st.spinner("Loading the model…"):
             pipeline = RagPipeline(
-                KnowledgeBaseRetriever(store, kb), r.generator(model, adapter), prompt_for(r.settings(), adapter)
+                with_links(KnowledgeBaseRetriever(store, kb), int(follow)),
+                r.generator(model, adapter),
+                prompt_for(r.settings(), adapter),
             )
         stream = pipeline.stream(question, k)
         with left:

@@ -160,6 +160,18 @@ def test_k_below_one_is_an_input_error(pipeline, k: int) -> None:
         pipeline.stream("Who created 'Allo 'Allo!?", k=k)
 
 
+def test_links_over_a_knowledge_base_keep_the_best_chunk_and_give_k_distinct_ones(kb_store) -> None:
+    from engine.rag.links import CANDIDATES, follow_links, with_links
+
+    plain = KnowledgeBaseRetriever(kb_store, KB)
+    assert with_links(plain, 0) is plain
+    question = QUESTIONS[0][0]
+    got = with_links(plain, 1).retrieve([question], 3)[0]
+    candidates = plain.retrieve([question], 3 * CANDIDATES)[0]
+    assert [h.id for h in got] == [h.id for h in follow_links(candidates, 3, 1)]
+    assert got[0].id == candidates[0].id and len({h.id for h in got}) == 3
+
+
 # --------------------------------------------------------------------------- the prompt
 
 

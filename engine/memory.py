@@ -1,0 +1,124 @@
+"""Memory now (RAM, and a GPU's own), its pressure level, and what a model needs at each precision.
+
+Pressure is read from the share of memory still free: ``low`` above 30%, ``moderate`` above
+15%, ``high`` above 7%, ``critical`` below. On a CUDA device the GPU's free memory counts; on
+a CPU and on Apple Silicon (unified memory) the system's available RAM does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+GB = 1024**3
+PRESSURE_LEVELS = ("low", "moderate", "high", "critical")
+FREE_SHARE_FLOOR = {"low": 0.30, "moderate": 0.15, "high": 0.07}  # the least free share of each level
+PRECISIONS = ("float32", "bfloat16", "float16", "int8", "nf4")
+# Bytes per weight of the linear layers. int8 and nf4 (bitsandbytes) keep per-block scales; the
+# embeddings, norms and (for bnb) the LM head stay in 16-bit, counted in ``unquantized_share``.
+WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.03, "nf4": 0.53}
+RUNTIME_OVERHEAD_GB = 0.35  # torch, tokenizers and allocator slack around a loaded model (measured: 0.3-0.4)
+
+
+def pressure_level(free_share: float) -> str:
+    for level in PRESSURE_LEVELS[:-1]:
+        if free_share > FREE_SHARE_FLOOR[level]:
+            return level
+    return "critical"
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    """One reading of the memory that limits loading on ``device``."""
+
+    total_gb: float
+    available_gb: float
+    process_rss_gb: float
+    device: str = "cpu"
+    device_total_gb: float | None = None  # a CUDA GPU's own memory
+    device_free_gb: float | None = None
+
+    @property
+    def free_gb(self) -> float:
+        return self.device_free_gb if self.device_free_gb is not None else self.available_gb
+
+    @property
+    def limit_gb(self) -> float:
+        return self.device_total_gb if self.device_total_gb is not None else self.total_gb
+
+    @property
+    def pressure(self) -> str:
+        return pressure_level(self.free_gb / self.limit_gb if self.limit_gb > 0 else 0.0)
+
+
+def read_memory(device: str = "cpu") -> MemoryReading:
+    """RAM from psutil; a CUDA device's free and total memory from torch."""
+    mem = psutil.virtual_memory()
+    rss = psutil.Process(os.getpid()).memory_info().rss
+    total = free = None
+    if device.startswith("cuda"):
+        import torch
+
+        free_b, total_b = torch.cuda.mem_get_info(torch.device(device))
+        total, free = total_b / GB, free_b / GB
+    return MemoryReading(mem.total / GB, mem.available / GB, rss / GB, device, total, free)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What sizes a model's memory: parameter counts and the KV cache's dimensions."""
+
+    params: int  # all parameters
+    embedding_params: int  # input embeddings and an untied LM head: never quantized
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+
+@dataclass(frozen=True)
+class Footprint:
+    precision: str
+    weights_gb: float
+    kv_cache_gb: float
+    overhead_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.kv_cache_gb + self.overhead_gb
+
+
+def estimate_footprint(shape: ModelShape, precision: str, batch: int = 1, tokens: int = 1024) -> Footprint:
+    """The memory a model needs at ``precision`` to generate for ``batch`` sequences of ``tokens``."""
+    if precision not in WEIGHT_BYTES:
+        raise ValueError(f"unknown precision {precision!r}")
+    quantized = shape.params - shape.embedding_params
+    side = 4.0 if precision == "float32" else 2.0  # what stays unquantized computes in 16-bit (or fp32)
+    weights = quantized * WEIGHT_BYTES[precision] + shape.embedding_params * side
+    kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * batch * tokens * (4.0 if precision == "float32" else 2.0)
+    return Footprint(precision, weights / GB, kv / GB, RUNTIME_OVERHEAD_GB)
+
+
+def shape_of(config) -> ModelShape:
+    """A model's shape from its transformers config, without loading weights (meta device)."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights(), torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not model.get_input_embeddings().weight:
+        if getattr(text, "tie_word_embeddings", False):
+            params -= head.weight.numel()  # tied once loaded; a meta-device model may not be tied yet
+        else:
+            embedding += head.weight.numel()
+    heads = getattr(text, "num_attention_heads", 1)
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or getattr(text, "hidden_size", 0) // max(1, heads)
+    layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", 0)
+    return ModelShape(params, embedding, layers, kv_heads, head_dim)

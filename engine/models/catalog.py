@@ -1,0 +1,200 @@
+"""The model catalog: bundled entries plus the user's own, in ``<data dir>/catalog.yaml``.
+
+An entry names a model (a Hugging Face id, a local folder, a GGUF file or ``pkg:<package>``)
+and, per device kind (cpu, cuda, mps), three presets: ``quality``, ``balanced`` and ``speed``
+(dtype, quantization, max new tokens, batch size). A user entry with a bundled entry's name
+replaces it. A bad entry is an :class:`InputError` that names the entry and the field.
+
+The user file is a YAML list, for example::
+
+    - name: qwen2.5-0.5b
+      source: Qwen/Qwen2.5-0.5B-Instruct
+      params_m: 494
+      presets:
+        cpu:
+          balanced: {dtype: bfloat16, quantization: none, max_new_tokens: 64, batch_size: 4}
+
+Presets left out of a user entry come from :data:`DEFAULT_PRESETS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from engine.atomic_files import write_atomic
+from engine.errors import InputError
+from engine.models.spec import BUNDLED_GGUF, BUNDLED_PACKAGE, DTYPES, QUANTIZATIONS, ModelSpec
+from engine.settings import Settings
+
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+PRESETS = ("quality", "balanced", "speed")
+CATALOG_FILE = "catalog.yaml"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How to run a model for one aim on one kind of device."""
+
+    dtype: str = "auto"
+    quantization: str = "none"
+    max_new_tokens: int = 64
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise InputError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.quantization not in QUANTIZATIONS:
+            raise InputError(f"quantization {self.quantization!r} is not one of {', '.join(QUANTIZATIONS)}")
+        if not (isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 8192):
+            raise InputError(f"max_new_tokens {self.max_new_tokens!r} is not a whole number from 1 to 8192")
+        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 512):
+            raise InputError(f"batch_size {self.batch_size!r} is not a whole number from 1 to 512")
+
+
+# Full precision for quality; the fast native half precision for balance; 8-bit / 4-bit weights
+# for speed and memory where bitsandbytes has a backend (not on Apple Silicon).
+DEFAULT_PRESETS: dict[str, dict[str, Preset]] = {
+    "cpu": {
+        "quality": Preset("float32", "none", 128, 4),
+        "balanced": Preset("auto", "none", 64, 8),
+        "speed": Preset("auto", "8bit", 32, 16),
+    },
+    "cuda": {
+        "quality": Preset("bfloat16", "none", 128, 8),
+        "balanced": Preset("float16", "none", 64, 16),
+        "speed": Preset("float16", "4bit", 64, 32),
+    },
+    "mps": {
+        "quality": Preset("float32", "none", 128, 4),
+        "balanced": Preset("float16", "none", 64, 8),
+        "speed": Preset("float16", "none", 32, 16),
+    },
+}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    source: str
+    gguf_file: str | None = None
+    description: str = ""
+    params_m: float | None = None  # millions of parameters: memory estimates before a download
+    presets: dict[str, dict[str, Preset]] = field(default_factory=lambda: DEFAULT_PRESETS)
+    bundled: bool = False
+
+    def preset(self, device_kind: str, aim: str = "balanced") -> Preset:
+        if device_kind not in DEVICE_KINDS:
+            raise InputError(f"Unknown device kind {device_kind!r}: choose one of {', '.join(DEVICE_KINDS)}.")
+        if aim not in PRESETS:
+            raise InputError(f"Unknown preset {aim!r}: choose one of {', '.join(PRESETS)}.")
+        return self.presets[device_kind][aim]
+
+    def model_spec(self, device_kind: str = "cpu", aim: str = "balanced") -> ModelSpec:
+        """The spec that loads this entry with a preset (device ``auto``: the best one present)."""
+        p = self.preset(device_kind, aim)
+        return ModelSpec(name=self.name, source=self.source, gguf_file=self.gguf_file, dtype=p.dtype,
+                         quantization=p.quantization)  # fmt: skip
+
+
+BUNDLED: tuple[CatalogEntry, ...] = (
+    CatalogEntry(
+        "smollm2-135m-instruct", f"pkg:{BUNDLED_PACKAGE}", BUNDLED_GGUF,
+        "SmolLM2-135M-Instruct, shipped with the Studio (GGUF Q4_1, converted once to safetensors). Offline.",
+        135, bundled=True,
+    ),
+    CatalogEntry("smollm2-360m-instruct", "HuggingFaceTB/SmolLM2-360M-Instruct",
+                 description="SmolLM2-360M-Instruct from the Hugging Face Hub (online once).", params_m=362,
+                 bundled=True),
+    CatalogEntry("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct",
+                 description="Qwen2.5-0.5B-Instruct from the Hugging Face Hub (online once).", params_m=494,
+                 bundled=True),
+    CatalogEntry("smollm2-1.7b-instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+                 description="SmolLM2-1.7B-Instruct from the Hugging Face Hub (online once).", params_m=1711,
+                 bundled=True),
+)  # fmt: skip
+
+
+def parse_entry(raw, where: str) -> CatalogEntry:
+    """One user entry from its YAML mapping; errors name ``where`` and the field."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: an entry is a mapping with at least name and source.")
+    unknown = set(raw) - {"name", "source", "gguf_file", "description", "params_m", "presets"}
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}.")
+    name, source = str(raw.get("name") or "").strip(), str(raw.get("source") or "").strip()
+    if not name or not source:
+        raise InputError(f"{where}: name and source are required.")
+    where = f"{where} ({name})"
+    params = raw.get("params_m")
+    if params is not None and (not isinstance(params, int | float) or params <= 0):
+        raise InputError(f"{where}: params_m must be a positive number (millions of parameters).")
+    presets = {kind: dict(aims) for kind, aims in DEFAULT_PRESETS.items()}
+    given = raw.get("presets") or {}
+    if not isinstance(given, dict):
+        raise InputError(f"{where}: presets must map a device kind to presets.")
+    for kind, aims in given.items():
+        if kind not in DEVICE_KINDS or not isinstance(aims, dict):
+            raise InputError(f"{where}: presets.{kind}: use {', '.join(DEVICE_KINDS)}, each a mapping of presets.")
+        for aim, values in aims.items():
+            if aim not in PRESETS or not isinstance(values, dict):
+                raise InputError(f"{where}: presets.{kind}.{aim}: use {', '.join(PRESETS)}, each a mapping.")
+            try:
+                presets[kind][aim] = replace(DEFAULT_PRESETS[kind][aim], **values)
+            except TypeError as e:
+                raise InputError(f"{where}: presets.{kind}.{aim}: unknown setting ({e}).") from e
+            except InputError as e:
+                raise InputError(f"{where}: presets.{kind}.{aim}: {e}") from e
+    gguf = raw.get("gguf_file")
+    return CatalogEntry(name, source, str(gguf) if gguf else None, str(raw.get("description") or ""),
+                        float(params) if params is not None else None, presets)  # fmt: skip
+
+
+def parse_catalog(text: str, where: str = CATALOG_FILE) -> list[CatalogEntry]:
+    """User entries from YAML text (an empty text is no entries)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) if text.strip() else []
+    except yaml.YAMLError as e:
+        raise InputError(f"{where} is not valid YAML: {str(e).splitlines()[0]}") from e
+    if not isinstance(data, list):
+        raise InputError(f"{where} must be a list of entries (each starting with '- name: ...').")
+    entries = [parse_entry(raw, f"{where}, entry {n}") for n, raw in enumerate(data, start=1)]
+    names = [e.name for e in entries]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise InputError(f"{where}: the name(s) {', '.join(dupes)} appear more than once.")
+    return entries
+
+
+def catalog_path(settings: Settings) -> Path:
+    return settings.data_dir / CATALOG_FILE
+
+
+def load_catalog(settings: Settings) -> list[CatalogEntry]:
+    """Bundled entries, then the user's (a user entry replaces a bundled one of the same name)."""
+    path = catalog_path(settings)
+    user = parse_catalog(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else []
+    mine = {e.name for e in user}
+    return [e for e in BUNDLED if e.name not in mine] + user
+
+
+def save_user_catalog(settings: Settings, text: str) -> list[CatalogEntry]:
+    """Check YAML text and store it as the user's catalog; a bad text changes nothing."""
+    entries = parse_catalog(text)
+    write_atomic(catalog_path(settings), text)
+    return entries
+
+
+def find_entry(entries: list[CatalogEntry], name: str) -> CatalogEntry:
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise InputError(f"No catalog entry {name!r}: choose one of {', '.join(e.name for e in entries)}.")
+
+
+def entry_as_dict(entry: CatalogEntry) -> dict:
+    """An entry as plain data (for tables and YAML)."""
+    data = asdict(entry)
+    data.pop("bundled")
+    return data
