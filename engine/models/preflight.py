@@ -1,0 +1,113 @@
+"""Pre-flight for loading a catalog model: its memory at each precision, and the load plan
+(with the automatic downgrade) for the memory free now."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+from engine.errors import InputError
+from engine.memory import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
+from engine.models.catalog import CatalogEntry
+from engine.models.downgrade import LoadPlan, plan_load
+from engine.models.spec import ModelSpec
+from engine.settings import Settings
+
+# Precision -> (dtype, quantization) of a ModelSpec.
+PRECISION_SPEC = {
+    "float32": ("float32", "none"),
+    "bfloat16": ("bfloat16", "none"),
+    "float16": ("float16", "none"),
+    "int8": ("auto", "8bit"),
+    "nf4": ("auto", "4bit"),
+}
+
+
+def precision_of(spec: ModelSpec, device: str) -> str:
+    """The ladder's name for a spec's precision (``auto`` resolved for ``device``)."""
+    if spec.quantization != "none":
+        return {"8bit": "int8", "4bit": "nf4"}[spec.quantization]
+    if spec.dtype != "auto":
+        return spec.dtype
+    from engine.models.spec import native_bf16
+
+    if device in ("cuda", "mps"):
+        return "float16"
+    return "bfloat16" if native_bf16(device) else "float32"
+
+
+def with_precision(spec: ModelSpec, precision: str) -> ModelSpec:
+    dtype, quantization = PRECISION_SPEC[precision]
+    return replace(spec, dtype=dtype, quantization=quantization)
+
+
+@functools.lru_cache(maxsize=32)
+def _shape(source: str, gguf_file: str | None, cached_config: str | None) -> ModelShape:
+    from transformers import AutoConfig
+
+    if cached_config:  # a converted GGUF model: its config.json is read in milliseconds, the GGUF in seconds
+        return shape_of(AutoConfig.from_pretrained(cached_config))
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    return shape_of(AutoConfig.from_pretrained(source, **kwargs))
+
+
+def model_shape(entry: CatalogEntry, settings: Settings) -> ModelShape:
+    """The entry's shape from its config (offline: a local folder, the bundled package or the HF
+    cache); failing that, from ``params_m`` in the catalog, with the KV cache unknown (0)."""
+    from engine.models.loader import gguf_cache_dir
+    from engine.models.spec import resolve_source
+
+    spec = entry.model_spec()
+    try:
+        source = resolve_source(spec.source)
+        cached = None
+        if spec.gguf_file and (folder := gguf_cache_dir(spec, settings)).joinpath("config.json").is_file():
+            cached = str(folder)
+        return _shape(source, spec.gguf_file, cached)
+    except (InputError, OSError, ValueError) as e:
+        if entry.params_m is None:
+            msg = f"{entry.name}: its config cannot be read here ({e}) and the catalog gives no params_m."
+            raise InputError(msg) from e
+        params = int(entry.params_m * 1e6)
+        return ModelShape(params, int(params * 0.1), 0, 0, 0)
+
+
+def footprints(entry: CatalogEntry, settings: Settings, batch: int = 1, tokens: int = 1024) -> dict[str, Footprint]:
+    shape = model_shape(entry, settings)
+    return {p: estimate_footprint(shape, p, batch, tokens) for p in PRECISIONS}
+
+
+def plan_for(
+    entry: CatalogEntry,
+    precision: str,
+    catalog: list[CatalogEntry],
+    settings: Settings,
+    reading: MemoryReading,
+    device: str = "cpu",
+    tokens: int = 1024,
+) -> LoadPlan:
+    """Where ``entry`` at ``precision`` does not fit, the step down the precisions, then smaller
+    catalog models (by parameter count) whose size can be told here."""
+
+    def size(e: CatalogEntry) -> float:
+        try:
+            return model_shape(e, settings).params
+        except InputError:
+            return float("inf")
+
+    own = size(entry)
+    smaller = sorted((e for e in catalog if e.name != entry.name and size(e) < own), key=size, reverse=True)
+    by_name = {e.name: e for e in [entry, *smaller]}
+    return plan_load(
+        [e.name for e in [entry, *smaller]], precision, reading,
+        lambda name, p: estimate_footprint(model_shape(by_name[name], settings), p, 1, tokens), device,
+    )  # fmt: skip
+
+
+def describe_footprints(found: dict[str, Footprint]) -> list[dict]:
+    """Rows for a table: precision, weights, KV cache, total (GB)."""
+    return [
+        {"precision": p, "weights (GB)": round(f.weights_gb, 3), "KV cache (GB)": round(f.kv_cache_gb, 3),
+         "total (GB)": round(f.total_gb, 3)}
+        for p, f in found.items()
+    ]  # fmt: skip
