@@ -22,6 +22,17 @@ WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.03, "
 RUNTIME_OVERHEAD_GB = 0.35  # torch, tokenizers and allocator slack around a loaded model (measured: 0.3-0.4)
 
 
+def default_budget_gb() -> float:
+    """Memory the loaded models may hold together: ``STUDIO_MODEL_BUDGET_GB``, else 40% of RAM."""
+    value = os.environ.get("STUDIO_MODEL_BUDGET_GB")
+    if value:
+        try:
+            return max(0.1, float(value))
+        except ValueError:
+            pass  # a bad value falls back to the default rather than stopping the app
+    return 0.4 * psutil.virtual_memory().total / GB
+
+
 def pressure_level(free_share: float) -> str:
     for level in PRESSURE_LEVELS[:-1]:
         if free_share > FREE_SHARE_FLOOR[level]:

@@ -1,6 +1,7 @@
 """Every query and evaluation as an MLflow run: SQLite in the data dir, or a tracking server.
 
-One experiment per activity (``studio-query``, ``studio-evaluation``, ``studio-training``). We use
+One experiment per activity (``studio-query``, ``studio-evaluation``, ``studio-training``,
+``studio-models``). We use
 ``MlflowClient`` with an explicit URI rather than the fluent API's process-global state, so
 the app, jobs and tests can each point at their own store.
 """
@@ -15,6 +16,7 @@ from engine.settings import Settings
 QUERY = "studio-query"
 EVALUATION = "studio-evaluation"
 TRAINING = "studio-training"
+MODELS = "studio-models"  # model loads that were downgraded, and why
 
 
 @dataclass(frozen=True)

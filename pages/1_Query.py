@@ -55,7 +55,11 @@ with user_errors():
             help="A second hop for questions that need two documents: chunks whose title the first N retrieved "
             "chunks mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off.",
         )  # fmt: skip
-        model = st.text_input("Model", key="query-model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        model = st.text_input(
+            "Model", key="query-model", placeholder="the active model (Models page)",
+            help="Empty: the model made active on the Models page (at first the bundled SmolLM2-135M-Instruct). "
+            "Or a Hugging Face id (online), a local model folder, a .gguf file.",
+        )  # fmt: skip
         adapter = st.selectbox(
             "Adapter", ["", *r.adapter_names()], key="query-adapter", format_func=lambda a: a or "none",
             help="A LoRA adapter trained on the Fine-tune page, merged into the model.",
@@ -65,17 +69,18 @@ with user_errors():
         asked = st.form_submit_button("Ask", type="primary")
 
     if asked and kb:
+        spec = r.model_spec(model, adapter)
         with st.spinner("Loading the model…"):
-            pipeline = RagPipeline(
-                with_links(KnowledgeBaseRetriever(store, kb), int(follow)),
-                r.generator(model, adapter),
-                prompt_for(r.settings(), adapter),
-            )
-        stream = pipeline.stream(question, k)
-        with left:
-            slot = st.empty()
-            with slot.container():
-                st.write_stream(coalesce(stream))
+            r.manager().get(spec)
+        # Borrowed for the answer: a model swapped or unloaded meanwhile finishes this answer first.
+        with r.manager().use(spec) as generator:
+            retriever = with_links(KnowledgeBaseRetriever(store, kb), int(follow))
+            pipeline = RagPipeline(retriever, generator, prompt_for(r.settings(), adapter))
+            stream = pipeline.stream(question, k)
+            with left:
+                slot = st.empty()
+                with slot.container():
+                    st.write_stream(coalesce(stream))
         answer = stream.result
         with slot.container():  # the finished answer replaces the streamed text, without a rerun
             show_answer(answer)

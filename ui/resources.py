@@ -14,8 +14,10 @@ from dataclasses import replace
 import streamlit as st
 
 from engine.finetune.adapters import AdapterRegistry
+from engine.memory import default_budget_gb
 from engine.models.generation import Generator, load_generator
-from engine.models.spec import spec_for
+from engine.models.manager import ModelManager
+from engine.models.spec import DEFAULT_MODEL, ModelSpec, spec_for
 from engine.rag.embedder import Embedder
 from engine.rag.ingest import IngestReport, ensure_docs_kb
 from engine.rag.store import KnowledgeBaseStore
@@ -38,17 +40,24 @@ def store() -> KnowledgeBaseStore:
     return KnowledgeBaseStore(settings(), embedder())
 
 
+@st.cache_resource(show_spinner=False)
+def manager() -> ModelManager:
+    """The one model manager of the server: every page loads models through it (LRU under a
+    memory budget, the active model, hot-swap; see engine.models.manager)."""
+    return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), DEFAULT_MODEL)
+
+
+def model_spec(source: str = "", adapter: str = "") -> ModelSpec:
+    """The spec for a page's model field: empty is the active model (the Models page sets it)."""
+    source = source.strip()
+    base = manager().active_spec if not source else spec_for(source)
+    return replace(base, adapter=adapter.strip())
+
+
 def generator(source: str = "", adapter: str = "") -> Generator:
-    """The generator for a model source (empty: the bundled model) with an optional LoRA adapter
-    merged in; one per source and adapter per server."""
-    return cached_generator(source.strip(), adapter.strip())
-
-
-@st.cache_resource(show_spinner=False, max_entries=3)
-def cached_generator(source: str, adapter: str) -> Generator:
-    # Always called with positional arguments: Streamlit keys the cache on the call's
-    # arguments as written, so generator() and generator("") must not make two entries.
-    return load_generator(replace(spec_for(source), adapter=adapter), settings())
+    """The generator for a model source (empty: the active model) with an optional LoRA adapter
+    merged in, through the manager."""
+    return manager().get(model_spec(source, adapter))
 
 
 def adapter_names() -> list[str]:

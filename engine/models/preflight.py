@@ -1,14 +1,14 @@
-"""Pre-flight for loading a catalog model: its memory at each precision, and the load plan
-(with the automatic downgrade) for the memory free now."""
+"""Loading a catalog model: its memory at each precision (pre-flight), the load plan for the
+memory free now (with the automatic downgrade), and the load itself through the manager."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from engine.errors import InputError
 from engine.memory import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
-from engine.models.catalog import CatalogEntry
+from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
 from engine.models.spec import ModelSpec
 from engine.settings import Settings
@@ -111,3 +111,50 @@ def describe_footprints(found: dict[str, Footprint]) -> list[dict]:
          "total (GB)": round(f.total_gb, 3)}
         for p, f in found.items()
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    plan: LoadPlan
+    spec: ModelSpec
+    rss_before_gb: float
+    rss_after_gb: float
+    run_id: str | None = None  # the MLflow run that records a downgrade
+
+
+def device_kind(device: str) -> str:
+    return device.split(":")[0]
+
+
+def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntry], settings: Settings,
+               tracker=None, reading: MemoryReading | None = None) -> LoadOutcome:  # fmt: skip
+    """Make ``entry`` with preset ``aim`` the active model, downgraded where the memory free now
+    does not hold it; a downgrade is logged to MLflow when a tracker is given."""
+    from engine.memory import read_memory
+    from engine.models.manager import rss_gb
+    from engine.models.spec import resolve_device
+
+    device = resolve_device("auto")
+    kind = device_kind(device)
+    asked = precision_of(entry.model_spec(kind, aim), device)
+    plan = plan_for(entry, asked, catalog, settings, reading or read_memory(device), device)
+    spec = with_precision(find_entry(catalog, plan.model).model_spec(kind, aim), plan.precision)
+    before = rss_gb()
+    manager.activate(spec)
+    outcome = LoadOutcome(plan, spec, before, rss_gb())
+    if plan.downgraded and tracker is not None:
+        outcome = replace(outcome, run_id=log_downgrade(tracker, entry.name, asked, plan))
+    return outcome
+
+
+def log_downgrade(tracker, asked_model: str, asked_precision: str, plan: LoadPlan) -> str:
+    from engine.tracking import MODELS
+
+    params = {"asked_model": asked_model, "asked_precision": asked_precision, "model": plan.model,
+              "precision": plan.precision, "pressure": plan.pressure}  # fmt: skip
+    run_id = tracker.start(MODELS, f"downgrade {asked_model} -> {plan.model} {plan.precision}", params)
+    tracker.log_metrics(run_id, {"budget_gb": plan.budget_gb, "estimate_gb": plan.footprint.total_gb,
+                                 "steps": len(plan.steps)})  # fmt: skip
+    tracker.log_text(run_id, "\n".join(plan.steps), "downgrade.txt")
+    tracker.end(run_id)
+    return run_id

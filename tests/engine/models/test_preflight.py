@@ -46,3 +46,26 @@ def test_precisions_map_to_model_specs():
     assert precision_of(with_precision(DEFAULT_MODEL, "float32"), "cpu") == "float32"
     assert precision_of(DEFAULT_MODEL, "cuda") == "float16"
     assert precision_of(DEFAULT_MODEL, "cpu") in ("bfloat16", "float32")
+
+
+def test_a_low_memory_reading_downgrades_the_load_and_logs_why(settings, session_settings):
+    from engine.models.generation import load_generator
+    from engine.models.manager import ModelManager
+    from engine.models.preflight import load_entry
+    from engine.tracking import MODELS, Tracker
+
+    manager = ModelManager(lambda spec: load_generator(spec, session_settings), budget_gb=2.0)
+    tracker = Tracker(settings)
+    low = MemoryReading(16, 1.4, 0.3)  # high pressure: a 0.7 GB budget, below float32's 0.9 GB
+    outcome = load_entry(manager, BUNDLED[0], "quality", [BUNDLED[0]], session_settings, tracker, low)
+    assert outcome.plan.downgraded and outcome.plan.precision == "bfloat16"
+    assert outcome.spec.dtype == "bfloat16" and manager.active_spec == outcome.spec
+    with manager.use() as generator:
+        assert next(generator.model.parameters()).dtype.is_floating_point
+        assert str(next(generator.model.parameters()).dtype) == "torch.bfloat16"
+    run = tracker.recent(MODELS, 1)[0]
+    assert run.run_id == outcome.run_id and run.params["asked_precision"] == "float32"
+    assert run.params["precision"] == "bfloat16" and run.metrics["steps"] == 1
+    roomy = load_entry(manager, BUNDLED[0], "quality", [BUNDLED[0]], session_settings, tracker,
+                       MemoryReading(16, 12, 0.3))  # fmt: skip
+    assert not roomy.plan.downgraded and roomy.run_id is None and roomy.spec.dtype == "float32"

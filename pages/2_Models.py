@@ -1,0 +1,74 @@
+"""Models: the catalog, load / unload, the active model, live memory, presets, downgrades."""
+
+import pandas as pd
+import streamlit as st
+
+from engine.models.catalog import PRESETS, find_entry, load_catalog
+from engine.models.preflight import describe_footprints, device_kind, footprints, load_entry
+from engine.models.spec import resolve_device
+from ui import models as ui
+from ui import resources as r
+from ui.widgets import user_errors
+
+st.set_page_config(page_title="Models · Studio", page_icon="🧠", layout="wide")
+st.title("🧠 Models")
+st.caption(
+    "Load models from the catalog with a preset; the active model answers on the Query page. Loads that would "
+    "not fit the free memory step down to a smaller precision or model, and say why."
+)
+
+with user_errors():
+    manager = r.manager()
+    device = resolve_device("auto")
+    kind = device_kind(device)
+    if notice := st.session_state.pop("models-notice", None):
+        st.success(notice)
+    if warning := st.session_state.pop("models-warning", None):
+        st.warning(warning)
+
+    st.subheader("Memory")
+    ui.memory_gauge(manager, device)
+
+    st.subheader("Loaded")
+    ui.loaded_models(manager)
+
+    st.subheader("Load a model")
+    catalog = load_catalog(r.settings())
+    cols = st.columns([3, 2, 2])
+    name = cols[0].selectbox("Catalog entry", [e.name for e in catalog], key="models-entry")
+    aim = cols[1].radio("Preset", PRESETS, index=1, horizontal=True, key="models-aim",
+                        help="quality: full precision; balanced: the device's fast native precision; "
+                        "speed: 8-bit / 4-bit weights where bitsandbytes runs (not on Apple Silicon).")  # fmt: skip
+    entry = find_entry(catalog, name)
+    preset = entry.preset(kind, aim)
+    cols[2].markdown(
+        f"**{kind}** · dtype `{preset.dtype}` · quantization `{preset.quantization}` · "
+        f"{preset.max_new_tokens} new tokens · batch {preset.batch_size}"
+    )
+    st.caption(entry.description or entry.source)
+    with st.spinner("Estimating memory…"):
+        found = footprints(entry, r.settings(), batch=preset.batch_size)
+    st.dataframe(pd.DataFrame(describe_footprints(found)), hide_index=True, width="content")
+    st.caption(f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime.")
+    if st.button("Load and make active", type="primary"):
+        with st.spinner(f"Loading {name}…"):
+            outcome = load_entry(manager, entry, aim, catalog, r.settings(), r.tracker())
+        plan = outcome.plan
+        message = (
+            f"Active: {plan.model} at {plan.precision} (estimate {plan.footprint.total_gb:.2f} GB, budget "
+            f"{plan.budget_gb:.2f} GB). RSS {outcome.rss_before_gb:.2f} -> {outcome.rss_after_gb:.2f} GB."
+        )
+        if plan.downgraded:
+            st.session_state["models-warning"] = (
+                f"Downgraded from {name} at {plan.steps[0].split(' at ')[1].split(' needs')[0]}: "
+                + "; ".join(plan.steps)
+                + f". Logged to MLflow (run {outcome.run_id})."
+            )
+        st.session_state["models-notice"] = message
+        st.rerun()
+
+    st.subheader("Catalog")
+    ui.catalog_editor(catalog)
+
+    st.subheader("History")
+    ui.history(manager)

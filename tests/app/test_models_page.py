@@ -1,0 +1,67 @@
+"""The Models page under AppTest: catalog, pre-flight, load / unload, downgrade, catalog editing."""
+
+from streamlit.testing.v1 import AppTest
+
+from engine.memory import MemoryReading
+from engine.settings import ROOT
+from engine.tracking import MODELS
+
+TIMEOUT = 300
+
+
+def page() -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages/2_Models.py"), default_timeout=TIMEOUT).run()
+
+
+def test_the_page_shows_memory_catalog_and_preflight(app_env):
+    at = page()
+    assert not at.exception, at.exception
+    labels = {m.label for m in at.metric}
+    assert {"Pressure", "Free", "This server's RSS", "Loaded models"} <= labels
+    catalog = at.dataframe[1].value
+    assert "smollm2-135m-instruct" in set(catalog["name"]) and catalog["bundled"].all()
+    preflight = at.dataframe[0].value
+    assert list(preflight["precision"]) == ["float32", "bfloat16", "float16", "int8", "nf4"]
+    weights = list(preflight["weights (GB)"])
+    assert abs(weights[0] - 2 * weights[1]) < 0.01 and weights[1] == weights[2] > weights[3] > weights[4]
+
+
+def test_load_then_unload_shows_rss_before_and_after(app_env):
+    at = page()
+    at.button[0].click().run()  # Load and make active
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Active: smollm2-135m-instruct") for s in at.success), [s.value for s in at.success]
+    unload = [b for b in at.button if b.label == "Unload"]
+    assert len(unload) == 1
+    assert any("active" in m.value for m in at.markdown)
+    unload[0].click().run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Unloaded smollm2-135m-instruct") and "RSS" in s.value for s in at.success)
+    assert not [b for b in at.button if b.label == "Unload"]
+    events = at.dataframe[-1].value
+    assert list(events["event"]) == ["unload", "swap", "load"]  # newest first
+
+
+def test_low_memory_downgrades_the_load_and_logs_it(app_env, monkeypatch, tracker):
+    monkeypatch.setattr("engine.memory.read_memory", lambda device="cpu": MemoryReading(16, 1.4, 0.3))
+    at = page()
+    at.radio(key="models-aim").set_value("quality").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.warning and at.warning[-1].value.startswith("Downgraded from smollm2-135m-instruct at float32")
+    assert any("at bfloat16" in s.value for s in at.success)
+    runs = tracker.recent(MODELS)
+    assert runs and runs[0].params["precision"] == "bfloat16"
+
+
+def test_a_bad_catalog_is_refused_with_a_message_and_a_good_one_is_saved(app_env):
+    at = page()
+    at.text_area(key="catalog-text").input("- {name: broken}")
+    at.button[1].click().run()
+    assert not at.exception, at.exception
+    assert any("name and source are required" in e.value for e in at.error)
+    assert not (app_env.data_dir / "catalog.yaml").exists()
+    at.text_area(key="catalog-text").input("- {name: mine, source: /models/mine, params_m: 100}")
+    at.button[1].click().run()
+    assert any("Saved 1 entry" in s.value for s in at.success)
+    assert "mine" in set(at.dataframe[1].value["name"])

@@ -1,0 +1,101 @@
+"""The Models page's widgets: the memory gauge, loaded models, the catalog editor, the history."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.memory import read_memory
+from engine.models.catalog import catalog_path, entry_as_dict, save_user_catalog
+from engine.models.manager import ModelManager, describe
+from ui import resources as r
+from ui.widgets import user_errors
+
+PRESSURE_COLOURS = {"low": "green", "moderate": "orange", "high": "red", "critical": "red"}
+
+
+@st.fragment(run_every=2.0)
+def memory_gauge(manager: ModelManager, device: str) -> None:
+    """RAM (or GPU memory) in use, the pressure level, and what the loaded models hold; live."""
+    now = read_memory(device)
+    used = now.limit_gb - now.free_gb
+    gauge = go.Figure(
+        go.Indicator(
+            mode="gauge+number", value=100 * used / now.limit_gb, number={"suffix": " %"},
+            title={"text": f"{'GPU' if now.device_total_gb else 'RAM'} in use"},
+            gauge={"axis": {"range": [0, 100]}, "bar": {"color": PRESSURE_COLOURS[now.pressure]},
+                   "steps": [{"range": [70, 85], "color": "#fde2b3"}, {"range": [85, 100], "color": "#f8c0c0"}]},
+        )
+    )  # fmt: skip
+    gauge.update_layout(height=220, margin={"t": 40, "b": 10, "l": 20, "r": 20})
+    left, right = st.columns([2, 3])
+    left.plotly_chart(gauge, width="stretch", key="memory-gauge")
+    cols = right.columns(2)
+    cols[0].metric("Pressure", now.pressure)
+    cols[1].metric("Free", f"{now.free_gb:.1f} of {now.limit_gb:.1f} GB")
+    cols[0].metric("This server's RSS", f"{now.process_rss_gb:.2f} GB")
+    cols[1].metric("Loaded models", f"{manager.used_gb():.2f} of {manager.budget_gb:.1f} GB budget")
+    if now.pressure in ("high", "critical"):
+        right.warning(f"Memory pressure is {now.pressure}: new loads are downgraded (or refused when critical).")
+
+
+def loaded_models(manager: ModelManager) -> None:
+    """The loaded models, the active one marked, each with an Unload button."""
+    slots = manager.loaded()
+    if not slots:
+        st.caption("No model is loaded; the active model loads at the first question.")
+        return
+    active = manager.active_spec
+    for slot in reversed(slots):  # most recently used first
+        cols = st.columns([4, 2, 2, 1])
+        mark = " · **active**" if slot.spec == active else ""
+        cols[0].markdown(f"`{describe(slot.spec)}`{mark}")
+        cols[1].caption(f"{slot.size_gb:.2f} GB of weights")
+        since = time.strftime("%H:%M:%S", time.localtime(slot.loaded_at))
+        cols[2].caption(f"in use by {slot.users}" if slot.users else f"loaded at {since}")
+        if cols[3].button("Unload", key=f"unload-{describe(slot.spec)}"):
+            with user_errors():
+                event = manager.unload(slot.spec)
+                rss = f"RSS {event.rss_before_gb:.2f} -> {event.rss_after_gb:.2f} GB"
+                st.session_state["models-notice"] = f"Unloaded {event.model}: {rss} ({event.detail})."
+                st.rerun()
+
+
+def history(manager: ModelManager) -> None:
+    """What the manager did since the server started: loads, swaps, evictions, unloads."""
+    if not manager.events:
+        st.caption("Nothing yet.")
+        return
+    rows = [
+        {"time": time.strftime("%H:%M:%S", time.localtime(e.at)), "event": e.kind, "model": e.model,
+         "detail": e.detail, "RSS before (GB)": round(e.rss_before_gb, 2), "RSS after (GB)": round(e.rss_after_gb, 2)}
+        for e in reversed(manager.events)
+    ]  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def catalog_editor(entries) -> None:
+    """The catalog as a table, and the user's YAML file, checked before it is saved."""
+    table = pd.DataFrame(
+        [{k: v for k, v in entry_as_dict(e).items() if k != "presets"} | {"bundled": e.bundled} for e in entries]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    path = catalog_path(r.settings())
+    with st.expander(f"Your catalog ({path})"):
+        st.caption(
+            "A YAML list of entries: name, source (Hugging Face id, folder, or folder + gguf_file), optional "
+            "description, params_m and presets per device kind (cpu / cuda / mps) and aim (quality / balanced / "
+            "speed) with dtype, quantization, max_new_tokens, batch_size. An entry named like a bundled one "
+            "replaces it."
+        )
+        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        with st.form("catalog"):
+            text = st.text_area("catalog.yaml", current, height=220, key="catalog-text")
+            if st.form_submit_button("Check and save"):
+                with user_errors():
+                    saved = save_user_catalog(r.settings(), text)
+                    st.session_state["models-notice"] = f"Saved {len(saved)} entr{'y' if len(saved) == 1 else 'ies'}."
+                    st.rerun()
