@@ -29,9 +29,10 @@ with user_errors():
     cols[3].metric("Studio process", f"{snap.process_rss_mb:,.0f} MB")
     loaded = generator.loaded
     st.write(
-        f"**Loaded model:** `{loaded.spec.name}` on `{loaded.device}` "
+        f"**Active model:** `{loaded.spec.name}` on `{loaded.device}` "
         f"({loaded.model.dtype}, loaded in {loaded.load_seconds:.1f} s{' from cache' if loaded.from_cache else ''})"
     )
+    st.page_link("pages/2_Models.py", label="Models: load, swap, memory →", icon="🧠")
 
     left, right = st.columns(2)
     with left:

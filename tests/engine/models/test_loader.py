@@ -98,3 +98,18 @@ def test_folder_that_is_not_a_model_is_an_input_error(tmp_path: Path, settings) 
     (folder / "notes.txt").write_text("no weights here")
     with pytest.raises(InputError, match="Could not load model"):
         load_model(ModelSpec(source=str(folder), gguf_file=None), settings)
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "4bit-fp4", "int8-dynamic"])
+def test_each_quantization_loads_smaller_and_answers(quantization: str, generator, session_settings) -> None:
+    from dataclasses import replace
+
+    from engine.models.generation import SamplingSpec, load_generator
+    from engine.models.manager import model_bytes
+
+    spec = replace(generator.loaded.spec, quantization=quantization, device="cpu")
+    quantized = load_generator(spec, session_settings)
+    assert model_bytes(quantized.model) < 0.9 * model_bytes(generator.model)
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    text = quantized.generate([question], SamplingSpec(max_new_tokens=10))[0].text
+    assert "Paris" in text, text  # quality kept on an easy question, as in full precision

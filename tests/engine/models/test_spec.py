@@ -52,7 +52,7 @@ def test_unknown_settings_are_input_errors(field: str, value: str, named: str) -
 
 
 @pytest.mark.parametrize("dtype", ["auto", "float32", "bfloat16", "float16"])
-@pytest.mark.parametrize("quantization", ["none", "8bit", "4bit"])
+@pytest.mark.parametrize("quantization", ["none", "8bit", "4bit", "4bit-fp4", "int8-dynamic"])
 def test_every_documented_choice_is_accepted(dtype: str, quantization: str) -> None:
     spec = ModelSpec(dtype=dtype, quantization=quantization, device="cpu")
     assert (spec.dtype, spec.quantization) == (dtype, quantization)
@@ -151,13 +151,28 @@ def test_4bit_config_is_nf4_with_double_quantization() -> None:
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_4bit_fp4_config_and_torch_int8_needs_no_bitsandbytes() -> None:
+    config = to_bnb_config(ModelSpec(quantization="4bit-fp4"), compute_dtype=torch.float32)
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "fp4" and config.bnb_4bit_use_double_quant
+    assert to_bnb_config(ModelSpec(quantization="int8-dynamic")) is None
+    assert resolve_dtype(ModelSpec(quantization="int8-dynamic"), "cpu") == torch.float32
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_torch_int8_off_the_cpu_is_an_input_error(device: str) -> None:
+    with pytest.raises(InputError, match="CPU only"):
+        check_quantization_backend(ModelSpec(quantization="int8-dynamic"), device)
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "4bit-fp4"])
 def test_quantization_on_mps_is_an_input_error(quantization: str) -> None:
     with pytest.raises(InputError, match=r"\(mps\)"):
         check_quantization_backend(ModelSpec(quantization=quantization), "mps")
 
 
-@pytest.mark.parametrize("quantization,device", [("none", "mps"), ("8bit", "cpu"), ("4bit", "cuda")])
+@pytest.mark.parametrize(
+    "quantization,device", [("none", "mps"), ("8bit", "cpu"), ("4bit", "cuda"), ("int8-dynamic", "cpu")]
+)
 def test_quantization_backends_that_exist_pass(quantization: str, device: str) -> None:
     assert check_quantization_backend(ModelSpec(quantization=quantization), device) is None
 
