@@ -6,8 +6,8 @@ first hop usually names it, the way a Wikipedia paragraph links the pages it men
 After the dense ranking, passages whose title is mentioned in the first ``follow``
 passages are moved up, right after them; the rest keep their order. On the 300 HotpotQA
 test questions (each question's 10 paragraphs, top 5 by MiniLM) this raises recall@5
-from 0.828 to 0.928 and the share of questions with both gold paragraphs from 0.68 to
-0.87 (``bench/retrieval.py``).
+from 0.828 to 0.925 and the share of questions with both gold paragraphs from 0.68 to
+0.86 (``bench/retrieval.py``).
 """
 
 from __future__ import annotations
