@@ -48,7 +48,8 @@ def _shape(source: str, gguf_file: str | None, cached_config: str | None) -> Mod
     if cached_config:  # a converted GGUF model: its config.json is read in milliseconds, the GGUF in seconds
         return shape_of(AutoConfig.from_pretrained(cached_config))
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    return shape_of(AutoConfig.from_pretrained(source, **kwargs))
+    # local_files_only: an estimate never waits on the network (offline, a hub id would retry for minutes).
+    return shape_of(AutoConfig.from_pretrained(source, local_files_only=True, **kwargs))
 
 
 def model_shape(entry: CatalogEntry, settings: Settings) -> ModelShape:
