@@ -7,13 +7,13 @@ from engine.data.versions import DatasetStore
 from engine.resources import describe_device, snapshot
 from engine.tracking import EVALUATION, QUERY, TRAINING
 from ui import resources as r
-from ui.widgets import seconds_since, user_errors
+from ui.widgets import page_header, seconds_since, user_errors
 
-st.set_page_config(page_title="Studio", page_icon="🧪", layout="wide")
-st.title("🧪 Studio")
-st.caption(
+page_header(
+    "Studio",
+    "🧪",
     "Make a small open LLM better at answering questions over your own documents — "
-    "measured, honest, offline, on a laptop."
+    "measured, honest, offline, on a laptop.",
 )
 
 with user_errors():

@@ -9,10 +9,9 @@ from engine.rag.pipeline import RagPipeline
 from engine.rag.retriever import KnowledgeBaseRetriever
 from ui import resources as r
 from ui.ingest import ingest_panel
-from ui.widgets import coalesce, kb_picker, user_errors
+from ui.widgets import coalesce, kb_picker, page_header, user_errors
 
-st.set_page_config(page_title="Query · Studio", page_icon="💬", layout="wide")
-st.title("💬 Query")
+page_header("Query", "💬")
 
 
 @st.fragment(run_every=1.0)

@@ -8,13 +8,13 @@ from engine.models.preflight import describe_footprints, device_kind, footprints
 from engine.models.spec import resolve_device
 from ui import models as ui
 from ui import resources as r
-from ui.widgets import user_errors
+from ui.widgets import page_header, user_errors
 
-st.set_page_config(page_title="Models · Studio", page_icon="🧠", layout="wide")
-st.title("🧠 Models")
-st.caption(
+page_header(
+    "Models",
+    "🧠",
     "Load models from the catalog with a preset; the active model answers on the Query page. Loads that would "
-    "not fit the free memory step down to a smaller precision or model, and say why."
+    "not fit the free memory step down to a smaller precision or model, and say why.",
 )
 
 with user_errors():

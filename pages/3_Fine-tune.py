@@ -12,13 +12,13 @@ from engine.finetune.runs import list_runs, run_dir_for
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
 from ui.finetune import adapters_table, curves, settings_form
-from ui.widgets import current_job, job_status, user_errors
+from ui.widgets import current_job, job_status, page_header, user_errors
 
-st.set_page_config(page_title="Fine-tune · Studio", page_icon="🛠️", layout="wide")
-st.title("🛠️ Fine-tune")
-st.caption(
+page_header(
+    "Fine-tune",
+    "🛠️",
     "Train a LoRA adapter that teaches the model to answer briefly from retrieved passages. Training examples "
-    "come from the fixed HotpotQA split (600 train / 100 validation / 300 test questions, never mixed)."
+    "come from the fixed HotpotQA split (600 train / 100 validation / 300 test questions, never mixed).",
 )
 with user_errors():
     settings = r.settings()

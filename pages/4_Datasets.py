@@ -15,13 +15,13 @@ from engine.data.versions import DatasetStore
 from engine.evaluation.history import evaluation_runs
 from ui import resources as r
 from ui.datasets import browser, funnel_chart, generation_form, import_form, job_panel, topic_map, version_picker
-from ui.widgets import user_errors
+from ui.widgets import page_header, user_errors
 
-st.set_page_config(page_title="Datasets · Studio", page_icon="🗂️", layout="wide")
-st.title("🗂️ Datasets")
-st.caption(
+page_header(
+    "Datasets",
+    "🗂️",
     "Turn documents into a curated, versioned QA dataset: every step saves a new immutable version "
-    "(its id is a hash of its content) that names its parent, and is logged to MLflow (experiment studio-datasets)."
+    "(its id is a hash of its content) that names its parent, and is logged to MLflow (experiment studio-datasets).",
 )
 settings = r.settings()
 store = DatasetStore(settings)

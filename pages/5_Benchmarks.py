@@ -8,15 +8,15 @@ from engine.evaluation.history import evaluation_runs, per_question
 from engine.evaluation.runner import MODES, EvalSpec, resolve_data
 from engine.models.spec import spec_for
 from ui import resources as r
-from ui.widgets import current_job, job_status, user_errors
+from ui.widgets import current_job, job_status, page_header, user_errors
 
-st.set_page_config(page_title="Benchmarks · Studio", page_icon="📊", layout="wide")
-st.title("📊 Benchmarks")
+page_header(
+    "Benchmarks", "📊", "HotpotQA evaluation: EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG."
+)
 MODE_HELP = (
     "closed-book: no sources; distractor: retrieval among the question's own 10 paragraphs; "
     "kb: retrieval from the hotpotqa-wiki knowledge base."
 )
-st.caption("HotpotQA evaluation: EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG.")
 
 with user_errors():
     with st.form("eval"):

@@ -12,6 +12,14 @@ from engine import jobs
 from engine.errors import StudioError
 
 
+def page_header(name: str, icon: str, caption: str = "") -> None:
+    """The page's browser title, heading and one-line description (the first Streamlit call of a page)."""
+    st.set_page_config(page_title=name if name == "Studio" else f"{name} · Studio", page_icon=icon, layout="wide")
+    st.title(f"{icon} {name}")
+    if caption:
+        st.caption(caption)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Show a StudioError as an error message instead of a traceback."""
