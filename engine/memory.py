@@ -133,3 +133,15 @@ def shape_of(config) -> ModelShape:
     head_dim = getattr(text, "head_dim", None) or getattr(text, "hidden_size", 0) // max(1, heads)
     layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", 0)
     return ModelShape(params, embedding, layers, kv_heads, head_dim)
+
+
+def largest_batch(shape: ModelShape, precision: str, budget_gb: float, tokens: int = 1024, limit: int = 256) -> int:
+    """The largest batch (up to ``limit``) whose footprint at ``precision`` fits ``budget_gb``; 0 if none."""
+    low, high = 0, limit
+    while low < high:  # the footprint grows with the batch: a binary search for the last one that fits
+        mid = (low + high + 1) // 2
+        if estimate_footprint(shape, precision, mid, tokens).total_gb <= budget_gb:
+            low = mid
+        else:
+            high = mid - 1
+    return low

@@ -3,8 +3,10 @@
 import pandas as pd
 import streamlit as st
 
+from engine.memory import read_memory
 from engine.models.catalog import PRESETS, find_entry, load_catalog
-from engine.models.preflight import describe_footprints, device_kind, footprints, load_entry
+from engine.models.downgrade import budget_gb
+from engine.models.preflight import device_kind, load_entry, preflight_rows
 from engine.models.spec import resolve_device
 from ui import models as ui
 from ui import resources as r
@@ -46,10 +48,14 @@ with user_errors():
         f"{preset.max_new_tokens} new tokens · batch {preset.batch_size}"
     )
     st.caption(entry.description or entry.source)
+    budget = budget_gb(read_memory(device))
     with st.spinner("Estimating memory…"):
-        found = footprints(entry, r.settings(), batch=preset.batch_size)
-    st.dataframe(pd.DataFrame(describe_footprints(found)), hide_index=True, width="content")
-    st.caption(f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime.")
+        rows = preflight_rows(entry, r.settings(), preset.batch_size, budget)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+    st.caption(
+        f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime; "
+        f"the largest batch is the one whose estimate fits the {budget:.1f} GB the free memory allows now."
+    )
     if st.button("Load and make active", type="primary"):
         with st.spinner(f"Loading {name}…"):
             outcome = load_entry(manager, entry, aim, catalog, r.settings(), r.tracker())

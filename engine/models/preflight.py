@@ -105,13 +105,19 @@ def plan_for(
     )  # fmt: skip
 
 
-def describe_footprints(found: dict[str, Footprint]) -> list[dict]:
-    """Rows for a table: precision, weights, KV cache, total (GB)."""
-    return [
-        {"precision": p, "weights (GB)": round(f.weights_gb, 3), "KV cache (GB)": round(f.kv_cache_gb, 3),
-         "total (GB)": round(f.total_gb, 3)}
-        for p, f in found.items()
-    ]  # fmt: skip
+def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: float) -> list[dict]:
+    """Per precision: weights, KV cache and total (GB) for ``batch`` sequences of 1,024 tokens, and
+    the largest batch whose footprint fits ``budget`` GB (batch-size auto-tuning)."""
+    from engine.memory import largest_batch
+
+    shape = model_shape(entry, settings)
+    rows = []
+    for p in PRECISIONS:
+        f = estimate_footprint(shape, p, batch, 1024)
+        fits = largest_batch(shape, p, budget)
+        rows.append({"precision": p, "weights (GB)": round(f.weights_gb, 3), "KV cache (GB)": round(f.kv_cache_gb, 3),
+                     "total (GB)": round(f.total_gb, 3), "largest batch in budget": fits})  # fmt: skip
+    return rows
 
 
 @dataclass(frozen=True)

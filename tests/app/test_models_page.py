@@ -22,6 +22,8 @@ def test_the_page_shows_memory_catalog_and_preflight(app_env):
     assert "smollm2-135m-instruct" in set(catalog["name"]) and catalog["bundled"].all()
     preflight = at.dataframe[0].value
     assert list(preflight["precision"]) == ["float32", "bfloat16", "float16", "int8", "nf4"]
+    batches = list(preflight["largest batch in budget"])
+    assert batches[0] >= 1 and batches[0] <= batches[1] <= batches[3] <= batches[4]  # smaller weights, more room
     weights = list(preflight["weights (GB)"])
     assert abs(weights[0] - 2 * weights[1]) < 0.01 and weights[1] == weights[2] > weights[3] > weights[4]
 

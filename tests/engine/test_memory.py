@@ -10,6 +10,7 @@ from engine.memory import (
     MemoryReading,
     ModelShape,
     estimate_footprint,
+    largest_batch,
     pressure_level,
     read_memory,
     shape_of,
@@ -118,3 +119,13 @@ def test_nothing_fits_or_critical_pressure_is_a_clear_error():
         plan_load(["big", "small"], "float32", reading(0.2, total_gb=1.0), estimate_by_table(TABLE))
     with pytest.raises(InputError, match="critical"):
         plan_load(["small"], "nf4", reading(0.5), estimate_by_table(TABLE))
+
+
+def test_largest_batch_is_the_last_that_fits_the_budget():
+    fits = largest_batch(SHAPE, "bfloat16", 1.0, tokens=2048)
+    assert fits >= 1
+    assert estimate_footprint(SHAPE, "bfloat16", fits, 2048).total_gb <= 1.0
+    assert estimate_footprint(SHAPE, "bfloat16", fits + 1, 2048).total_gb > 1.0
+    assert largest_batch(SHAPE, "float32", 0.1) == 0  # not even one sequence
+    assert largest_batch(SHAPE, "nf4", 1000.0, limit=64) == 64
+    assert largest_batch(SHAPE, "nf4", 1.0) > largest_batch(SHAPE, "float32", 1.0)
