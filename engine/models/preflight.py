@@ -10,7 +10,7 @@ from engine.errors import InputError
 from engine.memory import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
 from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
-from engine.models.spec import ModelSpec
+from engine.models.spec import ModelSpec, native_bf16
 from engine.settings import Settings
 
 # Precision -> (dtype, quantization) of a ModelSpec.
@@ -25,12 +25,10 @@ PRECISION_SPEC = {
 
 def precision_of(spec: ModelSpec, device: str) -> str:
     """The ladder's name for a spec's precision (``auto`` resolved for ``device``)."""
-    if spec.quantization != "none":
-        return {"8bit": "int8", "4bit": "nf4"}[spec.quantization]
+    if spec.quantization != "none":  # fp4 is nf4's size, torch's int8 bitsandbytes' int8's
+        return {"8bit": "int8", "4bit": "nf4", "4bit-fp4": "nf4", "int8-dynamic": "int8"}[spec.quantization]
     if spec.dtype != "auto":
         return spec.dtype
-    from engine.models.spec import native_bf16
-
     if device in ("cuda", "mps"):
         return "float16"
     return "bfloat16" if native_bf16(device) else "float32"
@@ -112,8 +110,7 @@ def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: 
 
     shape = model_shape(entry, settings)
     rows = []
-    for p in PRECISIONS:
-        f = estimate_footprint(shape, p, batch, 1024)
+    for p, f in footprints(entry, settings, batch).items():
         fits = largest_batch(shape, p, budget)
         rows.append({"precision": p, "weights (GB)": round(f.weights_gb, 3), "KV cache (GB)": round(f.kv_cache_gb, 3),
                      "total (GB)": round(f.total_gb, 3), "largest batch in budget": fits})  # fmt: skip
@@ -145,7 +142,10 @@ def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntr
     kind = device_kind(device)
     asked = precision_of(entry.model_spec(kind, aim), device)
     plan = plan_for(entry, asked, catalog, settings, reading or read_memory(device), device)
-    spec = with_precision(find_entry(catalog, plan.model).model_spec(kind, aim), plan.precision)
+    chosen = find_entry(catalog, plan.model).model_spec(kind, aim)
+    # fp4 and torch's int8 share a rung with nf4 and int8: without a downgrade the preset's own stays.
+    kept = not plan.downgraded and chosen.quantization in ("4bit-fp4", "int8-dynamic")
+    spec = chosen if kept else with_precision(chosen, plan.precision)
     before = rss_gb()
     manager.activate(spec)
     outcome = LoadOutcome(plan, spec, before, rss_gb())

@@ -8,7 +8,7 @@ from engine.errors import InputError
 from engine.memory import MemoryReading
 from engine.models.catalog import BUNDLED, CatalogEntry
 from engine.models.preflight import footprints, model_shape, plan_for, precision_of, with_precision
-from engine.models.spec import DEFAULT_MODEL
+from engine.models.spec import DEFAULT_MODEL, ModelSpec
 
 
 def test_the_bundled_models_footprint_comes_from_its_config(session_settings):
@@ -45,6 +45,8 @@ def test_precisions_map_to_model_specs():
     assert with_precision(DEFAULT_MODEL, "int8").quantization == "8bit"
     assert precision_of(with_precision(DEFAULT_MODEL, "float32"), "cpu") == "float32"
     assert precision_of(DEFAULT_MODEL, "cuda") == "float16"
+    assert precision_of(ModelSpec(quantization="4bit-fp4"), "cpu") == "nf4"  # a rung's size, not a switch
+    assert precision_of(ModelSpec(quantization="int8-dynamic"), "cpu") == "int8"
     assert precision_of(DEFAULT_MODEL, "cpu") in ("bfloat16", "float32")
 
 
