@@ -33,6 +33,10 @@ with user_errors():
 
     st.subheader("Loaded")
     ui.loaded_models(manager)
+    ui.embedder_status()
+
+    st.subheader("Quantize a loaded model")
+    ui.quantize_form(manager, device)
 
     st.subheader("Load a model")
     catalog = load_catalog(r.settings())

@@ -11,6 +11,8 @@ import streamlit as st
 from engine.memory import read_memory
 from engine.models.catalog import catalog_path, entry_as_dict, save_user_catalog
 from engine.models.manager import ModelManager, describe
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS
+from engine.rag.embedder import IDLE_SECONDS, Embedder
 from ui import resources as r
 from ui.widgets import user_errors
 
@@ -62,6 +64,52 @@ def loaded_models(manager: ModelManager) -> None:
                 rss = f"RSS {event.rss_before_gb:.2f} -> {event.rss_after_gb:.2f} GB"
                 st.session_state["models-notice"] = f"Unloaded {event.model}: {rss} ({event.detail})."
                 st.rerun()
+
+
+def quantize_form(manager: ModelManager, device: str) -> None:
+    """Quantize a loaded full-precision model in memory, without reading its files again."""
+    full = [s.spec for s in reversed(manager.loaded()) if s.spec.quantization == "none" and not s.spec.adapter]
+    if not full:
+        st.caption("Load a model in full precision (without an adapter) to quantize it here.")
+        return
+    if device == "mps":
+        st.info("Apple Silicon (mps) has no 8-bit / 4-bit backend: float16 is the smallest precision here.")
+        return
+    choices = [q for q in QUANTIZATIONS[1:] if device == "cpu" or q in BNB_QUANTIZATIONS]
+    cols = st.columns([4, 2, 1])
+    labels = {describe(s): s for s in full}
+    target = cols[0].selectbox("Loaded model", list(labels), key="quantize-model")
+    quantization = cols[1].selectbox(
+        "Quantization", choices, key="quantize-to",
+        help="8bit / 4bit (nf4) / 4bit-fp4: bitsandbytes; int8-dynamic: torch's dynamic int8 (CPU only). "
+        "The Benchmarks page measures what each costs in quality and gains in speed.",
+    )  # fmt: skip
+    if cols[2].button("Quantize", key="quantize-go"):
+        with user_errors(), st.spinner(f"Quantizing {target} to {quantization}…"):
+            spec = manager.quantize(labels[target], quantization)
+            event = manager.events[-1]
+            st.session_state["models-notice"] = (
+                f"Quantized in memory: {describe(spec)}, {event.detail}. "
+                f"RSS {event.rss_before_gb:.2f} -> {event.rss_after_gb:.2f} GB."
+            )
+            st.rerun()
+
+
+def embedder_status() -> None:
+    """The embedding models: loaded on demand, unloaded after an idle time; an Unload button."""
+    if not Embedder.loaded:
+        st.caption("No embedding model has been asked for yet; it loads at the first retrieval.")
+    for embedder in list(Embedder.loaded.values()):
+        cols = st.columns([4, 4, 1])
+        cols[0].markdown(f"`{embedder.spec.name}` (embeddings)")
+        if embedder.is_loaded:
+            cols[1].caption(f"loaded; idle {embedder.idle_seconds():.0f} s, unloaded after {IDLE_SECONDS:.0f} s idle")
+            if cols[2].button("Unload embeddings", key=f"unload-embedder-{embedder.spec.name}"):
+                embedder.unload()
+                st.session_state["models-notice"] = f"Unloaded the embedding model {embedder.spec.name}."
+                st.rerun()
+        else:
+            cols[1].caption(f"not loaded: loads on demand (loaded {embedder.loads} time(s) so far)")
 
 
 def history(manager: ModelManager) -> None:

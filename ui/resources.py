@@ -18,7 +18,7 @@ from engine.memory import default_budget_gb
 from engine.models.generation import Generator, load_generator
 from engine.models.manager import ModelManager
 from engine.models.spec import DEFAULT_MODEL, ModelSpec, spec_for
-from engine.rag.embedder import Embedder
+from engine.rag.embedder import Embedder, watch_idle
 from engine.rag.ingest import IngestReport, ensure_docs_kb
 from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings, load_settings
@@ -83,6 +83,12 @@ def background() -> ThreadPoolExecutor:
 
 
 @st.cache_resource(show_spinner=False)
+def embedder_watch() -> threading.Thread:
+    """The thread that unloads the embedding model when it has been idle (STUDIO_EMBEDDER_IDLE_S)."""
+    return watch_idle()
+
+
+@st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """At the first page view, load the model and the embedder in the background, so a
     question typed right after the app starts waits for less."""
@@ -92,7 +98,7 @@ def warm_up() -> threading.Thread:
         # slows that answer down; the first query's background log opens it instead.
         # The embedder comes before the generator, so that a question asked while the model
         # is still loading can already be retrieved for.
-        for step in (docs_kb, lambda: embedder().encoder, generator):
+        for step in (embedder_watch, docs_kb, lambda: embedder().encoder, generator):
             try:
                 step()
             except Exception:  # noqa: BLE001 - the page calling this step shows the error to the user

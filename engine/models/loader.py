@@ -123,24 +123,11 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
 
         loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
     if spec.quantization == "int8-dynamic":  # after an adapter is merged in: int8 layers take no LoRA
+        from engine.models.quantize import quantize_dynamic_int8
+
         loaded.model = quantize_dynamic_int8(loaded.model)
     loaded.load_seconds = time.perf_counter() - start
     return loaded
-
-
-def quantize_dynamic_int8(model):
-    """The model with its linear layers replaced by torch's dynamic int8 ones (weights int8, activations
-    quantized per batch); computed in float32, so a bfloat16 model is converted first."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    if next(model.parameters()).dtype != torch.float32:
-        model = model.float()
-    # Per-channel scales: with one scale per tensor the bundled model answered "What is the capital
-    # of France?" with "La France"; per channel, as in float32. The LM head stays in float32.
-    config = torch.ao.quantization.per_channel_dynamic_qconfig
-    linear = {name: config for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"}
-    return quantize_dynamic(model, linear, dtype=torch.qint8, inplace=True)
 
 
 def prepare_tokenizer(tokenizer) -> None:

@@ -148,6 +148,34 @@ class ModelManager:
         release_memory()
         return self._record(kind, slot.spec, f"{slot.size_gb:.2f} GB of weights released", before)
 
+    def quantize(self, spec: ModelSpec, quantization: str) -> ModelSpec:
+        """Quantize the loaded full-precision ``spec`` in memory (no reload from disk); its slot, and
+        the active mark if it had it, pass to the quantized spec, which is returned."""
+        from dataclasses import replace
+
+        from engine.models.quantize import quantize_loaded
+
+        with self._lock:
+            slot = self._slots.get(spec)
+            if slot is None:
+                raise InputError(f"{spec.name} is not loaded.")
+            if slot.users:
+                raise InputError(f"{describe(spec)} is answering a question: quantize it when that finishes.")
+            target = replace(spec, quantization=quantization)
+            if target in self._slots:
+                raise InputError(f"{describe(target)} is loaded already.")
+            before = rss_gb()
+            loaded = quantize_loaded(slot.generator.loaded, quantization)
+            generator = type(slot.generator)(loaded)
+            del self._slots[spec]
+            size = model_bytes(loaded.model) / GB
+            self._slots[target] = Slot(target, generator, size, time.time())
+            if self.active_spec == spec:
+                self._active = target
+            detail = f"{slot.size_gb:.2f} -> {size:.2f} GB of weights in {loaded.load_seconds:.1f} s"
+            self._record("quantize", target, detail, before)
+            return target
+
     # -- the active model and generation ----------------------------------------------------------
 
     def activate(self, spec: ModelSpec) -> object:

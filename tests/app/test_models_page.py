@@ -13,6 +13,10 @@ def page() -> AppTest:
     return AppTest.from_file(str(ROOT / "pages/2_Models.py"), default_timeout=TIMEOUT).run()
 
 
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
 def test_the_page_shows_memory_catalog_and_preflight(app_env):
     at = page()
     assert not at.exception, at.exception
@@ -30,7 +34,7 @@ def test_the_page_shows_memory_catalog_and_preflight(app_env):
 
 def test_load_then_unload_shows_rss_before_and_after(app_env):
     at = page()
-    at.button[0].click().run()  # Load and make active
+    button(at, "Load and make active").click().run()
     assert not at.exception, at.exception
     assert any(s.value.startswith("Active: smollm2-135m-instruct") for s in at.success), [s.value for s in at.success]
     unload = [b for b in at.button if b.label == "Unload"]
@@ -48,7 +52,7 @@ def test_low_memory_downgrades_the_load_and_logs_it(app_env, monkeypatch, tracke
     monkeypatch.setattr("engine.memory.read_memory", lambda device="cpu": MemoryReading(16, 1.4, 0.3))
     at = page()
     at.radio(key="models-aim").set_value("quality").run()
-    at.button[0].click().run()
+    button(at, "Load and make active").click().run()
     assert not at.exception, at.exception
     assert at.warning and at.warning[-1].value.startswith("Downgraded from smollm2-135m-instruct at float32")
     assert any("at bfloat16" in s.value for s in at.success)
@@ -59,11 +63,26 @@ def test_low_memory_downgrades_the_load_and_logs_it(app_env, monkeypatch, tracke
 def test_a_bad_catalog_is_refused_with_a_message_and_a_good_one_is_saved(app_env):
     at = page()
     at.text_area(key="catalog-text").input("- {name: broken}")
-    at.button[1].click().run()
+    button(at, "Check and save").click().run()
     assert not at.exception, at.exception
     assert any("name and source are required" in e.value for e in at.error)
     assert not (app_env.data_dir / "catalog.yaml").exists()
     at.text_area(key="catalog-text").input("- {name: mine, source: /models/mine, params_m: 100}")
-    at.button[1].click().run()
+    button(at, "Check and save").click().run()
     assert any("Saved 1 entry" in s.value for s in at.success)
     assert "mine" in set(at.dataframe[1].value["name"])
+
+
+def test_a_loaded_model_is_quantized_in_memory(app_env):
+    at = page()
+    at.radio(key="models-aim").set_value("quality").run()  # float32: full precision, quantizable
+    button(at, "Load and make active").click().run()
+    assert at.selectbox(key="quantize-model").value.endswith("(float32)")
+    at.selectbox(key="quantize-to").set_value("int8-dynamic").run()
+    button(at, "Quantize").click().run()
+    assert not at.exception, at.exception
+    notice = next(s.value for s in at.success if s.value.startswith("Quantized in memory"))
+    assert "(int8-dynamic)" in notice and "GB of weights" in notice
+    assert any("(int8-dynamic)" in m.value and "active" in m.value for m in at.markdown)
+    assert list(at.dataframe[-1].value["event"])[:1] == ["quantize"]
+    assert any("Load a model in full precision" in c.value for c in at.caption)  # nothing left to quantize

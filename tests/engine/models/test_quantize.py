@@ -1,0 +1,62 @@
+"""Quantizing a loaded model in memory: the same layers and logits as quantizing at load time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engine.errors import InputError
+from engine.models.generation import load_generator
+from engine.models.loader import load_model
+from engine.models.manager import ModelManager, model_bytes
+from engine.models.quantize import quantize_loaded
+from engine.models.spec import DEFAULT_MODEL
+
+FP32 = replace(DEFAULT_MODEL, dtype="float32", device="cpu")
+TEXT = "The quick brown fox jumps over the lazy dog, and then"
+
+
+def logits(model, tokenizer):
+    with torch.no_grad():
+        return model(tokenizer(TEXT, return_tensors="pt").input_ids).logits
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "4bit-fp4", "int8-dynamic"])
+def test_on_the_fly_matches_quantizing_at_load(quantization, session_settings):
+    loaded = load_model(FP32, session_settings)
+    full = model_bytes(loaded.model)
+    quantized = quantize_loaded(loaded, quantization)
+    assert quantized.spec == replace(FP32, quantization=quantization)
+    assert model_bytes(quantized.model) < 0.9 * full
+    at_load = load_generator(quantized.spec, session_settings)
+    layer = "model.layers.3.mlp.down_proj"
+    assert type(quantized.model.get_submodule(layer)) is type(at_load.model.get_submodule(layer))
+    assert type(quantized.model.lm_head) is torch.nn.Linear  # kept in full precision, as at load time
+    torch.testing.assert_close(logits(quantized.model, loaded.tokenizer), logits(at_load.model, at_load.tokenizer))
+
+
+def test_a_quantized_model_is_not_quantized_again(session_settings):
+    loaded = quantize_loaded(load_model(FP32, session_settings), "int8-dynamic")
+    with pytest.raises(InputError, match="already quantized"):
+        quantize_loaded(loaded, "8bit")
+    with pytest.raises(InputError, match="Choose a quantization"):
+        quantize_loaded(load_model(FP32, session_settings), "none")
+
+
+def test_the_manager_quantizes_the_active_model_in_place(session_settings):
+    manager = ModelManager(lambda spec: load_generator(spec, session_settings), budget_gb=4.0, default=FP32)
+    manager.activate(FP32)
+    before = manager.used_gb()
+    with manager.use(), pytest.raises(InputError, match="answering a question"):
+        manager.quantize(FP32, "8bit")
+    target = manager.quantize(FP32, "8bit")
+    assert manager.active_spec == target and target.quantization == "8bit"
+    assert [s.spec for s in manager.loaded()] == [target]
+    assert manager.used_gb() < 0.6 * before
+    event = manager.events[-1]
+    assert event.kind == "quantize" and "->" in event.detail
+    with manager.use() as generator:
+        assert generator.loaded.spec == target
+        assert generator.generate([[{"role": "user", "content": "What is the capital of France?"}]])[0].text

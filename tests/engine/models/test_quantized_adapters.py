@@ -1,0 +1,66 @@
+"""A LoRA adapter on quantized bases: unmerged on bitsandbytes layers, merged before torch int8."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.finetune.adapters import AdapterRegistry
+from engine.finetune.examples import RagExampleSpec
+from engine.finetune.spec import TrainSpec
+from engine.finetune.trainer import train
+from engine.models.loader import load_model
+from engine.models.spec import DEFAULT_MODEL
+
+pytestmark = pytest.mark.slow
+
+TEXT = "Question: Which river flows through Paris? Answer:"
+
+
+@pytest.fixture(scope="module")
+def adapter_settings(tmp_path_factory, session_settings):
+    """Settings whose registry holds one adapter, trained a step and then scaled up, so that its
+    effect on the logits is far above the quantization noise."""
+    from engine.settings import Settings
+
+    root = tmp_path_factory.mktemp("adapters")
+    (root / "models").symlink_to(session_settings.models_dir, target_is_directory=True)
+    settings = Settings(data_dir=root, shared_data_dir=session_settings.shared_data_dir)
+    spec = TrainSpec(
+        adapter="strong", rag=RagExampleSpec(distractors=1, max_source_chars=120), train_limit=4, batch_size=4,
+        max_length=512, learning_rate=1e-3, val_limit=2, val_f1=False, stop_on="loss", patience=0, eval_every=0,
+        precision="fp32",
+    )  # fmt: skip
+    train(spec, settings, None, lambda fraction, message: None)
+    path = AdapterRegistry(settings).get("strong").path / "adapter_model.safetensors"
+    weights = load_file(path)
+    save_file({k: v * 30 if "lora_B" in k else v for k, v in weights.items()}, path)
+    return settings
+
+
+def logits(loaded) -> torch.Tensor:
+    with torch.no_grad():
+        return loaded.model(loaded.tokenizer(TEXT, return_tensors="pt").input_ids).logits[0].float()
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "int8-dynamic"])
+def test_the_adapter_changes_a_quantized_base_as_it_changes_the_full_one(quantization, adapter_settings):
+    full = replace(DEFAULT_MODEL, dtype="float32", device="cpu")
+    adapted_full = load_model(replace(full, adapter="strong"), adapter_settings)
+    effect = logits(adapted_full) - logits(load_model(full, adapter_settings))
+    quant = replace(full, quantization=quantization)
+    adapted = load_model(replace(quant, adapter="strong"), adapter_settings)
+    if quantization != "int8-dynamic":  # bitsandbytes layers keep the LoRA unmerged beside them
+        assert any("lora" in type(m).__module__ for m in adapted.model.modules())
+    quantized_effect = logits(adapted) - logits(load_model(quant, adapter_settings))
+    assert effect.abs().mean() > 1.0  # the scaled adapter matters
+    correlation = torch.corrcoef(torch.stack([effect.flatten(), quantized_effect.flatten()]))[0, 1]
+    # Quantizing this 135M model moves its logits by about as much as the adapter does (mean 0.6 for
+    # 8-bit, 1.6 nf4, 2.0 torch int8, against the adapter's 1.1), so the effect is kept only roughly:
+    # correlations seen 0.8 (8-bit, nf4) and 0.43 (int8, merged before quantizing). An adapter that
+    # was not applied would show no effect at all: the same base quantizes the same way.
+    assert correlation > 0.3, correlation
+    assert quantized_effect.abs().mean() > 0.5 * effect.abs().mean()
