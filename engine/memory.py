@@ -18,7 +18,8 @@ FREE_SHARE_FLOOR = {"low": 0.30, "moderate": 0.15, "high": 0.07}  # the least fr
 PRECISIONS = ("float32", "bfloat16", "float16", "int8", "nf4")
 # Bytes per weight of the linear layers. int8 and nf4 (bitsandbytes) keep per-block scales; the
 # embeddings, norms and (for bnb) the LM head stay in 16-bit, counted in ``unquantized_share``.
-WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.03, "nf4": 0.53}
+# int4-weight: int4 with a bfloat16 scale and zero per 32 weights, plus the bfloat16 copy for prompts
+WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.03, "nf4": 0.53, "int4-weight": 2.63}
 RUNTIME_OVERHEAD_GB = 0.35  # torch, tokenizers and allocator slack around a loaded model (measured: 0.3-0.4)
 
 

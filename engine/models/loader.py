@@ -19,6 +19,7 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.models.spec import (
+    TORCH_QUANTIZATIONS,
     ModelSpec,
     check_quantization_backend,
     resolve_device,
@@ -122,10 +123,10 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
         from engine.finetune.adapters import AdapterRegistry, apply_adapter
 
         loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
-    if spec.quantization == "int8-dynamic":  # after an adapter is merged in: int8 layers take no LoRA
-        from engine.models.quantize import quantize_dynamic_int8
+    if spec.quantization in TORCH_QUANTIZATIONS:  # after an adapter is merged in: these layers take no LoRA
+        from engine.models.quantize import quantize_model
 
-        loaded.model = quantize_dynamic_int8(loaded.model)
+        loaded.model = quantize_model(loaded.model, spec.quantization, device)
     loaded.load_seconds = time.perf_counter() - start
     return loaded
 

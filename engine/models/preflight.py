@@ -20,13 +20,15 @@ PRECISION_SPEC = {
     "float16": ("float16", "none"),
     "int8": ("auto", "8bit"),
     "nf4": ("auto", "4bit"),
+    "int4-weight": ("auto", "int4-weight"),
 }
 
 
 def precision_of(spec: ModelSpec, device: str) -> str:
     """The ladder's name for a spec's precision (``auto`` resolved for ``device``)."""
     if spec.quantization != "none":  # fp4 is nf4's size, torch's int8 bitsandbytes' int8's
-        return {"8bit": "int8", "4bit": "nf4", "4bit-fp4": "nf4", "int8-dynamic": "int8"}[spec.quantization]
+        sizes = {"8bit": "int8", "4bit": "nf4", "4bit-fp4": "nf4", "int8-dynamic": "int8"}
+        return sizes.get(spec.quantization, spec.quantization)
     if spec.dtype != "auto":
         return spec.dtype
     if device in ("cuda", "mps"):
@@ -144,7 +146,7 @@ def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntr
     plan = plan_for(entry, asked, catalog, settings, reading or read_memory(device), device)
     chosen = find_entry(catalog, plan.model).model_spec(kind, aim)
     # fp4 and torch's int8 share a rung with nf4 and int8: without a downgrade the preset's own stays.
-    kept = not plan.downgraded and chosen.quantization in ("4bit-fp4", "int8-dynamic")
+    kept = not plan.downgraded and chosen.quantization in ("4bit-fp4", "int8-dynamic", "int4-weight")
     spec = chosen if kept else with_precision(chosen, plan.precision)
     before = rss_gb()
     manager.activate(spec)

