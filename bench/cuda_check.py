@@ -1,5 +1,6 @@
-"""The CUDA paths, checked on a GPU machine: loading in fp16 / 8-bit / 4-bit (bitsandbytes),
-batched and streamed generation, and LoRA / QLoRA training steps through the Studio's trainer.
+"""The CUDA paths, checked on a GPU machine: loading in fp16 / 8-bit / 4-bit nf4 and fp4 (bitsandbytes),
+batched and streamed generation, quantizing a loaded model in memory, LoRA / QLoRA training steps
+through the Studio's trainer, an adapter on a 4-bit base, and the benchmark's speed figures per precision.
 
     python bench/cuda_check.py --model-dir MODEL --data-dir DATA --out cuda.md
 
@@ -76,7 +77,7 @@ def main() -> int:
         lines.append(f"| {name} | {result} | {seconds:.1f} | {torch.cuda.max_memory_allocated() / 2**20:.0f} |")
         print(lines[-1], flush=True)
 
-    for quant in ("none", "8bit", "4bit"):
+    for quant in ("none", "8bit", "4bit", "4bit-fp4"):
 
         def generate(quant=quant) -> str:
             spec = ModelSpec(name="check", source=str(folder), gguf_file=None, quantization=quant)
@@ -106,6 +107,42 @@ def main() -> int:
                     f"{rate:.0f} tokens/s, adapter saved")  # fmt: skip
 
         record(f"LoRA training, base {quant}", steps)
+
+    from engine.models.quantize import quantize_loaded
+
+    for quant in ("8bit", "4bit"):
+
+        def in_memory(quant=quant) -> str:
+            loaded = load_model(ModelSpec(name="check", source=str(folder), gguf_file=None), settings)
+            quantized = quantize_loaded(loaded, quant)
+            layer = type(quantized.model.model.layers[0].mlp.up_proj).__name__
+            out = Generator(quantized).generate(prompts, SamplingSpec(max_new_tokens=16), batch_size=8)
+            return f"fp16 -> {quant} in memory in {quantized.load_seconds:.2f} s ({layer}); {len(out)} answers"
+
+        record(f"quantize a loaded model, {quant}", in_memory)
+
+    def adapter_on_4bit() -> str:
+        spec = ModelSpec(name="check", source=str(folder), gguf_file=None, quantization="4bit", adapter="cuda-none")
+        loaded = load_model(spec, settings)
+        lora = sum("lora" in type(m).__module__ for m in loaded.model.modules())
+        out = Generator(loaded).generate(prompts[:2], SamplingSpec(max_new_tokens=8))
+        return f"adapter cuda-none on a 4-bit base: {lora} LoRA modules, {len(out)} answers"
+
+    record("adapter on a 4-bit base", adapter_on_4bit)
+
+    from engine.evaluation.speed import SpeedSpec, measure_generator
+
+    speed = SpeedSpec(prompt_tokens=300, new_tokens=64, batch_sizes=(4, 16), batch_new_tokens=32, repeats=3)
+    for quant in ("none", "8bit", "4bit"):
+
+        def timings(quant=quant) -> str:
+            spec = ModelSpec(name="check", source=str(folder), gguf_file=None, quantization=quant)
+            m = measure_generator(Generator(load_model(spec, settings)), speed, Path(a.data_dir).resolve())
+            return (f"TTFT {m['ttft_s'] * 1000:.0f} ms, 300+64 tokens {m['e2e_s']:.2f} s, "
+                    f"decode {m['decode_tok_s']:.0f} tok/s, batch 4 {m['batch4_tok_s']:.0f}, "
+                    f"batch 16 {m['batch16_tok_s']:.0f} tok/s")  # fmt: skip
+
+        record(f"benchmark speed, {'float16' if quant == 'none' else quant}", timings)
 
     table = "\n".join(lines) + "\n"
     print(table)

@@ -39,6 +39,20 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
+    be = sub.add_parser("bench", help="benchmark matrix: speed, memory, quality per precision (exit 1 on regression)")
+    be.add_argument("--model", default="", help=MODEL_HELP)
+    be.add_argument("--precisions", default="", help="comma-separated (default: float32, bfloat16, int8-dynamic, "
+                    "int4-weight, 8bit, 4bit)")  # fmt: skip
+    be.add_argument("--reference", default="float32", help="the precision quality differences are against")
+    be.add_argument("--questions", type=int, default=100, help="HotpotQA questions for EM/F1 (0: skip quality)")
+    be.add_argument("--split", default="test", choices=["", "train", "validation", "test"])
+    be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out of the matrix")
+    be.add_argument("--baseline", default="", help="an earlier matrix's MLflow run id: regressions exit with 1")
+    be.add_argument("--thresholds", default="", help="regression thresholds, e.g. f1=0.5,decode_tok_s=0.1")
+    be.add_argument("--tolerance", type=float, default=1.0, help="F1 points below the reference the pick may lose")
+    be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
+    be.add_argument("--out", default="", help="also write the table to this Markdown file")
+
     tr = sub.add_parser("train", help="train a LoRA adapter on the HotpotQA training split")
     add_train_arguments(tr)
 
@@ -64,6 +78,34 @@ def parser() -> argparse.ArgumentParser:
     job = sub.add_parser("job", help="background jobs: run <dir> | list | status <id> | cancel <id>")
     job.add_argument("args", nargs=argparse.REMAINDER)
     return p
+
+
+def run_bench(a) -> int:
+    from pathlib import Path
+
+    from engine.evaluation.bench_runs import bench_matrix, matrix_results, selection_from
+    from engine.evaluation.benchmark import BenchSpec
+    from engine.settings import load_settings
+    from engine.tracking import Tracker
+
+    precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
+    spec = BenchSpec(
+        model=a.model, precisions=precisions,
+        reference=a.reference, questions=a.questions, split=a.split, llama_cpp=not a.no_llama_cpp,
+        baseline=a.baseline, thresholds=a.thresholds,
+    )  # fmt: skip
+    run_id, table, found = bench_matrix(spec, on_progress=lambda f, m: print(f"[{100 * f:3.0f}%] {m}", flush=True))
+    print(table)
+    if spec.questions:
+        chosen = selection_from(matrix_results(Tracker(load_settings()), run_id), spec.reference, a.tolerance,
+                                a.objective)  # fmt: skip
+        print(f"\nPick: {chosen.explanation}")
+    if a.out:
+        Path(a.out).write_text(table + "\n")
+    print(f"MLflow run {run_id}")
+    for r in found:
+        print(f"REGRESSION {r.describe()}")
+    return 1 if found else 0
 
 
 def run_eval(a) -> int:
@@ -281,6 +323,6 @@ def main(argv: list[str] | None = None) -> int:
         return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    handlers = {"eval": run_eval, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs, "train": run_train,
-                "adapters": run_adapters}  # fmt: skip
+    handlers = {"eval": run_eval, "bench": run_bench, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs,
+                "train": run_train, "adapters": run_adapters}  # fmt: skip
     return exit_status(lambda: handlers[a.command](a))

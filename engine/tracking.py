@@ -17,6 +17,7 @@ QUERY = "studio-query"
 EVALUATION = "studio-evaluation"
 TRAINING = "studio-training"
 MODELS = "studio-models"  # model loads that were downgraded, and why
+BENCHMARKS = "studio-benchmarks"  # benchmark matrices: speed, memory and quality per precision
 
 
 @dataclass(frozen=True)

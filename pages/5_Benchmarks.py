@@ -8,10 +8,14 @@ from engine.evaluation.history import evaluation_runs, per_question
 from engine.evaluation.runner import MODES, EvalSpec, resolve_data
 from engine.models.spec import spec_for
 from ui import resources as r
+from ui.benchmarks import matrix_section
 from ui.widgets import current_job, job_status, page_header, user_errors
 
 page_header(
-    "Benchmarks", "📊", "HotpotQA evaluation: EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG."
+    "Benchmarks",
+    "📊",
+    "HotpotQA evaluation (EM/F1 with the official normalization, retrieval recall@k, MRR, nDCG), and benchmark "
+    "matrices: speed, memory and quality of a model at each precision, with llama.cpp beside it.",
 )
 MODE_HELP = (
     "closed-book: no sources; distractor: retrieval among the question's own 10 paragraphs; "
@@ -108,3 +112,11 @@ with user_errors():
         st.dataframe(
             runs.round(dict.fromkeys(runs.select_dtypes("number").columns, 3)), hide_index=True, width="stretch"
         )
+
+    st.header("Benchmark matrix")
+    st.caption(
+        "Each precision is loaded in a fresh process and measured on the same RAG prompts: load time, time to "
+        "first token, decoding and batched tokens/s, peak memory, perplexity, and EM/F1 against the reference "
+        "with a paired bootstrap interval. Runs are logged to MLflow (studio-benchmarks)."
+    )
+    matrix_section()

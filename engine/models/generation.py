@@ -65,18 +65,10 @@ class Generator:
         return f"{spec.name}+{spec.adapter}" if spec.adapter else spec.name
 
     def render(self, messages: Messages) -> str:
-        """The prompt text for chat messages, ending where the assistant's answer starts."""
-        prefilled = bool(messages) and messages[-1]["role"] == "assistant"  # the answer's start is given
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=not prefilled, continue_final_message=prefilled, tokenize=False
-            )
-        # Base models without a chat template: plain role-prefixed turns.
-        turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-        return "\n\n".join(turns) + ("" if prefilled else "\n\nAssistant:")
+        return render(self.tokenizer, messages)
 
     def encode(self, messages: Messages) -> list[int]:
-        return self.tokenizer(self.render(messages), add_special_tokens=False).input_ids
+        return encode(self.tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -188,6 +180,23 @@ class Generator:
         thread.join()
         if errors:
             raise errors[0]
+
+
+def render(tokenizer, messages: Messages) -> str:
+    """The prompt text for chat messages, ending where the assistant's answer starts."""
+    prefilled = bool(messages) and messages[-1]["role"] == "assistant"  # the answer's start is given
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=not prefilled, continue_final_message=prefilled, tokenize=False
+        )
+    # Base models without a chat template: plain role-prefixed turns.
+    turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(turns) + ("" if prefilled else "\n\nAssistant:")
+
+
+def encode(tokenizer, messages: Messages) -> list[int]:
+    """The token ids of :func:`render`'s prompt."""
+    return tokenizer(render(tokenizer, messages), add_special_tokens=False).input_ids
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

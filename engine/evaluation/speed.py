@@ -1,0 +1,184 @@
+"""Speed and memory of one model configuration: load time, time to first token, decoding rate,
+batched throughput, peak memory, and perplexity on a fixed text; llama.cpp measured the same way.
+
+Every number comes from a real RAG prompt: a HotpotQA question with its paragraphs as sources,
+cut to about ``prompt_tokens`` tokens. Generation is greedy and forced to its full length (the
+end-of-sequence token is not allowed to stop it), so configurations are timed on the same work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.memory import GB
+from engine.rag.prompt import PromptTemplate
+from engine.rag.store import Hit
+
+TEMPLATE = PromptTemplate(examples=())  # zero-shot: the prompt's length is the sources'
+SHORT_ANSWER = 8  # new tokens of a typical short RAG answer (the Studio's default answer style)
+
+
+@dataclass(frozen=True)
+class SpeedSpec:
+    """What the speed measurements run: prompt and answer lengths, batch sizes, repeats."""
+
+    prompt_tokens: int = 300
+    new_tokens: int = 64
+    batch_sizes: tuple[int, ...] = (4, 16)
+    batch_new_tokens: int = 32
+    repeats: int = 3  # the median of this many timed runs, after one warm-up
+    ppl_tokens: int = 1024  # perplexity over this many tokens of Wikipedia text, in windows of 512
+
+
+def rag_prompts(
+    shared_data: Path, count: int, target_tokens: int, encode: Callable[[list[dict]], list[int]]
+) -> list[list[dict]]:
+    """``count`` RAG conversations of the HotpotQA dev file, each cut to about ``target_tokens``."""
+    prompts = []
+    with (shared_data / "hotpotqa-dev.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            hits = [Hit(str(n), title, " ".join(sentences), "hotpotqa", 1.0)
+                    for n, (title, sentences) in enumerate(record["context"])]  # fmt: skip
+            sources = "\n".join(f"{h.title}: {h.text}" for h in hits)
+            low, high = 50, len(sources)
+            while low < high:  # the fewest characters of sources that reach the target length
+                mid = (low + high) // 2
+                if len(encode(conversation(record["question"], sources[:mid]))) >= target_tokens:
+                    high = mid
+                else:
+                    low = mid + 1
+            prompts.append(conversation(record["question"], sources[:low]))
+            if len(prompts) == count:
+                return prompts
+    return prompts
+
+
+def conversation(question: str, sources: str) -> list[dict]:
+    hits = [Hit("0", "Sources", sources, "hotpotqa", 1.0)]
+    return TEMPLATE.messages(question, hits) if sources else TEMPLATE.messages(question, None)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-call allocations and kernel selection are not what a user waits for twice
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forced_generate(generator, rows: list[list[int]], new_tokens: int) -> None:
+    """Greedy generation of exactly ``new_tokens`` for each row (left-padded batch)."""
+    import torch
+
+    from engine.models.batching import pad_rows
+
+    ids, mask = pad_rows(rows, generator.tokenizer.pad_token_id, [])
+    device = generator.loaded.device
+    with generator.lock, torch.inference_mode():
+        generator.model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+            pad_token_id=generator.tokenizer.pad_token_id,
+        )  # fmt: skip
+
+
+def measure_generator(generator, spec: SpeedSpec, shared_data: Path) -> dict[str, float]:
+    """TTFT, end-to-end time, decoding rate at batch 1 and throughput at each batch size."""
+    most = max((1, *spec.batch_sizes))
+    prompts = [generator.encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, generator.encode)]
+    one = prompts[:1]
+    ttft = median_seconds(lambda: forced_generate(generator, one, 1), spec.repeats)
+    e2e = median_seconds(lambda: forced_generate(generator, one, spec.new_tokens), spec.repeats)
+    short = median_seconds(lambda: forced_generate(generator, one, SHORT_ANSWER), spec.repeats)
+    metrics = timing(len(one[0]), ttft, e2e, spec.new_tokens) | {"short_s": short}
+    for size in spec.batch_sizes:
+        rows = prompts[:size]
+        seconds = median_seconds(lambda rows=rows: forced_generate(generator, rows, spec.batch_new_tokens), 1)
+        metrics[f"batch{size}_tok_s"] = size * spec.batch_new_tokens / seconds
+    return metrics
+
+
+def timing(prompt_tokens: int, ttft: float, e2e: float, new_tokens: int) -> dict[str, float]:
+    """The batch-1 figures: end-to-end tokens/s counts the prompt's reading, decoding tokens/s does not."""
+    return {"prompt_tokens": float(prompt_tokens), "ttft_s": ttft, "e2e_s": e2e, "e2e_tok_s": new_tokens / e2e,
+            "decode_tok_s": (new_tokens - 1) / max(e2e - ttft, 1e-9)}  # fmt: skip
+
+
+def fixed_text(shared_data: Path, chars: int = 20_000) -> str:
+    """The perplexity text: the first Wikipedia passages of the shared data, about ``chars`` long."""
+    parts, total = [], 0
+    with (shared_data / "wiki-passages.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            text = json.loads(line)["text"]
+            parts.append(text)
+            total += len(text)
+            if total >= chars:
+                break
+    return "\n\n".join(parts)
+
+
+def perplexity(generator, text: str, tokens: int, window: int = 512) -> float:
+    """exp(mean negative log-likelihood) of ``text``'s first ``tokens`` tokens, in windows of ``window``."""
+    import torch
+
+    ids = generator.tokenizer(text, return_tensors="pt").input_ids[0][:tokens]
+    nll, count = 0.0, 0
+    with generator.lock, torch.inference_mode():
+        for start in range(0, len(ids) - 1, window):
+            chunk = ids[start : start + window].unsqueeze(0).to(generator.loaded.device)
+            if chunk.shape[1] < 2:
+                break
+            out = generator.model(input_ids=chunk, labels=chunk)
+            nll += float(out.loss) * (chunk.shape[1] - 1)
+            count += chunk.shape[1] - 1
+    return math.exp(nll / count)
+
+
+def peak_memory_gb(device: str) -> float:
+    """This process's peak memory: the GPU's allocations on CUDA, else the peak resident set."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / GB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # Linux reports KiB
+
+
+def measure_llama_cpp(gguf: Path, spec: SpeedSpec, shared_data: Path, encode, threads: int) -> dict[str, float]:
+    """The same measurements through llama.cpp (``llama-cpp-python``) on the GGUF file itself.
+
+    Prompts are tokenized with the Studio's tokenizer (the GGUF's own vocabulary) and given as token
+    ids; the cache is reset before every call, so each one reads its prompt in full. llama.cpp runs
+    one sequence at a time here: its batch figures are sequential throughput.
+    """
+    from llama_cpp import Llama
+
+    start = time.perf_counter()
+    llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, n_batch=512, verbose=False)
+    load = time.perf_counter() - start
+    most = max((1, *spec.batch_sizes))
+    prompts = [encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, encode)]
+    no_eos = {llm.token_eos(): -1e9}
+
+    def run(rows: list[list[int]], new_tokens: int) -> None:
+        for row in rows:
+            llm.reset()
+            llm.create_completion(prompt=row, max_tokens=new_tokens, temperature=0.0, logit_bias=no_eos)
+
+    ttft = median_seconds(lambda: run(prompts[:1], 1), spec.repeats)
+    e2e = median_seconds(lambda: run(prompts[:1], spec.new_tokens), spec.repeats)
+    short = median_seconds(lambda: run(prompts[:1], SHORT_ANSWER), spec.repeats)
+    metrics = {"load_s": load, "short_s": short} | timing(len(prompts[0]), ttft, e2e, spec.new_tokens)
+    for size in spec.batch_sizes:
+        seconds = median_seconds(lambda size=size: run(prompts[:size], spec.batch_new_tokens), 1)
+        metrics[f"batch{size}_tok_s"] = size * spec.batch_new_tokens / seconds
+    return metrics

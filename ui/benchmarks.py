@@ -1,0 +1,161 @@
+"""The Benchmarks page's matrix section: start a matrix job, read a matrix run with its Pareto chart,
+regression badges and optimal pick, and follow any metric across runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from engine import jobs
+from engine.evaluation.bench_runs import COLUMNS, matrix_history, matrix_results, selection_from
+from engine.evaluation.benchmark import PRECISIONS, BenchSpec, llama_cpp_available
+from engine.evaluation.regression import METRICS, compare_runs
+from engine.evaluation.selection import OBJECTIVES, RULES, pareto_front
+from engine.models.spec import spec_for
+from ui import resources as r
+from ui.widgets import current_job, job_status, user_errors
+
+
+def matrix_form(runs: pd.DataFrame) -> None:
+    """The form that starts a benchmark matrix as a background job."""
+    with st.form("bench"):
+        cols = st.columns([2, 4, 1, 1])
+        model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP, key="bench-model")
+        precisions = cols[1].multiselect("Precisions", list(PRECISIONS), list(BenchSpec.precisions), key="bench-prec")
+        reference = cols[2].selectbox("Reference", list(PRECISIONS), key="bench-ref",
+                                      help="quality differences are against this precision")  # fmt: skip
+        questions = cols[3].number_input(
+            "Questions", 0, 1000, 100, key="bench-n", help="HotpotQA test questions (distractor) for EM/F1; 0: none"
+        )
+        more = st.columns([2, 2, 2])
+        ids = run_labels(runs)
+        baseline = more[0].selectbox("Baseline run", ["", *ids], format_func=lambda i: ids.get(i, "none"),
+                                     key="bench-baseline", help="regressions are flagged against this run")  # fmt: skip
+        thresholds = more[1].text_input("Thresholds", placeholder="f1=1.0,decode_tok_s=0.15", key="bench-thr",
+                                        help="overrides of the default regression thresholds")  # fmt: skip
+        missing = llama_cpp_available(BenchSpec(model=model.strip()))
+        llama = more[2].checkbox("llama.cpp beside it", not missing, disabled=bool(missing), key="bench-llama",
+                                 help=missing or "the same GGUF file through llama-cpp-python")  # fmt: skip
+        if st.form_submit_button("Run matrix", type="primary"):
+            spec = BenchSpec(
+                model=model.strip(), precisions=tuple(precisions), reference=reference, questions=int(questions),
+                llama_cpp=llama, baseline=baseline, thresholds=thresholds,
+            )  # fmt: skip
+            spec_for(spec.model)  # a bad path is reported now, not in the job
+            st.session_state["bench-job"] = jobs.start_job("bench", asdict(spec)).id
+
+
+@st.fragment(run_every=1.0)
+def matrix_progress() -> None:
+    job_id = current_job("bench", "bench-job")
+    if not job_id:
+        return
+    with user_errors():
+        state = job_status(job_id)
+        if state.done and st.session_state.get("bench-shown") != job_id:
+            st.session_state["bench-shown"] = job_id
+            st.rerun()
+        if state.status == "succeeded" and state.result.get("regressions"):
+            st.error("Regressions against the baseline:\n\n" + "\n".join(f"- {x}" for x in state.result["regressions"]))
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    first = runs.drop_duplicates("run_id").sort_values("started", ascending=False)
+    return {row.run_id: f"{row.started:%Y-%m-%d %H:%M} · {row.run_id[:8]}" for row in first.itertuples()}
+
+
+def matrix_frame(results: dict[str, dict]) -> pd.DataFrame:
+    rows = [{"configuration": c, **{COLUMNS[m][0]: v for m, v in res["metrics"].items() if m in COLUMNS},
+             "F1 vs reference": res["metrics"].get("f1_diff"), "CI low": res["metrics"].get("f1_diff_low"),
+             "CI high": res["metrics"].get("f1_diff_high")} for c, res in results.items()]  # fmt: skip
+    return pd.DataFrame(rows).round(3)
+
+
+def badges(results: dict[str, dict], baseline: dict[str, dict]) -> None:
+    """One badge per configuration: green when no metric regressed against the baseline, red with the metrics."""
+    current = {c: res["metrics"] for c, res in results.items()}
+    rows = compare_runs(current, {c: res["metrics"] for c, res in baseline.items()})
+    for config in current:
+        worse = [x for x in rows if x.config == config and x.worse]
+        compared = [x for x in rows if x.config == config]
+        if not compared:
+            st.markdown(f":gray-badge[{config}: not in the baseline]")
+        elif worse:
+            st.markdown(f":red-badge[{config}: regressed] " + "; ".join(x.describe() for x in worse))
+        else:
+            st.markdown(f":green-badge[{config}: no regression in {len(compared)} metrics]")
+
+
+def pareto_chart(results: dict[str, dict]) -> None:
+    points = {c: (res["metrics"].get("f1", float("nan")), res["metrics"]["e2e_tok_s"], res["metrics"]["peak_rss_gb"])
+              for c, res in results.items() if "e2e_tok_s" in res["metrics"]}  # fmt: skip
+    quality = {c: p for c, p in points.items() if p[0] == p[0]}  # llama.cpp has no F1 here
+    front = set(pareto_front(quality))
+    rows = [{"configuration": c, "F1": p[0], "tokens/s (RAG answer, end to end)": p[1], "peak memory (GB)": p[2],
+             "Pareto front": c in front} for c, p in quality.items()]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        st.caption("No configuration has both speed and F1 yet.")
+        return
+    fig = px.scatter(frame, x="tokens/s (RAG answer, end to end)", y="F1", size="peak memory (GB)",
+                     color="configuration", symbol="Pareto front", text="configuration", size_max=40,
+                     title="Quality vs speed (marker size: peak memory)")  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="pareto")
+    st.caption(f"On the Pareto front (no other configuration is better on F1, speed and memory at once): "
+               f"{', '.join(sorted(front))}.")  # fmt: skip
+
+
+def pick(results: dict[str, dict], reference: str) -> None:
+    cols = st.columns(3)
+    tolerance = cols[0].number_input("Quality tolerance (F1 points)", 0.0, 50.0, 1.0, 0.5, key="bench-tol")
+    objective = cols[1].radio("Pick the", OBJECTIVES, horizontal=True, key="bench-obj")
+    rule = cols[2].radio(
+        "Judged on", RULES, horizontal=True, key="bench-rule",
+        help="mean: the mean paired difference; ci: the 95% interval's lower bound (strict)",
+    )  # fmt: skip
+    chosen = selection_from(results, reference, tolerance, objective, rule)
+    st.success(f"**{chosen.chosen}** — {chosen.explanation}")
+    st.dataframe(pd.DataFrame([asdict(v) for v in chosen.verdicts]).round(2), hide_index=True, width="stretch")
+
+
+def matrix_view(runs: pd.DataFrame) -> None:
+    """A logged matrix run: the table, badges against a baseline, the Pareto chart and the pick."""
+    ids = run_labels(runs)
+    run_id = st.selectbox("Matrix run", list(ids), format_func=ids.get, key="bench-run")
+    results = matrix_results(r.tracker(), run_id)
+    st.dataframe(matrix_frame(results), hide_index=True, width="stretch")
+    others = [i for i in ids if i != run_id]
+    baseline = st.selectbox("Compare with", ["", *others], format_func=lambda i: ids.get(i, "no baseline"),
+                            key="bench-compare")  # fmt: skip
+    if baseline:
+        badges(results, matrix_results(r.tracker(), baseline))
+    pareto_chart(results)
+    with_scores = [c for c, res in results.items() if res["scores"].get("f1")]
+    if with_scores:
+        reference = "float32" if "float32" in with_scores else with_scores[0]
+        pick(results, reference)
+
+
+def trends(runs: pd.DataFrame) -> None:
+    """Any metric across matrix runs, one line per configuration."""
+    names = sorted(set(runs["metric"]), key=lambda m: (m not in METRICS, m))
+    metric = st.selectbox("Metric", names, key="bench-trend")
+    frame = runs[runs["metric"] == metric].sort_values("started")
+    fig = px.line(frame, x="started", y="value", color="config", markers=True, title=f"{metric} by matrix run",
+                  hover_data=["run_id"])  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="trend")
+
+
+def matrix_section() -> None:
+    runs = matrix_history(r.tracker())
+    matrix_form(runs)
+    matrix_progress()
+    if runs.empty:
+        st.info("No benchmark matrix has run yet.")
+        return
+    matrix_view(runs)
+    st.markdown("**Trends**")
+    trends(runs)
