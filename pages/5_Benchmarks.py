@@ -9,7 +9,7 @@ from engine.evaluation.runner import MODES, EvalSpec, resolve_data
 from engine.models.spec import spec_for
 from ui import resources as r
 from ui.benchmarks import matrix_section
-from ui.widgets import current_job, job_status, page_header, user_errors
+from ui.widgets import page_header, user_errors, watch_job
 
 page_header(
     "Benchmarks",
@@ -61,14 +61,7 @@ with user_errors():
 
     @st.fragment(run_every=1.0)
     def progress() -> None:
-        job_id = current_job("eval", "eval-job")
-        if not job_id:
-            return
-        with user_errors():
-            state = job_status(job_id)
-            if state.done and st.session_state.get("eval-shown") != job_id:
-                st.session_state["eval-shown"] = job_id
-                st.rerun()  # refresh the results and history below once
+        watch_job("eval", "eval-job")
 
     progress()
 

@@ -16,7 +16,7 @@ from engine.evaluation.regression import METRICS, compare_runs
 from engine.evaluation.selection import OBJECTIVES, RULES, pareto_front
 from engine.models.spec import spec_for
 from ui import resources as r
-from ui.widgets import current_job, job_status, user_errors
+from ui.widgets import watch_job
 
 
 def matrix_form(runs: pd.DataFrame) -> None:
@@ -50,16 +50,9 @@ def matrix_form(runs: pd.DataFrame) -> None:
 
 @st.fragment(run_every=1.0)
 def matrix_progress() -> None:
-    job_id = current_job("bench", "bench-job")
-    if not job_id:
-        return
-    with user_errors():
-        state = job_status(job_id)
-        if state.done and st.session_state.get("bench-shown") != job_id:
-            st.session_state["bench-shown"] = job_id
-            st.rerun()
-        if state.status == "succeeded" and state.result.get("regressions"):
-            st.error("Regressions against the baseline:\n\n" + "\n".join(f"- {x}" for x in state.result["regressions"]))
+    state = watch_job("bench", "bench-job")
+    if state is not None and state.status == "succeeded" and state.result.get("regressions"):
+        st.error("Regressions against the baseline:\n\n" + "\n".join(f"- {x}" for x in state.result["regressions"]))
 
 
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:

@@ -44,7 +44,18 @@ def store() -> KnowledgeBaseStore:
 def manager() -> ModelManager:
     """The one model manager of the server: every page loads models through it (LRU under a
     memory budget, the active model, hot-swap; see engine.models.manager)."""
-    return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), DEFAULT_MODEL)
+    return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), default_spec())
+
+
+def default_spec() -> ModelSpec:
+    """The model the app answers with until another is activated: the bundled model with the
+    catalog's balanced preset for this device (on a CPU, the int4 weight-only path)."""
+    from engine.models.catalog import BUNDLED
+    from engine.models.preflight import device_kind
+    from engine.models.spec import resolve_device
+
+    entry = next(e for e in BUNDLED if e.name == DEFAULT_MODEL.name)
+    return entry.model_spec(device_kind(resolve_device("auto")), "balanced")
 
 
 def model_spec(source: str = "", adapter: str = "") -> ModelSpec:

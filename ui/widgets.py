@@ -68,6 +68,21 @@ def current_job(kind: str, key: str) -> str | None:
     return st.session_state.get(key)
 
 
+def watch_job(kind: str, key: str) -> jobs.JobState | None:
+    """Show the page's current job of ``kind`` (progress, log, errors); when it finishes, rerun the
+    whole page once so the results below it appear. Call inside a fragment that reruns itself."""
+    job_id = current_job(kind, key)
+    if not job_id:
+        return None
+    with user_errors():
+        state = job_status(job_id)
+        if state.done and st.session_state.get(f"{key}-shown") != job_id:
+            st.session_state[f"{key}-shown"] = job_id
+            st.rerun()
+        return state
+    return None
+
+
 def seconds_since(ts: float) -> str:
     delta = time.time() - ts
     if delta < 90:

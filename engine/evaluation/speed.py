@@ -12,6 +12,7 @@ import json
 import math
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,7 +151,15 @@ def peak_memory_gb(device: str) -> float:
         import torch
 
         return torch.cuda.max_memory_allocated() / GB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # Linux reports KiB
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a spawned process would report
+    # its parent's peak when that was higher; the high-water mark belongs to this process's memory.
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / GB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / GB if sys.platform == "darwin" else peak * 1024 / GB  # bytes on macOS, KiB elsewhere
 
 
 def measure_llama_cpp(gguf: Path, spec: SpeedSpec, shared_data: Path, encode, threads: int) -> dict[str, float]:

@@ -52,13 +52,15 @@ class Preset:
             raise InputError(f"batch_size {self.batch_size!r} is not a whole number from 1 to 512")
 
 
-# Full precision for quality; the fast native half precision for balance; 8-bit / 4-bit weights
-# for speed and memory where bitsandbytes has a backend (not on Apple Silicon).
+# Full precision for quality; on a GPU the fast native half precision for balance and 4-bit weights
+# for speed. On a CPU torch's int4 weight-only path for both: the benchmark matrix measured it
+# fastest for one answer (3.1x float32) with F1 within a point of float32 (docs/performance.md),
+# where bitsandbytes' 8-bit was no faster than float32 and peaked at 10 GB.
 DEFAULT_PRESETS: dict[str, dict[str, Preset]] = {
     "cpu": {
         "quality": Preset("float32", "none", 128, 4),
-        "balanced": Preset("auto", "none", 64, 8),
-        "speed": Preset("auto", "8bit", 32, 16),
+        "balanced": Preset("auto", "int4-weight", 64, 8),
+        "speed": Preset("auto", "int4-weight", 32, 16),
     },
     "cuda": {
         "quality": Preset("bfloat16", "none", 128, 8),

@@ -97,7 +97,10 @@ def quantize_int4_weight(model):
             continue  # no whole groups: left as it is
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, (Int8WeightLinear if head else Int4WeightLinear)(module))
+        try:
+            setattr(parent, child, (Int8WeightLinear if head else Int4WeightLinear)(module))
+        except RuntimeError:  # a shape the packing kernel does not take: the layer stays as it is
+            continue
     embedding = model.get_input_embeddings()
     if embedding.weight.dtype == torch.float32:  # untied from the head now: kept in bfloat16, read as float32
         embedding.to(torch.bfloat16)

@@ -34,7 +34,7 @@ def test_bundled_default_entry_loads_the_bundled_model(settings):
     assert first.bundled and first.name == DEFAULT_MODEL.name
     spec = first.model_spec("cpu", "balanced")
     assert (spec.source, spec.gguf_file, spec.dtype) == (DEFAULT_MODEL.source, DEFAULT_MODEL.gguf_file, "auto")
-    assert first.model_spec("cpu", "speed").quantization == "8bit"
+    assert first.model_spec("cpu", "speed").quantization == "int4-weight"
     assert first.model_spec("cpu", "quality").dtype == "float32"
     assert first.preset("mps", "speed").quantization == "none"  # bitsandbytes has no mps backend
 

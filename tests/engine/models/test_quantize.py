@@ -81,3 +81,11 @@ def test_int4_weights_reproduce_the_gguf_4bit_weights(session_settings):
     logits = loaded.model.lm_head(h)
     assert (head(h) - logits).abs().max() < 0.02 * logits.abs().max()
     assert (head(h).argmax(-1) == logits.argmax(-1)).all()
+
+
+def test_the_int4_path_answers_like_full_precision(session_settings):
+    spec = replace(FP32, quantization="int4-weight")
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    full = load_generator(FP32, session_settings).generate([question])[0].text
+    int4 = load_generator(spec, session_settings).generate([question])[0].text
+    assert "Paris" in int4 and int4 == full  # the same greedy answer: the GGUF's own 4-bit weights
