@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmark matrix: speed, memory, quality per precision (exit 1 on regression)")
     be.add_argument("--model", default="", help=MODEL_HELP)
     be.add_argument("--precisions", default="", help="comma-separated (default: float32, bfloat16, int8-dynamic, "
-                    "int4-weight, 8bit, 4bit)")  # fmt: skip
+                    "int4-weight, 4bit; also float16, 8bit, 4bit-fp4)")  # fmt: skip
     be.add_argument("--reference", default="float32", help="the precision quality differences are against")
     be.add_argument("--questions", type=int, default=100, help="HotpotQA questions for EM/F1 (0: skip quality)")
     be.add_argument("--split", default="test", choices=["", "train", "validation", "test"])
