@@ -10,7 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from engine import jobs
-from engine.evaluation.bench_runs import COLUMNS, matrix_history, matrix_results, selection_from
+from engine.evaluation.bench_runs import COLUMNS, differences, matrix_history, matrix_results, selection_from
 from engine.evaluation.benchmark import PRECISIONS, BenchSpec, llama_cpp_available
 from engine.evaluation.regression import METRICS, compare_runs
 from engine.evaluation.selection import OBJECTIVES, RULES, pareto_front
@@ -124,6 +124,8 @@ def matrix_view(runs: pd.DataFrame) -> None:
     baseline = st.selectbox("Compare with", ["", *others], format_func=lambda i: ids.get(i, "no baseline"),
                             key="bench-compare")  # fmt: skip
     if baseline:
+        if changed := differences(r.tracker(), run_id, baseline):
+            st.warning("The runs differ in " + "; ".join(changed) + ": their numbers are not strictly comparable.")
         badges(results, matrix_results(r.tracker(), baseline))
     pareto_chart(results)
     with_scores = [c for c, res in results.items() if res["scores"].get("f1")]

@@ -101,6 +101,15 @@ def matrix_metrics(tracker: Tracker, run_id: str) -> dict[str, dict[str, float]]
     return found
 
 
+COMPARABLE = ("model", "questions", "split", "prompt_tokens", "new_tokens", "batch_new_tokens")
+
+
+def differences(tracker: Tracker, run_id: str, baseline: str) -> list[str]:
+    """The settings two matrix runs differ in that make their numbers incomparable (e.g. question count)."""
+    a, b = (tracker.client.get_run(r).data.params for r in (run_id, baseline))
+    return [f"{k} {b.get(k) or '(none)'} -> {a.get(k) or '(none)'}" for k in COMPARABLE if a.get(k) != b.get(k)]
+
+
 def matrix_history(tracker: Tracker, limit: int = 50):
     """Every logged matrix, long form: one row per run, configuration and metric (for trend charts)."""
     import pandas as pd
@@ -150,6 +159,9 @@ def bench_matrix(spec: BenchSpec, settings: Settings | None = None, tracker: Tra
     table += (f"\n\nEmbedding: {extra['embed_per_s']:.1f} passages/s; "
               f"retrieval: {extra['retrieval_ms']:.1f} ms per question (MiniLM, Chroma).")  # fmt: skip
     found = []
+    if baseline is not None and on_progress:
+        for d in differences(tracker, run_id, spec.baseline):
+            on_progress(1.0, f"note: the baseline differs in {d}")
     if baseline is not None:
         current = {c: r["metrics"] for c, r in results.items()} | {"": extra}
         found = regressions(compare_runs(current, baseline, thresholds))

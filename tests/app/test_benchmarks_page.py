@@ -14,7 +14,7 @@ from engine.settings import ROOT
 TIMEOUT = 300
 
 
-def log_synthetic(tracker, speed: float) -> str:
+def log_synthetic(tracker, speed: float, questions: int = 100) -> str:
     rng = np.random.default_rng(0)
     ref = rng.uniform(0, 100, 40)
     results = {}
@@ -23,13 +23,13 @@ def log_synthetic(tracker, speed: float) -> str:
         metrics = {"e2e_tok_s": tok_s * speed, "decode_tok_s": tok_s * speed, "peak_rss_gb": rss,
                    "f1": float(f1.mean()), "em": float(f1.mean()) / 2}  # fmt: skip
         results[name] = {"metrics": metrics, "scores": {"f1": f1.tolist(), "em": (f1 > 50).astype(float).tolist()}}
-    spec = BenchSpec(precisions=tuple(results), llama_cpp=False)
+    spec = BenchSpec(precisions=tuple(results), llama_cpp=False, questions=questions)
     extra = {"embed_per_s": 30.0, "retrieval_ms": 12.0}
     return log_matrix(tracker, spec, results, degradation(results, "float32"), extra, {"cpu": "test"})
 
 
 def test_matrix_runs_show_pareto_pick_badges_and_trends(app_env, tracker):
-    older = log_synthetic(tracker, speed=1.0)
+    older = log_synthetic(tracker, speed=1.0, questions=300)
     log_synthetic(tracker, speed=0.5)  # the newest: everything at half the speed
     at = AppTest.from_file(str(ROOT / "pages/5_Benchmarks.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
@@ -45,6 +45,7 @@ def test_matrix_runs_show_pareto_pick_badges_and_trends(app_env, tracker):
     assert not at.exception, at.exception
     badges = [m.value for m in at.markdown if "badge[" in m.value]
     assert len(badges) == 3 and all(":red-badge[" in b and "decode_tok_s: " in b for b in badges), badges
+    assert any("differ in questions 300 -> 100" in w.value for w in at.warning)
     at.selectbox(key="bench-trend").set_value("decode_tok_s").run()
     assert not at.exception, at.exception
 
