@@ -95,16 +95,20 @@ def forced_generate(generator, rows: list[list[int]], new_tokens: int) -> None:
 
 def measure_generator(generator, spec: SpeedSpec, shared_data: Path) -> dict[str, float]:
     """TTFT, end-to-end time, decoding rate at batch 1 and throughput at each batch size."""
+    return measure_runs(lambda rows, n: forced_generate(generator, rows, n), generator.encode, spec, shared_data)
+
+
+def measure_runs(run: Callable[[list[list[int]], int], None], encode, spec: SpeedSpec, shared_data: Path) -> dict:
+    """The speed figures of ``run(rows, new_tokens)`` (forced-length greedy generation) on RAG prompts."""
     most = max((1, *spec.batch_sizes))
-    prompts = [generator.encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, generator.encode)]
+    prompts = [encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, encode)]
     one = prompts[:1]
-    ttft = median_seconds(lambda: forced_generate(generator, one, 1), spec.repeats)
-    e2e = median_seconds(lambda: forced_generate(generator, one, spec.new_tokens), spec.repeats)
-    short = median_seconds(lambda: forced_generate(generator, one, SHORT_ANSWER), spec.repeats)
+    ttft = median_seconds(lambda: run(one, 1), spec.repeats)
+    e2e = median_seconds(lambda: run(one, spec.new_tokens), spec.repeats)
+    short = median_seconds(lambda: run(one, SHORT_ANSWER), spec.repeats)
     metrics = timing(len(one[0]), ttft, e2e, spec.new_tokens) | {"short_s": short}
     for size in spec.batch_sizes:
-        rows = prompts[:size]
-        seconds = median_seconds(lambda rows=rows: forced_generate(generator, rows, spec.batch_new_tokens), 1)
+        seconds = median_seconds(lambda size=size: run(prompts[:size], spec.batch_new_tokens), 1)
         metrics[f"batch{size}_tok_s"] = size * spec.batch_new_tokens / seconds
     return metrics
 
@@ -174,8 +178,6 @@ def measure_llama_cpp(gguf: Path, spec: SpeedSpec, shared_data: Path, encode, th
     start = time.perf_counter()
     llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, n_batch=512, verbose=False)
     load = time.perf_counter() - start
-    most = max((1, *spec.batch_sizes))
-    prompts = [encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, encode)]
     no_eos = {llm.token_eos(): -1e9}
 
     def run(rows: list[list[int]], new_tokens: int) -> None:
@@ -183,11 +185,4 @@ def measure_llama_cpp(gguf: Path, spec: SpeedSpec, shared_data: Path, encode, th
             llm.reset()
             llm.create_completion(prompt=row, max_tokens=new_tokens, temperature=0.0, logit_bias=no_eos)
 
-    ttft = median_seconds(lambda: run(prompts[:1], 1), spec.repeats)
-    e2e = median_seconds(lambda: run(prompts[:1], spec.new_tokens), spec.repeats)
-    short = median_seconds(lambda: run(prompts[:1], SHORT_ANSWER), spec.repeats)
-    metrics = {"load_s": load, "short_s": short} | timing(len(prompts[0]), ttft, e2e, spec.new_tokens)
-    for size in spec.batch_sizes:
-        seconds = median_seconds(lambda size=size: run(prompts[:size], spec.batch_new_tokens), 1)
-        metrics[f"batch{size}_tok_s"] = size * spec.batch_new_tokens / seconds
-    return metrics
+    return {"load_s": load} | measure_runs(run, encode, spec, shared_data)

@@ -87,6 +87,12 @@ class Int8WeightLinear(torch.nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
 
+def replace_module(model, name: str, module) -> None:
+    """Put ``module`` where ``model``'s submodule ``name`` (dotted) is."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
 def quantize_int4_weight(model):
     """``model`` with its bias-free linear layers on torch's int4 (and the LM head int8) CPU kernels, in place."""
     for name, module in list(model.named_modules()):
@@ -95,10 +101,8 @@ def quantize_int4_weight(model):
         head = name.split(".")[-1] in KEEP
         if not head and module.in_features % GROUP:
             continue  # no whole groups: left as it is
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
         try:
-            setattr(parent, child, (Int8WeightLinear if head else Int4WeightLinear)(module))
+            replace_module(model, name, (Int8WeightLinear if head else Int4WeightLinear)(module))
         except RuntimeError:  # a shape the packing kernel does not take: the layer stays as it is
             continue
     embedding = model.get_input_embeddings()
@@ -138,9 +142,7 @@ def quantize_bnb(model, quantization: str, device: str):
 
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-1] not in KEEP]
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, bnb_linear(getattr(parent, child), quantization, device))
+        replace_module(model, name, bnb_linear(model.get_submodule(name), quantization, device))
     flag = "is_loaded_in_8bit" if quantization == "8bit" else "is_loaded_in_4bit"
     setattr(model, flag, True)
     return model.eval()  # new layers start in training mode, where bitsandbytes computes differently
