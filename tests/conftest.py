@@ -9,6 +9,10 @@ import pytest
 
 from engine.settings import Settings, load_settings
 
+# Models loaded through the manager compile their fast decoder in the background (a minute of
+# CPU); tests of the decoder compile it themselves.
+os.environ.setdefault("STUDIO_COMPILE_DECODER", "0")
+
 # One data dir for the whole session holds the converted model cache, so the slow GGUF
 # conversion happens once; tests that store things get their own dir (the `settings` fixture).
 SESSION_DATA = Path(os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parent.parent / "data" / "test-cache"))

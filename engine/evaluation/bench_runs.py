@@ -16,7 +16,8 @@ from engine.stats import PairedDifference, paired_bootstrap
 from engine.tracking import BENCHMARKS, Tracker
 
 COLUMNS = {  # metric -> (column title, format)
-    "load_s": ("load (s)", "{:.1f}"), "ttft_s": ("TTFT (s)", "{:.2f}"), "e2e_s": ("300+64 tokens (s)", "{:.2f}"),
+    "load_s": ("load (s)", "{:.1f}"), "compile_s": ("compile (s)", "{:.1f}"),
+    "ttft_s": ("TTFT (s)", "{:.2f}"), "e2e_s": ("300+64 tokens (s)", "{:.2f}"),
     "short_s": ("300+8 tokens (s)", "{:.2f}"),
     "decode_tok_s": ("decode tok/s", "{:.1f}"), "batch4_tok_s": ("batch 4 tok/s", "{:.1f}"),
     "batch16_tok_s": ("batch 16 tok/s", "{:.1f}"), "weights_gb": ("weights (GB)", "{:.2f}"),

@@ -32,6 +32,7 @@ def _rule(name: str, higher_is_better: bool, threshold: float, relative: bool, l
 METRICS: dict[str, MetricRule] = dict(
     [
         _rule("load_s", False, 0.25, True, "model load time (s)"),
+        _rule("compile_s", False, 0.25, True, "decoder compile time (s)"),
         _rule("ttft_s", False, 0.15, True, "time to first token (s)"),
         _rule("e2e_s", False, 0.15, True, "end-to-end answer time (s)"),
         _rule("short_s", False, 0.15, True, "short answer time (s)"),

@@ -41,7 +41,7 @@ class SpeedSpec:
 def rag_prompts(
     shared_data: Path, count: int, target_tokens: int, encode: Callable[[list[dict]], list[int]]
 ) -> list[list[dict]]:
-    """``count`` RAG conversations of the HotpotQA dev file, each cut to about ``target_tokens``."""
+    """``count`` RAG conversations of the HotpotQA dev file, each cut to ``target_tokens`` (or a token more)."""
     prompts = []
     with (shared_data / "hotpotqa-dev.jsonl").open(encoding="utf-8") as f:
         for line in f:
@@ -49,6 +49,8 @@ def rag_prompts(
             hits = [Hit(str(n), title, " ".join(sentences), "hotpotqa", 1.0)
                     for n, (title, sentences) in enumerate(record["context"])]  # fmt: skip
             sources = "\n".join(f"{h.title}: {h.text}" for h in hits)
+            if len(encode(conversation(record["question"], sources))) < target_tokens:
+                continue  # too short to reach the target: every prompt is at least that long
             low, high = 50, len(sources)
             while low < high:  # the fewest characters of sources that reach the target length
                 mid = (low + high) // 2
@@ -78,10 +80,21 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def forced_generate(generator, rows: list[list[int]], new_tokens: int) -> None:
-    """Greedy generation of exactly ``new_tokens`` for each row (left-padded batch)."""
+    """Greedy generation of exactly ``new_tokens`` for each row: through the fast decoder one after
+    another where the generator answers that way, else as one left-padded batch."""
     import torch
 
     from engine.models.batching import pad_rows
+    from engine.models.generation import SamplingSpec
+
+    sampling = SamplingSpec(max_new_tokens=new_tokens)
+    if all(generator.fast(len(row), sampling) for row in rows):
+        for row in rows:
+            with generator.lock:
+                generator.decoder.forget()  # read every prompt in full, as llama.cpp is made to
+                for _ in generator.decode(row, sampling, forced=True):
+                    pass
+        return
 
     ids, mask = pad_rows(rows, generator.tokenizer.pad_token_id, [])
     device = generator.loaded.device

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -114,6 +115,7 @@ class ModelManager:
                 return slot.generator
             before = rss_gb()
             generator = self._load(spec)
+            warm_up(generator)
             size = model_bytes(generator.model) / GB
             self._slots[spec] = Slot(spec, generator, size, time.time())
             self._record("load", spec, f"{size:.2f} GB of weights", before)
@@ -167,6 +169,7 @@ class ModelManager:
             before = rss_gb()
             loaded = quantize_loaded(slot.generator.loaded, quantization)
             generator = type(slot.generator)(loaded)
+            warm_up(generator)
             del self._slots[spec]
             size = model_bytes(loaded.model) / GB
             self._slots[target] = Slot(target, generator, size, time.time())
@@ -215,6 +218,12 @@ class ModelManager:
         event = ManagerEvent(kind, describe(spec), detail, before, rss_gb())
         self.events.append(event)
         return event
+
+
+def warm_up(generator) -> None:
+    """Compile a new generator's fast decoder in the background (``STUDIO_COMPILE_DECODER=0``: not)."""
+    if os.environ.get("STUDIO_COMPILE_DECODER", "1") != "0" and hasattr(generator, "warm_up"):
+        generator.warm_up(background=True)
 
 
 def describe(spec: ModelSpec) -> str:
