@@ -18,11 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import InputError
 from engine.memory import GB
 from engine.rag.prompt import PromptTemplate
 from engine.rag.store import Hit
 
-TEMPLATE = PromptTemplate(examples=())  # zero-shot: the prompt's length is the sources'
+# Zero-shot, the sources one block without the template's cut of each source to 600 characters (which
+# kept every prompt under about 270 tokens): the prompt's length is the sources', cut to the target.
+TEMPLATE = PromptTemplate(examples=(), max_source_chars=1_000_000)
 SHORT_ANSWER = 8  # new tokens of a typical short RAG answer (the Studio's default answer style)
 
 
@@ -115,6 +118,8 @@ def measure_runs(run: Callable[[list[list[int]], int], None], encode, spec: Spee
     """The speed figures of ``run(rows, new_tokens)`` (forced-length greedy generation) on RAG prompts."""
     most = max((1, *spec.batch_sizes))
     prompts = [encode(m) for m in rag_prompts(shared_data, most, spec.prompt_tokens, encode)]
+    if len(prompts) < most:
+        raise InputError(f"Only {len(prompts)} HotpotQA records reach {spec.prompt_tokens} tokens; {most} are needed.")
     one = prompts[:1]
     ttft = median_seconds(lambda: run(one, 1), spec.repeats)
     e2e = median_seconds(lambda: run(one, spec.new_tokens), spec.repeats)

@@ -81,6 +81,7 @@ class FastDecoder:
         self.tokens: list[int] = []  # the tokens whose keys and values the cache holds
         self.step = self.forward  # the compiled forward once ``compile`` has run
         self.compiled = threading.Event()
+        self.compiling = False
         self.compile_seconds: float | None = None
 
     # -- the model ----------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class FastDecoder:
     def compile(self) -> float:
         """Compile the decoding step (tens of seconds; faster when torch's compile cache is warm).
         Safe beside decoding: it runs on a scratch cache. Returns the seconds it took."""
-        start = time.perf_counter()
+        start, self.compiling = time.perf_counter(), True
         # each decoder (each model loaded or quantized) adds its own compiled entries
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         step = torch.compile(self.forward, fullgraph=True)
@@ -126,9 +127,15 @@ class FastDecoder:
             for n in (3, 4):  # two lengths: the compiled step must not specialize on one
                 step(torch.tensor([[0]]), torch.tensor([n - 1]), scratch, n)
         self.step = step
-        self.compile_seconds = time.perf_counter() - start
+        self.compile_seconds, self.compiling = time.perf_counter() - start, False
         self.compiled.set()
         return self.compile_seconds
+
+    def describe(self) -> str:
+        """The decoder's state in words, for the Models page."""
+        if self.compiled.is_set():
+            return f"fast decoder, compiled in {self.compile_seconds:.0f} s"
+        return "fast decoder, compiling (uncompiled meanwhile)" if self.compiling else "fast decoder, uncompiled"
 
     def compile_in_background(self) -> threading.Thread:
         thread = threading.Thread(target=self.compile, name="decoder-compile", daemon=True)

@@ -67,6 +67,10 @@ class Generator:
         if self.decoder is not None and not self.decoder.compiled.is_set():
             self.decoder.compile_in_background() if background else self.decoder.compile()
 
+    def decoding(self) -> str:
+        """How one answer is decoded, in words: the fast decoder's state, or transformers' generate."""
+        return self.decoder.describe() if self.decoder is not None else "transformers generate"
+
     def fast(self, prompt_tokens: int, sampling: SamplingSpec) -> bool:
         """Whether an answer of this length goes through the fast decoder."""
         return self.decoder is not None and self.decoder.fits(prompt_tokens, sampling.max_new_tokens)
