@@ -55,7 +55,8 @@ def loaded_models(manager: ModelManager) -> None:
         cols = st.columns([4, 2, 2, 1])
         mark = " · **active**" if slot.spec == active else ""
         cols[0].markdown(f"`{describe(slot.spec)}`{mark}")
-        cols[1].caption(f"{slot.size_gb:.2f} GB of weights")
+        decoding = getattr(slot.generator, "decoding", None)
+        cols[1].caption(f"{slot.size_gb:.2f} GB of weights" + (f" · {decoding()}" if decoding else ""))
         since = time.strftime("%H:%M:%S", time.localtime(slot.loaded_at))
         cols[2].caption(f"in use by {slot.users}" if slot.users else f"loaded at {since}")
         if cols[3].button("Unload", key=f"unload-{describe(slot.spec)}"):

@@ -40,6 +40,8 @@ def test_load_then_unload_shows_rss_before_and_after(app_env):
     unload = [b for b in at.button if b.label == "Unload"]
     assert len(unload) == 1
     assert any("active" in m.value for m in at.markdown)
+    # the CPU default (int4-weight) answers through the fast decoder (compiled in the app's background)
+    assert any("fast decoder" in c.value for c in at.caption), [c.value for c in at.caption]
     unload[0].click().run()
     assert not at.exception, at.exception
     assert any(s.value.startswith("Unloaded smollm2-135m-instruct") and "RSS" in s.value for s in at.success)
