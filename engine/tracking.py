@@ -18,6 +18,8 @@ EVALUATION = "studio-evaluation"
 TRAINING = "studio-training"
 MODELS = "studio-models"  # model loads that were downgraded, and why
 BENCHMARKS = "studio-benchmarks"  # benchmark matrices: speed, memory and quality per precision
+AB = "studio-ab"  # A/B experiments: variants on the same items, their paired tests
+HUMAN_EVAL = "studio-human-eval"  # blind human ratings of two variants: win rates, strengths, agreement
 
 
 @dataclass(frozen=True)
