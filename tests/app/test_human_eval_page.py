@@ -1,0 +1,90 @@
+"""The Human Eval page under AppTest: a session from two evaluation runs, blind rating, reveal, undo, leaderboard."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from engine.evaluation.runner import EvalResult, EvalSpec, log_evaluation
+from engine.ratings import default_store
+from engine.settings import ROOT
+from engine.tracking import Tracker
+
+QUESTIONS = [("q1", "Who wrote Hamlet?", "Shakespeare"), ("q2", "Capital of France?", "Paris"),
+             ("q3", "Largest planet?", "Jupiter")]  # fmt: skip
+
+
+@pytest.fixture
+def runs(settings, shared_data):
+    """Two evaluation runs in the test's MLflow store answering the same three questions."""
+    st.cache_resource.clear()
+    tracker = Tracker(settings)
+    ids = []
+    for answers in (["Shakespeare", "Paris", "Jupiter"], ["Marlowe", "Lyon", "Jupiter"]):
+        rows = [{"id": i, "question": q, "gold": g, "prediction": a, "em": 0.0, "f1": 0.0}
+                for (i, q, g), a in zip(QUESTIONS, answers, strict=True)]  # fmt: skip
+        result = EvalResult(EvalSpec(limit=3), {"em": 0.0, "f1": 0.0}, rows, 1.0)
+        ids.append(log_evaluation(tracker, result, "test-model", shared_data / "hotpotqa-dev.jsonl"))
+    yield ids
+    st.cache_resource.clear()
+
+
+def page() -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages/7_Human_Eval.py"), default_timeout=120).run()
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label and not b.disabled)
+
+
+def rate(at: AppTest, preference: str) -> AppTest:
+    next(r for r in at.radio if r.label == "Which answer is better?").set_value(preference)
+    return button(at, "Submit rating").click().run()
+
+
+def test_rating_a_session_built_from_two_runs(runs, settings):
+    at = page()
+    assert not at.exception, at.exception
+    at.text_input(key="he-name-a").set_value("good")
+    at.text_input(key="he-name-b").set_value("bad")
+    at = at.run()
+    button(at, "Create the session").click().run()
+    assert not at.exception, at.exception
+    assert any(s.value == "Session created." for s in at.success)
+    assert any("Enter your name" in i.value for i in at.info)
+
+    at.sidebar.text_input(key="he-rater").set_value("ann").run()
+    shown = [i.value for i in at.info]
+    assert "Shakespeare" in shown or "Marlowe" in shown  # the two answers, names hidden
+    assert not any("good" in v or "bad" in v for v in shown)
+    at = rate(at, "A is better")
+    assert not at.exception, at.exception
+    reveal = next(i.value for i in at.info if i.value.startswith("Answer A was"))
+    store = default_store(settings)
+    session = store.sessions()[0]
+    sides = store.reveal(session.id, "q1")
+    assert f"Answer A was **{sides['left']}**" in reveal  # the recorded side, revealed after rating
+    assert store.ratings(session.id)["winner"].tolist() == [sides["left"]]
+
+    at = rate(at, "Tie")
+    button(at, "Undo last").click().run()
+    assert len(store.ratings(session.id)) == 1 and store.next_item(session.id, "ann").item_id == "q2"
+    at = rate(at, "B is better")
+    at = rate(at, "Both bad")
+    assert any("rated every item" in s.value for s in at.success)
+    board = at.dataframe[0].value  # the leaderboard, the one table of the page
+    assert set(board["variant"]) == {"good", "bad"} and board["wins"].sum() >= 1
+    assert len(store.ratings(session.id)) == 3
+    button(at, "Log to MLflow").click().run()
+    assert any(s.value.startswith("Logged: MLflow run") for s in at.success), [s.value for s in at.success]
+
+
+def test_bad_session_input_is_a_message(runs):
+    at = page()
+    at.text_input(key="he-name-a").set_value("same")
+    at.text_input(key="he-name-b").set_value("same")
+    at = at.run()
+    button(at, "Create the session").click().run()
+    assert not at.exception, at.exception
+    assert at.error and at.error[0].value  # duplicate names: a message, no traceback
