@@ -53,6 +53,23 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
     be.add_argument("--out", default="", help="also write the table to this Markdown file")
 
+    ab = sub.add_parser("ab", help="A/B experiment: variants answer the same items; paired tests (see docs)")
+    ab.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE,...",
+                    help="a variant, e.g. name=int4,quantization=int4-weight (keys: name, model, quantization, dtype, "
+                    "adapter, prompt, k, temperature, seed); two or more, the first is the reference")  # fmt: skip
+    ab.add_argument("--name", default="ab", help="the experiment's name")
+    ab.add_argument("--data", default="hotpotqa-dev.jsonl", help="path, or a file in the shared data folder")
+    ab.add_argument("--split", default="test", choices=["", "all", "train", "validation", "test"],
+                    help="the fixed HotpotQA split (or the dataset's split); '' or all: no split")  # fmt: skip
+    ab.add_argument("--dataset", default="", help="a saved dataset version's records instead of HotpotQA")
+    ab.add_argument("--version", default="", help="the dataset's version (default: its newest)")
+    ab.add_argument("--limit", type=int, default=100, help="at most N items")
+    ab.add_argument("--mode", default="distractor", choices=["closed-book", "distractor"])
+    ab.add_argument("--parallel", default="auto", choices=["auto", "always", "never"],
+                    help="auto: variants run at once where memory and cores allow")  # fmt: skip
+    ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
+    ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
+
     tr = sub.add_parser("train", help="train a LoRA adapter on the HotpotQA training split")
     add_train_arguments(tr)
 
@@ -106,6 +123,29 @@ def run_bench(a) -> int:
     for r in found:
         print(f"REGRESSION {r.describe()}")
     return 1 if found else 0
+
+
+def run_ab(a) -> int:
+    from engine.ab.runner import compare_result, format_result, run_experiment
+    from engine.ab.spec import ExperimentSpec, parse_variant
+    from engine.settings import load_settings
+    from engine.tracking import Tracker
+
+    spec = ExperimentSpec(
+        name=a.name, variants=tuple(parse_variant(v) for v in a.variant), data=a.data,
+        split="" if a.split == "all" else a.split, dataset=a.dataset, version=a.version, limit=a.limit, mode=a.mode,
+        parallel=a.parallel, batch_size=a.batch_size,
+    )  # fmt: skip
+    settings = load_settings()
+    tracker = None if a.no_mlflow else Tracker(settings)
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
+
+    result = run_experiment(spec, settings, tracker, on_progress=progress)
+    print(format_result(result, compare_result(result)))
+    print(f"\nexperiment {result.id}" + (f", MLflow run {result.run_id}" if result.run_id else ""))
+    return 0
 
 
 def run_eval(a) -> int:
@@ -323,6 +363,6 @@ def main(argv: list[str] | None = None) -> int:
         return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    handlers = {"eval": run_eval, "bench": run_bench, "ingest": run_ingest, "ask": run_ask, "kbs": run_kbs,
-                "train": run_train, "adapters": run_adapters}  # fmt: skip
+    handlers = {"eval": run_eval, "bench": run_bench, "ab": run_ab, "ingest": run_ingest, "ask": run_ask,
+                "kbs": run_kbs, "train": run_train, "adapters": run_adapters}  # fmt: skip
     return exit_status(lambda: handlers[a.command](a))

@@ -38,6 +38,7 @@ DIED = "the job's process exited unexpectedly (see its log)"
 JOB_KINDS: dict[str, str] = {
     "eval": "engine.evaluation.runner:eval_job",
     "bench": "engine.evaluation.bench_runs:bench_job",
+    "ab": "engine.ab.runner:ab_job",
     "ingest": "engine.rag.ingest:ingest_job",
     "train": "engine.finetune.trainer:train_job",
     "generate-qa": "engine.data.generation:generate_job",

@@ -1,0 +1,223 @@
+"""The report of an A/B experiment: quality with confidence intervals, paired tests, cost, the Pareto chart,
+the judge's verdicts and recommendations derived from the numbers, as Markdown and as offline HTML.
+
+The recommendation rules are a pure function (:func:`recommend`) of each variant's summary and the
+significance of the F1 differences (:class:`Comparison`), so they can be tested on hand-made numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from engine.ab.charts import latency_figure, pareto_figure, quality_figure
+from engine.ab.document import Document
+from engine.ab.recommend import (
+    ALPHA,
+    SIGNIFICANCE_TEST,
+    Comparison,
+    Recommendation,
+    comparisons_from,
+    em_fraction,
+    mean_interval,
+    percent_interval,
+    recommend,
+)
+from engine.errors import InputError
+
+
+@dataclass(frozen=True)
+class VariantQuality:
+    """One variant's mean EM (percent) and F1 with their bootstrap intervals."""
+
+    name: str
+    n: int
+    em: tuple[float, float, float]
+    f1: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The experiment report: ``markdown`` and self-contained ``html`` (plotly.js embedded, no network),
+    with the numbers behind them."""
+
+    experiment_id: str
+    reference: str
+    markdown: str = field(repr=False)
+    html: str = field(repr=False)
+    quality: dict[str, VariantQuality]
+    summaries: dict[str, dict[str, float]]
+    comparisons: list[Comparison]
+    recommendations: list[Recommendation]
+    pareto: list[str]
+
+
+def _ci(t: tuple[float, float, float], digits: int = 1) -> str:
+    mean, low, high = t
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _pv(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _num(x: float, digits: int = 2) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def build_report(
+    result,
+    judge=None,
+    reference: str | None = None,
+    alpha: float = ALPHA,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Report:
+    """The report of ``result`` (an :class:`engine.ab.results.ExperimentResult`): ``reference`` (default: the
+    first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`)
+    adds the judge's verdicts."""
+    from engine.ab.results import check_paired
+    from engine.evaluation.selection import pareto_front
+    from engine.stats import compare_variants
+
+    names = list(result.variants)
+    if not names:
+        raise InputError(f"Experiment {result.id!r} has no variants to report on.")
+    reference = reference or names[0]
+    if reference not in result.variants:
+        raise InputError(f"The reference {reference!r} is not a variant of {result.id!r}: {', '.join(names)}.")
+    check_paired(result)
+    variants = result.variants
+    n_items = len(result.item_ids())
+    summaries = {n: variants[n].summary() for n in names}
+    f1 = {n: variants[n].scores("f1") for n in names}
+    em = {n: em_fraction(variants[n].scores("em")) for n in names}
+    quality = {
+        n: VariantQuality(
+            n,
+            len(f1[n]),
+            percent_interval(mean_interval(em[n], resamples=resamples, seed=seed)),
+            mean_interval(f1[n], resamples=resamples, seed=seed),
+        )
+        for n in names
+    }
+    for n in names:  # the report shows EM in percent whatever the rows' scale
+        summaries[n]["em"] = quality[n].em[0]
+    multi = len(names) >= 3
+    paired = compare_variants(f1, em, reference, alpha, resamples, seed) if len(names) >= 2 and n_items >= 2 else None
+    comparisons = comparisons_from(paired) if paired else []
+    recs = recommend(summaries, comparisons, alpha)
+    points = {n: (summaries[n]["f1"], -summaries[n]["latency_p50_s"], summaries[n]["peak_memory_gb"]) for n in names}
+    front = pareto_front(points)
+
+    doc = Document()
+    title = f"Experiment report: {result.id}"
+    doc.h(1, title)
+    doc.p(
+        f"{len(names)} variants ({', '.join(names)}) answered the same {n_items} items; the reference is "
+        f"**{reference}**. Differences are *variant minus reference* (in a label `X vs Y`: X minus Y)."
+    )
+    if result.created:
+        doc.p(f"Created {result.created}" + (f"; MLflow run `{result.run_id}`." if result.run_id else "."))
+
+    doc.h(2, "Recommendations")
+    doc.ul([f"**{r.goal}**: {r.variant or 'none'}" + (f" (prefer {r.prefer})" if r.prefer else "") + f". {r.reason}"
+            for r in recs])  # fmt: skip
+    doc.p("Rules: " + " ".join(f"*{r.goal}*: {r.rule}" for r in recs))
+
+    doc.h(2, "Quality")
+    ref_comp = {c.b if c.a == reference else c.a: c for c in comparisons if reference in (c.a, c.b)}
+    rows = []
+    for n in names:
+        q = quality[n]
+        if n == reference:
+            diff_f1, diff_em = "reference", "reference"
+        else:
+            c = ref_comp[n] if n in ref_comp else None
+            diff_f1 = f"{c.gain(n):+.1f} [{c.low:+.1f}, {c.high:+.1f}]" if c else "n/a"
+            diff_em = f"{100 * (sum(em[n]) - sum(em[reference])) / max(1, q.n):+.1f}"
+        rows.append([n, str(q.n), _ci(q.em), _ci(q.f1), diff_f1, diff_em])
+    doc.table(["variant", "items", "EM % [95% CI]", "F1 [95% CI]", f"ΔF1 vs {reference} [95% CI]",
+               f"ΔEM vs {reference} (points)"], rows)  # fmt: skip
+    doc.p("Per-variant intervals: BCa bootstrap of the item scores (scipy). Differences: paired BCa bootstrap of "
+          "the per-item F1 differences (items resampled with both variants' scores kept together).")  # fmt: skip
+
+    doc.h(2, "Paired tests")
+    if paired is None:
+        doc.p("Paired tests need at least two variants and two items.")
+    else:
+        headers = ["comparison", "ΔF1 [95% CI]", "McNemar p (EM)"] + (["Holm p"] if multi else [])
+        headers += ["odds ratio"] + ["Wilcoxon p"] + (["Holm p"] if multi else []) + ["rank-biserial r"]
+        headers += ["permutation p"] + (["Holm p"] if multi else []) + ["Cohen's d_z", f"significant (α={alpha})"]
+        rows = []
+        for label, comp in paired.comparisons.items():
+            row = [label, f"{comp.bootstrap.mean:+.1f} [{comp.bootstrap.low:+.1f}, {comp.bootstrap.high:+.1f}]"]
+            for test in ("mcnemar", "wilcoxon", "permutation"):
+                t = comp.tests[test]
+                row.append(_pv(t.p_value))
+                if multi:
+                    row.append(_pv(paired.adjusted[test][label].adjusted))
+                row.append(_num(t.effect))
+            row.append("yes" if paired.adjusted[SIGNIFICANCE_TEST][label].reject else "no")
+            rows.append(row)
+        doc.table(headers, rows)
+        if multi:
+            family = (
+                f"Holm p: each test's p-values over the {len(paired.comparisons)} comparisons form one family, "
+                "corrected with Holm's step-down method. "
+            )
+        else:
+            family = "With two variants there is one comparison, so no correction for multiple comparisons is needed. "
+        doc.p("McNemar's exact test on the 0/1 exact matches (effect: discordant odds ratio, above 1 when the first-"
+              "named variant fixes more than it breaks); Wilcoxon signed-rank and the paired permutation test on "
+              "per-item F1 (effects: rank-biserial correlation and Cohen's d_z, positive when the first-named is "
+              f"higher). {family}*Significant*: the {SIGNIFICANCE_TEST} test's "
+              f"{'Holm-adjusted ' if multi else ''}p below {alpha}.")  # fmt: skip
+
+    doc.h(2, "Latency and memory")
+    rows = [
+        [n, _num(s["latency_p50_s"], 3), _num(s["latency_p95_s"], 3), _num(s["new_tokens"], 1), _num(s["load_s"], 1),
+         _num(s["peak_memory_gb"]), _num(s["weights_gb"]), variants[n].device, "yes" if n in front else "no"]
+        for n, s in summaries.items()
+    ]  # fmt: skip
+    doc.table(["variant", "p50 latency (s)", "p95 latency (s)", "new tokens", "load (s)", "peak memory (GB)",
+               "weights (GB)", "device", "Pareto-optimal"], rows)  # fmt: skip
+    doc.p(f"Pareto-optimal (no other variant has at least the F1, at most the p50 latency and at most the peak "
+          f"memory, and is better on one): {', '.join(front)}.")  # fmt: skip
+    doc.figure(quality_figure(quality, reference))
+    doc.figure(pareto_figure(summaries, front))
+    doc.figure(latency_figure(variants))
+
+    if judge is not None:
+        doc.h(2, "Judge")
+        js = judge.summary()
+        model = f" ({js['model']})" if js.get("model") else ""
+        doc.p(f"A local model{model} judged {js['judged']} of {js['items']} item pairs twice, once in each order "
+              f"(identical answers count as ties without a judgement); a verdict stands only when it picks the "
+              f"same answer in both orders.")  # fmt: skip
+        outcomes = [[f"{judge.a} preferred", str(judge.wins_a)], [f"{judge.b} preferred", str(judge.wins_b)],
+                    ["tie", str(judge.ties)]]  # fmt: skip
+        doc.table(["judge's verdict", "items"], outcomes)
+        flip, pos1 = judge.flip_rate, judge.position_1_rate
+        doc.p(f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
+              f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
+              f"{js['unparsed']} unreadable replies (read as ties).")  # fmt: skip
+        if math.isfinite(flip) and flip > 0.5:
+            doc.p("**Caution**: the judge mostly follows the answers' positions, so its verdicts say little.")
+    else:
+        doc.h(2, "Judge")
+        doc.p("No judge was run for this report.")
+
+    md = Document([b for b in doc.blocks if b[0] != "figure"])
+    md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
+    return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front)
+
+
+def log_report(tracker, run_id: str, report: Report) -> None:
+    """Log the report to MLflow run ``run_id`` as the artifacts ``report.md`` and ``report.html``."""
+    tracker.log_text(run_id, report.markdown, "report.md")
+    tracker.log_text(run_id, report.html, "report.html")
