@@ -26,8 +26,9 @@ def _run(**changes: float) -> dict[str, dict[str, float]]:
 
 
 def test_registry_is_complete_and_consistent():
-    assert set(METRICS) == {"load_s", "compile_s", "ttft_s", "e2e_s", "short_s", "decode_tok_s", "batch4_tok_s", "batch16_tok_s",
-                            "peak_rss_gb", "em", "f1", "perplexity", "embed_per_s", "retrieval_ms"}  # fmt: skip
+    assert set(METRICS) == {"load_s", "compile_s", "ttft_s", "e2e_s", "short_s", "decode_tok_s", "batch4_tok_s",
+                            "batch16_tok_s", "peak_rss_gb", "em", "f1", "perplexity", "embed_per_s",
+                            "retrieval_ms"}  # fmt: skip
     assert all(rule.name == key for key, rule in METRICS.items())
     assert not METRICS["f1"].relative and METRICS["f1"].threshold == 1.0
     assert METRICS["decode_tok_s"].higher_is_better and not METRICS["peak_rss_gb"].higher_is_better
