@@ -50,6 +50,7 @@ with user_errors():
         datasets = DatasetStore(r.settings()).datasets()
         st.write(f"**Datasets:** {', '.join(f'`{d}`' for d in datasets) if datasets else 'none yet'}")
         st.page_link("pages/4_Datasets.py", label="Datasets →", icon="🗂️")
+        st.page_link("pages/6_AB_Test.py", label="A/B Test: compare variants →", icon="⚖️")
         st.page_link("pages/7_Human_Eval.py", label="Human Eval: rate answers blind →", icon="🧑‍⚖️")
     with right:
         st.subheader("Recent runs")

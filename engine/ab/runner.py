@@ -253,6 +253,9 @@ def run_experiment(
     if tracker is not None:
         result.run_id = log_experiment(tracker, result, compare_result(result), plan)
         save_result(result, settings)
+        from engine.ab.report import build_report, log_report
+
+        log_report(tracker, result.run_id, build_report(result))  # report.md and report.html as artifacts
     if on_progress:
         on_progress(1.0, f"experiment {result.id} done")
     return result

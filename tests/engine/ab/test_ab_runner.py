@@ -94,6 +94,8 @@ def test_an_experiment_is_saved_paired_and_logged(settings, tracker):
     assert metrics["int4 vs base/f1_diff"] > 0  # int4 misses fewer items here
     table = tracker.load_table(result.run_id, "variants/int4.json")
     assert list(table["item_id"]) == result.item_ids()
+    reports = {a.path for a in tracker.client.list_artifacts(result.run_id)}
+    assert {"report.md", "report.html"} <= reports  # the report, logged with the run
 
 
 def test_a_variant_that_answers_other_items_cannot_be_paired(settings):

@@ -1,0 +1,66 @@
+"""The A/B Test page under AppTest: the report of a saved experiment, and the form starting a job."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from engine import jobs
+from engine.ab.results import ExperimentResult, VariantResult, save_result
+from engine.settings import ROOT
+
+
+def variant(name: str, good: float, latency: float, memory: float, rng: random.Random) -> VariantResult:
+    rows = []
+    for i in range(40):
+        right = rng.random() < good
+        rows.append({"item_id": f"q{i}", "question": f"question {i}", "gold": "yes", "prediction": "yes" if right
+                     else "no", "em": 100.0 * right, "f1": 100.0 * right, "latency_s": latency * rng.uniform(0.8, 1.2),
+                     "prompt_tokens": 300, "new_tokens": 4})  # fmt: skip
+    return VariantResult(name, {"name": name}, rows, 2.0, memory, 0.3, "cpu", 10.0)
+
+
+@pytest.fixture
+def experiment(settings):
+    st.cache_resource.clear()
+    rng = random.Random(0)
+    variants = {"base": variant("base", 0.3, 1.0, 2.0, rng), "tuned": variant("tuned", 0.8, 1.1, 2.1, rng),
+                "small": variant("small", 0.3, 0.4, 1.0, rng)}  # fmt: skip
+    result = ExperimentResult("20261127-000000-demo", {"name": "demo"}, variants, "2026-11-27T00:00:00")
+    save_result(result, settings)
+    yield result
+    st.cache_resource.clear()
+
+
+def page() -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages/6_AB_Test.py"), default_timeout=120).run()
+
+
+def test_the_report_recommends_from_the_numbers(experiment):
+    at = page()
+    assert not at.exception, at.exception
+    recommendations = [m.value for m in at.markdown if m.value.startswith("- **")]
+    assert any(r.startswith("- **quality: tuned**") for r in recommendations), recommendations
+    assert any(r.startswith("- **speed: small**") is False for r in recommendations)  # small is worse in F1
+    report = next(m.value for m in at.markdown if "McNemar" in m.value)
+    assert "tuned" in report and "Holm" in report
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_the_form_checks_the_variants_and_starts_a_job(experiment, settings):
+    at = page()
+    at.text_input(key="ab-name").set_value("  ")  # in a form: set and submitted in one run
+    next(b for b in at.button if b.label == "Run experiment").click().run()
+    assert not at.exception, at.exception
+    assert at.error and "name" in at.error[0].value
+    at.text_input(key="ab-name").set_value("page-test")
+    next(b for b in at.button if b.label == "Run experiment").click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["ab-job"]
+    state = jobs.get_job(job_id, settings)
+    assert state.kind == "ab" and state.args["name"] == "page-test"
+    assert state.args["variants"][1]["quantization"] == "int4-weight"
+    jobs.cancel_job(job_id, settings)

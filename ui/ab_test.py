@@ -1,0 +1,106 @@
+"""Widgets of the A/B Test page: the experiment form (variants in an editable table), the job's
+progress, and the report of a finished experiment."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine import jobs
+from engine.ab.spec import MODES, ExperimentSpec, VariantSpec
+from engine.models.spec import DTYPES, QUANTIZATIONS
+from ui import resources as r
+from ui.widgets import user_errors, watch_job
+
+DEFAULT_VARIANTS = pd.DataFrame([
+    {"name": "base", "model": "", "quantization": "none", "dtype": "float32", "adapter": "", "prompt": "", "k": 5,
+     "temperature": 0.0, "seed": 0},
+    {"name": "int4", "model": "", "quantization": "int4-weight", "dtype": "auto", "adapter": "", "prompt": "", "k": 5,
+     "temperature": 0.0, "seed": 0},
+])  # fmt: skip
+
+
+def variants_from(frame: pd.DataFrame) -> tuple[VariantSpec, ...]:
+    """The edited table's rows as variants (empty rows dropped; bad values raise InputError)."""
+    rows = frame.replace({float("nan"): None}).to_dict("records")
+    variants = []
+    for row in rows:
+        if not str(row.get("name") or "").strip():
+            continue
+        clean = {k: v for k, v in row.items() if v is not None and v != ""}
+        for key, kind in (("k", int), ("seed", int), ("temperature", float)):
+            if key in clean:
+                clean[key] = kind(clean[key])
+        variants.append(VariantSpec(**clean))
+    return tuple(variants)
+
+
+def experiment_form() -> None:
+    """The experiment: variants (two or more, the first the reference) and the evaluation set; starts a job."""
+    st.caption("Every variant answers the same items; the first row is the reference of the paired tests.")
+    adapters = ["", *r.adapter_names()]
+    frame = st.data_editor(
+        DEFAULT_VARIANTS, num_rows="dynamic", hide_index=True, key="ab-variants",
+        column_config={
+            "name": st.column_config.TextColumn("name", required=True),
+            "model": st.column_config.TextColumn("model", help="empty: the bundled model; " + r.MODEL_HELP),
+            "quantization": st.column_config.SelectboxColumn("quantization", options=list(QUANTIZATIONS)),
+            "dtype": st.column_config.SelectboxColumn("dtype", options=list(DTYPES)),
+            "adapter": st.column_config.SelectboxColumn("adapter", options=adapters),
+            "prompt": st.column_config.SelectboxColumn("prompt", options=["", "few-shot", "zero-shot"]),
+            "k": st.column_config.NumberColumn("k", min_value=1, max_value=10, step=1),
+            "temperature": st.column_config.NumberColumn("temperature", min_value=0.0, max_value=2.0),
+            "seed": st.column_config.NumberColumn("seed", min_value=0, step=1),
+        },
+    )  # fmt: skip
+    with st.form("ab"):
+        cols = st.columns(5)
+        name = cols[0].text_input("Experiment name", "base-vs-int4", key="ab-name")
+        split = cols[1].selectbox("HotpotQA questions", ["test", "validation", "train"], key="ab-split",
+                                  help="the fixed split used for fine-tuning (test: 300 questions)")  # fmt: skip
+        limit = cols[2].number_input("Items", 2, 1000, 30, key="ab-limit")
+        mode = cols[3].selectbox("Mode", MODES, index=MODES.index("distractor"), key="ab-mode")
+        parallel = cols[4].selectbox("Run variants", ["auto", "never", "always"], key="ab-parallel",
+                                     help="auto: side by side where memory and cores allow")  # fmt: skip
+        if st.form_submit_button("Run experiment", type="primary"):
+            with user_errors():
+                spec = ExperimentSpec(name=name.strip(), variants=variants_from(frame), split=split, limit=int(limit),
+                                      mode=mode, parallel=parallel)  # fmt: skip
+                st.session_state["ab-job"] = jobs.start_job("ab", spec.to_dict()).id
+                st.session_state.pop("ab-job-shown", None)
+
+
+@st.fragment(run_every=1.0)
+def progress() -> None:
+    state = watch_job("ab", "ab-job")
+    if state is not None and state.status == "succeeded":
+        st.session_state.setdefault("ab-experiment", state.result.get("id"))
+
+
+def report_section(experiments: list[str]) -> None:
+    """A finished experiment's report: recommendations, tables, charts, downloads."""
+    from engine.ab.charts import latency_figure, pareto_figure, quality_figure
+    from engine.ab.report import build_report
+    from engine.ab.results import load_result
+
+    chosen = st.session_state.get("ab-experiment")
+    experiment = st.selectbox("Experiment", experiments, key="ab-pick",
+                              index=experiments.index(chosen) if chosen in experiments else 0)  # fmt: skip
+    result = load_result(experiment, r.settings())
+    with st.spinner("Computing the paired tests…"):
+        report = build_report(result, resamples=2000)
+    st.subheader("Recommendations")
+    for rec in report.recommendations:
+        st.markdown(f"- **{rec.goal}: {rec.prefer or rec.variant}**: {rec.reason}")
+    left, right = st.columns(2)
+    left.plotly_chart(quality_figure(report.quality, report.reference), key="ab-quality")
+    right.plotly_chart(pareto_figure(report.summaries, report.pareto), key="ab-pareto")
+    st.plotly_chart(latency_figure(result.variants), key="ab-latency")
+    with st.expander("The full report (tables, paired tests, rules)", expanded=False):
+        st.markdown(report.markdown)
+    cols = st.columns(3)
+    cols[0].download_button("Report (Markdown)", report.markdown, f"{experiment}.md", key="ab-md")
+    cols[1].download_button("Report (HTML, offline)", report.html, f"{experiment}.html", "text/html", key="ab-html")
+    if result.run_id:
+        cols[2].caption(f"MLflow run {result.run_id} (experiment studio-ab)")
+    st.caption("To rate these answers blind: the Human Eval page, *New rating session*, *From an A/B experiment*.")
