@@ -10,8 +10,7 @@ import logging
 import sys
 
 from engine.errors import InputError, exit_status
-
-MODEL_HELP = "a Hugging Face id, a local model folder or a .gguf file (default: the bundled SmolLM2-135M)"
+from engine.measure_commands import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,36 +38,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
-    be = sub.add_parser("bench", help="benchmark matrix: speed, memory, quality per precision (exit 1 on regression)")
-    be.add_argument("--model", default="", help=MODEL_HELP)
-    be.add_argument("--precisions", default="", help="comma-separated (default: float32, bfloat16, int8-dynamic, "
-                    "int4-weight, 4bit; also float16, 8bit, 4bit-fp4)")  # fmt: skip
-    be.add_argument("--reference", default="float32", help="the precision quality differences are against")
-    be.add_argument("--questions", type=int, default=100, help="HotpotQA questions for EM/F1 (0: skip quality)")
-    be.add_argument("--split", default="test", choices=["", "train", "validation", "test"])
-    be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out of the matrix")
-    be.add_argument("--baseline", default="", help="an earlier matrix's MLflow run id: regressions exit with 1")
-    be.add_argument("--thresholds", default="", help="regression thresholds, e.g. f1=0.5,decode_tok_s=0.1")
-    be.add_argument("--tolerance", type=float, default=1.0, help="F1 points below the reference the pick may lose")
-    be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
-    be.add_argument("--out", default="", help="also write the table to this Markdown file")
-
-    ab = sub.add_parser("ab", help="A/B experiment: variants answer the same items; paired tests (see docs)")
-    ab.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE,...",
-                    help="a variant, e.g. name=int4,quantization=int4-weight (keys: name, model, quantization, dtype, "
-                    "adapter, prompt, k, temperature, seed); two or more, the first is the reference")  # fmt: skip
-    ab.add_argument("--name", default="ab", help="the experiment's name")
-    ab.add_argument("--data", default="hotpotqa-dev.jsonl", help="path, or a file in the shared data folder")
-    ab.add_argument("--split", default="test", choices=["", "all", "train", "validation", "test"],
-                    help="the fixed HotpotQA split (or the dataset's split); '' or all: no split")  # fmt: skip
-    ab.add_argument("--dataset", default="", help="a saved dataset version's records instead of HotpotQA")
-    ab.add_argument("--version", default="", help="the dataset's version (default: its newest)")
-    ab.add_argument("--limit", type=int, default=100, help="at most N items")
-    ab.add_argument("--mode", default="distractor", choices=["closed-book", "distractor"])
-    ab.add_argument("--parallel", default="auto", choices=["auto", "always", "never"],
-                    help="auto: variants run at once where memory and cores allow")  # fmt: skip
-    ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
-    ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
+    add_bench_arguments(sub)
+    add_ab_arguments(sub)
 
     tr = sub.add_parser("train", help="train a LoRA adapter on the HotpotQA training split")
     add_train_arguments(tr)
@@ -95,57 +66,6 @@ def parser() -> argparse.ArgumentParser:
     job = sub.add_parser("job", help="background jobs: run <dir> | list | status <id> | cancel <id>")
     job.add_argument("args", nargs=argparse.REMAINDER)
     return p
-
-
-def run_bench(a) -> int:
-    from pathlib import Path
-
-    from engine.evaluation.bench_runs import bench_matrix, matrix_results, selection_from
-    from engine.evaluation.benchmark import BenchSpec
-    from engine.settings import load_settings
-    from engine.tracking import Tracker
-
-    precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
-    spec = BenchSpec(
-        model=a.model, precisions=precisions,
-        reference=a.reference, questions=a.questions, split=a.split, llama_cpp=not a.no_llama_cpp,
-        baseline=a.baseline, thresholds=a.thresholds,
-    )  # fmt: skip
-    run_id, table, found = bench_matrix(spec, on_progress=lambda f, m: print(f"[{100 * f:3.0f}%] {m}", flush=True))
-    print(table)
-    if spec.questions:
-        chosen = selection_from(matrix_results(Tracker(load_settings()), run_id), spec.reference, a.tolerance,
-                                a.objective)  # fmt: skip
-        print(f"\nPick: {chosen.explanation}")
-    if a.out:
-        Path(a.out).write_text(table + "\n")
-    print(f"MLflow run {run_id}")
-    for r in found:
-        print(f"REGRESSION {r.describe()}")
-    return 1 if found else 0
-
-
-def run_ab(a) -> int:
-    from engine.ab.runner import compare_result, format_result, run_experiment
-    from engine.ab.spec import ExperimentSpec, parse_variant
-    from engine.settings import load_settings
-    from engine.tracking import Tracker
-
-    spec = ExperimentSpec(
-        name=a.name, variants=tuple(parse_variant(v) for v in a.variant), data=a.data,
-        split="" if a.split == "all" else a.split, dataset=a.dataset, version=a.version, limit=a.limit, mode=a.mode,
-        parallel=a.parallel, batch_size=a.batch_size,
-    )  # fmt: skip
-    settings = load_settings()
-    tracker = None if a.no_mlflow else Tracker(settings)
-
-    def progress(fraction: float, message: str) -> None:
-        print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
-
-    result = run_experiment(spec, settings, tracker, on_progress=progress)
-    print(format_result(result, compare_result(result)))
-    print(f"\nexperiment {result.id}" + (f", MLflow run {result.run_id}" if result.run_id else ""))
-    return 0
 
 
 def run_eval(a) -> int:
