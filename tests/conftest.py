@@ -83,3 +83,15 @@ def offline_hub(monkeypatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Put ``sys.modules["__main__"]`` back after each test: AppTest leaves the page script there, and a
+    process spawned later (multiprocessing "spawn") would run that page as its main module and abort."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
