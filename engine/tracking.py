@@ -8,8 +8,9 @@ the app, jobs and tests can each point at their own store.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 from engine.settings import Settings
 
@@ -128,3 +129,16 @@ class Tracker:
         with open(local) as f:
             data = json.load(f)
         return pd.DataFrame(data["data"], columns=data["columns"])
+
+
+def plain_json(value):
+    """``value`` as JSON data for ``log_dict``: dataclasses as dicts, NaN as null, infinities as text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain_json(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

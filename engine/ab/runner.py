@@ -13,7 +13,6 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 
 from engine.ab.results import (
@@ -28,7 +27,7 @@ from engine.ab.workers import check_variants, experiment_items, run_in_processes
 from engine.errors import InputError, StudioError
 from engine.memory import read_memory
 from engine.settings import Settings, load_settings
-from engine.tracking import AB, Tracker
+from engine.tracking import AB, Tracker, plain_json
 
 CORES_PER_PROCESS = 2  # a CPU process needs at least this many cores for running side by side to pay
 EMBEDDER_GB = 0.25  # the embedding model a retrieving variant loads beside its language model
@@ -171,19 +170,6 @@ def comparison_metrics(comparison) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 
-def _plain(value):
-    """JSON data of a comparison: dataclasses as dicts, infinite or undefined numbers as text / null."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return _plain(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def log_experiment(tracker: Tracker, result: ExperimentResult, comparison, plan: str = "") -> str:
     """One MLflow run in ``studio-ab``: the spec as params, each variant's summary as ``<variant>/<metric>``,
     the paired tests (see :func:`comparison_metrics`), each variant's rows as a table artifact
@@ -199,7 +185,7 @@ def log_experiment(tracker: Tracker, result: ExperimentResult, comparison, plan:
     tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)} | comparison_metrics(comparison))
     for n, variant in result.variants.items():
         tracker.log_table(run_id, pd.DataFrame(variant.rows), f"variants/{n}.json")
-    tracker.log_dict(run_id, _plain(comparison), "comparisons.json")
+    tracker.log_dict(run_id, plain_json(comparison), "comparisons.json")
     tracker.end(run_id)
     return run_id
 

@@ -11,17 +11,12 @@ from dataclasses import asdict
 from engine.errors import InputError
 from engine.ratings.aggregate import agreement, judge_agreement, leaderboard, mean_scores
 from engine.ratings.store import RatingStore
-from engine.tracking import HUMAN_EVAL, Tracker
+from engine.tracking import HUMAN_EVAL, Tracker, plain_json
 
 
 def metric_name(variant: str) -> str:
     """A variant name MLflow accepts as part of a metric name (letters, digits, ``_-. /``)."""
     return re.sub(r"[^\w\-. /]", "_", variant)
-
-
-def _plain(figures: dict) -> dict:
-    """Figures for JSON: NaN (undefined) as null, which every JSON reader accepts."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()}
 
 
 def log_session(
@@ -67,7 +62,7 @@ def log_session(
         tracker.log_metrics(run_id, metrics)
         tracker.log_table(run_id, board, "leaderboard.json")
         tracker.log_table(run_id, mean_scores(ratings), "scores.json")
-        figures = {"agreement": _plain(asdict(agree)), "judge": _plain(asdict(judged)) if judged else None}
+        figures = {"agreement": plain_json(agree), "judge": plain_json(judged) if judged else None}
         tracker.log_dict(run_id, figures, "agreement.json")
         tracker.log_dict(run_id, asdict(session), "session.json")
         tracker.log_text(run_id, ratings.to_csv(index=False), "ratings.csv")
