@@ -4,7 +4,6 @@ own spawned process (its load time and peak memory its own), with progress and c
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import time
 import traceback
@@ -124,8 +123,7 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     start = time.perf_counter()
     generator = load_generator(to_model_spec(variant), settings)
     load_s = time.perf_counter() - start
-    if generator.decoder is not None and os.environ.get("STUDIO_COMPILE_DECODER", "1") != "0":
-        generator.warm_up(background=False)
+    generator.warm_up_if_enabled(background=False)
     evaluation = to_eval_spec(variant, experiment)
     prompt = template(evaluation, settings)
     retriever = None

@@ -62,6 +62,13 @@ class Generator:
 
         self.decoder = decoder_for(loaded)  # the fast one-answer path, where the model has one
 
+    def warm_up_if_enabled(self, background: bool = True) -> None:
+        """``warm_up`` unless ``STUDIO_COMPILE_DECODER=0`` (tests: a minute of CPU per model)."""
+        import os
+
+        if os.environ.get("STUDIO_COMPILE_DECODER", "1") != "0":
+            self.warm_up(background)
+
     def warm_up(self, background: bool = True) -> None:
         """Compile the fast decoder, if any (until then it runs uncompiled, a third slower)."""
         if self.decoder is not None and not self.decoder.compiled.is_set():

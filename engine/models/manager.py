@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -222,8 +221,8 @@ class ModelManager:
 
 def warm_up(generator) -> None:
     """Compile a new generator's fast decoder in the background (``STUDIO_COMPILE_DECODER=0``: not)."""
-    if os.environ.get("STUDIO_COMPILE_DECODER", "1") != "0" and hasattr(generator, "warm_up"):
-        generator.warm_up(background=True)
+    if hasattr(generator, "warm_up_if_enabled"):
+        generator.warm_up_if_enabled(background=True)
 
 
 def describe(spec: ModelSpec) -> str:
