@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.settings import Settings
+from engine.sqlite_wal import ensure_wal
 
 LOOKUP_BATCH = 500  # keys per SELECT: well under SQLite's limit on bound variables
 EMBED_BATCH = 256  # texts per call to the wrapped embedder; each batch is saved before the next
@@ -46,8 +47,8 @@ class CachedEmbedder:
         self.hits = self.misses = 0
         self.total_hits = self.total_misses = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_wal(self.path, _TIMEOUT_S)
         with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     @property

@@ -30,6 +30,7 @@ from engine.ratings.sessions import (
     check_variants,
 )
 from engine.settings import Settings
+from engine.sqlite_wal import ensure_wal
 
 BUSY_MS = 10_000  # how long a writer waits for another one's transaction before giving up
 
@@ -71,9 +72,7 @@ class RatingStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con:
-            # WAL is a property of the file: set once, every later connection gets it.
-            con.execute("PRAGMA journal_mode=WAL")
+        ensure_wal(self.path, BUSY_MS / 1000)
         with self._write() as con:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
