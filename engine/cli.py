@@ -10,7 +10,7 @@ import logging
 import sys
 
 from engine.errors import InputError, exit_status
-from engine.measure_commands import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench
+from engine.measure_commands import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
 
 
 def parser() -> argparse.ArgumentParser:
@@ -283,6 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    handlers = {"eval": run_eval, "bench": run_bench, "ab": run_ab, "ingest": run_ingest, "ask": run_ask,
-                "kbs": run_kbs, "train": run_train, "adapters": run_adapters}  # fmt: skip
+    handlers = {"eval": run_eval, "bench": run_bench, "ab": run_ab, "judge": run_judge, "ingest": run_ingest,
+                "ask": run_ask, "kbs": run_kbs, "train": run_train, "adapters": run_adapters}  # fmt: skip
     return exit_status(lambda: handlers[a.command](a))

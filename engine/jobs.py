@@ -39,6 +39,7 @@ JOB_KINDS: dict[str, str] = {
     "eval": "engine.evaluation.runner:eval_job",
     "bench": "engine.evaluation.bench_runs:bench_job",
     "ab": "engine.ab.runner:ab_job",
+    "judge": "engine.ab.judging:judge_job",
     "ingest": "engine.rag.ingest:ingest_job",
     "train": "engine.finetune.trainer:train_job",
     "generate-qa": "engine.data.generation:generate_job",

@@ -1,5 +1,5 @@
 """The measuring subcommands of ``python -m engine``: ``bench`` (the benchmark matrix, exit 1 on a regression)
-and ``ab`` (an A/B experiment with paired tests)."""
+``ab`` (an A/B experiment with paired tests) and ``judge`` (the local judge on two variants of one)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,18 @@ def add_ab_arguments(sub) -> None:
                     help="auto: variants run at once where memory and cores allow")  # fmt: skip
     ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
     ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
+    ju = sub.add_parser("judge", help="a local model judges two variants of a saved A/B experiment, both orders")
+    ju.add_argument("experiment", help="the experiment's id (as printed by `ab`)")
+    ju.add_argument("a", help="the first variant")
+    ju.add_argument("b", help="the second variant")
+    ju.add_argument("--model", default="", help="the judge's model: " + MODEL_HELP)
+    ju.add_argument("--no-reference", action="store_true", help="do not show the judge the correct answer")
+    ju.add_argument("--batch-size", type=int, default=8)
+    ju.add_argument("--no-mlflow", action="store_true", help="do not log the verdicts to MLflow")
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
 
 
 def run_bench(a) -> int:
@@ -87,10 +99,21 @@ def run_ab(a) -> int:
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
 
-    def progress(fraction: float, message: str) -> None:
-        print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
-
-    result = run_experiment(spec, settings, tracker, on_progress=progress)
+    result = run_experiment(spec, settings, tracker, on_progress=_progress)
     print(format_result(result, compare_result(result)))
     print(f"\nexperiment {result.id}" + (f", MLflow run {result.run_id}" if result.run_id else ""))
+    return 0
+
+
+def run_judge(a) -> int:
+    from engine.ab.judging import format_judge, judge_file, run_judge
+    from engine.evaluation.judge import JudgeSpec
+    from engine.tracking import Tracker
+
+    settings = load_settings()
+    spec = JudgeSpec(model=a.model.strip())
+    tracker = None if a.no_mlflow else Tracker(settings)
+    judge = run_judge(a.experiment, a.a, a.b, spec, not a.no_reference, a.batch_size, settings, tracker, _progress)
+    print(format_judge(judge))
+    print(f"verdicts: {judge_file(a.experiment, a.a, a.b, settings)}")
     return 0

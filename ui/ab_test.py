@@ -80,6 +80,7 @@ def progress() -> None:
 def report_section(experiments: list[str]) -> None:
     """A finished experiment's report: recommendations, tables, charts, downloads."""
     from engine.ab.charts import latency_figure, pareto_figure, quality_figure
+    from engine.ab.judging import load_judges
     from engine.ab.report import build_report
     from engine.ab.results import load_result
 
@@ -87,8 +88,9 @@ def report_section(experiments: list[str]) -> None:
     experiment = st.selectbox("Experiment", experiments, key="ab-pick",
                               index=experiments.index(chosen) if chosen in experiments else 0)  # fmt: skip
     result = load_result(experiment, r.settings())
+    judges = load_judges(experiment, r.settings())
     with st.spinner("Computing the paired tests…"):
-        report = build_report(result, resamples=2000)
+        report = build_report(result, judge=judges, resamples=2000)
     st.subheader("Recommendations")
     for rec in report.recommendations:
         st.markdown(f"- **{rec.goal}: {rec.prefer or rec.variant}**: {rec.reason}")
@@ -96,6 +98,7 @@ def report_section(experiments: list[str]) -> None:
     left.plotly_chart(quality_figure(report.quality, report.reference), key="ab-quality")
     right.plotly_chart(pareto_figure(report.summaries, report.pareto), key="ab-pareto")
     st.plotly_chart(latency_figure(result.variants), key="ab-latency")
+    judge_section(result, judges)
     with st.expander("The full report (tables, paired tests, rules)", expanded=False):
         st.markdown(report.markdown)
     cols = st.columns(3)
@@ -104,3 +107,42 @@ def report_section(experiments: list[str]) -> None:
     if result.run_id:
         cols[2].caption(f"MLflow run {result.run_id} (experiment studio-ab)")
     st.caption("To rate these answers blind: the Human Eval page, *New rating session*, *From an A/B experiment*.")
+
+
+def judge_section(result, judges: list) -> None:
+    """The local judge's verdicts on pairs of this experiment's variants, and a form to run it on a pair."""
+    from engine.ab.judging import check_pair
+
+    st.subheader("Local judge")
+    if judges:
+        rows = [j.summary() for j in judges]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="ab-judges")
+        if any(j.flip_rate > 0.5 for j in judges):
+            st.warning("A judge changed its verdict with the answers' order on most items: its verdicts say little. "
+                       "A larger judge model reads answers rather than positions.")  # fmt: skip
+    else:
+        st.caption("No judge has been run on this experiment yet.")
+    names = list(result.variants)
+    with st.form("ab-judge"):
+        st.caption(
+            "A local model compares two variants' answers item by item, in both orders; a verdict that changes "
+            "with the order is a tie, and the share of those (the position-flip rate) is reported."
+        )
+        cols = st.columns(4)
+        a = cols[0].selectbox("Variant", names, key="ab-judge-a")
+        b = cols[1].selectbox("against", names, index=min(1, len(names) - 1), key="ab-judge-b")
+        model = cols[2].text_input("Judge model", "", key="ab-judge-model",
+                                   help="empty: the bundled model; " + r.MODEL_HELP)  # fmt: skip
+        reference = cols[3].checkbox("Show it the correct answer", True, key="ab-judge-reference")
+        if st.form_submit_button("Run the judge"):
+            with user_errors():
+                check_pair(result, a, b)
+                args = {"experiment": result.id, "a": a, "b": b, "model": model.strip(), "with_reference": reference}
+                st.session_state["ab-judge-job"] = jobs.start_job("judge", args).id
+                st.session_state.pop("ab-judge-job-shown", None)
+    judge_progress()
+
+
+@st.fragment(run_every=1.0)
+def judge_progress() -> None:
+    watch_job("judge", "ab-judge-job")

@@ -7,7 +7,8 @@ import streamlit as st
 
 from engine.ratings import Rating, RatingStore
 from engine.ratings.aggregate import leaderboard
-from engine.ratings.agreement import agreement
+from engine.ratings.agreement import agreement, judge_agreement
+from engine.ratings.sources import judge_verdicts
 from ui import resources as r
 from ui.widgets import user_errors
 
@@ -135,6 +136,17 @@ def results(store: RatingStore, session_id: str) -> None:
               "Krippendorff's alpha": agree.krippendorff_alpha}  # fmt: skip
     st.caption(" · ".join(f"{k} {'—' if pd.isna(v) else f'{v:.2f}'}" for k, v in kappas.items())
                + " (— : needs items rated by two raters or more)")  # fmt: skip
+    session = store.session(session_id)
+    judge = judge_verdicts(session, r.settings())
+    if judge is not None:
+        found = judge_agreement(ratings, judge)
+        cols = st.columns(3)
+        cols[0].metric("Items the judge and raters share", found.items)
+        cols[1].metric("Agreement with the local judge", "—" if pd.isna(found.percent) else f"{found.percent:.0f}%")
+        cols[2].metric("Judge–raters Cohen's kappa", "—" if pd.isna(found.cohen_kappa) else f"{found.cohen_kappa:.2f}")
+        st.caption("The raters' verdict per item is their majority (both bad and split votes count as ties).")
+    elif session.source.get("experiment"):
+        st.caption("Run the local judge on these two variants (A/B Test page) to see how it agrees with the raters.")
     cols = st.columns(2)
     cols[0].download_button("Export ratings (CSV)", ratings.to_csv(index=False), f"ratings-{session_id}.csv",
                             "text/csv", key="he-export")  # fmt: skip
@@ -142,5 +154,5 @@ def results(store: RatingStore, session_id: str) -> None:
         from engine.ratings.tracking import log_session
 
         with user_errors():
-            run_id = log_session(r.tracker(), store, session_id, resamples=500)
+            run_id = log_session(r.tracker(), store, session_id, judge=judge, resamples=500)
             st.success(f"Logged: MLflow run {run_id} (experiment studio-human-eval).")

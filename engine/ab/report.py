@@ -24,6 +24,7 @@ from engine.ab.recommend import (
     recommend,
 )
 from engine.errors import InputError
+from engine.evaluation.judge import JudgeResult
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ def build_report(
     seed: int = 0,
 ) -> Report:
     """The report of ``result`` (an :class:`engine.ab.results.ExperimentResult`): ``reference`` (default: the
-    first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`)
-    adds the judge's verdicts."""
+    first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`,
+    or a list of them, one per judged pair) adds the judge's verdicts."""
     from engine.ab.results import check_paired
     from engine.evaluation.selection import pareto_front
     from engine.stats import compare_variants
@@ -192,29 +193,36 @@ def build_report(
     doc.figure(pareto_figure(summaries, front))
     doc.figure(latency_figure(variants))
 
-    if judge is not None:
-        doc.h(2, "Judge")
-        js = judge.summary()
-        model = f" ({js['model']})" if js.get("model") else ""
-        doc.p(f"A local model{model} judged {js['judged']} of {js['items']} item pairs twice, once in each order "
-              f"(identical answers count as ties without a judgement); a verdict stands only when it picks the "
-              f"same answer in both orders.")  # fmt: skip
-        outcomes = [[f"{judge.a} preferred", str(judge.wins_a)], [f"{judge.b} preferred", str(judge.wins_b)],
-                    ["tie", str(judge.ties)]]  # fmt: skip
-        doc.table(["judge's verdict", "items"], outcomes)
-        flip, pos1 = judge.flip_rate, judge.position_1_rate
-        doc.p(f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
-              f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
-              f"{js['unparsed']} unreadable replies (read as ties).")  # fmt: skip
-        if math.isfinite(flip) and flip > 0.5:
-            doc.p("**Caution**: the judge mostly follows the answers' positions, so its verdicts say little.")
-    else:
-        doc.h(2, "Judge")
-        doc.p("No judge was run for this report.")
+    doc.h(2, "Judge")
+    judges = [] if judge is None else [judge] if isinstance(judge, JudgeResult) else list(judge)
+    for found in judges:
+        judge_section(doc, found, len(judges) > 1)
+    if not judges:
+        doc.p("No judge was run for this experiment.")
 
     md = Document([b for b in doc.blocks if b[0] != "figure"])
     md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
     return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front)
+
+
+def judge_section(doc: Document, judge: JudgeResult, titled: bool) -> None:
+    """What a local judge said of one pair of variants, with its position bias."""
+    js = judge.summary()
+    if titled:
+        doc.h(3, f"{judge.b} vs {judge.a}")
+    model = f" ({js['model']})" if js.get("model") else ""
+    doc.p(f"A local model{model} judged {js['judged']} of {js['items']} item pairs twice, once in each order "
+          f"(identical answers count as ties without a judgement); a verdict stands only when it picks the "
+          f"same answer in both orders.")  # fmt: skip
+    outcomes = [[f"{judge.a} preferred", str(judge.wins_a)], [f"{judge.b} preferred", str(judge.wins_b)],
+                ["tie", str(judge.ties)]]  # fmt: skip
+    doc.table(["judge's verdict", "items"], outcomes)
+    flip, pos1 = judge.flip_rate, judge.position_1_rate
+    doc.p(f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
+          f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
+          f"{js['unparsed']} unreadable replies (read as ties).")  # fmt: skip
+    if math.isfinite(flip) and flip > 0.5:
+        doc.p("**Caution**: the judge mostly follows the answers' positions, so its verdicts say little.")
 
 
 def log_report(tracker, run_id: str, report: Report) -> None:

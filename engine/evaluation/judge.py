@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
@@ -34,6 +34,7 @@ TEMPLATE = (
 REFERENCE_LINE = "Correct answer: {reference}\n"  # what {reference} becomes when a reference is given
 PREFILL = "The better answer is"  # the start of the judge's reply: a tiny model then names a number
 FIELDS = {"question", "reference", "answer_1", "answer_2"}
+PROGRESS_BATCHES = 4  # generate calls of this many batches between two progress reports
 
 
 @dataclass(frozen=True)
@@ -201,9 +202,11 @@ def judge_pairs(
     a: str = "A",
     b: str = "B",
     item_ids: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> JudgeResult:
     """Judge each ``(question, answer_a, answer_b, reference)`` twice, A in position 1 and then B in position
-    1, in one greedy batched ``generator.generate`` call, and combine the two orders (see :func:`combine`)."""
+    1, with greedy batched ``generator.generate`` calls, and combine the two orders (see :func:`combine`).
+    ``on_progress(done, total)`` follows the judge's prompts (what it raises stops the judging)."""
     from engine.evaluation.metrics import normalize_answer
     from engine.models.generation import SamplingSpec
 
@@ -216,7 +219,12 @@ def judge_pairs(
     prompts = [judge_messages(q, x, y, ref, spec) for q, x, y, ref in todo]
     prompts += [judge_messages(q, y, x, ref, spec) for q, x, y, ref in todo]
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, temperature=0.0)
-    texts = [c.text for c in generator.generate(prompts, sampling, batch_size=batch_size)] if prompts else []
+    texts: list[str] = []
+    step = max(1, batch_size) * PROGRESS_BATCHES
+    for start in range(0, len(prompts), step):
+        texts += [c.text for c in generator.generate(prompts[start : start + step], sampling, batch_size=batch_size)]
+        if on_progress:
+            on_progress(len(texts), len(prompts))
     if len(texts) != len(prompts):
         raise InputError(f"The judge answered {len(texts)} of {len(prompts)} prompts.")
     replies = iter(zip(texts[: len(todo)], texts[len(todo) :], strict=True))
@@ -238,23 +246,21 @@ def judge_experiment(
     batch_size: int = 8,
     spec: JudgeSpec = DEFAULT_JUDGE,
     with_reference: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> JudgeResult:
     """Judge variant ``a`` against ``b`` of an ExperimentResult, item by item (the rows are paired by
     position, which :func:`engine.ab.results.check_paired` guarantees); the gold answer is the reference
     when ``with_reference``."""
+    from engine.ab.judging import check_pair
     from engine.ab.results import check_paired
 
-    for name in (a, b):
-        if name not in result.variants:
-            raise InputError(f"No variant {name!r} in experiment {result.id!r}: {', '.join(result.variants)}.")
-    if a == b:
-        raise InputError("The judge compares two different variants.")
+    check_pair(result, a, b)
     check_paired(result)
     rows_a, rows_b = result.variants[a].rows, result.variants[b].rows
     items = [(ra["question"], str(ra["prediction"]), str(rb["prediction"]), str(ra["gold"]) if with_reference else "")
              for ra, rb in zip(rows_a, rows_b, strict=True)]  # fmt: skip
     ids = [str(r["item_id"]) for r in rows_a]
-    return judge_pairs(generator, items, batch_size, spec, a, b, ids)
+    return judge_pairs(generator, items, batch_size, spec, a, b, ids, on_progress)
 
 
 def load_judge(spec: JudgeSpec = DEFAULT_JUDGE, settings=None):

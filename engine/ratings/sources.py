@@ -56,3 +56,18 @@ def session_from_runs(
         [answers_b[i] for i in shared["id"]], names, list(shared["id"]),
     )  # fmt: skip
     return store.create_session(f"{names[0]} vs {names[1]}", names, items, {"runs": [run_a, run_b]}, seed)
+
+
+def judge_verdicts(session, settings: Settings) -> dict[str, str] | None:
+    """The local judge's verdicts (item id -> variant or 'tie') on a session's two variants, where the
+    session comes from an A/B experiment on which the judge was run for that pair; else None."""
+    from engine.ab.judging import load_judges, verdicts_for
+
+    experiment = (session.source or {}).get("experiment")
+    if not experiment or len(session.variants) != 2:
+        return None
+    try:
+        judges = load_judges(experiment, settings)
+    except InputError:  # the experiment's name is no longer valid: no judgement to find
+        return None
+    return verdicts_for(judges, *session.variants)

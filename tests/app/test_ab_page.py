@@ -64,3 +64,34 @@ def test_the_form_checks_the_variants_and_starts_a_job(experiment, settings):
     assert state.kind == "ab" and state.args["name"] == "page-test"
     assert state.args["variants"][1]["quantization"] == "int4-weight"
     jobs.cancel_job(job_id, settings)
+
+
+def test_the_judge_form_checks_the_pair_starts_a_job_and_saved_verdicts_show(experiment, settings):
+    from engine.ab.judging import save_judge
+    from engine.evaluation.judge import DEFAULT_JUDGE, judge_from_texts
+
+    ids = [f"q{i}" for i in range(40)]
+    # answer 1 in the first order and answer 2 in the second: base both times
+    judge = judge_from_texts(["1"] * 40, ["2"] * 40, a="base", b="tuned", item_ids=ids, model="test-judge")
+    save_judge(experiment.id, judge, DEFAULT_JUDGE, True, settings)
+    at = page()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "flip_rate" in d.value.columns)
+    assert table.to_dict("records")[0] | {"flip_rate": 0} == judge.summary() | {"flip_rate": 0}
+    report = next(m.value for m in at.markdown if "McNemar" in m.value)
+    assert "| base preferred | 40 |" in report
+
+    at.selectbox(key="ab-judge-b").set_value("base")
+    next(b for b in at.button if b.label == "Run the judge").click().run()
+    assert not at.exception, at.exception
+    assert any("two different variants" in e.value for e in at.error)
+    assert "ab-judge-job" not in at.session_state
+    at.selectbox(key="ab-judge-b").set_value("small")
+    at.text_input(key="ab-judge-model").set_value(" my/judge ")
+    next(b for b in at.button if b.label == "Run the judge").click().run()
+    assert not at.exception, at.exception
+    state = jobs.get_job(at.session_state["ab-judge-job"], settings)
+    assert state.kind == "judge"
+    assert state.args == {"experiment": experiment.id, "a": "base", "b": "small", "model": "my/judge",
+                          "with_reference": True}  # fmt: skip
+    jobs.cancel_job(state.id, settings)

@@ -88,3 +88,43 @@ def test_bad_session_input_is_a_message(runs):
     button(at, "Create the session").click().run()
     assert not at.exception, at.exception
     assert at.error and at.error[0].value  # duplicate names: a message, no traceback
+
+
+def test_a_session_from_a_judged_experiment_shows_the_judge_agreement(settings):
+    from engine.ab.judging import save_judge
+    from engine.ab.results import ExperimentResult, VariantResult, save_result
+    from engine.evaluation.judge import DEFAULT_JUDGE, judge_from_texts
+    from engine.ratings import Rating
+    from engine.ratings.sources import session_from_experiment
+
+    st.cache_resource.clear()
+    rows = {name: [{"item_id": i, "question": q, "gold": g, "prediction": g if name == "good" else "no idea",
+                    "em": 0.0, "f1": 0.0, "latency_s": 0.1, "prompt_tokens": 5, "new_tokens": 2}
+                   for i, q, g in QUESTIONS] for name in ("good", "bad")}  # fmt: skip
+    variants = {n: VariantResult(n, {"name": n}, r) for n, r in rows.items()}
+    save_result(ExperimentResult("20261127-130000-he", {"name": "he"}, variants), settings)
+    store = default_store(settings)
+    sid = session_from_experiment(store, settings, "20261127-130000-he", "good", "bad")
+    for rater in ("ann", "bob"):  # both raters prefer 'good' on every item
+        for item in ("q1", "q2", "q3"):
+            side = "left" if store.reveal(sid, item)["left"] == "good" else "right"
+            store.submit(Rating(sid, item, rater, side))
+    at = page()
+    assert not at.exception, at.exception
+    assert any("Run the local judge" in c.value for c in at.caption)  # no judgement of the pair yet
+
+    # the judge prefers 'good' on q1 and q2 and flips on q3 (a tie): 2 of 3 items agree
+    judge = judge_from_texts(["1", "1", "1"], ["2", "2", "1"], a="good", b="bad", item_ids=["q1", "q2", "q3"])
+    save_judge("20261127-130000-he", judge, DEFAULT_JUDGE, True, settings)
+    at = page()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Items the judge and raters share"] == "3"
+    assert metrics["Agreement with the local judge"] == "67%"
+    button(at, "Log to MLflow").click().run()
+    assert any(s.value.startswith("Logged: MLflow run") for s in at.success)
+    from engine.tracking import HUMAN_EVAL, Tracker
+
+    tracker = Tracker(settings)
+    (run,) = tracker.client.search_runs([tracker.experiment_id(HUMAN_EVAL)])
+    assert run.data.metrics["judge.items"] == 3 and round(run.data.metrics["judge.percent"]) == 67
