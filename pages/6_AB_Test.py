@@ -18,6 +18,7 @@ page_header(
 with user_errors():
     st.subheader("New experiment")
     ui.experiment_form()
+    ui.sample_size_calculator()
     ui.progress()
     st.subheader("Report")
     experiments = list_results(r.settings())

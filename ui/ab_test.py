@@ -146,3 +146,26 @@ def judge_section(result, judges: list) -> None:
 @st.fragment(run_every=1.0)
 def judge_progress() -> None:
     watch_job("judge", "ab-judge-job")
+
+
+def sample_size_calculator() -> None:
+    """How many items an experiment needs to detect a given F1 gain, or a given change in exact matches."""
+    from engine.stats import mcnemar_sample_size, minimum_sample_size
+
+    with st.expander("How many items do I need?"):
+        st.caption("The *Sensitivity* table of a report gives the spread of per-item F1 differences seen there.")
+        cols = st.columns(4)
+        gain = cols[0].number_input("F1 gain worth detecting (points)", 0.1, 100.0, 5.0, key="ab-power-gain")
+        sd = cols[1].number_input("SD of per-item F1 differences", 0.1, 150.0, 30.0, key="ab-power-sd")
+        alpha = cols[2].number_input("Significance level", 0.001, 0.5, 0.05, format="%.3f", key="ab-power-alpha")
+        power = cols[3].number_input("Power", 0.5, 0.99, 0.8, key="ab-power-power")
+        with user_errors():
+            n = minimum_sample_size(gain / sd, alpha, power)
+            st.markdown(f"**{n} items** for a paired t-test to detect +{gain:g} F1 (d_z = {gain / sd:.2f}) "
+                        f"with {power:.0%} power at α = {alpha:g}.")  # fmt: skip
+        cols = st.columns(2)
+        fixes = cols[0].number_input("Items B gets right and A wrong (%)", 0.0, 100.0, 10.0, key="ab-power-p01")
+        breaks = cols[1].number_input("Items A gets right and B wrong (%)", 0.0, 100.0, 5.0, key="ab-power-p10")
+        with user_errors():
+            n = mcnemar_sample_size(fixes / 100, breaks / 100, alpha, power)
+            st.markdown(f"**{n} items** for McNemar's test on exact match to detect that change.")

@@ -179,6 +179,8 @@ def build_report(
               f"higher). {family}*Significant*: the {SIGNIFICANCE_TEST} test's "
               f"{'Holm-adjusted ' if multi else ''}p below {alpha}.")  # fmt: skip
 
+        sensitivity_section(doc, paired, alpha)
+
     doc.h(2, "Latency and memory")
     rows = [
         [n, _num(s["latency_p50_s"], 3), _num(s["latency_p95_s"], 3), _num(s["new_tokens"], 1), _num(s["load_s"], 1),
@@ -203,6 +205,27 @@ def build_report(
     md = Document([b for b in doc.blocks if b[0] != "figure"])
     md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
     return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front)
+
+
+def sensitivity_section(doc: Document, paired, alpha: float, power: float = 0.8) -> None:
+    """How sensitive each comparison was: the power of a paired t-test against the observed effect, the items
+    that effect needs, and the smallest F1 difference these items detect (at this spread of differences)."""
+    from engine.stats import sensitivity
+
+    rows = []
+    for label, comp in paired.comparisons.items():
+        t = comp.tests["t"]
+        found = sensitivity(t.effect, t.n, alpha, power)
+        sd = float(t.detail.get("sd_diff", math.nan))
+        needed = "—" if found.items_needed is None else str(found.items_needed)
+        rows.append([label, _num(found.effect_dz), _num(100 * found.power, 0) + "%", needed,
+                     f"{found.detectable_dz:.2f} (≈ {_num(found.detectable_dz * sd, 1)} F1 points)"])  # fmt: skip
+    doc.h(3, "Sensitivity")
+    doc.table(["comparison", "observed d_z", "power at this effect", f"items for {power:.0%} power",
+               f"smallest d_z detectable with {power:.0%} power"], rows)  # fmt: skip
+    doc.p(f"Power of a two-sided paired t-test at α={alpha} (statsmodels TTestPower) on the per-item F1 "
+          "differences. A comparison without a significant difference and with low power says little either "
+          "way; more items would tell.")  # fmt: skip
 
 
 def judge_section(doc: Document, judge: JudgeResult, titled: bool) -> None:

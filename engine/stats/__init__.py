@@ -14,12 +14,20 @@ from engine.stats.paired import (
     paired_t,
     wilcoxon_signed_rank,
 )
-from engine.stats.power import detectable_effect, mcnemar_sample_size, minimum_sample_size, power_of
+from engine.stats.power import (
+    Sensitivity,
+    detectable_effect,
+    mcnemar_sample_size,
+    minimum_sample_size,
+    power_of,
+    sensitivity,
+)
 
 __all__ = [
     "Adjustment",
     "PairedComparison",
     "PairedDifference",
+    "Sensitivity",
     "TestResult",
     "VariantComparison",
     "compare_paired",
@@ -33,5 +41,6 @@ __all__ = [
     "paired_permutation",
     "paired_t",
     "power_of",
+    "sensitivity",
     "wilcoxon_signed_rank",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
 from engine.errors import InputError
 
@@ -34,8 +36,20 @@ def minimum_sample_size(effect_dz: float, alpha: float = 0.05, power: float = 0.
 
     size = _check_effect(effect_dz)
     _check_levels(alpha, power)
-    n = TTestPower().solve_power(effect_size=size, alpha=alpha, power=power, alternative="two-sided")
-    return max(2, math.ceil(float(n)))
+    if power_of(size, 2, alpha) >= power:  # the solver finds no root below 2 items (it returns NaN there)
+        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a failed convergence is handled below
+        n = float(TTestPower().solve_power(effect_size=size, alpha=alpha, power=power, alternative="two-sided"))
+    if math.isfinite(n):
+        return max(2, math.ceil(n))
+    low, high = 2, 4  # the power grows with n: double, then bisect, for the fewest items with enough power
+    while power_of(size, high, alpha) < power:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if power_of(size, mid, alpha) >= power else (mid, high)
+    return high
 
 
 def power_of(effect_dz: float, n: int, alpha: float = 0.05) -> float:
@@ -46,7 +60,25 @@ def power_of(effect_dz: float, n: int, alpha: float = 0.05) -> float:
     size = _check_effect(effect_dz)
     _check_n(n)
     _check_levels(alpha)
-    return float(TTestPower().power(effect_size=size, nobs=n, alpha=alpha, alternative="two-sided"))
+    found = float(TTestPower().power(effect_size=size, nobs=n, alpha=alpha, alternative="two-sided"))
+    return found if math.isfinite(found) else _power_by_integral(size, n, alpha)
+
+
+def _power_by_integral(effect_dz: float, n: int, alpha: float) -> float:
+    """The same power as an integral over the chi-square of the variance estimate: statsmodels and scipy's
+    noncentral t return NaN for very large noncentralities (a huge d_z on few items), the integral does not.
+    The noncentral t is ``(Z + nc) / sqrt(V / df)``; given ``V = v`` it rejects when ``Z`` falls outside
+    ``±t_crit * sqrt(v / df) - nc``."""
+    from scipy import integrate, stats
+
+    df, nc = n - 1, effect_dz * math.sqrt(n)
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+
+    def rejecting(v: float) -> float:
+        edge = crit * math.sqrt(v / df)
+        return float(stats.chi2.pdf(v, df) * (stats.norm.sf(edge - nc) + stats.norm.cdf(-edge - nc)))
+
+    return float(integrate.quad(rejecting, 0, math.inf)[0])
 
 
 def detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -84,3 +116,26 @@ def mcnemar_sample_size(p01: float, p10: float, alpha: float = 0.05, power: floa
     psi, delta = p01 + p10, p01 - p10
     n = (norm.ppf(1 - alpha / 2) * math.sqrt(psi) + norm.ppf(power) * math.sqrt(psi - delta**2)) ** 2 / delta**2
     return max(2, math.ceil(n))
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """How sensitive a paired comparison on ``n`` items was: the observed Cohen's d_z, the power a paired
+    t-test at level ``alpha`` had against an effect of that size, the items it would need for the target
+    power (None when the observed effect is 0 or unbounded), and the smallest d_z it detects with that power."""
+
+    n: int
+    effect_dz: float
+    power: float
+    items_needed: int | None
+    detectable_dz: float
+
+
+def sensitivity(effect_dz: float, n: int, alpha: float = 0.05, power: float = 0.8) -> Sensitivity:
+    """The :class:`Sensitivity` of a comparison on ``n`` items that observed ``effect_dz``."""
+    detectable = detectable_effect(n, alpha, power)
+    if not math.isfinite(effect_dz) or effect_dz == 0:
+        observed_power = 1.0 if math.isinf(effect_dz) else math.nan
+        return Sensitivity(n, effect_dz, observed_power, None, detectable)
+    return Sensitivity(n, effect_dz, power_of(effect_dz, n, alpha), minimum_sample_size(effect_dz, alpha, power),
+                       detectable)  # fmt: skip

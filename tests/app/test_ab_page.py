@@ -45,7 +45,7 @@ def test_the_report_recommends_from_the_numbers(experiment):
     recommendations = [m.value for m in at.markdown if m.value.startswith("- **")]
     assert any(r.startswith("- **quality: tuned**") for r in recommendations), recommendations
     assert any(r.startswith("- **speed: small**") is False for r in recommendations)  # small is worse in F1
-    report = next(m.value for m in at.markdown if "McNemar" in m.value)
+    report = next(m.value for m in at.markdown if "## Paired tests" in m.value)
     assert "tuned" in report and "Holm" in report
     assert len(at.get("plotly_chart")) == 3
 
@@ -78,7 +78,7 @@ def test_the_judge_form_checks_the_pair_starts_a_job_and_saved_verdicts_show(exp
     assert not at.exception, at.exception
     table = next(d.value for d in at.dataframe if "flip_rate" in d.value.columns)
     assert table.to_dict("records")[0] | {"flip_rate": 0} == judge.summary() | {"flip_rate": 0}
-    report = next(m.value for m in at.markdown if "McNemar" in m.value)
+    report = next(m.value for m in at.markdown if "## Paired tests" in m.value)
     assert "| base preferred | 40 |" in report
 
     at.selectbox(key="ab-judge-b").set_value("base")
@@ -95,3 +95,18 @@ def test_the_judge_form_checks_the_pair_starts_a_job_and_saved_verdicts_show(exp
     assert state.args == {"experiment": experiment.id, "a": "base", "b": "small", "model": "my/judge",
                           "with_reference": True}  # fmt: skip
     jobs.cancel_job(state.id, settings)
+
+
+def test_the_sample_size_calculator_answers_and_explains_bad_input(experiment):
+    from engine.stats import mcnemar_sample_size, minimum_sample_size
+
+    at = page()
+    at.number_input(key="ab-power-gain").set_value(6.0)
+    at.number_input(key="ab-power-sd").set_value(30.0).run()
+    assert not at.exception, at.exception
+    shown = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert any(v.startswith(f"**{minimum_sample_size(0.2)} items** for a paired t-test") for v in shown), shown
+    assert any(v.startswith(f"**{mcnemar_sample_size(0.10, 0.05)} items** for McNemar") for v in shown), shown
+    at.number_input(key="ab-power-p10").set_value(10.0).run()  # as many fixes as breaks: nothing to detect
+    assert not at.exception, at.exception
+    assert any("nothing to detect" in e.value for e in at.error)

@@ -206,3 +206,29 @@ def test_comparisons_from_stats():
     assert len(found) == 1
     c = found[0]
     assert (c.a, c.b) == ("x", "y") and c.diff > 0 and c.significant and c.gain("x") == -c.diff
+
+
+def test_sensitivity_table_follows_the_observed_effects(report):
+    from statsmodels.stats.power import TTestPower
+
+    md = report.markdown
+    assert "### Sensitivity" in md
+    section = md.split("### Sensitivity")[1].split("## Latency")[0]
+    rows = {line.strip("| ").split(" | ")[0]: line for line in section.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"better vs base", "fast vs base", "fast vs better"}, section
+    # fast vs better: a tiny effect, far from significant; the table says how many items it would need
+    fast = _experiment().variants["fast"].scores("f1")
+    better = _experiment().variants["better"].scores("f1")
+    diff = np.asarray(fast) - np.asarray(better)
+    d_z = diff.mean() / diff.std(ddof=1)
+    needed = int(np.ceil(TTestPower().solve_power(effect_size=abs(d_z), alpha=0.05, power=0.8)))
+    cells = rows["fast vs better"].strip("| ").split(" | ")
+    assert cells[1] == f"{d_z:.2f}" and cells[3] == str(needed) and needed > N
+
+
+def test_two_judged_pairs_each_get_their_section():
+    judges = [judge_from_texts(["1"], ["2"], a="base", b="better", item_ids=["q0"]),
+              judge_from_texts(["2"], ["1"], a="base", b="fast", item_ids=["q0"])]  # fmt: skip
+    md = build_report(_experiment(), judge=judges, resamples=200).markdown
+    assert "### better vs base" in md and "### fast vs base" in md
+    assert "| base preferred | 1 |" in md and "| fast preferred | 1 |" in md

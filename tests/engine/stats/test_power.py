@@ -81,3 +81,41 @@ def test_mcnemar_sample_size_gives_the_asked_power_in_simulation() -> None:
 def test_bad_input_is_an_input_error(call, message) -> None:
     with pytest.raises(InputError, match=message):
         call()
+
+
+@pytest.mark.parametrize("d_z", [0.3, -0.3, 0.05])
+def test_sensitivity_of_an_observed_effect_matches_statsmodels(d_z) -> None:
+    from engine.stats import sensitivity
+
+    found = sensitivity(d_z, 60)
+    solver = TTestPower()
+    assert found.power == pytest.approx(solver.power(effect_size=abs(d_z), nobs=60, alpha=0.05), abs=1e-9)
+    assert found.items_needed == math.ceil(solver.solve_power(effect_size=abs(d_z), alpha=0.05, power=0.8))
+    assert found.detectable_dz == pytest.approx(solver.solve_power(nobs=60, alpha=0.05, power=0.8), abs=1e-9)
+
+
+def test_sensitivity_of_no_effect_or_an_unbounded_one() -> None:
+    from engine.stats import sensitivity
+
+    none = sensitivity(0.0, 30)
+    assert none.items_needed is None and math.isnan(none.power) and none.detectable_dz > 0
+    sure = sensitivity(math.inf, 30)
+    assert sure.items_needed is None and sure.power == 1.0
+
+
+@pytest.mark.parametrize("d_z", [1.5, 4.0, 20.0])
+def test_large_effects_need_the_fewest_items_with_enough_power(d_z) -> None:
+    """Where statsmodels' solver finds no root (a few items suffice) the answer is still the fewest items."""
+    n = minimum_sample_size(d_z)
+    assert power_of(d_z, n) >= 0.8
+    assert n == 2 or power_of(d_z, n - 1) < 0.8
+
+
+@pytest.mark.parametrize(("d_z", "n"), [(4.0, 2), (0.5, 34), (0.2, 100)])
+def test_the_fallback_integral_agrees_with_statsmodels_where_both_are_defined(d_z, n) -> None:
+    from engine.stats.power import _power_by_integral
+
+    assert _power_by_integral(d_z, n, 0.05) == pytest.approx(TTestPower().power(effect_size=d_z, nobs=n, alpha=0.05),
+                                                             abs=1e-9)  # fmt: skip
+    assert math.isnan(TTestPower().power(effect_size=20.0, nobs=2, alpha=0.05))  # where statsmodels gives up
+    assert 0.9 < power_of(20.0, 2) < 1.0
