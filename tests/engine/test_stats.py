@@ -43,3 +43,18 @@ def test_bad_input_is_an_input_error() -> None:
         paired_bootstrap([1, 2], [1])
     with pytest.raises(InputError):
         paired_bootstrap([1], [2])
+
+
+def test_the_interval_matches_scipys_paired_bootstrap_of_both_score_lists() -> None:
+    """Resampling the differences equals scipy's paired resampling of (a, b) with the same generator."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 100, 80)
+    b = a + rng.normal(3, 20, 80)
+    found = paired_bootstrap(a, b, resamples=3000, seed=11)
+    scipy_found = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(y - x, axis=axis), paired=True,
+                                  n_resamples=3000, random_state=np.random.default_rng(11), method="BCa")  # fmt: skip
+    assert found.low == pytest.approx(scipy_found.confidence_interval.low, abs=1e-9)
+    assert found.high == pytest.approx(scipy_found.confidence_interval.high, abs=1e-9)
+    assert found.low < 2.0 < found.high
