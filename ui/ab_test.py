@@ -115,7 +115,10 @@ def judge_section(result, judges: list) -> None:
 
     st.subheader("Local judge")
     if judges:
-        rows = [j.summary() for j in judges]
+        rows = [{"pair": f"{j.a} vs {j.b}", "judge model": j.model, "items": j.n, "judged": sum(j.judged),
+                 "verdicts": f"{j.a} {j.wins_a} · {j.b} {j.wins_b} · tie {j.ties}",
+                 "position-flip rate": f"{j.flip_rate:.0%}", "position 1 picked": f"{j.position_1_rate:.0%}",
+                 "unreadable replies": j.unparsed} for j in judges]  # fmt: skip
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="ab-judges")
         if any(j.flip_rate > 0.5 for j in judges):
             st.warning("A judge changed its verdict with the answers' order on most items: its verdicts say little. "

@@ -76,8 +76,10 @@ def test_the_judge_form_checks_the_pair_starts_a_job_and_saved_verdicts_show(exp
     save_judge(experiment.id, judge, DEFAULT_JUDGE, True, settings)
     at = page()
     assert not at.exception, at.exception
-    table = next(d.value for d in at.dataframe if "flip_rate" in d.value.columns)
-    assert table.to_dict("records")[0] | {"flip_rate": 0} == judge.summary() | {"flip_rate": 0}
+    table = next(d.value for d in at.dataframe if "position-flip rate" in d.value.columns)
+    row = table.to_dict("records")[0]
+    assert row["pair"] == "base vs tuned" and row["verdicts"] == "base 40 · tuned 0 · tie 0"
+    assert (row["judged"], row["position-flip rate"], row["position 1 picked"]) == (40, "0%", "50%")
     report = next(m.value for m in at.markdown if "## Paired tests" in m.value)
     assert "| base preferred | 40 |" in report
 
