@@ -9,6 +9,7 @@ be quantized without reading its files again. The LM head stays in full precisio
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import replace
 
 import torch
@@ -166,11 +167,35 @@ def quantize_bnb(model, quantization: str, device: str):
 
 def quantize_model(model, quantization: str, device: str):
     """``model`` quantized in place with a quantization of the spec's list (not ``none``)."""
+    # weak references: what quantizing frees may go (and a new tensor reusing an id is not mistaken for it)
+    loaded = {id(t): weakref.ref(t) for t in _tensors(model) if t.device.type == "cpu"}
     if quantization in BNB_QUANTIZATIONS:
-        return quantize_bnb(model, quantization, device)
-    if quantization == "int4-weight":
-        return quantize_int4_weight(model)
-    return quantize_dynamic_int8(model)
+        model = quantize_bnb(model, quantization, device)
+    elif quantization == "int4-weight":
+        model = quantize_int4_weight(model)
+    else:
+        model = quantize_dynamic_int8(model)
+    own_weights(model, loaded)
+    return model
+
+
+def _tensors(model) -> list[torch.Tensor]:
+    return [t for m in model.modules() for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
+
+
+def own_weights(model, loaded: dict[int, weakref.ref]) -> None:
+    """Copy into memory of their own the tensors that quantizing left as they were loaded (``loaded``:
+    id -> weak reference of each tensor before quantizing), keeping tensors that shared memory shared.
+
+    A model loaded from safetensors reads its weights through one memory map of the file. The few
+    tensors quantizing leaves as they are (norms, a head kept in full precision) keep the whole map,
+    so every page of it quantizing read stays resident: 0.54 GB of the bundled model's 1.33 GB RSS
+    after int4, against 0.80 GB once these tensors own their memory and the map is released."""
+    copies: dict[tuple, torch.Tensor] = {}
+    kept = {id(t): t for t in _tensors(model) if (ref := loaded.get(id(t))) is not None and ref() is t}
+    for t in kept.values():
+        view = (t.data_ptr(), t.dtype, tuple(t.shape), t.stride())  # the same view of the same memory
+        t.data = copies.setdefault(view, t.data.clone())
 
 
 def quantize_loaded(loaded, quantization: str):

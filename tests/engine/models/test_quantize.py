@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,3 +91,33 @@ def test_the_int4_path_answers_like_full_precision(session_settings):
     full = load_generator(FP32, session_settings).generate([question])[0].text
     int4 = load_generator(spec, session_settings).generate([question])[0].text
     assert "Paris" in int4 and int4 == full  # the same greedy answer: the GGUF's own 4-bit weights
+
+
+def file_mapped(path) -> list[tuple[int, int]]:
+    """The address ranges where this process maps ``path`` (Linux)."""
+    ranges = []
+    for line in open("/proc/self/maps", encoding="utf-8"):
+        if line.rstrip().endswith(str(path)):
+            low, high = (int(x, 16) for x in line.split()[0].split("-"))
+            ranges.append((low, high))
+    return ranges
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+@pytest.mark.parametrize("quantization", ["int4-weight", "int8-dynamic"])
+def test_quantized_weights_leave_the_file_map_and_tied_ones_stay_tied(quantization, session_settings):
+    """What quantizing leaves as loaded (norms, a kept head) is copied out of the safetensors map, which
+    would otherwise keep every page of the file that quantizing read resident."""
+    loaded = load_model(FP32, session_settings)
+    weights = Path(loaded.model.config._name_or_path) / "model.safetensors"
+    ranges = file_mapped(weights)
+    loaded_tensors = loaded.model.state_dict().values()
+    assert ranges and any(lo <= t.data_ptr() < hi for t in loaded_tensors for lo, hi in ranges)  # as loaded: mapped
+    tied = loaded.model.lm_head.weight.data_ptr() == loaded.model.get_input_embeddings().weight.data_ptr()
+    quantized = quantize_loaded(loaded, quantization).model
+    ranges = file_mapped(weights) or ranges  # another model of the session may still map the file
+    tensors = {n: t for n, t in quantized.state_dict().items() if isinstance(t, torch.Tensor)}  # int8: also dtypes
+    inside = [n for n, t in tensors.items() if any(lo <= t.data_ptr() < hi for lo, hi in ranges)]
+    assert inside == []
+    if quantization == "int8-dynamic" and tied:  # the head stays in float32, still the embedding's matrix
+        assert quantized.lm_head.weight.data_ptr() == quantized.get_input_embeddings().weight.data_ptr()
