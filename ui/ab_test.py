@@ -120,7 +120,7 @@ def judge_section(result, judges: list) -> None:
                  "position-flip rate": f"{j.flip_rate:.0%}", "position 1 picked": f"{j.position_1_rate:.0%}",
                  "unreadable replies": j.unparsed} for j in judges]  # fmt: skip
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="ab-judges")
-        if any(j.flip_rate > 0.5 for j in judges):
+        if any(j.follows_positions for j in judges):
             st.warning("A judge changed its verdict with the answers' order on most items: its verdicts say little. "
                        "A larger judge model reads answers rather than positions.")  # fmt: skip
     else:

@@ -72,8 +72,8 @@ def judge_metrics(judge: JudgeResult) -> dict[str, float]:
 
 
 def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) -> str:
-    """Log ``judge`` to the experiment's MLflow run (a new ``studio-ab`` run when it has none): its figures,
-    its per-item verdicts and the report rebuilt with every saved judgement; returns the run id."""
+    """Log ``judge`` (saved already) to the experiment's MLflow run (a new ``studio-ab`` run when it has none):
+    its figures, its per-item verdicts and the report rebuilt with every saved judgement; returns the run id."""
     from engine.ab.report import build_report, log_report
 
     run_id = result.run_id
@@ -83,9 +83,8 @@ def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) 
     tracker.log_metrics(run_id, judge_metrics(judge))
     tracker.log_dict(run_id, {"summary": plain_json(judge.summary()), "rows": judge.rows()},
                      f"{PREFIX}{judge.a}-{judge.b}.json")  # fmt: skip
-    if result.run_id:
-        judges = [j for j in load_judges(result.id, settings) if {j.a, j.b} != {judge.a, judge.b}]
-        log_report(tracker, run_id, build_report(result, judge=[*judges, judge]))
+    if result.run_id:  # the judgement is saved already: the report takes every saved one
+        log_report(tracker, run_id, build_report(result, judge=load_judges(result.id, settings)))
     else:
         tracker.end(run_id)
     return run_id

@@ -244,7 +244,7 @@ def judge_section(doc: Document, judge: JudgeResult, titled: bool) -> None:
     doc.p(f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
           f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
           f"{js['unparsed']} unreadable replies (read as ties).")  # fmt: skip
-    if math.isfinite(flip) and flip > 0.5:
+    if judge.follows_positions:
         doc.p("**Caution**: the judge mostly follows the answers' positions, so its verdicts say little.")
 
 

@@ -149,6 +149,11 @@ class JudgeResult:
                  if j and v != "tie"]  # fmt: skip
         return picks.count("1") / len(picks) if picks else math.nan
 
+    @property
+    def follows_positions(self) -> bool:
+        """Whether most judged items' verdicts followed the answers' positions: then the verdicts say little."""
+        return math.isfinite(self.flip_rate) and self.flip_rate > 0.5
+
     def summary(self) -> dict[str, float | int | str]:
         """The counts and rates, for MLflow and the report."""
         return {"a": self.a, "b": self.b, "items": self.n, "judged": sum(self.judged), "wins_a": self.wins_a,
