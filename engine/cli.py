@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     ad = sub.add_parser("adapters", help="the adapter registry: list | rename OLD NEW | delete NAME | export NAME DIR")
     ad.add_argument("action", choices=["list", "rename", "delete", "export"], nargs="?", default="list")
     ad.add_argument("names", nargs="*")
+    ad.add_argument("--overwrite", action="store_true", help="export: replace an earlier export of the Studio there")
 
     ing = sub.add_parser("ingest", help="ingest documents into a knowledge base")
     ing.add_argument("--kb", required=True)
@@ -253,7 +254,7 @@ def run_adapters(a) -> int:
     elif a.action == "delete":
         registry.delete(a.names[0])
     else:
-        print(merge_export(registry, a.names[0], Path(a.names[1]), settings))
+        print(merge_export(registry, a.names[0], Path(a.names[1]), settings, overwrite=a.overwrite))
     return 0
 
 

@@ -7,7 +7,6 @@ import importlib
 import json
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -15,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError, StudioError
+from engine.errors import InputError, StudioError, describe, exit_status
 from engine.jobs import (
     JOB_KINDS,
     JobState,
@@ -79,7 +78,11 @@ class JobContext:
 def run_job(job_dir: Path | str) -> JobState:
     """Run a queued job to its end, in this process (the worker entry point)."""
     job_dir = Path(job_dir).resolve()
-    data = read_state(job_dir)
+    try:
+        data = read_state(job_dir)
+        data["status"], data["kind"], data["id"]  # noqa: B018  (a state without them is not a job's)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{job_dir} is not a job folder of the Studio (no readable state.json in it).") from None
     if data["status"] != "queued":
         raise InputError(f"Job {data['id']} is {data['status']}, not queued.")
     ctx = JobContext(job_dir)
@@ -110,10 +113,10 @@ def run_job(job_dir: Path | str) -> JobState:
     except StudioError as e:
         armed[0] = False
         final = {"status": "failed", "error": str(e)}
-    except BaseException as e:  # any crash of the task is the job's failure
+    except BaseException as e:  # any crash of the task is the job's failure: one line, the traceback logged
         armed[0] = False
         append_log(job_dir, traceback.format_exc())
-        final = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+        final = {"status": "failed", "error": describe(e, f"job {data['id']} ({data['kind']})")}
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
@@ -147,7 +150,8 @@ def main_job(argv: list[str]) -> int:
     """``python -m engine job ...``: ``run <job_dir>``, ``list``, ``status <id>``, ``cancel <id>``."""
     usage = "usage: python -m engine job {run <job_dir> | list | status <id> | cancel <id>}"
     cmd, rest = (argv[0], argv[1:]) if argv else ("", [])
-    try:
+
+    def command() -> int:
         if cmd == "run" and len(rest) == 1:
             return 0 if run_job(rest[0]).status == "succeeded" else 1
         if cmd == "list" and not rest:
@@ -158,8 +162,6 @@ def main_job(argv: list[str]) -> int:
             state = get_job(rest[0]) if cmd == "status" else cancel_job(rest[0])
             print(json.dumps(asdict(state), indent=2))
             return 0
-    except StudioError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(usage, file=sys.stderr)
-    return 2
+        raise InputError(usage)
+
+    return exit_status(command)

@@ -29,9 +29,9 @@ from typing import Any
 import psutil
 
 from engine.allocator import allocator_env
-from engine.atomic_files import write_atomic
 from engine.errors import InputError, NotFoundError, StudioError
 from engine.settings import ROOT, Settings, load_settings
+from engine.write_policy import write_atomic
 
 FINAL = ("succeeded", "failed", "cancelled")
 DIED = "the job's process exited unexpectedly (see its log)"

@@ -24,7 +24,8 @@ def add_bench_arguments(sub) -> None:
     be.add_argument("--thresholds", default="", help="regression thresholds, e.g. f1=0.5,decode_tok_s=0.1")
     be.add_argument("--tolerance", type=float, default=1.0, help="F1 points below the reference the pick may lose")
     be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
-    be.add_argument("--out", default="", help="also write the table to this Markdown file")
+    be.add_argument("--out", default="", help="also write the table to this new Markdown file")
+    be.add_argument("--overwrite", action="store_true", help="--out may replace an earlier table the Studio wrote")
 
 
 def add_ab_arguments(sub) -> None:
@@ -60,13 +61,14 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run_bench(a) -> int:
-    from pathlib import Path
-
     from engine.evaluation.bench_runs import bench_matrix, matrix_results, selection_from
     from engine.evaluation.benchmark import BenchSpec
     from engine.tracking import Tracker
+    from engine.write_policy import check_export_target, publish_file
 
     precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
+    if a.out:
+        check_export_target(a.out, a.overwrite)  # before the matrix runs, not after
     spec = BenchSpec(
         model=a.model, precisions=precisions,
         reference=a.reference, questions=a.questions, split=a.split, llama_cpp=not a.no_llama_cpp,
@@ -79,7 +81,7 @@ def run_bench(a) -> int:
                                 a.objective)  # fmt: skip
         print(f"\nPick: {chosen.explanation}")
     if a.out:
-        Path(a.out).write_text(table + "\n")
+        publish_file(a.out, table + "\n", a.overwrite)
     print(f"MLflow run {run_id}")
     for r in found:
         print(f"REGRESSION {r.describe()}")

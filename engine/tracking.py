@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, is_dataclass
 
+from engine.file_locks import held
 from engine.settings import Settings
 
 QUERY = "studio-query"
@@ -21,6 +22,7 @@ MODELS = "studio-models"  # model loads that were downgraded, and why
 BENCHMARKS = "studio-benchmarks"  # benchmark matrices: speed, memory and quality per precision
 AB = "studio-ab"  # A/B experiments: variants on the same items, their paired tests
 HUMAN_EVAL = "studio-human-eval"  # blind human ratings of two variants: win rates, strengths, agreement
+LOCK = "mlflow.db.lock"  # beside the SQLite store: serialises its creation across processes
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,15 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.settings = settings
-        if not settings.mlflow_uri:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
         self.ids: dict[str, str] = {}
+        if settings.mlflow_uri:
+            self.client = MlflowClient(tracking_uri=settings.tracking_uri)
+            return
+        # The client opens the store, and MLflow creates the SQLite tables (alembic migrations) when a
+        # process first opens it; two processes doing that at once break each other's migrations, so the
+        # opening is one process at a time. The store is cached per process: later Trackers find it made.
+        with held(settings.data_dir / LOCK):
+            self.client = MlflowClient(tracking_uri=settings.tracking_uri)
 
     @property
     def uri(self) -> str:
@@ -57,8 +64,20 @@ class Tracker:
                 # With the SQLite store, artifacts would land in ./mlruns of whatever folder the
                 # process runs in; keep them in the data dir instead.
                 location = None if self.settings.mlflow_uri else (self.settings.data_dir / "mlartifacts").as_uri()
-                self.ids[name] = self.client.create_experiment(name, artifact_location=location)
+                self.ids[name] = self._create_experiment(name, location)
         return self.ids[name]
+
+    def _create_experiment(self, name: str, location: str | None) -> str:
+        """A new experiment's id; if another process created it since we looked, that one's id."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as e:
+            found = self.client.get_experiment_by_name(name) if e.error_code == "RESOURCE_ALREADY_EXISTS" else None
+            if found is None:
+                raise
+            return found.experiment_id
 
     def start(self, experiment: str, name: str, params: dict | None = None, tags: dict | None = None) -> str:
         run = self.client.create_run(self.experiment_id(experiment), run_name=name, tags=tags or {})

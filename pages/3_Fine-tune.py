@@ -85,9 +85,10 @@ with user_errors():
             registry.rename(chosen, new_name.strip())
             st.rerun()
         target = cols[1].text_input("Export folder", key="adapter-export", help="A new folder for the merged model.")
+        overwrite = cols[1].checkbox("Overwrite an earlier export of the Studio", key="adapter-export-overwrite")
         if cols[1].button("Merge and export") and target.strip():
             with st.spinner("Merging…"):
-                folder = merge_export(registry, chosen, Path(target.strip()), settings)
+                folder = merge_export(registry, chosen, Path(target.strip()), settings, overwrite)
             st.success(f"Standalone model written to {folder}")
         sure = cols[2].checkbox("I want to delete it", key="adapter-delete-sure")
         if cols[2].button("Delete", type="secondary", disabled=not sure):

@@ -1,6 +1,5 @@
 """QA datasets: import or generate, browse, topics, leak-free splits, versions, augmentation, export, KB refresh."""
 
-import json
 from dataclasses import asdict
 
 import pandas as pd
@@ -9,12 +8,13 @@ import streamlit as st
 from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
+from engine.data.exports import jsonl_text
 from engine.data.summary import diff
 from engine.data.topics import TEXTS
 from engine.data.versions import DatasetStore
 from engine.evaluation.history import evaluation_runs
 from ui import resources as r
-from ui.datasets import browser, funnel_chart, generation_form, import_form, job_panel, topic_map, version_picker
+from ui.datasets import browser, funnel_chart, generation_form, import_tab, job_panel, topic_map, version_picker
 from ui.widgets import page_header, user_errors
 
 page_header(
@@ -28,11 +28,7 @@ store = DatasetStore(settings)
 tabs = st.tabs(["Import", "Generate", "Browse", "Topics", "Split", "Versions", "Augment", "Export", "Knowledge base"])
 
 with tabs[0], user_errors():
-    if found := import_form():
-        manifest, result = steps.import_source(settings, **found, tracker=r.tracker())
-        st.success(f"Saved {manifest.dataset}@{manifest.id}: {len(result.records)} records ({result.format}).")
-        if result.problems:
-            st.warning(f"{result.skipped} malformed lines were skipped:\n\n" + "\n".join(result.problems[:20]))
+    import_tab(settings, r.tracker)
 
 with tabs[1], user_errors():
     st.caption(
@@ -123,12 +119,12 @@ with tabs[6], user_errors():
 
 with tabs[7], user_errors():
     if picked := version_picker(store, "export"):
-        records = store.load(*picked)
-        lines = "".join(json.dumps(x.to_dict(), ensure_ascii=False) + "\n" for x in records)
+        lines = jsonl_text(store.load(*picked))
         st.download_button("Download JSONL", lines, f"{picked[0]}-{picked[1]}.jsonl", "application/jsonl")
         target = st.text_input("Or write to (a .jsonl / .csv file, or a folder for the Hugging Face format)")
+        overwrite = st.checkbox("Overwrite an earlier export of the Studio there (never anything else)")
         if st.button("Export") and target.strip():
-            st.success(f"Written to {steps.export_version(settings, *picked, target.strip())}")
+            st.success(f"Written to {steps.export_version(settings, *picked, target.strip(), overwrite=overwrite)}")
 
 with tabs[8], user_errors():
     st.caption("Only new or changed documents are embedded; removed ones are deleted; an on-disk cache "

@@ -1,4 +1,4 @@
-"""The Datasets page's widgets: source import, generation settings, the browser, topics, versions, jobs."""
+"""The Datasets page's widgets: the import tab, generation settings, the browser, topics, versions, jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from engine.data import steps
 from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
@@ -54,6 +55,11 @@ def import_form() -> dict | None:
         kind = cols[0].selectbox("Record kind", ("auto", "studio", "dolly", "hotpotqa"))
         skip = cols[1].radio("Malformed lines", ("stop and list them", "skip them"), horizontal=True,
                              help="Skipped lines are listed with their line numbers.")  # fmt: skip
+        dedupe = st.checkbox(
+            "Keep one record of each repeated id",
+            help="Otherwise records that share an id stop the import, listed with their line numbers; "
+            "the copies left out are listed.",
+        )
         if not st.form_submit_button("Import", type="primary"):
             return None
     source = {"Shared data": shared, "Local path": path.strip(), "Hugging Face (online)": hub.strip()}.get(how)
@@ -65,7 +71,20 @@ def import_form() -> dict | None:
     if not source:
         raise InputError("Say where the data is: a path or a dataset name.")
     return {"dataset": dataset.strip(), "source": source, "name": name, "kind": kind,
-            "on_error": "skip" if skip == "skip them" else "abort"}  # fmt: skip
+            "on_error": "skip" if skip == "skip them" else "abort", "dedupe": dedupe}  # fmt: skip
+
+
+def import_tab(settings, tracker) -> None:
+    """The Import tab: the form; once submitted, what the import saved and the lines it left out (malformed
+    ones, and repeats of an id). ``tracker()`` gives the MLflow tracker, made only when needed."""
+    if not (found := import_form()):
+        return
+    manifest, result = steps.import_source(settings, **found, tracker=tracker())
+    st.success(f"Saved {manifest.dataset}@{manifest.id}: {len(result.records)} records ({result.format}).")
+    if result.problems:
+        st.warning(f"{result.skipped} malformed lines were skipped:\n\n" + "\n".join(result.problems[:20]))
+    if result.dropped:
+        st.warning(f"{len(result.dropped)} repeated ids were left out:\n\n" + "\n".join(result.dropped[:20]))
 
 
 def generation_form() -> GenerationSpec | None:

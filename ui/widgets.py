@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import streamlit as st
 
 from engine import jobs
-from engine.errors import StudioError
+from engine.errors import StudioError, describe
 
 
 def page_header(name: str, icon: str, caption: str = "") -> None:
@@ -22,11 +22,14 @@ def page_header(name: str, icon: str, caption: str = "") -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a StudioError as an error message instead of a traceback."""
+    """Show any error as a message instead of a traceback: a StudioError as it is, anything else as one line
+    with what to do and the log file holding its traceback (see :func:`engine.errors.describe`)."""
     try:
         yield
     except StudioError as exc:
         st.error(str(exc))
+    except Exception as exc:  # Streamlit's rerun/stop signals are BaseExceptions: they pass through
+        st.error(describe(exc, "a page of the app"))
 
 
 def kb_picker(names: list[str], key: str, default: str = "studio-docs") -> str | None:

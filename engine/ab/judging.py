@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.ab.results import experiments_dir, load_result
-from engine.atomic_files import write_atomic
 from engine.errors import InputError
 from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
 from engine.tracking import AB, Tracker, plain_json
+from engine.write_policy import write_atomic
 
 PREFIX = "judge-"
 

@@ -191,7 +191,8 @@ def mean_interval(
     """The mean of ``values`` and its bootstrap confidence interval (scipy, BCa; percentile when BCa is
     undefined): ``(mean, low, high)``. Without spread (or with one value) the interval is the mean itself."""
     import numpy as np
-    from scipy.stats import bootstrap
+
+    from engine.stats.bootstrap import bootstrap_mean
 
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -200,8 +201,7 @@ def mean_interval(
     if x.size < 2 or np.all(x == x[0]):
         return mean, mean, mean
     for method in ("BCa", "percentile"):
-        found = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=resamples, method=method,
-                          rng=np.random.default_rng(seed))  # fmt: skip
+        found = bootstrap_mean(x, confidence, resamples, seed, method)  # checked: NaN or inf is an InputError
         low, high = (float(v) for v in found.confidence_interval)
         if math.isfinite(low) and math.isfinite(high):
             return mean, low, high

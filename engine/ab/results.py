@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError, NotFoundError
 from engine.names import check_safe_name
 from engine.settings import Settings
+from engine.write_policy import write_atomic
 
 ROW_FIELDS = ("item_id", "question", "gold", "prediction", "em", "f1", "latency_s", "prompt_tokens", "new_tokens")
 

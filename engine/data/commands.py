@@ -20,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     im.add_argument("--dataset", required=True)
     im.add_argument("--kind", default="auto", choices=["auto", "studio", "dolly", "hotpotqa"])
     im.add_argument("--skip-bad", action="store_true", help="leave malformed lines out instead of stopping")
+    im.add_argument("--dedupe", action="store_true", help="keep one record of each repeated id instead of stopping")
     gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")
     for f in fields(GenerationSpec):
         if f.name != "filters":
@@ -52,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--threshold", type=float, default=50.0, help="F1 (0-100) under which an answer is wrong")
         if name == "export":
             sp.add_argument("--to", required=True, help="a .jsonl or .csv file, or a folder (Hugging Face format)")
+            sp.add_argument("--overwrite", action="store_true", help="replace an earlier export of the Studio there")
     sub.add_parser("versions", help="list datasets and versions").add_argument("dataset", nargs="?", default="")
     df = sub.add_parser("diff", help="compare two versions")
     df.add_argument("dataset")
@@ -90,10 +92,11 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
     if a.command in ("topics", "split", "augment", "hard-cases", "show", "export"):
         version = a.version or store.versions(a.dataset)[0].id  # the newest by default
     if a.command == "import":
-        manifest, result = steps.import_source(settings, a.dataset, a.source, kind=a.kind,
-                                               on_error="skip" if a.skip_bad else "abort", tracker=tracker)  # fmt: skip
+        manifest, result = steps.import_source(settings, a.dataset, a.source, kind=a.kind, tracker=tracker,
+                                               on_error="skip" if a.skip_bad else "abort", dedupe=a.dedupe)  # fmt: skip
         skipped = "".join(f"\n  skipped {p}" for p in result.problems)
-        return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}"
+        dropped = "".join(f"\n  dropped {p}" for p in result.dropped)
+        return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
     if a.command == "generate":
         from engine.data.generation import generate_qa
         from engine.models.generation import load_generator
@@ -146,7 +149,7 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         return json.dumps({"manifest": store.manifest(a.dataset, version).to_dict(),
                            "report": store.report(a.dataset, version)}, indent=1)  # fmt: skip
     if a.command == "export":
-        return str(steps.export_version(settings, a.dataset, version, a.to))
+        return str(steps.export_version(settings, a.dataset, version, a.to, overwrite=a.overwrite))
     if a.command == "versions":
         names = [a.dataset] if a.dataset else store.datasets()
         rows = [

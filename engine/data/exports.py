@@ -9,10 +9,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.data.records import JSON_COLUMNS
 from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.write_policy import write_atomic
 
 CSV_COLUMNS = ("id", "question", "answer", "contexts", "doc_ids", "metadata")
 FRAME_COLUMNS = ("id", "question", "answer", "n_contexts", "doc_ids")
@@ -25,13 +25,12 @@ def nonempty(records: Iterable[QARecord]) -> list[QARecord]:
     return records
 
 
-def write_jsonl(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+def jsonl_text(records: Iterable[QARecord]) -> str:
     """One :meth:`QARecord.to_dict` object per line."""
-    lines = [json.dumps(r.to_dict(), ensure_ascii=False) for r in nonempty(records)]
-    return write_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(json.dumps(r.to_dict(), ensure_ascii=False) for r in nonempty(records)) + "\n"
 
 
-def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+def csv_text(records: Iterable[QARecord]) -> str:
     """One row per record; contexts, doc_ids and metadata as JSON cells, so :func:`read_records` reads it back."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -39,7 +38,17 @@ def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
     for r in nonempty(records):
         d = r.to_dict()
         writer.writerow([d[c] if c not in JSON_COLUMNS else json.dumps(d[c], ensure_ascii=False) for c in CSV_COLUMNS])
-    return write_atomic(path, out.getvalue())
+    return out.getvalue()
+
+
+def write_csv(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+    """:func:`csv_text` written atomically."""
+    return write_atomic(path, csv_text(records))
+
+
+def write_jsonl(records: Iterable[QARecord], path: str | os.PathLike) -> Path:
+    """:func:`jsonl_text` written atomically (the Studio's own files; exports go through the write policy)."""
+    return write_atomic(path, jsonl_text(records))
 
 
 def _flat(metadata: dict, prefix: str = "") -> dict:

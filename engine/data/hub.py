@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from engine.data.exports import nonempty
 from engine.data.records import ImportResult, collect
 from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.write_policy import publish_folder
 
 
 def to_hf_dataset(records: Iterable[QARecord]):
@@ -34,21 +33,11 @@ def to_hf_dataset(records: Iterable[QARecord]):
     return datasets.Dataset.from_list(rows, features=features)
 
 
-def save_hf(records: Iterable[QARecord], folder: str | os.PathLike) -> Path:
-    """Save :func:`to_hf_dataset` with ``save_to_disk``; an existing folder is replaced once the new one is whole."""
-    folder = Path(folder).expanduser()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
-    old = tmp.with_suffix(".old")
-    try:
-        to_hf_dataset(nonempty(records)).save_to_disk(str(tmp))
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
+def save_hf(records: Iterable[QARecord], folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Export :func:`to_hf_dataset` with ``save_to_disk`` as a new folder, or over an earlier Studio export of it
+    with ``overwrite`` (never over anything else: see :mod:`engine.write_policy`)."""
+    dataset = to_hf_dataset(nonempty(records))
+    return publish_folder(folder, lambda tmp: dataset.save_to_disk(str(tmp)), overwrite)
 
 
 def load_hf(name_or_folder: str, split: str = "train", on_error: str = "abort") -> ImportResult:

@@ -3,7 +3,8 @@
 Files in the Studio's own form (:meth:`QARecord.to_dict`), Dolly (instruction/context/response)
 and HotpotQA (question/answer/context pairs) are recognised from their first record and mapped
 to :class:`QARecord` by the normalizers in :data:`NORMALIZERS`. A bad line is reported with its
-1-based line number; the caller chooses to abort on it or to leave it out.
+1-based line number; the caller chooses to abort on it or to leave it out. Records that repeat an id
+(:func:`unique_ids`) are refused with their line numbers, or kept once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import csv
 import io
 import json
 import os
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.data.schema import Context, QARecord
@@ -29,6 +31,8 @@ class ImportResult:
     problems: tuple[str, ...]  # "line 7: invalid JSON (...)", one per left-out line
     skipped: int
     format: str  # the record kind: "studio", "dolly" or "hotpotqa"
+    where: tuple[str, ...] = ()  # where each record was read: "line 3" or "row 3", one per record
+    dropped: tuple[str, ...] = ()  # "line 9: the same id (...) as line 2", one per left-out repeat
 
 
 # --------------------------------------------------------------------------- normalizers
@@ -183,11 +187,12 @@ def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportR
         kind = kinds[0] if kinds else "studio"  # nothing parsed: the problems below say why
     elif kind not in NORMALIZERS:
         raise InputError(f"Unknown record kind {kind!r}: use auto, {', '.join(NORMALIZERS)}.")
-    normalize, records, problems = NORMALIZERS[kind], [], []
+    normalize, records, problems, places = NORMALIZERS[kind], [], [], []
     for n, (where, record, problem) in enumerate(rows):
         if record is not None:
             try:
                 records.append(normalize(record, n))
+                places.append(where)
             except (InputError, ValueError, TypeError) as e:
                 problem = str(e) or type(e).__name__
         if problem:
@@ -200,7 +205,36 @@ def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportR
         raise InputError(f"{name} {what}: {listed}{more}.{hint}")
     if not records:
         raise InputError(f"{name} has no records.")
-    return ImportResult(records, tuple(problems), len(problems), kind)
+    return ImportResult(records, tuple(problems), len(problems), kind, tuple(places))
+
+
+def unique_ids(result: ImportResult, name: str, dedupe: bool = False) -> ImportResult:
+    """``result`` with each record id once (an id is a content hash, or the file's own ``id`` field).
+
+    A repeated id is an InputError naming the lines of every copy; with ``dedupe`` the first of each id is
+    kept and the others are left out, each listed in ``dropped`` with the line of the one kept.
+    """
+    where = result.where or tuple(f"record {i + 1}" for i in range(len(result.records)))
+    places = defaultdict(list)
+    for i, r in enumerate(result.records):
+        places[r.id].append(i)
+    repeated = {k: v for k, v in places.items() if len(v) > 1}
+    if not repeated:
+        return result
+    if not dedupe:
+        listed = [f"id {k} on {' and '.join(where[i] for i in v)}" for k, v in repeated.items()]
+        more = f"; and {len(listed) - MAX_LISTED_ERRORS} more" if len(listed) > MAX_LISTED_ERRORS else ""
+        raise InputError(
+            f"{name} has {len(listed)} id(s) used by more than one record: {'; '.join(listed[:MAX_LISTED_ERRORS])}"
+            f"{more}. Each record needs its own id: remove the copies, or keep one of each (--dedupe, or the box "
+            "'Keep one record of each repeated id')."
+        )
+    first = {k: v[0] for k, v in places.items()}
+    kept = [i for i, r in enumerate(result.records) if first[r.id] == i]
+    dropped = tuple(f"{where[i]}: the same id ({r.id}) as {where[first[r.id]]}"
+                    for i, r in enumerate(result.records) if first[r.id] != i)  # fmt: skip
+    return replace(result, records=[result.records[i] for i in kept], where=tuple(where[i] for i in kept),
+                   dropped=dropped)  # fmt: skip
 
 
 def _detect_or_none(record: dict) -> str | None:

@@ -47,11 +47,16 @@ def saved(store: DatasetStore, tracker, dataset: str, records, **manifest) -> Ma
 
 
 def import_source(settings: Settings, dataset: str, source, name: str = "", kind: str = "auto",
-                  on_error: str = "abort", tracker=None):  # fmt: skip
-    """Import a file (path or uploaded bytes), a saved HF dataset folder or a hub name: (manifest, ImportResult)."""
-    from engine.data.hub import load_hf
-    from engine.data.records import read_records
+                  on_error: str = "abort", tracker=None, dedupe: bool = False):  # fmt: skip
+    """Import a file (path or uploaded bytes), a saved HF dataset folder or a hub name: (manifest, ImportResult).
 
+    Records that repeat an id are refused with their line numbers; ``dedupe`` keeps the first of each instead
+    and lists the others in the result's ``dropped``.
+    """
+    from engine.data.hub import load_hf
+    from engine.data.records import read_records, unique_ids
+
+    label = name or "The uploaded data"
     if isinstance(source, bytes):
         result = read_records(source, name=name, kind=kind, on_error=on_error)
         sources = [{"name": name, "upload": True}]
@@ -61,12 +66,17 @@ def import_source(settings: Settings, dataset: str, source, name: str = "", kind
             path = settings.shared_data_dir / str(source)
         if path.is_dir() or not path.exists() and "/" in str(source) and not str(source).startswith((".", "/", "~")):
             result = load_hf(str(source) if not path.is_dir() else str(path), on_error=on_error)
+            label = str(source)
         elif path.is_file():
             result = read_records(path, kind=kind, on_error=on_error)
+            label = path.name
         else:
             raise InputError(f"{source} is neither a file, a saved dataset folder, nor a Hugging Face dataset name.")
         sources = [path if path.is_file() else {"description": str(source)}]
-    note = f"imported ({result.format}); {result.skipped} malformed lines skipped" if result.skipped else ""
+    result = unique_ids(result, label, dedupe)  # before anything is saved
+    left_out = [f"{n} {what}" for n, what in ((result.skipped, "malformed lines skipped"),
+                                              (len(result.dropped), "repeated ids left out")) if n]  # fmt: skip
+    note = f"imported ({result.format}); {', '.join(left_out)}" if left_out else ""
     return saved(DatasetStore(settings), tracker, dataset, result.records, sources=sources, note=note), result
 
 
@@ -137,18 +147,25 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
     return found, report
 
 
-def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "") -> Path:
-    """Write a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder."""
-    from engine.data.exports import write_csv, write_jsonl
-    from engine.data.hub import save_hf
+def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "",
+                   overwrite: bool = False) -> Path:  # fmt: skip
+    """Export a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder.
 
-    records = DatasetStore(settings).load(dataset, version)
+    An existing target is an error; ``overwrite`` replaces only an unchanged earlier export of the Studio.
+    """
+    from engine.data.exports import csv_text, jsonl_text
+    from engine.data.hub import save_hf
+    from engine.write_policy import check_export_target, publish_file
+
     target = Path(target).expanduser()
     fmt = fmt or {".jsonl": "jsonl", ".csv": "csv"}.get(target.suffix.lower(), "hf")
-    writers = {"jsonl": write_jsonl, "csv": write_csv, "hf": save_hf}
-    if fmt not in writers:
+    if fmt not in ("jsonl", "csv", "hf"):
         raise InputError(f"Unknown export format {fmt!r}: use jsonl, csv or hf.")
-    return writers[fmt](records, target)
+    check_export_target(target, overwrite)  # before the records are read
+    records = DatasetStore(settings).load(dataset, version)
+    if fmt == "hf":
+        return save_hf(records, target, overwrite)
+    return publish_file(target, (jsonl_text if fmt == "jsonl" else csv_text)(records), overwrite)
 
 
 STEPS = {"topics": cluster_version, "split": split_version, "augment": augment_version,

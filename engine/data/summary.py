@@ -139,20 +139,26 @@ def _question_key(record: QARecord) -> str:
     return " ".join(record.question.lower().split())
 
 
+def _same_key(record: QARecord) -> tuple:
+    """What makes two records the same item: the id and the content it hashes. The content matters when a
+    version holds one id twice (a file's own ids, or a version saved before imports refused repeats)."""
+    return record.id, record.question, record.answer, tuple((c.title, c.text) for c in record.contexts)
+
+
 def diff(old: Iterable[QARecord], new: Iterable[QARecord]) -> VersionDiff:
     """What changed between two versions; an item whose question stays (ignoring case and spacing) is changed."""
     old, new = list(old), list(new)
-    unmatched = Counter(r.id for r in old)
+    unmatched = Counter(_same_key(r) for r in old)
     unchanged, new_rest, old_rest = 0, [], []
     for r in new:
-        if unmatched[r.id] > 0:
-            unmatched[r.id] -= 1
+        if unmatched[key := _same_key(r)] > 0:
+            unmatched[key] -= 1
             unchanged += 1
         else:
             new_rest.append(r)
-    for r in old:  # the old records left over: the counter holds how many of each id
-        if unmatched[r.id] > 0:
-            unmatched[r.id] -= 1
+    for r in old:  # the old records left over: the counter holds how many of each are left
+        if unmatched[key := _same_key(r)] > 0:
+            unmatched[key] -= 1
             old_rest.append(r)
     by_question = defaultdict(list)
     for r in old_rest:

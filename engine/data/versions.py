@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -24,8 +23,9 @@ from engine.data.records import read_records
 from engine.data.schema import QARecord, content_hash
 from engine.data.summary import stats, tally
 from engine.errors import InputError, NotFoundError, StudioError
-from engine.names import SAFE_NAME, check_safe_name
+from engine.names import check_safe_name, is_safe_name
 from engine.settings import Settings
+from engine.write_policy import move, remove_tree, scratch_beside
 
 EXPERIMENT = "studio-datasets"
 RECORDS, MANIFEST, REPORT = "records.jsonl", "manifest.json", "report.json"
@@ -84,12 +84,13 @@ class DatasetStore:
     """Named datasets, each a list of immutable versions, under ``<data_dir>/datasets``."""
 
     def __init__(self, settings: Settings):
+        self.settings = settings
         self.root = settings.data_dir / "datasets"
 
     def folder(self, dataset: str, version: str = "") -> Path:
         folder = self.root / check_dataset_name(dataset)
         if version:
-            if not SAFE_NAME.fullmatch(version) or ".." in version:
+            if not is_safe_name(version):
                 raise NotFoundError(f"{version!r} is not a version id of dataset {dataset!r}.")
             folder = folder / version
         return folder
@@ -123,9 +124,8 @@ class DatasetStore:
             generator=generator, prompt=prompt, thresholds=dict(thresholds or {}),
             counts=_counts(records) | (counts or {}), note=note,
         )  # fmt: skip
-        tmp = target.parent / f".tmp-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir(parents=True)
-        try:
+        with scratch_beside(target) as tmp:
+            tmp.mkdir(parents=True)
             write_jsonl(records, tmp / RECORDS)
             (tmp / REPORT).write_text(json.dumps(stats(records, thresholds), indent=2, ensure_ascii=False))
             (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
@@ -135,14 +135,12 @@ class DatasetStore:
                 if (target / MANIFEST).is_file():  # saved meanwhile by another thread or process
                     return self.manifest(dataset, version)
                 raise StudioError(f"{target} is in the way of dataset version {version}; move it aside.") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return manifest
 
     def datasets(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_safe_name(p.name))
 
     def versions(self, dataset: str) -> list[Manifest]:
         """The dataset's versions, newest first."""
@@ -179,9 +177,8 @@ class DatasetStore:
         folder = self.folder(dataset)
         if not folder.is_dir():
             raise NotFoundError(f"There is no dataset {dataset!r}.")
-        doomed = self.root / f".deleting-{uuid.uuid4().hex[:12]}"
-        folder.rename(doomed)  # gone from the list at once, even if removing the files takes a while
-        shutil.rmtree(doomed, ignore_errors=True)
+        doomed = move(folder, self.root / f".deleting-{uuid.uuid4().hex[:12]}", self.settings)
+        remove_tree(doomed, self.settings)  # gone from the list at once (the move), even if this takes a while
 
 
 # --------------------------------------------------------------------------- MLflow

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError, NotFoundError
 from engine.models.spec import ModelSpec, resolve_source
-from engine.names import SAFE_NAME, check_safe_name
+from engine.names import check_safe_name, is_safe_name
 from engine.settings import Settings
+from engine.write_policy import check_export_target, move, publish_folder, remove_tree, scratch_beside, write_atomic
 
 META_FILE = "studio.json"
 EXPORT_FILE = "studio-export.json"
@@ -130,7 +128,7 @@ class AdapterRegistry:
         """Adapter names, sorted; temp folders (dot names, never valid) are skipped."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_safe_name(p.name))
 
     def list(self) -> list[AdapterInfo]:
         """All adapters, newest first."""
@@ -153,26 +151,21 @@ class AdapterRegistry:
             if target.exists() and not overwrite:
                 raise InputError(f"An adapter named {name!r} already exists: choose another name or overwrite it.")
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # same filesystem: the rename is atomic
-            try:
+            # same filesystem: the renames are atomic; what is left of either scratch folder is removed
+            with scratch_beside(target) as tmp, scratch_beside(target, "old") as old:
                 model.save_pretrained(str(tmp), safe_serialization=True)
                 data = {k: v for k, v in plain(meta or {}).items() if k not in ("name", "created", "size_bytes")}
                 data.update(name=name, created=now_iso(), size_bytes=folder_size(tmp))
                 write_json(tmp / META_FILE, data)
-                old = None
-                if target.exists():
-                    old = self.root / f".{name}.{uuid.uuid4().hex[:8]}.old"
-                    target.rename(old)
+                replacing = target.exists()
+                if replacing:
+                    move(target, old, self.settings)
                 try:
                     tmp.rename(target)
                 except OSError:
-                    if old is not None:
-                        old.rename(target)  # put the previous adapter back
+                    if replacing:
+                        move(old, target, self.settings)  # put the previous adapter back
                     raise
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         return read_info(target)
 
     def update_meta(self, name: str, /, **fields) -> AdapterInfo:
@@ -203,12 +196,12 @@ class AdapterRegistry:
             target = self.root / new
             if target.exists():
                 raise InputError(f"An adapter named {new!r} already exists.")
-            info.path.rename(target)
+            move(info.path, target, self.settings)
             return self.update_meta(new)  # rewrites studio.json with the new name
 
     def delete(self, name: str) -> None:
         with WRITING:
-            shutil.rmtree(self.get(name).path)
+            remove_tree(self.get(name).path, self.settings)
 
 
 def same_base(a: dict, b: ModelSpec) -> bool:
@@ -251,31 +244,30 @@ def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = 
     return model
 
 
-def merge_export(registry: AdapterRegistry, name: str, target: Path, settings: Settings) -> Path:
-    """Export base + adapter merged as a standalone model folder (safetensors, tokenizer, config)."""
+def merge_export(
+    registry: AdapterRegistry, name: str, target: Path, settings: Settings, overwrite: bool = False
+) -> Path:
+    """Export base + adapter merged as a standalone model folder (safetensors, tokenizer, config).
+
+    The target must be new (or an empty folder); ``overwrite`` replaces only an earlier export of the Studio.
+    """
     from engine.models.loader import load_model
 
-    target = Path(target).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise InputError(f"Export target {target} already exists and is not an empty folder.")
+    target = check_export_target(target, overwrite)  # before the slow load
     info = registry.get(name)
     # full precision on CPU: merging into 8/4-bit or float16 weights would lose the adapter's small deltas
     spec = dataclasses.replace(info.base_spec(), dtype="float32", device="cpu", quantization="none")
     loaded = load_model(spec, settings)
     model = apply_adapter(loaded, info, merge=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        model.save_pretrained(str(tmp))  # transformers 5 always writes safetensors
-        loaded.tokenizer.save_pretrained(str(tmp))
+
+    def build(folder: Path) -> None:
+        model.save_pretrained(str(folder))  # transformers 5 always writes safetensors
+        loaded.tokenizer.save_pretrained(str(folder))
         export = {"base": info.base, "adapter": info.name, "adapter_created": info.created, "lora": info.lora}
-        write_json(tmp / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics, "exported": now_iso()})
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        write_json(folder / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics,
+                                          "exported": now_iso()})  # fmt: skip
+
+    return publish_folder(target, build, overwrite)
 
 
 def prompt_for(

@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 from transformers import TrainerCallback
 
+from engine.write_policy import write_atomic
+
 CURVE = "curve.jsonl"
 
 
@@ -30,10 +32,7 @@ def read_curve(run_dir: Path) -> list[dict]:
 def cut_curve(run_dir: Path, step: int) -> None:
     """Drop the rows after ``step`` (a resume from the checkpoint at ``step`` trains them again)."""
     rows = [r for r in read_curve(run_dir) if r["step"] <= step]
-    path = Path(run_dir) / CURVE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
+    write_atomic(Path(run_dir) / CURVE, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 class CurveCallback(TrainerCallback):

@@ -1,5 +1,5 @@
-"""Training runs on disk: ``data_dir/finetune/<adapter>/`` with the stored spec, the curve,
-the checkpoints and the pid of the process that trains it."""
+"""Training runs on disk: ``data_dir/finetune/<adapter>/`` with the stored spec, the curve and the
+checkpoints; and the claim on an adapter name that makes one process at a time train it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.file_locks import Claim, ClaimedError
 from engine.settings import Settings
+
+# data_dir/finetune/.claims/<adapter>.lock: outside the run folder, which overwriting a run removes
+CLAIMS = ".claims"
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -31,17 +35,44 @@ def run_dir_for(adapter: str, settings: Settings) -> Path:
     return settings.data_dir / "finetune" / check_name(adapter)
 
 
-def claim(run_dir: Path) -> None:
-    """Mark the run as this process's; refuse when another live process is training it."""
-    import psutil
+def claim(adapter: str, settings: Settings) -> Claim:
+    """Claim an adapter name for a training, at once or not at all: an exclusive lock (with this pid in its
+    file), held until released or until this process ends, so the claim of a crashed trainer is free again
+    and its stale pid is replaced. An InputError when another process, or another training in this one,
+    holds it."""
+    from engine.finetune.adapters import check_name
 
-    owner = run_dir / "owner.pid"
-    if owner.is_file():
-        pid = int(owner.read_text().strip() or 0)
-        if pid != os.getpid() and psutil.pid_exists(pid):
-            raise InputError(f"Adapter {run_dir.name!r} is being trained by another process (pid {pid}).")
-    if run_dir.is_dir():
-        owner.write_text(str(os.getpid()))
+    try:
+        return Claim(settings.data_dir / "finetune" / CLAIMS / f"{check_name(adapter)}.lock")
+    except ClaimedError as e:
+        who = f"another process (pid {e.pid})" if e.pid else "another process"
+        who = "another training in this process" if e.pid == os.getpid() else who
+        raise InputError(
+            f"Adapter {adapter!r} is being trained by {who}: wait for it to end or stop it, or choose another name."
+        ) from None
+
+
+def prepare_run(spec, settings: Settings, resume: bool, overwrite: bool, main: bool = True):
+    """The run folder of a claimed adapter name, checked (and, on the main process, made ready), and the spec
+    to train: ``(run_dir, spec)``. Resuming takes the stored spec. A new run starts in an empty folder: an
+    old run of that name is removed, which needs ``overwrite``, as replacing a saved adapter does."""
+    from engine.finetune.adapters import AdapterRegistry
+    from engine.finetune.spec import TrainSpec
+    from engine.write_policy import remove_tree
+
+    run_dir = run_dir_for(spec.adapter, settings)
+    if resume:
+        if not (run_dir / "spec.json").is_file():
+            raise InputError(f"There is no training run of {spec.adapter!r} to resume.")
+        return run_dir, TrainSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    if AdapterRegistry(settings).exists(spec.adapter) and not overwrite:
+        raise InputError(f"An adapter named {spec.adapter!r} exists: choose another name or overwrite it.")
+    if (run_dir / "spec.json").is_file() and not overwrite:
+        raise InputError(f"A training run of {spec.adapter!r} exists: resume it, or overwrite it to start over.")
+    if main:  # under `accelerate launch` the other processes leave the folder to the main one
+        remove_tree(run_dir, settings)  # the old run, or what a start that failed before training left
+        run_dir.mkdir(parents=True)
+    return run_dir, spec
 
 
 @dataclass(frozen=True)

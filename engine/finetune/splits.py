@@ -11,10 +11,10 @@ import json
 import random
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.settings import Settings
+from engine.write_policy import write_atomic
 
 SPLIT_SIZES = {"train": 600, "validation": 100, "test": 300}
 SPLIT_SEED = 13

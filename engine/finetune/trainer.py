@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.finetune.runs import checkpoint_step, claim, last_checkpoint, run_dir_for
+from engine.finetune.runs import checkpoint_step, claim, last_checkpoint, prepare_run
 from engine.finetune.spec import TrainSpec, resolve_precision
 from engine.settings import Settings, load_settings
 
@@ -92,6 +92,26 @@ def train(
     extra_callbacks: tuple = (),
 ) -> TrainResult:
     """Train a LoRA adapter and save the best checkpoint to the adapter registry."""
+    settings = settings or load_settings()
+    main = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, one process of several keeps records
+    tracker = tracker if main else None
+    began = now()
+    # The name is claimed before anything slow starts, at once or not at all (an exclusive lock), so a second
+    # training of the same adapter is refused here and never trains into the same folder.
+    held = claim(spec.adapter, settings) if main else None
+    try:
+        run_dir, spec = prepare_run(spec, settings, resume, overwrite, main)
+        checkpoint = last_checkpoint(run_dir) if resume else None
+        return _train(spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run,
+                      run_dir, checkpoint, main, began)  # fmt: skip
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint,
+           main, began) -> TrainResult:  # fmt: skip
+    """:func:`train` once the adapter name is claimed and its run folder is ready."""
     from peft import get_peft_model
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
@@ -102,23 +122,7 @@ def train(
     from engine.finetune.lora import detect_targets, summarize, to_lora_config
     from engine.tracking import TRAINING
 
-    settings = settings or load_settings()
-    main = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, one process of several keeps records
-    tracker = tracker if main else None
-    began = now()
     registry = AdapterRegistry(settings)
-    run_dir = run_dir_for(spec.adapter, settings)
-    claim(run_dir)
-    checkpoint = last_checkpoint(run_dir) if resume else None
-    if resume:
-        if not (run_dir / "spec.json").is_file():
-            raise InputError(f"There is no training run of {spec.adapter!r} to resume.")
-        spec = TrainSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-    elif registry.exists(spec.adapter) and not overwrite:
-        raise InputError(f"An adapter named {spec.adapter!r} exists: choose another name or overwrite it.")
-    elif (run_dir / "spec.json").is_file() and not overwrite:
-        raise InputError(f"A training run of {spec.adapter!r} exists: resume it, or overwrite it to start over.")
-
     report(0.0, "loading the base model")
     loaded = load_base(spec, settings)
     from engine.models.generation import Generator
@@ -126,13 +130,8 @@ def train(
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, Generator(loaded), settings, report)
 
-    if not resume and main:
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
+    if not resume and main:  # written once the inputs load, so a start that failed leaves no run to resume
         (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
-        claim(run_dir)
     targets = detect_targets(loaded.model.config, spec.lora)
     model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
     summary = summarize(model)

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError
 from engine.models.spec import BUNDLED_GGUF, BUNDLED_PACKAGE, DTYPES, QUANTIZATIONS, ModelSpec
 from engine.settings import Settings
+from engine.write_policy import write_atomic
 
 DEVICE_KINDS = ("cpu", "cuda", "mps")
 PRESETS = ("quality", "balanced", "speed")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, first_line
 from engine.models.spec import (
     TORCH_QUANTIZATIONS,
     ModelSpec,
@@ -28,6 +27,7 @@ from engine.models.spec import (
     to_bnb_config,
 )
 from engine.settings import Settings, load_settings
+from engine.write_policy import remove_tree, scratch_beside
 
 # transformers builds models under global context managers (meta device, default dtype),
 # so two loads in one process at once can corrupt each other: the app's warm-up thread and
@@ -53,26 +53,36 @@ def gguf_cache_dir(spec: ModelSpec, settings: Settings) -> Path:
     return settings.models_dir / f"{spec.name}-{key}"
 
 
-def convert_gguf(spec: ModelSpec, target: Path) -> None:
-    """Dequantize a GGUF model once and save it (model + tokenizer) as safetensors in ``target``."""
+def convert_gguf(spec: ModelSpec, target: Path, settings: Settings) -> None:
+    """Dequantize a GGUF model once and save it (model + tokenizer) as safetensors in ``target``.
+
+    A GGUF file that cannot be read is an InputError that says so (the converter's own errors are many
+    and low-level: struct, ValueError, KeyError for a missing field).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_source(spec.source)
     kwargs = {"gguf_file": spec.gguf_file, "trust_remote_code": spec.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        gguf_model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except Exception as exc:
+        raise InputError(
+            f"The GGUF file {Path(folder) / spec.gguf_file} could not be read ({first_line(exc)[:200]}): it is "
+            "damaged, incomplete or not a model this version of transformers can convert. Download or reinstall it "
+            "and try again."
+        ) from exc
     config = copy.deepcopy(gguf_model.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
     model.load_state_dict(gguf_model.state_dict(), strict=False)
     model.tie_weights()
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # atomic: a half-written cache is never picked up
+    with scratch_beside(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        remove_tree(target, settings)  # a cache left half-made by a crash (it has no config.json)
+        tmp.rename(target)  # atomic: a half-written cache is never picked up
 
 
 def load_model(spec: ModelSpec, settings: Settings | None = None) -> LoadedModel:
@@ -100,7 +110,7 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
         from_cache = (cache / "config.json").is_file()
         if not from_cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            convert_gguf(spec, cache)
+            convert_gguf(spec, cache, settings)
         folder = str(cache)
     bnb = to_bnb_config(spec, compute_dtype=dtype)
     try:
@@ -136,8 +146,3 @@ def prepare_tokenizer(tokenizer) -> None:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-
-
-def first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

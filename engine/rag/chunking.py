@@ -8,6 +8,10 @@ word such that the shared text is at most ``spec.overlap`` characters, so consec
 overlap by whole words, and always ends past the previous one. A word longer than
 ``spec.size`` is cut into pieces of that size (pieces of one word do not overlap).
 
+Chunking streams: the text is normalized and split as it is read, in pieces, holding about two
+chunks of text beyond the current chunk's start; the chunks are exactly those of the whole text
+at once, wherever the pieces are cut. So a 200 MB file is chunked in a few hundred kilobytes.
+
 Chunk ids are content hashes, ``sha256(title + "\\x00" + text)`` (hex, first 32 characters),
 so ingesting the same file twice yields the same ids. If an id repeats within one call (the
 same text twice in a document, or identical documents), the later chunk's id hashes the
@@ -19,13 +23,17 @@ from __future__ import annotations
 import hashlib
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from engine.rag.documents import Document
+from engine.rag.documents import Document, StreamedDocument
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+_SPACES = re.compile(r"[^\S\n]+")
+_LINE_END = re.compile(r" ?\n ?")
+_BLANK_LINES = re.compile(r"\n{3,}")
+READ_CHARS = 1 << 16  # characters of normalized text the splitter takes in at a time
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,35 @@ def normalize_whitespace(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def _compact(blank: str) -> str:
+    """A run of whitespace shortened to what decides its normal form: none, one or two line breaks (or a
+    space), and a last carriage return, which may pair with a line feed in the next piece."""
+    cr = blank.endswith("\r")
+    core = (blank[:-1] if cr else blank).replace("\r\n", "\n").replace("\r", "\n")
+    lines = min(core.count("\n"), 2)
+    return ("\n" * lines if lines else " " if core else "") + ("\r" if cr else "")
+
+
+def normalize_pieces(pieces: Iterable[str]) -> Iterator[str]:
+    """:func:`normalize_whitespace` of text given in pieces, in pieces: what it yields, joined, is the
+    normal form of the pieces joined, wherever they were cut."""
+    carry, started = "", False  # the whitespace at the end so far: what it becomes depends on what follows
+    for piece in pieces:
+        text = carry + piece
+        body = text.rstrip()
+        carry = _compact(text[len(body) :])
+        if not body:
+            continue
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+        if not started:
+            body, started = body.lstrip(), True
+        yield _BLANK_LINES.sub("\n\n", _LINE_END.sub("\n", _SPACES.sub(" ", body)))
+
+
+def _slices(text: str) -> Iterator[str]:
+    return (text[p : p + READ_CHARS] for p in range(0, len(text), READ_CHARS))
+
+
 def _word_spans(text: str, size: int) -> list[tuple[int, int]]:
     spans = [m.span() for m in re.finditer(r"\S+", text)]
     if all(e - s <= size for s, e in spans):
@@ -87,34 +124,52 @@ def _boundary_strength(text: str, spans: list[tuple[int, int]], k: int) -> int:
     return 2 if _SENTENCE_END.search(text[spans[k][0] : spans[k][1]]) else 1
 
 
-def _split(text: str, spec: ChunkSpec) -> list[tuple[int, int]]:
-    """The (start, end) offsets in ``text`` of its chunks."""
-    spans = _word_spans(text, spec.size)
-    if not spans:
-        return []
-    starts = [s for s, _ in spans]
-    ends = [e for _, e in spans]
-    pieces = []
+def split_text(pieces: Iterable[str], spec: ChunkSpec) -> Iterator[str]:
+    """The chunk texts of normalized text given in pieces (cut anywhere), read as they are needed.
+
+    A chunk starting at offset s looks at words up to s + size, the gap after the last of them (at most
+    two characters in normalized text) and, when the overlap leaves no room, the next word (at most size
+    long); so text up to s + 2 * size + 8 decides it, whatever follows, and text before s is never looked
+    at again. The buffer holds that much plus one read.
+    """
+    size, ahead = spec.size, 2 * spec.size + 8
+    source, more = iter(pieces), True
+    buf, spans, starts, ends = "", [], [], []
     i, done = 0, -1  # the first word of the next chunk; the last word of the previous one
-    while done + 1 < len(spans):
-        last = bisect_right(ends, starts[i] + spec.size) - 1  # the furthest word that still fits
+    while True:
+        begin = starts[i] if i < len(starts) else len(buf)
+        if more and len(buf) - begin < ahead:
+            parts, have = [buf[begin:]], len(buf) - begin
+            while have < ahead + READ_CHARS:
+                piece = next(source, None)
+                if piece is None:
+                    more = False
+                    break
+                parts.append(piece)
+                have += len(piece)
+            buf, i, done = "".join(parts), 0, done - i
+            spans = _word_spans(buf, size)
+            starts, ends = [s for s, _ in spans], [e for _, e in spans]
+            continue
+        if done + 1 >= len(spans):
+            return
+        last = bisect_right(ends, starts[i] + size) - 1  # the furthest word that still fits
         if last <= done:  # the overlap leaves no room for the next word: shorten the overlap
-            i = min(bisect_left(starts, ends[done + 1] - spec.size), done + 1)
-            last = bisect_right(ends, starts[i] + spec.size) - 1
+            i = min(bisect_left(starts, ends[done + 1] - size), done + 1)
+            last = bisect_right(ends, starts[i] + size) - 1
         end_word = last
         if last + 1 < len(spans):
             best = -1
             for k in range(last, done, -1):
-                if k < last and ends[k] - starts[i] < spec.size // 2:
+                if k < last and ends[k] - starts[i] < size // 2:
                     break
-                strength = _boundary_strength(text, spans, k)
+                strength = _boundary_strength(buf, spans, k)
                 if strength > best:
                     best, end_word = strength, k
-        pieces.append((starts[i], ends[end_word]))
+        yield buf[starts[i] : ends[end_word]]
         done = end_word
         nxt = bisect_left(starts, ends[done] - spec.overlap) if spec.overlap else done + 1
         i = min(max(nxt, i + 1), done + 1)
-    return pieces
 
 
 def _chunk_id(title: str, text: str, doc_id: str, index: int, seen: set[str]) -> str:
@@ -128,29 +183,37 @@ def _chunk_id(title: str, text: str, doc_id: str, index: int, seen: set[str]) ->
     return cid
 
 
-def _chunks(doc: Document, spec: ChunkSpec, seen: set[str]) -> list[Chunk]:
-    text = normalize_whitespace(doc.text)
-    return [
-        Chunk(
-            id=_chunk_id(doc.title, piece, doc.id, index, seen),
-            doc_id=doc.id,
-            title=doc.title,
-            text=piece,
-            source=doc.source,
-            index=index,
-            metadata=dict(doc.metadata),
-        )
-        for index, piece in enumerate(text[s:e] for s, e in _split(text, spec))
-    ]
+def normalized_pieces(doc: Document | StreamedDocument) -> Iterator[str]:
+    """A document's normalized text in pieces: a streamed one read as it goes, an in-memory one sliced."""
+    if isinstance(doc, StreamedDocument):
+        return normalize_pieces(doc.read())
+    return _slices(normalize_whitespace(doc.text))
 
 
-def chunk_document(doc: Document, spec: ChunkSpec | None = None) -> list[Chunk]:
+def iter_chunks(
+    docs: Iterable[Document | StreamedDocument], spec: ChunkSpec | None = None, seen: set[str] | None = None
+) -> Iterator[Chunk]:
+    """The chunks of the documents, in order, made as they are consumed; ids are unique across the call
+    (``seen`` holds the ids so far: pass one set to continue a call)."""
+    spec, seen = spec or ChunkSpec(), set() if seen is None else seen
+    for doc in docs:
+        for index, piece in enumerate(split_text(normalized_pieces(doc), spec)):
+            yield Chunk(
+                id=_chunk_id(doc.title, piece, doc.id, index, seen),
+                doc_id=doc.id,
+                title=doc.title,
+                text=piece,
+                source=doc.source,
+                index=index,
+                metadata=dict(doc.metadata),
+            )
+
+
+def chunk_document(doc: Document | StreamedDocument, spec: ChunkSpec | None = None) -> list[Chunk]:
     """The chunks of one document (none if its text is blank)."""
-    return _chunks(doc, spec or ChunkSpec(), set())
+    return list(iter_chunks([doc], spec))
 
 
-def chunk_documents(docs: Iterable[Document], spec: ChunkSpec | None = None) -> list[Chunk]:
+def chunk_documents(docs: Iterable[Document | StreamedDocument], spec: ChunkSpec | None = None) -> list[Chunk]:
     """The chunks of all documents, in order; ids are unique across the whole call."""
-    spec = spec or ChunkSpec()
-    seen: set[str] = set()
-    return [chunk for doc in docs for chunk in _chunks(doc, spec, seen)]
+    return list(iter_chunks(docs, spec))

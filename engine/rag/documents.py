@@ -2,7 +2,8 @@
 
 Every problem with the input is an :class:`~engine.errors.InputError` whose message names the
 file and says what is wrong (a malformed JSONL file lists its bad line numbers), so the app can
-show it as is.
+show it as is. This module loads documents whole, for small inputs and uploads;
+:mod:`engine.rag.sources` reads files of any size in pieces, with the same ids, titles and texts.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, list_folder
 
-SUPPORTED_SUFFIXES = (".jsonl", ".txt", ".md", ".markdown", ".pdf")
 TEXT_FIELDS = ("text", "content", "body")  # the first one present is a JSONL record's text
 MAX_LISTED_ERRORS = 10
 _SNIPPET_CHARS = 60
@@ -30,6 +31,17 @@ class Document:
     title: str
     text: str
     source: str  # the file's name, or its path relative to the loaded folder
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamedDocument:
+    """A document whose text is read in pieces each time it is chunked, never held whole (a large file)."""
+
+    id: str
+    title: str
+    source: str
+    read: Callable[[], Iterator[str]]  # the raw text, in pieces (whitespace is normalized when chunked)
     metadata: dict = field(default_factory=dict)
 
 
@@ -66,6 +78,58 @@ def _field_problems(record: dict, required: Iterable[str | tuple[str, ...]]) -> 
     return problems
 
 
+def file_lines(path: Path, name: str) -> Iterator[str]:
+    """The lines of a UTF-8 file, one at a time, as ``_decode(data).splitlines()`` gives them: a file of
+    whitespace only is "empty", a byte that is not UTF-8 an InputError naming its position."""
+    offset, content = 0, False
+    with path.open("rb") as f:
+        for raw in f:  # split at b"\n", which is never part of a multi-byte UTF-8 character
+            content = content or bool(raw.strip())
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{name} is not UTF-8 text (byte {offset + e.start + 1}).") from None
+            if not offset:
+                text = text.removeprefix("\ufeff")
+            offset += len(raw)
+            # each piece ends at a line feed, and "\r\n" never straddles two: the same lines as the whole text's
+            yield from text.splitlines()
+    if not content:
+        raise InputError(f"{name} is empty.")
+
+
+def jsonl_rows(
+    lines: Iterable[str], required: tuple = ("text",), check: Callable[[dict], str | None] | None = None
+) -> Iterator[tuple[int, dict | None, str]]:
+    """``(line number, record, "")`` for each good JSONL line, ``(number, None, problem)`` for a bad one."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield number, None, f"line {number} (invalid JSON: {e.msg} at column {e.colno})"
+            continue
+        if not isinstance(record, dict):
+            yield number, None, f"line {number} (not a JSON object)"
+            continue
+        problems = _field_problems(record, required)
+        if not problems and check is not None and (reason := check(record)):
+            problems.append(reason)
+        if problems:
+            yield number, None, f"line {number} ({'; '.join(problems)})"
+        else:
+            yield number, record, ""
+
+
+def bad_lines_message(name: str, bad: list[str], count: int | None = None) -> str:
+    """``name: N malformed lines: ...`` with the first 10 of ``bad`` (``count`` of them in all)."""
+    count = len(bad) if count is None else count
+    listed = ", ".join(bad[:MAX_LISTED_ERRORS])
+    more = f", and {count - MAX_LISTED_ERRORS} more" if count > MAX_LISTED_ERRORS else ""
+    return f"{name}: {count} malformed {'line' if count == 1 else 'lines'}: {listed}{more}."
+
+
 def load_jsonl_records(
     path_or_lines: str | os.PathLike | bytes | Iterable[str],
     required: Iterable[str | tuple[str, ...]] = ("text",),
@@ -86,39 +150,22 @@ def load_jsonl_records(
         name = name or path.name
         if not path.is_file():
             raise InputError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
-        lines: Iterable[str] = _decode(path.read_bytes(), name).splitlines()
+        lines: Iterable[str] = file_lines(path, name)
     elif isinstance(path_or_lines, bytes):
         name = name or "JSONL data"
         lines = _decode(path_or_lines, name).splitlines()
     else:
         name = name or "JSONL data"
         lines = path_or_lines
-    required = tuple(required)
     records: list[dict] = []
     bad: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            bad.append(f"line {number} (invalid JSON: {e.msg} at column {e.colno})")
-            continue
-        if not isinstance(record, dict):
-            bad.append(f"line {number} (not a JSON object)")
-            continue
-        problems = _field_problems(record, required)
-        if not problems and check is not None and (reason := check(record)):
-            problems.append(reason)
-        if problems:
-            bad.append(f"line {number} ({'; '.join(problems)})")
+    for _, record, problem in jsonl_rows(lines, tuple(required), check):
+        if problem:
+            bad.append(problem)
         else:
             records.append(record)
     if bad:
-        listed = ", ".join(bad[:MAX_LISTED_ERRORS])
-        more = f", and {len(bad) - MAX_LISTED_ERRORS} more" if len(bad) > MAX_LISTED_ERRORS else ""
-        noun = "line" if len(bad) == 1 else "lines"
-        raise InputError(f"{name}: {len(bad)} malformed {noun}: {listed}{more}.")
+        raise InputError(bad_lines_message(name, bad))
     if not records:
         raise InputError(f"{name} is empty (no JSON records).")
     return records
@@ -135,28 +182,25 @@ def _snippet(text: str) -> str:
     return flat[:_SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
 
 
-def _text_check(record: dict) -> str | None:
+def text_check(record: dict) -> str | None:
+    """Why a checked JSONL record's text field cannot be a document's text (None: it can)."""
     key = next(k for k in TEXT_FIELDS if k in record)
     return None if isinstance(record[key], str) else f'"{key}" is not a string'
 
 
-def _parse_jsonl(data: bytes, name: str, source: str) -> list[Document]:
-    """One Document per record. The id is the record's ``id`` (else a hash of title and text);
-    the title is its ``title`` (else the start of its text); other scalar fields are metadata."""
-    records = load_jsonl_records(data, required=(TEXT_FIELDS,), name=name, check=_text_check)
-    docs = []
-    for record in records:
-        text_key = next(k for k in TEXT_FIELDS if k in record)
-        text = record[text_key].strip()
-        title = str(record["title"]).strip() if not _is_empty(record.get("title")) else _snippet(text)
-        doc_id = str(record["id"]) if not _is_empty(record.get("id")) else _content_id(title, text)
-        metadata = {
-            k: v
-            for k, v in record.items()
-            if k not in ("id", "title", text_key) and isinstance(v, str | int | float | bool)
-        }
-        docs.append(Document(id=doc_id, title=title, text=text, source=source, metadata=metadata))
-    return docs
+def record_document(record: dict, source: str) -> Document:
+    """The Document of a checked JSONL record. The id is the record's ``id`` (else a hash of title and
+    text); the title is its ``title`` (else the start of its text); other scalar fields are metadata."""
+    text_key = next(k for k in TEXT_FIELDS if k in record)
+    text = record[text_key].strip()
+    title = str(record["title"]).strip() if not _is_empty(record.get("title")) else _snippet(text)
+    doc_id = str(record["id"]) if not _is_empty(record.get("id")) else _content_id(title, text)
+    metadata = {
+        k: v
+        for k, v in record.items()
+        if k not in ("id", "title", text_key) and isinstance(v, str | int | float | bool)
+    }
+    return Document(id=doc_id, title=title, text=text, source=source, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- text, Markdown, PDF
@@ -166,10 +210,11 @@ def _normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def markdown_title(text: str) -> str | None:
-    """The text of the first level-1 ATX heading (``# Title``) outside code fences, if any."""
+def first_heading(lines: Iterable[str]) -> str | None:
+    """The text of the first level-1 ATX heading (``# Title``) among ``lines`` outside code fences, if any;
+    reads no further than that line."""
     fence = None
-    for line in text.splitlines():
+    for line in lines:
         stripped = line.strip()
         marker = stripped[:3]
         if marker in ("```", "~~~"):
@@ -178,6 +223,11 @@ def markdown_title(text: str) -> str | None:
         if fence is None and (m := re.match(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", line)):
             return m.group(1).strip()
     return None
+
+
+def markdown_title(text: str) -> str | None:
+    """The text of the first level-1 ATX heading (``# Title``) outside code fences, if any."""
+    return first_heading(text.splitlines())
 
 
 def _parse_pdf(data: bytes, name: str) -> tuple[str, int]:
@@ -207,7 +257,8 @@ def _parse(name: str, data: bytes, doc_id: str) -> list[Document]:
             f"{name}: unsupported file type {suffix or '(no suffix)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}."
         )
     if suffix == ".jsonl":
-        return _parse_jsonl(data, name, source=name)
+        records = load_jsonl_records(data, required=(TEXT_FIELDS,), name=name, check=text_check)
+        return [record_document(r, source=name) for r in records]
     if suffix == ".pdf":
         if not data.strip():
             raise InputError(f"{name} is empty.")
@@ -229,30 +280,25 @@ def parse_upload(name: str, data: bytes) -> list[Document]:
     return _parse(name, data, doc_id=name)
 
 
-def _supported_files(folder: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for fname in filenames:
-            if not fname.startswith(".") and Path(fname).suffix.lower() in SUPPORTED_SUFFIXES:
-                found.append(Path(dirpath) / fname)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def load_documents(path: str | os.PathLike) -> list[Document]:
-    """Documents from a file, or from every supported file under a folder (recursively, sorted by
-    relative path, hidden files and folders skipped). A file's document id is its path relative
-    to the folder (or its name); a JSONL file gives one document per record."""
+def load_documents(path: str | os.PathLike, on_error: str = "abort") -> list[Document]:
+    """Documents from a file, or from every supported file under a folder (see :mod:`engine.rag.folders`:
+    recursively, sorted by relative path, hidden files and links out of the folder skipped). A file's
+    document id is its path relative to the folder (or its name); a JSONL file gives one document per
+    record. Bad files in a folder are all listed in one InputError, or with ``on_error="skip"`` left out."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     if path.is_file():
         return _parse(path.name, path.read_bytes(), doc_id=path.name)
-    files = _supported_files(path)
-    if not files:
-        raise InputError(f"{path} contains no supported files ({', '.join(SUPPORTED_SUFFIXES)}).")
+    listing = list_folder(path)
     docs: list[Document] = []
-    for file in files:
-        rel = file.relative_to(path).as_posix()
-        docs.extend(_parse(rel, file.read_bytes(), doc_id=rel))
+    problems = list(listing.problems)
+    for rel, file in listing.files:
+        try:
+            docs.extend(_parse(rel, file.read_bytes(), doc_id=rel))
+        except InputError as e:
+            problems.append(str(e))
+        except OSError as e:
+            problems.append(f"{rel} cannot be read ({e.strerror}).")
+    check_bad_files(problems, len(listing.files) + len(listing.problems), on_error)
     return docs

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from engine.errors import InputError, NotFoundError
+from engine.names import check_safe_name
 from engine.rag.chunking import Chunk
 from engine.rag.embedder import Embedder
 from engine.settings import Settings
 
-NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 ADD_BATCH = 256
 
 
@@ -36,14 +35,8 @@ class KnowledgeBaseInfo:
 
 
 def check_name(name: str) -> str:
-    """Knowledge base names double as Chroma collection names: 3-63 safe characters."""
-    name = (name or "").strip()
-    if not NAME_RULE.match(name):
-        raise InputError(
-            f"Knowledge base name {name!r} is not valid: use 3-63 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit."
-        )
-    return name
+    """Knowledge base names double as Chroma collection names: the Studio's one name rule."""
+    return check_safe_name(name, "knowledge base")
 
 
 def make_client(settings: Settings):

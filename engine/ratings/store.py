@@ -16,7 +16,6 @@ import uuid
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from engine.atomic_files import write_atomic
 from engine.errors import InputError
 from engine.ratings.sessions import (
     SCORE_COLUMNS,
@@ -31,6 +30,7 @@ from engine.ratings.sessions import (
 )
 from engine.settings import Settings
 from engine.sqlite_wal import ensure_wal
+from engine.write_policy import publish_file
 
 BUSY_MS = 10_000  # how long a writer waits for another one's transaction before giving up
 
@@ -273,9 +273,9 @@ class RatingStore:
         frame = pd.DataFrame(data, columns=columns)
         return frame.astype({c: "Int64" for c in SCORE_COLUMNS})  # scores are optional: keep integers with gaps
 
-    def export_csv(self, session_id: str, path: str | Path) -> Path:
-        """Write the session's ratings to a CSV file (whole or not at all)."""
-        return write_atomic(path, self.ratings(session_id).to_csv(index=False))
+    def export_csv(self, session_id: str, path: str | Path, overwrite: bool = False) -> Path:
+        """Export the session's ratings to a new CSV file (whole or not at all; see :mod:`engine.write_policy`)."""
+        return publish_file(path, self.ratings(session_id).to_csv(index=False), overwrite)
 
 
 def _session_row(con: sqlite3.Connection, session_id: str) -> sqlite3.Row:

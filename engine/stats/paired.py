@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.errors import InputError
 from engine.stats.bootstrap import PairedDifference, paired_bootstrap
+from engine.stats.checks import check_pairs
 
 
 @dataclass(frozen=True)
@@ -44,27 +45,6 @@ class PairedComparison:
     def tests(self) -> dict[str, TestResult]:
         """The significance tests by name (the bootstrap interval is not one)."""
         return {"mcnemar": self.mcnemar, "wilcoxon": self.wilcoxon, "permutation": self.permutation, "t": self.t}
-
-
-def check_pairs(a: Sequence[float], b: Sequence[float], what: str = "scores"):
-    """The two score lists as float arrays, after checking they pair up: same length, at least two items,
-    every value a finite number. Raises InputError otherwise."""
-    import numpy as np
-
-    if len(a) != len(b):
-        raise InputError(f"Paired {what} need the same items: {len(a)} against {len(b)}.")
-    if len(a) < 2:
-        raise InputError(f"A paired test needs at least two items; got {len(a)} {what}.")
-    try:
-        xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"Paired {what} must be numbers: {exc}.") from None
-    if xa.ndim != 1 or xb.ndim != 1:
-        raise InputError(f"Paired {what} must be flat lists of numbers, one per item.")
-    bad = ~(np.isfinite(xa) & np.isfinite(xb))
-    if bad.any():
-        raise InputError(f"Paired {what} must be finite numbers; item {int(np.argmax(bad))} is NaN or infinite.")
-    return xa, xb
 
 
 def _d_z(diff) -> float:

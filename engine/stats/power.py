@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 from engine.errors import InputError
@@ -30,20 +29,14 @@ def _check_n(n: int) -> None:
 
 def minimum_sample_size(effect_dz: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """The fewest paired items for a two-sided paired t-test at level ``alpha`` to detect an effect of Cohen's
-    ``d_z`` (mean difference over the sd of the differences) with probability ``power`` (statsmodels
-    TTestPower, rounded up)."""
-    from statsmodels.stats.power import TTestPower
-
+    ``d_z`` (mean difference over the sd of the differences) with probability ``power``: the smallest ``n``
+    with ``power_of(d_z, n, alpha) >= power`` (what statsmodels' TTestPower solver gives, rounded up)."""
     size = _check_effect(effect_dz)
     _check_levels(alpha, power)
-    if power_of(size, 2, alpha) >= power:  # the solver finds no root below 2 items (it returns NaN there)
-        return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a failed convergence is handled below
-        n = float(TTestPower().solve_power(effect_size=size, alpha=alpha, power=power, alternative="two-sided"))
-    if math.isfinite(n):
-        return max(2, math.ceil(n))
-    low, high = 2, 4  # the power grows with n: double, then bisect, for the fewest items with enough power
+    # The t-test's power grows with n at a fixed d_z (more items, a larger noncentrality and a smaller
+    # critical value), so doubling then bisecting finds the fewest items; power_of itself, not a solver that
+    # can stop on NaN, decides every step.
+    low, high = 1, 2
     while power_of(size, high, alpha) < power:
         low, high = high, high * 2
     while high - low > 1:
@@ -54,68 +47,65 @@ def minimum_sample_size(effect_dz: float, alpha: float = 0.05, power: float = 0.
 
 def power_of(effect_dz: float, n: int, alpha: float = 0.05) -> float:
     """The probability that a two-sided paired t-test at level ``alpha`` on ``n`` items detects an effect of
-    Cohen's ``d_z`` (statsmodels TTestPower)."""
-    from statsmodels.stats.power import TTestPower
+    Cohen's ``d_z``: the t statistic follows the noncentral t with ``n - 1`` degrees of freedom and
+    noncentrality ``d_z * sqrt(n)`` (scipy ``nct``), and the test rejects beyond ``±t[1 - alpha/2]``."""
+    from scipy import stats
 
     size = _check_effect(effect_dz)
     _check_n(n)
     _check_levels(alpha)
-    found = float(TTestPower().power(effect_size=size, nobs=n, alpha=alpha, alternative="two-sided"))
-    return found if math.isfinite(found) else _power_by_integral(size, n, alpha)
+    df, nc = n - 1, size * math.sqrt(n)
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    # Both tails as survival functions: P(T < -crit) under nc is P(T > crit) under -nc. scipy's cdf of the
+    # far lower tail returns NaN at large noncentralities (statsmodels' power is NaN at n = 300, d_z = 0.5).
+    upper, lower = (float(stats.nct.sf(crit, df, c)) for c in (nc, -nc))
+    found = upper + lower
+    return found if 0 <= found <= 1 else _power_by_integral(size, n, alpha)  # NaN fails the test too
+
+
+# Quantiles of the chi distribution cutting the integral into pieces, each smooth and narrow enough for quad:
+# one quad over (0, inf) misses the peak (a width of ~1/sqrt(2) around sqrt(df)) once n is in the hundreds.
+_PIECES = (1e-15, 1e-9, 1e-4, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1 - 1e-4, 1 - 1e-9)
 
 
 def _power_by_integral(effect_dz: float, n: int, alpha: float) -> float:
-    """The same power as an integral over the chi-square of the variance estimate: statsmodels and scipy's
-    noncentral t return NaN for very large noncentralities (a huge d_z on few items), the integral does not.
-    The noncentral t is ``(Z + nc) / sqrt(V / df)``; given ``V = v`` it rejects when ``Z`` falls outside
-    ``±t_crit * sqrt(v / df) - nc``."""
+    """The same power as an integral over the chi variable ``S = sqrt(V)`` of the variance estimate (``V``
+    chi-square), for where scipy's noncentral t gives no finite answer. The noncentral t is
+    ``(Z + nc) / sqrt(V / df)``; given ``S = s`` it rejects when ``Z`` falls outside ``±t_crit * s / sqrt(df) - nc``.
+    The chi mass left outside the pieces is below 2e-15."""
     from scipy import integrate, stats
 
     df, nc = n - 1, effect_dz * math.sqrt(n)
     crit = float(stats.t.ppf(1 - alpha / 2, df))
 
-    def rejecting(v: float) -> float:
-        edge = crit * math.sqrt(v / df)
-        return float(stats.chi2.pdf(v, df) * (stats.norm.sf(edge - nc) + stats.norm.cdf(-edge - nc)))
+    def rejecting(s: float) -> float:  # the chi density stays finite at 0, unlike the chi-square's at df = 1
+        edge = crit * s / math.sqrt(df)
+        return float(stats.chi.pdf(s, df) * (stats.norm.sf(edge - nc) + stats.norm.cdf(-edge - nc)))
 
-    return float(integrate.quad(rejecting, 0, math.inf)[0])
+    edges = [float(q) for q in stats.chi.ppf(_PIECES, df)] + [float(stats.chi.isf(1e-15, df))]
+    total = sum(integrate.quad(rejecting, a, b, epsabs=1e-14, epsrel=1e-12, limit=100)[0]
+                for a, b in zip(edges, edges[1:], strict=False))  # fmt: skip
+    return min(1.0, max(0.0, total))
 
 
 def detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest Cohen's d_z that a two-sided paired t-test at level ``alpha`` on ``n`` items detects with
-    probability ``power`` (statsmodels TTestPower solved for the effect size)."""
-    from statsmodels.stats.power import TTestPower
+    probability ``power``: the root of ``power_of(d_z, n, alpha) = power`` (scipy brentq; the power grows
+    with d_z), taken on the side where the power is at least ``power``, so that ``minimum_sample_size`` of
+    it is ``n``."""
+    from scipy.optimize import brentq
 
     _check_n(n)
     _check_levels(alpha, power)
-    found = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(found)
-
-
-def mcnemar_sample_size(p01: float, p10: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """The fewest paired items for a two-sided McNemar test to detect a difference between two variants' 0/1
-    exact-match rates, by Connor (1987, Biometrics 43:207-211), rounded up.
-
-    ``p01`` is the expected share of items A gets wrong and B right, ``p10`` the share A gets right and B wrong
-    (the same discordant cells as ``mcnemar_exact``). With ``psi = p01 + p10`` (the discordant share) and
-    ``delta = p01 - p10`` (B's gain in accuracy)::
-
-        n = ( z[1 - alpha/2] * sqrt(psi) + z[power] * sqrt(psi - delta**2) )**2 / delta**2
-
-    where ``z[q]`` is the standard normal quantile."""
-    from scipy.stats import norm
-
-    for name, p in (("p01", p01), ("p10", p10)):
-        if not 0 <= p <= 1:  # written this way so NaN is rejected too
-            raise InputError(f"{name} is a share of the items and must be from 0 to 1, not {p}.")
-    if p01 + p10 > 1:
-        raise InputError(f"The discordant shares p01 + p10 cannot exceed 1; got {p01 + p10:g}.")
-    if p01 == p10:
-        raise InputError("With p01 equal to p10 the two variants are equally accurate: there is nothing to detect.")
-    _check_levels(alpha, power)
-    psi, delta = p01 + p10, p01 - p10
-    n = (norm.ppf(1 - alpha / 2) * math.sqrt(psi) + norm.ppf(power) * math.sqrt(psi - delta**2)) ** 2 / delta**2
-    return max(2, math.ceil(n))
+    high = 1.0
+    while power_of(high, n, alpha) < power:
+        high *= 2
+    low = high / 2 if high > 1 else 1e-12
+    found = float(brentq(lambda d: power_of(d, n, alpha) - power, low, high, xtol=1e-14, rtol=1e-13))
+    step = found * 1e-15
+    while power_of(found, n, alpha) < power:  # the root may sit a rounding error below: step up to it
+        found, step = found + step, step * 2
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Paired bootstrap intervals, checked against cases whose answer is known."""
+"""Bootstrap intervals (paired differences and means), checked against cases whose answer is known."""
+
+import math
 
 import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.stats import paired_bootstrap
+from engine.stats import bootstrap_mean, paired_bootstrap
 
 
 def test_a_clear_improvement_has_an_interval_above_zero() -> None:
@@ -38,11 +40,39 @@ def test_identical_differences_give_a_point_interval() -> None:
     assert (found.mean, found.low, found.high) == (1.0, 1.0, 1.0)
 
 
-def test_bad_input_is_an_input_error() -> None:
-    with pytest.raises(InputError):
-        paired_bootstrap([1, 2], [1])
-    with pytest.raises(InputError):
-        paired_bootstrap([1], [2])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: paired_bootstrap([1, 2], [1]), "same items: 2 against 1"),
+        (lambda: paired_bootstrap([1], [2]), "at least two items"),
+        (lambda: paired_bootstrap([1, float("nan"), 3], [1, 2, 3]), r"item 1 is NaN"),
+        (lambda: paired_bootstrap([1, 2, 3], [1, 2, float("-inf")]), "item 2 is infinite"),
+        (lambda: paired_bootstrap([1e308, 0], [-1e308, 1]), "differences must be finite numbers; item 0 is infinite"),
+        (lambda: paired_bootstrap([1, 2, 3], [2, 2, 5], confidence=1.0), "confidence level"),
+        (lambda: paired_bootstrap([1, 2, 3], [2, 2, 5], resamples=0), "at least one resample"),
+        (lambda: bootstrap_mean([1.0, math.inf]), "item 1 is infinite"),
+        (lambda: bootstrap_mean([math.nan, math.nan, 1.0], what="F1 scores"), r"F1 scores.*item 0 is NaN.*2 bad"),
+        (lambda: bootstrap_mean([1.0]), "at least two scores"),
+        (lambda: bootstrap_mean(["x", 1.0]), "must be numbers"),
+        (lambda: bootstrap_mean([[1.0, 2.0]]), "flat list"),
+        (lambda: bootstrap_mean([1.0, 2.0], method="bca"), "Unknown bootstrap method 'bca'"),
+    ],
+)
+def test_bad_input_is_an_input_error(call, message) -> None:
+    with pytest.raises(InputError, match=message):
+        call()
+
+
+def test_the_mean_interval_is_scipys_bootstrap_of_the_mean() -> None:
+    from scipy import stats
+
+    x = np.random.default_rng(3).normal(50, 10, 60)
+    for method in ("BCa", "percentile"):
+        found = bootstrap_mean(x, 0.9, 2000, 4, method).confidence_interval
+        expected = stats.bootstrap((x,), np.mean, confidence_level=0.9, n_resamples=2000, method=method,
+                                   rng=np.random.default_rng(4)).confidence_interval  # fmt: skip
+        assert (found.low, found.high) == (expected.low, expected.high)
+        assert found.low < x.mean() < found.high
 
 
 def test_the_interval_matches_scipys_paired_bootstrap_of_both_score_lists() -> None:

@@ -203,7 +203,10 @@ def test_hugging_face_folder_round_trip_is_exact(tmp_path, hotpot, dolly) -> Non
     folder = save_hf(records, tmp_path / "hf")
     result = load_hf(str(folder))
     assert result.format == "studio" and dicts(result.records) == dicts(records)
-    save_hf(dolly[:5], folder)  # saving again replaces the folder as a whole
+    with pytest.raises(InputError, match="already exists"):  # an existing export is never replaced unasked
+        save_hf(dolly[:5], folder)
+    assert dicts(load_hf(str(folder)).records) == dicts(records)
+    save_hf(dolly[:5], folder, overwrite=True)  # over the Studio's own export: replaces the folder as a whole
     assert dicts(load_hf(str(folder)).records) == dicts(dolly[:5])
     assert [p.name for p in tmp_path.iterdir()] == ["hf"]
 

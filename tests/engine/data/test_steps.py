@@ -22,46 +22,46 @@ def hotpot(settings, shared_data, tmp_path):
     lines = (shared_data / "hotpotqa-dev.jsonl").read_text(encoding="utf-8").splitlines()[:150]
     path = tmp_path / "hp.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest, result = steps.import_source(settings, "hp", str(path))
+    manifest, result = steps.import_source(settings, "hpqa", str(path))
     assert result.format == "hotpotqa" and manifest.counts["records"] == 150
     return manifest
 
 
 def test_topics_split_augment_export_chain(settings, hotpot, tracker, tmp_path):
     store = DatasetStore(settings)
-    labelled, topics = steps.cluster_version(settings, "hp", hotpot.id, TopicSpec(k_min=3, k_max=6), tracker)
+    labelled, topics = steps.cluster_version(settings, "hpqa", hotpot.id, TopicSpec(k_min=3, k_max=6), tracker)
     assert labelled.parent == hotpot.id and 3 <= topics.k <= 6
-    records = store.load("hp", labelled.id)
+    records = store.load("hpqa", labelled.id)
     assert all("topic_label" in r.metadata and "map_x" in r.metadata for r in records)
 
-    split, leaks, sizes = steps.split_version(settings, "hp", labelled.id, SplitSpec(seed=1), 0.95, tracker)
+    split, leaks, sizes = steps.split_version(settings, "hpqa", labelled.id, SplitSpec(seed=1), 0.95, tracker)
     assert split.parent == labelled.id and sum(sizes.values()) == 150 and leaks.clean, leaks.counts()
     assert split.counts["splits"] == sizes and sizes["train"] > sizes["validation"] > 0 and sizes["test"] > 0
 
-    augmented, report = steps.augment_version(settings, "hp", split.id, AugmentSpec(kinds=("shuffle", "typos")),
+    augmented, report = steps.augment_version(settings, "hpqa", split.id, AugmentSpec(kinds=("shuffle", "typos")),
                                               tracker=tracker)  # fmt: skip
-    changes = diff(store.load("hp", split.id), store.load("hp", augmented.id))
+    changes = diff(store.load("hpqa", split.id), store.load("hpqa", augmented.id))
     assert len(changes.added) == report["total"] > 0 and not changes.removed and not changes.changed
-    by_id = {r.id: r for r in store.load("hp", augmented.id)}
+    by_id = {r.id: r for r in store.load("hpqa", augmented.id)}
     for r in by_id.values():
         if "origin" in r.metadata:
             assert r.metadata["split"] == by_id[r.metadata["origin"]].metadata["split"]
 
     for name in ("out.jsonl", "out.csv", "hf-folder"):
-        target = steps.export_version(settings, "hp", augmented.id, tmp_path / name)
+        target = steps.export_version(settings, "hpqa", augmented.id, tmp_path / name)
         again, _ = steps.import_source(settings, "hp-copy", str(target))
         assert again.id == augmented.id  # the same content, so the same version id
     with pytest.raises(InputError, match="Unknown export format"):
-        steps.export_version(settings, "hp", augmented.id, tmp_path / "x", fmt="xml")
+        steps.export_version(settings, "hpqa", augmented.id, tmp_path / "x", fmt="xml")
 
 
 def test_the_data_command_line(settings, hotpot, capsys):
-    assert data_main(["versions", "hp"]) == 0
+    assert data_main(["versions", "hpqa"]) == 0
     assert hotpot.id in capsys.readouterr().out
-    assert data_main(["split", "hp", "--seed", "3"]) == 0
+    assert data_main(["split", "hpqa", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "| train | validation | test |" in out and "| 0 | 0 | 0 |" in out  # sizes, then zero leaks
-    assert data_main(["show", "hp", "--version", "nope"]) == 2
+    assert data_main(["show", "hpqa", "--version", "nope"]) == 2
     assert "has no version 'nope'" in capsys.readouterr().err
     assert data_main(["import", "/no/such/file.jsonl", "--dataset", "x"]) == 2
     assert "error:" in capsys.readouterr().err
@@ -78,9 +78,9 @@ def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, genera
     wrong = {normalize_text(r["question"]) for r in result.rows if r["f1"] < 50}
     assert wrong, "the bundled model gets some of 8 HotpotQA questions wrong"
     spec = AugmentSpec(kinds=("typos", "distractors"))
-    found, report = steps.hard_case_version(settings, "hp", hotpot.id, result.run_id, 50.0, spec, tracker=tracker)
+    found, report = steps.hard_case_version(settings, "hpqa", hotpot.id, result.run_id, 50.0, spec, tracker=tracker)
     assert found.parent == hotpot.id and report["wrong"] == report["matched"] == len(wrong)
-    records = DatasetStore(settings).load("hp", found.id)
+    records = DatasetStore(settings).load("hpqa", found.id)
     by_id = {r.id: r for r in records}
     variants = [r for r in records if r.metadata.get("hard_case")]
     assert len(records) == 150 + len(variants) and report["variants"] == len(variants) > 0
@@ -95,10 +95,10 @@ def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, genera
 
 def test_augmented_distractors_are_retrieved_for_the_question(settings, hotpot, tracker):
     store = DatasetStore(settings)
-    records = store.load("hp", hotpot.id)
+    records = store.load("hpqa", hotpot.id)
     spec = AugmentSpec(kinds=("distractors",), distractors=1)
-    found, report = steps.augment_version(settings, "hp", hotpot.id, spec, tracker=tracker)
-    variants = [r for r in store.load("hp", found.id) if r.metadata.get("augmentation") == "distractors"]
+    found, report = steps.augment_version(settings, "hpqa", hotpot.id, spec, tracker=tracker)
+    variants = [r for r in store.load("hpqa", found.id) if r.metadata.get("augmentation") == "distractors"]
     assert len(variants) == report["made"]["distractors"] > 100
     retrieve, by_id = steps.pool_retriever(records, settings), {r.id: r for r in records}
     for variant in variants[:30]:

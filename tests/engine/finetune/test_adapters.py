@@ -59,14 +59,15 @@ def logits(model, ids):
 # -- names ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["a", "my-adapter_v1.2", "A" * 64, "0day", "smollm2.hotpot-r8"])
+@pytest.mark.parametrize("name", ["ada", "my-adapter_v1.2", "A" * 64, "0day", "smollm2.hotpot-r8"])
 def test_check_name_accepts_good_names(name: str) -> None:
     assert check_name(name) == name
     assert check_name(f"  {name}\n") == name
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "a/b", "a\\b", "", " ", ".hidden", "a" * 65, "has space", "a..b", "-x", "_x", "x\0y"]
+    "name",
+    ["../x", "a/b", "a\\b", "", " ", ".hidden", "a" * 65, "ab", "192.168.1.1", "has space", "a..b", "-x", "_x", "x\0y"],
 )
 def test_check_name_rejects_bad_names(name: str, settings) -> None:
     with pytest.raises(InputError, match="letters, digits"):
@@ -92,17 +93,17 @@ def test_empty_registry(settings) -> None:
 
 def test_failed_save_leaves_no_trace_and_keeps_the_old_adapter(settings) -> None:
     registry = AdapterRegistry(settings)
-    registry.save(FakePeft(b"old"), "a", meta())
+    registry.save(FakePeft(b"old"), "ada", meta())
     with pytest.raises(RuntimeError):
-        registry.save(FakePeft(fail=True), "a", meta(), overwrite=True)
+        registry.save(FakePeft(fail=True), "ada", meta(), overwrite=True)
     with pytest.raises(RuntimeError):
-        registry.save(FakePeft(fail=True), "b", meta())
-    assert sorted(p.name for p in registry.root.iterdir()) == ["a"]  # no temp or half-written folders
-    assert (registry.path("a") / "adapter_model.safetensors").read_bytes() == b"old"
-    info = registry.save(FakePeft(b"new"), "a", meta(prompt="zero-shot"), overwrite=True)
+        registry.save(FakePeft(fail=True), "bob", meta())
+    assert sorted(p.name for p in registry.root.iterdir()) == ["ada"]  # no temp or half-written folders
+    assert (registry.path("ada") / "adapter_model.safetensors").read_bytes() == b"old"
+    info = registry.save(FakePeft(b"new"), "ada", meta(prompt="zero-shot"), overwrite=True)
     assert (info.path / "adapter_model.safetensors").read_bytes() == b"new"
     assert info.prompt == "zero-shot"
-    assert sorted(p.name for p in registry.root.iterdir()) == ["a"]
+    assert sorted(p.name for p in registry.root.iterdir()) == ["ada"]
 
 
 def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_trained_with(settings) -> None:
@@ -111,13 +112,13 @@ def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_tra
 
     registry = AdapterRegistry(settings)
     rag = {"max_source_chars": 450, "answer_style": "evidence"}
-    registry.save(FakePeft(), "ev", meta(prompt="zero-shot", train={"epochs": 1, "rag": rag}))
+    registry.save(FakePeft(), "evi", meta(prompt="zero-shot", train={"epochs": 1, "rag": rag}))
     registry.save(FakePeft(), "old", meta(train={"epochs": 1}))  # trained before answer styles existed
-    template = prompt_for(settings, "ev")
+    template = prompt_for(settings, "evi")
     assert (template.examples, template.max_source_chars, template.answer_style) == ((), 450, "evidence")
     assert template.answer_from("Evidence: Ann was born in Lyon. Answer: Lyon") == "Lyon"
     assert sampling_for(template).max_new_tokens == 256
-    assert prompt_for(settings, "ev", answer_style="short", max_source_chars=600).answer_style == "short"
+    assert prompt_for(settings, "evi", answer_style="short", max_source_chars=600).answer_style == "short"
     old = prompt_for(settings, "old")
     assert (old.answer_style, old.max_source_chars, len(old.examples)) == ("short", 600, 3)
     assert sampling_for(old).max_new_tokens == 32
@@ -125,17 +126,17 @@ def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_tra
 
 def test_update_meta_merges_metrics_and_refuses_unknown_fields(settings) -> None:
     registry = AdapterRegistry(settings)
-    registry.save(FakePeft(), "a", meta())
-    info = registry.update_meta("a", metrics={"exact_match": 0.1, "f1": 0.5}, mlflow_run_id="run456")
+    registry.save(FakePeft(), "ada", meta())
+    info = registry.update_meta("ada", metrics={"exact_match": 0.1, "f1": 0.5}, mlflow_run_id="run456")
     assert info.metrics == {"f1": 0.5, "exact_match": 0.1}
     assert info.mlflow_run_id == "run456" and info.prompt == "few-shot"
-    assert registry.get("a") == info
+    assert registry.get("ada") == info
     with pytest.raises(InputError, match="choose from"):
-        registry.update_meta("a", colour="blue")
+        registry.update_meta("ada", colour="blue")
     with pytest.raises(InputError):
-        registry.update_meta("a", name="b")  # renaming goes through rename()
+        registry.update_meta("ada", name="bob")  # renaming goes through rename()
     with pytest.raises(NotFoundError):
-        registry.update_meta("b", prompt="x")
+        registry.update_meta("bob", prompt="x")
 
 
 def test_corrupt_metadata_does_not_break_the_listing(settings) -> None:
@@ -171,13 +172,13 @@ def test_base_spec_ignores_unknown_keys(tmp_path: Path) -> None:
 
 def test_apply_adapter_refuses_another_base(settings) -> None:
     registry = AdapterRegistry(settings)
-    registry.save(FakePeft(), "a", meta())
+    registry.save(FakePeft(), "ada", meta())
     loaded = LoadedModel(CPU, model=None, tokenizer=None, device="cpu", load_seconds=0.0, from_cache=True)
     other = {"source": "HuggingFaceTB/SmolLM2-360M-Instruct", "gguf_file": None}
-    info = registry.update_meta("a", base=other)
+    info = registry.update_meta("ada", base=other)
     with pytest.raises(InputError, match="SmolLM2-360M-Instruct"):
         apply_adapter(loaded, info)
-    info = registry.update_meta("a", base={**dataclasses.asdict(DEFAULT_MODEL), "gguf_file": "other.gguf"})
+    info = registry.update_meta("ada", base={**dataclasses.asdict(DEFAULT_MODEL), "gguf_file": "other.gguf"})
     with pytest.raises(InputError, match="other.gguf"):
         apply_adapter(loaded, info.path)
     with pytest.raises(InputError, match="not a saved adapter"):
@@ -186,14 +187,16 @@ def test_apply_adapter_refuses_another_base(settings) -> None:
 
 def test_export_target_must_be_new_or_empty(settings, tmp_path: Path) -> None:
     registry = AdapterRegistry(settings)
-    registry.save(FakePeft(), "a", meta())
+    registry.save(FakePeft(), "ada", meta())
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="not an empty folder"):
-        merge_export(registry, "a", full, settings)
+    with pytest.raises(InputError, match="already exists"):
+        merge_export(registry, "ada", full, settings)
+    with pytest.raises(InputError, match="not an unchanged export of the Studio"):
+        merge_export(registry, "ada", full, settings, overwrite=True)
     with pytest.raises(InputError):
-        merge_export(registry, "a", full / "keep.txt", settings)
+        merge_export(registry, "ada", full / "keep.txt", settings)
     assert (full / "keep.txt").read_text() == "mine"
 
 

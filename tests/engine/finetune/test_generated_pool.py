@@ -20,7 +20,7 @@ def version(settings, shared_data):
     records = [normalize_hotpotqa(json.loads(line), n) for n, line in enumerate(lines)]
     splits = ["train"] * 20 + ["validation"] * 5 + ["test"] * 5
     records = [r.with_metadata(split=s) for r, s in zip(records, splits, strict=True)]
-    return DatasetStore(settings).save("hp", records), records
+    return DatasetStore(settings).save("hpqa", records), records
 
 
 def test_record_examples_hold_own_contexts_and_distractors(version):
@@ -38,11 +38,11 @@ def test_record_examples_hold_own_contexts_and_distractors(version):
 
 def test_only_the_training_split_is_used(settings, version):
     manifest, records = version
-    spec = TrainSpec(mix=MixSpec.with_shares(generated=0.5), qa_dataset="hp")
+    spec = TrainSpec(mix=MixSpec.with_shares(generated=0.5), qa_dataset="hpqa")
     examples, found = generated_pool(spec, settings)
     train_ids = {r.id for r in records if r.metadata["split"] == "train"}
     assert {e.id for e in examples} == train_ids and found["version"] == manifest.id and found["split"] == "train"
-    pinned, _ = generated_pool(TrainSpec(mix=spec.mix, qa_dataset=f"hp@{manifest.id}"), settings)
+    pinned, _ = generated_pool(TrainSpec(mix=spec.mix, qa_dataset=f"hpqa@{manifest.id}"), settings)
     assert pinned == examples
     with pytest.raises(InputError, match="needs a dataset"):
         TrainSpec(mix=MixSpec.with_shares(generated=0.5))
@@ -53,7 +53,7 @@ def test_only_the_training_split_is_used(settings, version):
 def test_a_training_run_names_the_version_as_its_input(settings, tracker, version):
     manifest, _ = version
     run_id = tracker.start("studio-training", "t")
-    log_dataset_inputs(tracker, run_id, [{"name": "hotpotqa-dev.jsonl"}, {"dataset": "hp", "version": manifest.id}],
+    log_dataset_inputs(tracker, run_id, [{"name": "hotpotqa-dev.jsonl"}, {"dataset": "hpqa", "version": manifest.id}],
                        settings)  # fmt: skip
     inputs = tracker.client.get_run(run_id).inputs.dataset_inputs
-    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [(f"hp@{manifest.id}", manifest.id)]
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [(f"hpqa@{manifest.id}", manifest.id)]
