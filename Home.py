@@ -39,7 +39,12 @@ with user_errors():
         st.subheader("Knowledge bases")
         kbs = r.store().list()
         st.dataframe(
-            pd.DataFrame([{"name": k.name, "documents": k.documents, "chunks": k.chunks} for k in kbs]),
+            pd.DataFrame(
+                [
+                    {"name": k.name, "documents": k.documents, "chunks": k.chunks, "state": k.incomplete or "complete"}
+                    for k in kbs
+                ]  # fmt: skip
+            ),
             hide_index=True,
             width="stretch",
         )

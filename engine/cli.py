@@ -11,6 +11,7 @@ import sys
 
 from engine.errors import InputError, exit_status
 from engine.measure_commands import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
+from engine.rag.commands import add_ingest_arguments, run_ingest, run_kbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,12 +50,7 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("names", nargs="*")
     ad.add_argument("--overwrite", action="store_true", help="export: replace an earlier export of the Studio there")
 
-    ing = sub.add_parser("ingest", help="ingest documents into a knowledge base")
-    ing.add_argument("--kb", required=True)
-    ing.add_argument("--path", help="a .jsonl/.txt/.md/.pdf file or a folder")
-    ing.add_argument("--hf-dataset", help="a Hugging Face dataset name (online only)")
-    ing.add_argument("--chunk-size", type=int, default=800)
-    ing.add_argument("--overlap", type=int, default=120)
+    add_ingest_arguments(sub)
 
     ask = sub.add_parser("ask", help="answer one question with retrieval")
     ask.add_argument("question")
@@ -91,26 +87,6 @@ def run_eval(a) -> int:
     print(format_table(result))
     if result.run_id:
         print(f"MLflow run: {result.run_id} ({settings.tracking_uri})")
-    return 0
-
-
-def run_ingest(a) -> int:
-    from engine.rag.chunking import ChunkSpec
-    from engine.rag.embedder import Embedder
-    from engine.rag.ingest import ingest_documents, load_source
-    from engine.rag.store import KnowledgeBaseStore, check_name
-    from engine.settings import load_settings
-
-    check_name(a.kb)
-    spec = ChunkSpec(a.chunk_size, a.overlap)
-    docs = load_source(a.path, a.hf_dataset)
-    store = KnowledgeBaseStore(load_settings(), Embedder.shared())
-    report = ingest_documents(
-        store, a.kb, docs, spec, lambda d, t: print(f"\r{d}/{t} chunks", end="", file=sys.stderr, flush=True)
-    )
-    print(file=sys.stderr)
-    print(f"{report.kb}: {report.documents} documents, {report.chunks} chunks, {report.added} added, "
-          f"{report.unchanged} already there")  # fmt: skip
     return 0
 
 
@@ -255,16 +231,6 @@ def run_adapters(a) -> int:
         registry.delete(a.names[0])
     else:
         print(merge_export(registry, a.names[0], Path(a.names[1]), settings, overwrite=a.overwrite))
-    return 0
-
-
-def run_kbs(a) -> int:
-    from engine.rag.embedder import Embedder
-    from engine.rag.store import KnowledgeBaseStore
-    from engine.settings import load_settings
-
-    for info in KnowledgeBaseStore(load_settings(), Embedder.shared()).list():
-        print(f"{info.name}: {info.documents} documents, {info.chunks} chunks")
     return 0
 
 

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +75,31 @@ class JobContext:
             raise JobCancelled("cancelled")
 
 
+REQUIRED = tuple(f.name for f in fields(JobState) if f.default is MISSING)  # what every job's state.json holds
+
+
+def read_job(job_dir: Path) -> dict:
+    """The stored state of the job in ``job_dir``; an InputError, with nothing in the folder touched, where
+    ``job_dir`` is not a job folder of the Studio (no state.json, or one that is not a job's)."""
+    not_a_job = f"{job_dir} is not a job folder of the Studio"
+    try:
+        data = read_state(job_dir)
+    except OSError:
+        raise InputError(f"{not_a_job} (there is no state.json in it).") from None
+    except ValueError:  # not JSON, not UTF-8
+        raise InputError(f"{not_a_job} (its state.json is not a job's state).") from None
+    missing = [k for k in REQUIRED if k not in data] if isinstance(data, dict) else list(REQUIRED)
+    if missing:
+        raise InputError(f"{not_a_job} (its state.json has no {', '.join(missing)}).")
+    if not isinstance(data["args"], dict) or data["id"] != job_dir.name:
+        raise InputError(f"{not_a_job} (its state.json is not the state of a job {job_dir.name!r}).")
+    return data
+
+
 def run_job(job_dir: Path | str) -> JobState:
     """Run a queued job to its end, in this process (the worker entry point)."""
     job_dir = Path(job_dir).resolve()
-    try:
-        data = read_state(job_dir)
-        data["status"], data["kind"], data["id"]  # noqa: B018  (a state without them is not a job's)
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{job_dir} is not a job folder of the Studio (no readable state.json in it).") from None
+    data = read_job(job_dir)
     if data["status"] != "queued":
         raise InputError(f"Job {data['id']} is {data['status']}, not queued.")
     ctx = JobContext(job_dir)
@@ -100,7 +117,10 @@ def run_job(job_dir: Path | str) -> JobState:
     try:
         update_state(job_dir, status="running", pid=os.getpid(), started=time.time())
         ctx.check_cancelled()
-        module, _, name = (data.get("target") or JOB_KINDS[data["kind"]]).partition(":")
+        target = data.get("target") or JOB_KINDS.get(data["kind"], "")
+        if ":" not in str(target):
+            raise InputError(f"Job {data['id']} is of an unknown kind {data['kind']!r}.")
+        module, _, name = str(target).partition(":")
         fn = getattr(importlib.import_module(module), name)  # imported here: heavy kinds stay lazy
         result = fn(dict(data["args"]), ctx)
         result = {} if result is None else result

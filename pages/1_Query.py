@@ -47,7 +47,7 @@ with user_errors():
         store = r.store()
     left, right = st.columns([3, 1])
     with right:
-        kb = kb_picker(store.names(), key="query-kb")
+        kb = kb_picker(store.names(), key="query-kb", incomplete=store.incomplete())
         k = st.slider("Sources (k)", 1, 10, 3, key="query-k")
         follow = st.number_input(
             "Follow links from the first", 0, 5, 0, key="query-follow",

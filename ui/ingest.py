@@ -1,37 +1,58 @@
-"""The "add documents" panel: upload, local path or Hugging Face dataset -> an ingest job."""
+"""The "add documents" panel: upload, local path or Hugging Face dataset -> checked, estimated -> an ingest job;
+and the knowledge bases an ingest left incomplete, with Resume and Roll back."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
 from engine import jobs
 from engine.errors import InputError
-from engine.rag.documents import load_documents, parse_upload
+from engine.rag.ingest import kb_state, preview_source, rollback_ingest
 from engine.rag.store import KnowledgeBaseStore, check_name
+from engine.write_policy import write_atomic
 from ui.widgets import job_status, user_errors
 
 SOURCES = ("Upload a file", "Local path", "Hugging Face dataset (online)")
 
 
-def start_ingest(store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str) -> jobs.JobState:
-    """Validate the input here (fast, with a clear message), then embed in a background job."""
-    check_name(kb)
+def ingest_args(store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str, skip: bool) -> dict:
+    """The ingest job's arguments for the form's input (an upload is saved in the data dir first)."""
+    args = {"kb": check_name(kb), "on_error": "skip" if skip else "abort"}
     if source == SOURCES[0]:
         if upload is None:
             raise InputError("Choose a file to upload.")
-        data = upload.getvalue()
-        parse_upload(upload.name, data)  # raises a clear InputError for empty / non-UTF-8 / malformed files
-        folder = store.settings.data_dir / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / upload.name.replace("/", "_")
-        target.write_bytes(data)
-        return jobs.start_job("ingest", {"kb": kb, "path": str(target)})
+        name = Path(upload.name).name or "upload"
+        return args | {"path": str(write_atomic(store.settings.data_dir / "uploads" / name, upload.getvalue()))}
     if source == SOURCES[1]:
-        load_documents(path.strip())  # the same check for paths
-        return jobs.start_job("ingest", {"kb": kb, "path": path.strip()})
+        if not path.strip():
+            raise InputError("Type the path of a file or a folder.")
+        return args | {"path": str(Path(path.strip()).expanduser())}
     if not hf.strip():
         raise InputError("Type a Hugging Face dataset name.")
-    return jobs.start_job("ingest", {"kb": kb, "hf_dataset": hf.strip()})
+    return args | {"hf_dataset": hf.strip()}
+
+
+def preview(store: KnowledgeBaseStore, args: dict) -> dict:
+    """The checked source and its estimate, computed once (a large file takes seconds to check)."""
+    if "path" not in args:
+        return {"args": args, "summary": f"Hugging Face dataset `{args['hf_dataset']}`, read when the job starts",
+                "skipped": []}  # fmt: skip
+    scan, guess = preview_source(args, store.embedder)
+    return {"args": args, "summary": f"`{scan.path}`: {guess.summary}", "skipped": list(scan.skipped)}
+
+
+def show_preview(shown: dict) -> None:
+    """What the ingest will take, and what it leaves out; the button that starts it."""
+    st.info(f"**{shown['args']['kb']}** ← {shown['summary']}.")
+    if shown["skipped"]:
+        with st.expander(f"Left out ({len(shown['skipped'])})", expanded=True):
+            st.markdown("\n".join(f"- {line}" for line in shown["skipped"]))
+    if st.button("Start ingest", type="primary", key="ingest-start"):
+        st.session_state["ingest-job"] = jobs.start_job("ingest", shown["args"]).id
+        del st.session_state["ingest-preview"]
+        st.rerun()
 
 
 @st.fragment(run_every=1.0)
@@ -46,10 +67,28 @@ def ingest_progress() -> None:
                     f"Ingested into {res.get('kb')}: {res.get('added')} chunks added, "
                     f"{res.get('unchanged')} already there."
                 )
+            elif state.status in ("cancelled", "failed"):
+                st.caption("What was stored is kept: the knowledge base is marked incomplete (see below).")
+
+
+def incomplete_panel(store: KnowledgeBaseStore) -> None:
+    """Each knowledge base an ingest left unfinished: resume it, or roll it back."""
+    running = {j.args.get("kb") for j in jobs.list_jobs("ingest") if not j.done}
+    for kb, label in store.incomplete().items():
+        if kb in running:
+            continue
+        state = kb_state(store, kb)
+        st.warning(f"**{kb}** is {label} (from `{state.source}`, started {state.started}).")
+        left, right = st.columns(2)
+        if left.button("Resume", key=f"resume-{kb}", disabled=not state.args):
+            st.session_state["ingest-job"] = jobs.start_job("ingest", state.args).id
+            st.rerun()
+        if right.button("Roll back", key=f"rollback-{kb}"):
+            st.success(f"{kb}: {rollback_ingest(store, kb)} chunks of the unfinished ingest removed.")
 
 
 def ingest_panel(store: KnowledgeBaseStore) -> None:
-    with st.expander("Add documents to a knowledge base", expanded=not store.names()):
+    with st.expander("Add documents to a knowledge base", expanded=not store.names() or bool(store.incomplete())):
         with st.form("ingest"):
             kb = st.text_input("Knowledge base", value="my-docs", help="An existing name adds to it.")
             source = st.radio("Source", SOURCES, horizontal=True, key="ingest-source")
@@ -60,12 +99,19 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 "Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl", key="ingest-path"
             )
             hf = st.text_input("Hugging Face dataset", placeholder="owner/name")
-            if st.form_submit_button("Ingest"):
+            skip = st.checkbox("Skip bad files", key="ingest-skip", help="A folder: ingest the good files and list "
+                               "the bad ones, instead of stopping at them.")  # fmt: skip
+            if st.form_submit_button("Check and estimate"):
                 with user_errors():
-                    st.session_state["ingest-job"] = start_ingest(store, kb, source, upload, path, hf).id
-        # A job started in an earlier session of this page is still shown after a reload.
-        if "ingest-job" not in st.session_state:
-            running = [j for j in jobs.list_jobs("ingest") if not j.done]
-            if running:
-                st.session_state["ingest-job"] = running[0].id
-        ingest_progress()
+                    args = ingest_args(store, kb, source, upload, path, hf, skip)
+                    st.session_state["ingest-preview"] = preview(store, args)
+        with user_errors():
+            if "ingest-preview" in st.session_state:
+                show_preview(st.session_state["ingest-preview"])
+            # A job started in an earlier session of this page is still shown after a reload.
+            if "ingest-job" not in st.session_state:
+                running = [j for j in jobs.list_jobs("ingest") if not j.done]
+                if running:
+                    st.session_state["ingest-job"] = running[0].id
+            ingest_progress()
+            incomplete_panel(store)

@@ -32,12 +32,22 @@ def user_errors() -> Iterator[None]:
         st.error(describe(exc, "a page of the app"))
 
 
-def kb_picker(names: list[str], key: str, default: str = "studio-docs") -> str | None:
+def kb_picker(
+    names: list[str], key: str, default: str = "studio-docs", incomplete: dict[str, str] | None = None
+) -> str | None:
+    """A knowledge-base select box; one an ingest left unfinished (``incomplete``: name -> state) is marked."""
     if not names:
         st.warning("There is no knowledge base yet. Ingest documents below.")
         return None
+    incomplete = incomplete or {}
     index = names.index(default) if default in names else 0
-    return st.selectbox("Knowledge base", names, index=index, key=key)
+    kb = st.selectbox(
+        "Knowledge base", names, index=index, key=key,
+        format_func=lambda n: f"{n} ({incomplete[n]})" if n in incomplete else n,
+    )  # fmt: skip
+    if kb in incomplete:
+        st.warning(f"{kb} is {incomplete[kb]}: answers can miss what is not stored yet. Resume or roll back below.")
+    return kb
 
 
 def job_status(job_id: str) -> jobs.JobState:

@@ -26,6 +26,7 @@ from engine.ab.spec import ExperimentSpec, VariantSpec, to_model_spec
 from engine.ab.workers import check_variants, experiment_items, run_in_processes
 from engine.errors import InputError, StudioError
 from engine.memory import read_memory
+from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
 from engine.tracking import AB, Tracker, plain_json
 
@@ -135,14 +136,16 @@ def threads_for(group: list[str], spec: ExperimentSpec) -> int | None:
 
 
 def new_id(name: str, settings: Settings) -> str:
-    """A timestamp and a safe slug of the experiment's name, unique among the saved experiments."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", ".").strip("-._")[:40] or "ab"
+    """A timestamp and a slug of the experiment's name, unique among the saved experiments: a name that
+    :func:`engine.names.check_safe_name` accepts whatever the experiment is called (it is made after the
+    variants ran, so a name refused there would lose their answers)."""
+    slug = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", name))[:40].strip("-._") or "ab"
     base = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{slug}"
     found, n = base, 1
     while (experiments_dir(settings) / found).exists():
         n += 1
         found = f"{base}-{n}"
-    return found
+    return check_safe_name(found, "experiment")
 
 
 def compare_result(result: ExperimentResult, resamples: int = 10_000, seed: int = 0):

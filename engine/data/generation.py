@@ -27,6 +27,7 @@ from engine.data.questions import (
     question_stem,
 )
 from engine.errors import InputError
+from engine.names import check_safe_name
 from engine.settings import Settings
 
 MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
@@ -47,6 +48,8 @@ class GenerationSpec:
     def __post_init__(self) -> None:
         if self.passages < 0 or self.answers_per_passage < 1 or self.batch_size < 1:
             raise InputError("Passages must be 0 (all) or more; answers per passage and batch size at least 1.")
+        # checked now, not when the kept pairs are saved at the end (it also names the work folder)
+        object.__setattr__(self, "dataset", check_safe_name(self.dataset, "dataset"))
 
     def key(self) -> str:
         """The work folder's name: what decides the candidates (not the thresholds, re-applied at the end)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.data.versions import DatasetStore, Manifest, log_version
+from engine.data.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.errors import InputError
 from engine.rag.embedding_cache import cached_embedder
 from engine.settings import Settings
@@ -56,6 +56,7 @@ def import_source(settings: Settings, dataset: str, source, name: str = "", kind
     from engine.data.hub import load_hf
     from engine.data.records import read_records, unique_ids
 
+    dataset = check_dataset_name(dataset)  # before the source is read, which may take long
     label = name or "The uploaded data"
     if isinstance(source, bytes):
         result = read_records(source, name=name, kind=kind, on_error=on_error)

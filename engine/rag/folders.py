@@ -22,6 +22,7 @@ from engine.errors import InputError
 
 SUPPORTED_SUFFIXES = (".jsonl", ".txt", ".md", ".markdown", ".pdf")
 ON_ERROR = ("abort", "skip")
+SKIP_HINT = "skip bad files (--skip-bad, or the 'Skip bad files' box)"
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,7 @@ def check_bad_files(problems: Sequence[str], total: int, on_error: str) -> None:
         raise InputError(f"None of the {total} files can be ingested:{listed}")
     others = f"the other {good} file{'s' if good > 1 else ''}"
     if len(problems) == 1:
-        raise InputError(f"{problems[0]} Fix it, or choose to skip bad files to ingest {others}.")
+        raise InputError(f"{problems[0]} Fix it, or {SKIP_HINT} to ingest {others}.")
     raise InputError(
-        f"{len(problems)} of {total} files cannot be ingested:{listed}\nFix them, or choose to skip bad files "
-        f"to ingest {others}."
+        f"{len(problems)} of {total} files cannot be ingested:{listed}\nFix them, or {SKIP_HINT} to ingest {others}."
     )

@@ -1,15 +1,27 @@
-"""Ingestion: documents -> chunks -> embedded into a knowledge base, idempotently."""
+"""Ingestion: documents -> chunks -> embedded into a knowledge base, in bounded batches, idempotently.
+
+Documents stream through: a file is scanned once (checked, counted, sampled: see
+:mod:`engine.rag.sources`), then read again, chunked and embedded a batch of chunks at a time, so
+memory stays bounded whatever the file's size. The knowledge base is marked incomplete from the first
+batch until the last (see :mod:`engine.rag.ingest_state`): a cancel keeps what is stored, and the
+ingest can be resumed (chunks already stored are skipped without embedding) or rolled back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.rag.chunking import ChunkSpec, chunk_documents
-from engine.rag.documents import Document, load_documents, parse_upload
-from engine.rag.store import KnowledgeBaseStore, check_name
+from engine.rag.chunking import ChunkSpec, iter_chunks
+from engine.rag.documents import Document, StreamedDocument, load_documents, parse_upload
+from engine.rag.estimate import IngestEstimate, estimate
+from engine.rag.ingest_state import CHUNK_KEY, IngestState, read_state, write_state
+from engine.rag.sources import Scan, read_documents, scan_path
+from engine.rag.store import ADD_BATCH, KnowledgeBaseStore, check_name
 from engine.settings import ROOT
 
 DOCS_KB = "studio-docs"
@@ -23,44 +35,135 @@ class IngestReport:
     chunks: int
     added: int
     removed: int = 0
+    skipped: tuple[str, ...] = ()  # bad files and links left out of a folder
 
     @property
     def unchanged(self) -> int:
         return self.chunks - self.added
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"unchanged": self.unchanged}
+        return asdict(self) | {"unchanged": self.unchanged, "skipped": list(self.skipped)}
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """What is about to be ingested, known before it starts: for the progress and the incomplete mark."""
+
+    documents: int
+    chunks: int = 0  # an estimate (0: unknown); progress reads against it
+    source: str = "documents"
+    args: dict = field(default_factory=dict)  # the job arguments that run it again (empty: cannot resume)
+    skipped: tuple[str, ...] = ()
+
+
+class _Counted:
+    """The documents, counting those handed out: when the chunker asks for document k + 1, the first k
+    have given all their chunks."""
+
+    def __init__(self, docs: Iterable[Document | StreamedDocument]):
+        self.docs, self.started = docs, 0
+
+    def __iter__(self) -> Iterator[Document | StreamedDocument]:
+        for doc in self.docs:
+            self.started += 1
+            yield doc
 
 
 def ingest_documents(
     store: KnowledgeBaseStore,
     kb: str,
-    docs: Sequence[Document],
+    docs: Iterable[Document | StreamedDocument],
     spec: ChunkSpec = ChunkSpec(),
     on_progress: Callable[[int, int], None] | None = None,
     remove_missing: bool = False,
+    plan: IngestPlan | None = None,
 ) -> IngestReport:
-    """Chunk and embed ``docs`` into ``kb``; chunks already stored are skipped (same content, same id).
+    """Chunk and embed ``docs`` into ``kb``, ``ADD_BATCH`` chunks at a time; chunks already stored are
+    skipped (same content, same id). ``on_progress(chunks stored, chunks expected)`` after each batch.
 
     With ``remove_missing``, chunks in the knowledge base that these documents no longer
     produce are deleted, so the knowledge base mirrors the documents exactly.
     """
     kb = check_name(kb)
-    if not docs:
+    if plan is None:
+        docs = list(docs)
+        plan = IngestPlan(len(docs))
+    if not plan.documents:
         raise InputError("There are no documents to ingest.")
-    chunks = chunk_documents(docs, spec)
-    added = store.add(kb, chunks, on_progress)
-    removed = store.remove_except(kb, {c.id for c in chunks}) if remove_missing else 0
-    return IngestReport(kb, len(docs), len(chunks), added, removed)
+    created = kb not in store.names()
+    collection = store.collection(kb, create=True)
+    previous = read_state(collection)
+    resumed = previous is not None and previous.id and plan.args and previous.args == plan.args
+    state = IngestState(
+        previous.id if resumed else uuid.uuid4().hex[:12], plan.source, plan.args, plan.documents,
+        created=previous.created if resumed else created, started=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )  # fmt: skip
+    write_state(collection, state)
+    counted, seen, batch = _Counted(docs), set(), []
+    added = stored = 0
+
+    def flush() -> None:
+        nonlocal added, stored
+        added += store.add(kb, batch, metadata={CHUNK_KEY: state.id})
+        stored += len(batch)
+        batch.clear()
+        write_state(collection, state.advanced(counted.started - 1, stored))
+        if on_progress:
+            on_progress(stored, max(plan.chunks, stored))
+
+    for chunk in iter_chunks(counted, spec, seen):
+        batch.append(chunk)
+        if len(batch) >= ADD_BATCH:
+            flush()
+    if batch:
+        flush()
+    removed = store.remove_except(kb, seen) if remove_missing else 0
+    write_state(collection, None)  # complete: every document is stored whole
+    if on_progress:
+        on_progress(stored, stored)
+    return IngestReport(kb, counted.started, stored, added, removed, plan.skipped)
 
 
-def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None) -> IngestReport:
-    """Ingest a file or a folder (JSONL with title/text, .txt, .md, .pdf)."""
-    return ingest_documents(store, kb, load_documents(Path(path).expanduser()), spec, on_progress)
+def plan_for(scan: Scan, args: dict | None = None, chunks: int = 0) -> IngestPlan:
+    return IngestPlan(scan.documents, chunks, str(scan.path), dict(args or {}), scan.skipped)
+
+
+def ingest_scan(store, kb, scan: Scan, spec=ChunkSpec(), on_progress=None, args=None, chunks=0) -> IngestReport:
+    """Ingest the good files of a scan, streaming them (see :func:`engine.rag.sources.scan_path`)."""
+    return ingest_documents(store, kb, read_documents(scan), spec, on_progress, plan=plan_for(scan, args, chunks))
+
+
+def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None, on_error: str = "abort") -> IngestReport:
+    """Ingest a file or a folder (JSONL with title/text, .txt, .md, .pdf), streaming it."""
+    args = {"kb": kb, "path": str(path), "chunk_size": spec.size, "overlap": spec.overlap, "on_error": on_error}
+    return ingest_source(store, args, on_progress)
 
 
 def ingest_upload(store, kb, name: str, data: bytes, spec=ChunkSpec(), on_progress=None) -> IngestReport:
     return ingest_documents(store, kb, parse_upload(name, data), spec, on_progress)
+
+
+def kb_state(store: KnowledgeBaseStore, kb: str) -> IngestState | None:
+    """The unfinished ingest of a knowledge base, if it has one."""
+    return read_state(store.collection(kb))
+
+
+def rollback_ingest(store: KnowledgeBaseStore, kb: str) -> int:
+    """Remove the chunks that a knowledge base's unfinished ingest added (the knowledge base too, if that
+    ingest made it and nothing else is left); the number of chunks removed."""
+    collection = store.collection(kb)
+    state = read_state(collection)
+    if state is None:
+        raise InputError(f"Knowledge base {kb!r} has no unfinished ingest to roll back.")
+    if not state.id:
+        raise InputError(f"Knowledge base {kb!r} was left incomplete by another version of the Studio: "
+                         "resume it by ingesting the same source again, or delete it.")  # fmt: skip
+    removed = store.remove_where(kb, {CHUNK_KEY: state.id})
+    if state.created and collection.count() == 0:
+        store.delete(kb)
+    else:
+        write_state(collection, None)
+    return removed
 
 
 def load_hf_documents(name: str, split: str = "train", text_field: str = "text", title_field: str = "title"):
@@ -100,21 +203,50 @@ def ensure_docs_kb(store: KnowledgeBaseStore) -> IngestReport:
     return ingest_documents(store, DOCS_KB, studio_documents(), remove_missing=True)
 
 
+def source_spec(args: dict) -> ChunkSpec:
+    return ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
+
+
+def preview_source(args: dict, embedder=None) -> tuple[Scan, IngestEstimate]:
+    """Check a local source (job arguments with ``path``) and estimate its ingest, before starting it."""
+    check_name(args.get("kb", ""))
+    if not args.get("path"):
+        raise InputError("Give a file or folder to ingest.")
+    scan = scan_path(args["path"], args.get("on_error", "abort"))
+    return scan, estimate(scan, source_spec(args), embedder)
+
+
+def ingest_source(store, args: dict, on_progress=None, log: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest what the ingest job arguments name: ``kb`` and a ``path`` (``on_error``: abort or skip bad
+    files) or a ``hf_dataset`` (``split``), with ``chunk_size`` and ``overlap``. Running the arguments of an
+    unfinished ingest again resumes it."""
+    kb, spec = check_name(args.get("kb", "")), source_spec(args)
+    path, hf = args.get("path"), args.get("hf_dataset")
+    if bool(path) == bool(hf):
+        raise InputError("Give exactly one of a path or a Hugging Face dataset.")
+    if hf:
+        docs = load_hf_documents(hf, args.get("split", "train"))
+        return ingest_documents(store, kb, docs, spec, on_progress, plan=IngestPlan(len(docs), 0, hf, dict(args)))
+    scan, guess = preview_source(args)
+    if log:
+        log(f"{scan.path}: {guess.summary}")
+        for line in scan.skipped:
+            log(f"left out: {line}")
+    return ingest_scan(store, kb, scan, spec, on_progress, args, guess.chunks)
+
+
 def ingest_job(args: dict, ctx) -> dict:
-    """The background-job form of ingestion (kind ``ingest``): ``kb`` plus ``path`` or ``hf_dataset``."""
+    """The background-job form of ingestion (kind ``ingest``): see :func:`ingest_source`."""
     from engine.rag.embedder import Embedder
     from engine.settings import load_settings
 
-    spec = ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
     ctx.progress(0.0, "reading documents")
-    docs = load_source(args.get("path"), args.get("hf_dataset"), args.get("split", "train"))
-    ctx.progress(0.01, f"embedding {len(docs)} documents")
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
 
     def progress(done: int, total: int) -> None:
-        ctx.check_cancelled()
-        ctx.progress(0.01 + 0.99 * done / total, f"{done}/{total} chunks")
+        ctx.check_cancelled()  # a cancel keeps what is stored: the knowledge base stays marked incomplete
+        ctx.progress(0.01 + 0.99 * done / total, f"{done:,} of about {total:,} chunks")
 
-    report = ingest_documents(store, args["kb"], docs, spec, progress)
+    report = ingest_source(store, args, progress, ctx.log)
     ctx.log(f"ingested into {report.kb}: {report.added} chunks added, {report.unchanged} already there")
     return report.as_dict()

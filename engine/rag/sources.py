@@ -13,12 +13,16 @@ from __future__ import annotations
 import codecs
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from engine.errors import InputError
 from engine.rag.documents import (
+    MAX_LISTED_ERRORS,
     TEXT_FIELDS,
+    Document,
+    StreamedDocument,
     bad_lines_message,
     file_lines,
     first_heading,
@@ -26,7 +30,7 @@ from engine.rag.documents import (
     record_document,
     text_check,
 )
-from engine.rag.folders import is_inside
+from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, check_on_error, is_inside, list_folder
 
 READ_BYTES = 1 << 20  # a text file is decoded a megabyte at a time
 SAMPLE_CHARS = 1 << 18  # text kept from the first documents to estimate how many chunks the rest give
@@ -44,7 +48,6 @@ class SourceFile:
     chars: int  # characters of text (a PDF's: estimated from the pages read)
     title: str = ""  # a text, Markdown or PDF file's document title
     pages: int = 0
-    excess: int = 0  # the characters of its documents beyond one chunk (see engine.rag.estimate)
     sample: tuple[str, ...] = ()  # texts of its first documents, for the estimate
 
 
@@ -57,11 +60,14 @@ class Scan:
     problems: tuple[str, ...] = ()  # one per bad file
     links: tuple[str, ...] = ()  # links skipped
     root: Path | None = None  # the folder the files must stay in (None for one file)
-    key: dict = field(default_factory=dict)
 
     @property
     def documents(self) -> int:
         return sum(f.documents for f in self.files)
+
+    @property
+    def chars(self) -> int:
+        return sum(f.chars for f in self.files)
 
     @property
     def skipped(self) -> tuple[str, ...]:
@@ -151,61 +157,119 @@ class _Sampler:
     """Counts characters of the pieces passing through, and keeps the first ones as a sample."""
 
     def __init__(self, pieces: Iterator[str]):
-        self.pieces, self.chars, self.kept = pieces, 0, []
+        self.pieces, self.chars, self.kept, self.content = pieces, 0, [], False
 
     def __iter__(self) -> Iterator[str]:
         for piece in self.pieces:
             if self.chars < SAMPLE_CHARS:
                 self.kept.append(piece[: SAMPLE_CHARS - self.chars])
             self.chars += len(piece)
+            self.content = self.content or not piece.isspace()
             yield piece
 
 
-def _scan_file(name: str, path: Path, root: Path | None, size: int) -> SourceFile:
-    kind = KINDS[Path(name).suffix.lower()]
-    if not os.path.getsize(path):
-        raise InputError(f"{name} is empty.")
-    if kind == "jsonl":
-        docs = chars = excess = 0
-        bad: list[str] = []
-        sample: list[str] = []
-        for _, record, problem in jsonl_rows(file_lines(path, name), (TEXT_FIELDS,), text_check):
-            if problem:
-                bad.append(problem) if len(bad) < 10 else None
-                docs -= 1 << 40  # counted apart below
-                continue
-            text = record_document(record, name).text
-            docs, chars, excess = docs + 1, chars + len(text), excess + max(0, len(text) - size)
-            if sum(map(len, sample)) < SAMPLE_CHARS:
-                sample.append(text)
-        if docs < 0:  # each bad line took 2**40 off the count
-            count = (-docs + (1 << 40) - 1) >> 40
-            raise InputError(bad_lines_message(name, bad, count))
-        if not docs:
-            raise InputError(f"{name} is empty (no JSON records).")
-        return SourceFile(name, path, kind, docs, chars, excess=excess, sample=tuple(sample))
-    if kind == "pdf":
-        sampler = _Sampler(pdf_pieces(path, name, root))
-        with _open(path, root, name) as handle:
-            _, pages = _pdf_reader(handle, name)
-        for _ in sampler:  # pages are slow to read: a sample of text sizes the whole for the estimate
-            if sampler.chars >= SAMPLE_CHARS:
-                break
-        sampler.pieces.close()
-        if not sampler.chars:
-            raise InputError(f"{name} has no extractable text (it may be a scanned image; run OCR on it first).")
-        read = max(1, len("".join(sampler.kept)) and pages)
-        chars = sampler.chars if sampler.chars < SAMPLE_CHARS else sampler.chars * pages // read
-        return SourceFile(
-            name, path, kind, 1, chars, Path(name).stem, pages, max(0, chars - size), ("".join(sampler.kept),)
-        )
+def _scan_jsonl(name: str, path: Path) -> SourceFile:
+    docs = chars = 0
+    bad: list[str] = []
+    bad_count = 0
+    sample: list[str] = []
+    for _, record, problem in jsonl_rows(file_lines(path, name), (TEXT_FIELDS,), text_check):
+        if problem:
+            bad_count += 1
+            if len(bad) < MAX_LISTED_ERRORS:
+                bad.append(problem)
+            continue
+        text = record_document(record, name).text
+        docs, chars = docs + 1, chars + len(text)
+        if sum(map(len, sample)) < SAMPLE_CHARS:
+            sample.append(text)
+    if bad_count:
+        raise InputError(bad_lines_message(name, bad, bad_count))
+    if not docs:
+        raise InputError(f"{name} is empty (no JSON records).")
+    return SourceFile(name, path, "jsonl", docs, chars, sample=tuple(sample))
+
+
+def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
+    with _open(path, root, name) as handle:
+        _, pages = _pdf_reader(handle, name)
+    sampler = _Sampler(pdf_pieces(path, name, root))
+    read = 0
+    for _ in sampler:  # pages are slow to read: the first pages' text sizes the whole, for the estimate
+        read += 1
+        if sampler.chars >= SAMPLE_CHARS:
+            break
+    sampler.pieces.close()
+    if not sampler.chars:
+        raise InputError(f"{name} has no extractable text (it may be a scanned image; run OCR on it first).")
+    chars = sampler.chars if sampler.chars < SAMPLE_CHARS else sampler.chars * pages // max(1, read)
+    return SourceFile(name, path, "pdf", 1, chars, Path(name).stem, pages, ("".join(sampler.kept),))
+
+
+def _scan_text(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
     sampler = _Sampler(text_pieces(path, name, root))
-    title = first_heading(_lines(iter(sampler))) if kind == "markdown" else None
-    for _ in sampler:  # the rest is read too: every byte is checked before anything is stored
+    pieces = iter(sampler)
+    title = first_heading(_lines(pieces)) if kind == "markdown" else None
+    for _ in pieces:  # the rest is read too: every byte is checked before anything is stored
         pass
-    if not "".join(sampler.kept).strip() and not sampler.chars:
+    if not sampler.content:
         raise InputError(f"{name} is empty.")
-    text = "".join(sampler.kept)
-    return SourceFile(
-        name, path, kind, 1, sampler.chars, title or Path(name).stem, 0, max(0, sampler.chars - size), (text,)
-    )
+    return SourceFile(name, path, kind, 1, sampler.chars, title or Path(name).stem, 0, ("".join(sampler.kept),))
+
+
+def scan_file(name: str, path: Path, root: Path | None = None) -> SourceFile:
+    """Check one file whole, keeping only counts and a sample; a bad file is an InputError naming it."""
+    kind = KINDS.get(Path(name).suffix.lower())
+    if kind is None:
+        raise InputError(f"{name}: unsupported file type {Path(name).suffix or '(no suffix)'}; supported: "
+                         f"{', '.join(SUPPORTED_SUFFIXES)}.")  # fmt: skip
+    try:
+        if not os.path.getsize(path):
+            raise InputError(f"{name} is empty.")
+        if kind == "jsonl":
+            return _scan_jsonl(name, path)
+        if kind == "pdf":
+            return _scan_pdf(name, path, root)
+        return _scan_text(name, path, root, kind)
+    except OSError as e:
+        raise InputError(f"{name} cannot be read ({e.strerror}).") from None
+
+
+def scan_path(path: str | os.PathLike, on_error: str = "abort") -> Scan:
+    """Check a file, or every supported file of a folder (see :mod:`engine.rag.folders`), without keeping
+    their text. Bad files are all listed in one InputError or, with ``on_error="skip"``, left out and
+    listed in :attr:`Scan.problems` (as skipped links are in :attr:`Scan.links`)."""
+    check_on_error(on_error)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path} does not exist.")
+    if not path.is_dir():
+        return Scan(path, (scan_file(path.name, path),))
+    listing = list_folder(path)
+    files, problems = [], list(listing.problems)
+    for rel, file in listing.files:
+        try:
+            files.append(scan_file(rel, file, listing.root))
+        except InputError as e:
+            problems.append(str(e))
+    if not files and not problems:
+        raise InputError(f"{path} holds no file to ingest: every supported file there is a link that leaves it "
+                         f"({'; '.join(listing.links)}).")  # fmt: skip
+    check_bad_files(problems, len(listing.files) + len(listing.problems), on_error)
+    return Scan(path, tuple(files), tuple(problems), listing.links, listing.root)
+
+
+def read_documents(scan: Scan) -> Iterator[Document | StreamedDocument]:
+    """The documents of a scan's good files, in order: JSONL records one at a time, a text, Markdown or
+    PDF file as a :class:`StreamedDocument` read again in pieces when chunked."""
+    for f in scan.files:
+        if f.kind == "jsonl":
+            for _, record, _ in jsonl_rows(file_lines(f.path, f.name), (TEXT_FIELDS,), text_check):
+                if record is not None:
+                    yield record_document(record, f.name)
+            continue
+        if f.kind == "pdf":
+            read, meta = partial(pdf_pieces, f.path, f.name, scan.root), {"format": "pdf", "pages": f.pages}
+        else:
+            read, meta = partial(text_pieces, f.path, f.name, scan.root), {"format": f.kind}
+        yield StreamedDocument(id=f.name, title=f.title, source=f.name, read=read, metadata=meta)

@@ -10,6 +10,7 @@ from engine.errors import InputError, NotFoundError
 from engine.names import check_safe_name
 from engine.rag.chunking import Chunk
 from engine.rag.embedder import Embedder
+from engine.rag.ingest_state import read_state
 from engine.settings import Settings
 
 ADD_BATCH = 256
@@ -32,6 +33,7 @@ class KnowledgeBaseInfo:
     name: str
     chunks: int
     documents: int
+    incomplete: str = ""  # "incomplete: N of M documents" while an ingest has not finished
 
 
 def check_name(name: str) -> str:
@@ -89,14 +91,30 @@ class KnowledgeBaseStore:
         for name in self.names():
             col = self.client.get_collection(name, embedding_function=self.function)
             metas = col.get(include=["metadatas"])["metadatas"] or []
-            infos.append(KnowledgeBaseInfo(name, col.count(), len({m.get("doc_id") for m in metas if m})))
+            state = read_state(col)
+            infos.append(
+                KnowledgeBaseInfo(
+                    name, col.count(), len({m.get("doc_id") for m in metas if m}), state.label if state else ""
+                )
+            )
         return infos
+
+    def incomplete(self) -> dict[str, str]:
+        """The knowledge bases an ingest has not finished, with what they hold ("incomplete: N of M documents")."""
+        return {c.name: state.label for c in self.client.list_collections() if (state := read_state(c))}
 
     def count(self, name: str) -> int:
         return self.collection(name).count()
 
-    def add(self, name: str, chunks: Sequence[Chunk], on_progress: Callable[[int, int], None] | None = None) -> int:
-        """Embed and store the chunks not stored yet; returns how many were added."""
+    def add(
+        self,
+        name: str,
+        chunks: Sequence[Chunk],
+        on_progress: Callable[[int, int], None] | None = None,
+        metadata: dict | None = None,
+    ) -> int:
+        """Embed and store the chunks not stored yet (with ``metadata`` added to each); returns how many were
+        added."""
         col = self.collection(name, create=True)
         unique = list({c.id: c for c in chunks}.values())
         added = 0
@@ -110,7 +128,7 @@ class KnowledgeBaseStore:
                     ids=[c.id for c in new],
                     documents=[c.text for c in new],
                     embeddings=vectors,
-                    metadatas=[chunk_metadata(c) for c in new],
+                    metadatas=[chunk_metadata(c) | (metadata or {}) for c in new],
                 )
                 added += len(new)
             if on_progress:
@@ -164,6 +182,14 @@ class KnowledgeBaseStore:
                 col.delete(ids=present)
             deleted += len(present)
         return deleted
+
+    def remove_where(self, name: str, where: dict) -> int:
+        """Delete the chunks whose metadata matches ``where`` (Chroma's filter); returns how many were deleted."""
+        col = self.collection(name)
+        ids = col.get(where=where, include=[])["ids"]
+        for start in range(0, len(ids), ADD_BATCH):
+            col.delete(ids=ids[start : start + ADD_BATCH])
+        return len(ids)
 
     def stored_metadata(self, name: str) -> dict[str, dict]:
         """Every chunk's metadata by chunk id (empty for a knowledge base that does not exist)."""

@@ -4,6 +4,7 @@ evaluation runs logged to MLflow (their per-question tables, matched by question
 from __future__ import annotations
 
 from engine.errors import InputError
+from engine.names import check_safe_name
 from engine.ratings.sessions import items_from_answers
 from engine.ratings.store import RatingStore
 from engine.settings import Settings
@@ -39,6 +40,7 @@ def session_from_runs(
     question id, in run A's order); ``names`` label the two runs. Returns the session id."""
     from engine.evaluation.history import per_question
 
+    names = tuple(check_safe_name(n, "variant") for n in names)  # the user's labels of the two runs
     if run_a == run_b:
         raise InputError("Pick two different runs to compare.")
     try:

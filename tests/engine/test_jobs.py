@@ -94,7 +94,9 @@ def test_crashing_task_records_error_and_traceback(settings):
     job = jobs.start_job("fail", {}, settings)
     state = jobs.wait_job(job.id, timeout=15, settings=settings)
     assert state.status == "failed"
-    assert state.error == "ValueError: boom"
+    # one line naming the log file that holds the traceback (see engine.errors.describe)
+    assert state.error.startswith("Unexpected error: ValueError: boom (details in ") and "\n" not in state.error
+    assert str(settings.data_dir / "logs") in state.error
     assert state.progress == 0.5 and state.message == "about to fail"
     log = "\n".join(jobs.tail_log(job.id, lines=100, settings=settings))
     assert "Traceback (most recent call last)" in log and "fail_task" in log
@@ -183,6 +185,7 @@ def test_cli(settings):
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "succeeded"
     out = cli("job", "list")
     assert out.returncode == 0 and job.id in out.stdout
-    assert cli("job", "status", "nope").returncode == 1
+    missing = cli("job", "status", "nope")  # every error of the command line: one line, status 2
+    assert missing.returncode == 2 and missing.stderr == "error: No job 'nope'.\n"
     assert cli("job", "frobnicate").returncode == 2
     assert cli("something-else").returncode == 2
