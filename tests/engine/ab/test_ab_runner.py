@@ -158,10 +158,11 @@ def test_cli_prints_variants_and_paired_tests(settings, monkeypatch, capsys):
     ("args", "message"),
     [
         (["--variant", "name=base"], "at least 2 variants; got 1"),
-        (["--variant", "name=a,quantization=int3", "--variant", "name=b"], "unknown quantization 'int3'"),
-        (["--variant", "name=a,k=x", "--variant", "name=b"], "k must be a number"),
-        (["--variant", "name=a", "--variant", "name=a"], "must be unique"),
-        (["--variant", "name=a", "--variant", "name=b", "--limit", "1"], "at least 2 items"),
+        (["--variant", "name=one,quantization=int3", "--variant", "name=two"], "unknown quantization 'int3'"),
+        (["--variant", "name=one,k=x", "--variant", "name=two"], "k must be a number"),
+        (["--variant", "name=one", "--variant", "name=one"], "must be unique"),
+        (["--variant", "name=one", "--variant", "name=two", "--limit", "1"], "at least 2 items"),
+        (["--variant", "name=a..b", "--variant", "name=two"], "Invalid variant name 'a..b'"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(settings, capsys, args, message):

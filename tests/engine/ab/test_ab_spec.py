@@ -33,22 +33,23 @@ def test_defaults_and_round_trip():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: ExperimentSpec("e", (VariantSpec("a"), VariantSpec("a"))), "unique: a is used more than once"),
-        (lambda: ExperimentSpec("e", (VariantSpec("a"),)), "at least 2 variants; got 1"),
+        (lambda: ExperimentSpec("e", (VariantSpec("one"), VariantSpec("one"))), "unique: one is used more than once"),
+        (lambda: ExperimentSpec("e", (VariantSpec("one"),)), "at least 2 variants; got 1"),
         (lambda: ExperimentSpec("e", ()), "at least 2 variants; got 0"),
-        (lambda: VariantSpec("a", quantization="int3"), "unknown quantization 'int3'"),
-        (lambda: VariantSpec("a", dtype="float8"), "unknown dtype 'float8'"),
-        (lambda: VariantSpec("a", prompt="chain"), "unknown prompt 'chain'"),
-        (lambda: VariantSpec("a", k=0), "k (sources per question) must be at least 1"),
-        (lambda: VariantSpec("a", temperature=-1), "temperature must be 0"),
+        (lambda: VariantSpec("one", quantization="int3"), "unknown quantization 'int3'"),
+        (lambda: VariantSpec("one", dtype="float8"), "unknown dtype 'float8'"),
+        (lambda: VariantSpec("one", prompt="chain"), "unknown prompt 'chain'"),
+        (lambda: VariantSpec("one", k=0), "k (sources per question) must be at least 1"),
+        (lambda: VariantSpec("one", temperature=-1), "temperature must be 0"),
         (lambda: VariantSpec("../x"), "Invalid variant name '../x'"),
+        (lambda: VariantSpec("a"), "Invalid variant name 'a'"),  # the one rule: 3 to 64 characters
         (lambda: two(parallel="sometimes"), "Unknown parallel setting 'sometimes': choose one of auto, always, never"),
         (lambda: two(mode="kb"), "Unknown mode 'kb'"),
         (lambda: two(split="dev"), "Unknown split 'dev'"),
         (lambda: two(limit=1), "at least 2 items"),
         (lambda: two(version="abc"), "version was given without its dataset"),
         (lambda: two(dataset="../up"), "Invalid dataset name"),
-        (lambda: ExperimentSpec(" ", (VariantSpec("a"), VariantSpec("b"))), "needs a name"),
+        (lambda: ExperimentSpec(" ", (VariantSpec("one"), VariantSpec("two"))), "needs a name"),
     ],
 )
 def test_bad_specs_say_what_is_wrong(make, message):
@@ -84,9 +85,9 @@ def test_translation_to_model_and_eval_specs():
     base, int4 = (to_model_spec(v) for v in spec.variants)
     assert base.quantization == "none" and base.device == "auto" and base.name == "smollm2-135m-instruct"
     assert int4.quantization == "int4-weight" and int4.device == "cpu"  # torch's int4 runs on the CPU only
-    ev = to_eval_spec(VariantSpec("z", prompt="zero-shot", k=3, dtype="float32"), spec)
+    ev = to_eval_spec(VariantSpec("zero", prompt="zero-shot", k=3, dtype="float32"), spec)
     assert (ev.limit, ev.split, ev.k, ev.prompt, ev.dtype, ev.batch_size, ev.mode) == (
         20, "validation", 3, "zero-shot", "float32", 2, "distractor",
     )  # fmt: skip
     with pytest.raises(InputError, match="does not exist"):
-        to_model_spec(VariantSpec("m", model="/no/such/model.gguf"))
+        to_model_spec(VariantSpec("mine", model="/no/such/model.gguf"))

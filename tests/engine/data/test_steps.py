@@ -63,10 +63,10 @@ def test_the_data_command_line(settings, hotpot, capsys):
     assert "| train | validation | test |" in out and "| 0 | 0 | 0 |" in out  # sizes, then zero leaks
     assert data_main(["show", "hpqa", "--version", "nope"]) == 2
     assert "has no version 'nope'" in capsys.readouterr().err
-    assert data_main(["import", "/no/such/file.jsonl", "--dataset", "x"]) == 2
+    assert data_main(["import", "/no/such/file.jsonl", "--dataset", "none-yet"]) == 2
     assert "error:" in capsys.readouterr().err
     with pytest.raises(NotFoundError):
-        DatasetStore(settings).versions("x")
+        DatasetStore(settings).versions("none-yet")
 
 
 def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, generator, embedder, shared_data, tmp_path):
