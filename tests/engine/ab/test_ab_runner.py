@@ -42,16 +42,17 @@ def test_small_variants_run_together_when_memory_and_cores_allow(settings, monke
 
 
 def test_groups_fill_up_to_the_budget_and_never_always_are_obeyed(settings, monkeypatch):
-    variants = tuple(VariantSpec(n) for n in ("a", "b", "c"))
+    variants = tuple(VariantSpec(n) for n in ("aaa", "bbb", "ccc"))
     machine(monkeypatch, free_gb=25, cores=16, total_gb=50)  # budget 20 GB
     monkeypatch.setattr(runner, "estimate_gb", lambda v, spec, settings, device: 8.0)
     groups, reason = plan_parallel(spec_of(*variants), settings)
-    assert groups == [["a", "b"], ["c"]] and reason.startswith("2 groups (a + b; c)") and "24.00 GB" in reason
-    assert plan_parallel(spec_of(*variants, parallel="never"), settings)[0] == [["a"], ["b"], ["c"]]
-    assert plan_parallel(spec_of(*variants, parallel="always"), settings)[0] == [["a", "b", "c"]]
+    assert groups == [["aaa", "bbb"], ["ccc"]] and "24.00 GB" in reason
+    assert reason.startswith("2 groups (aaa + bbb; ccc)")
+    assert plan_parallel(spec_of(*variants, parallel="never"), settings)[0] == [["aaa"], ["bbb"], ["ccc"]]
+    assert plan_parallel(spec_of(*variants, parallel="always"), settings)[0] == [["aaa", "bbb", "ccc"]]
     monkeypatch.setattr(runner, "estimate_gb", lambda *a: (_ for _ in ()).throw(InputError("no config")))
     groups, reason = plan_parallel(spec_of(*variants), settings)
-    assert groups == [["a"], ["b"], ["c"]] and "cannot be estimated (no config)" in reason
+    assert groups == [["aaa"], ["bbb"], ["ccc"]] and "cannot be estimated (no config)" in reason
 
 
 def fake_group(payloads, on_progress, check_cancelled):

@@ -100,7 +100,7 @@ def test_cli_eval_prints_table(settings, session_settings):
         (["eval", "--limit", "0"], "limit must be at least 1"),
         (["eval", "--mode", "kb", "--kb", "no-such-kb"], "does not exist"),
         (["ingest", "--kb", "my-kb", "--path", "/no/such/folder"], "does not exist"),
-        (["ingest", "--kb", "x", "--path", "README.md"], "is not valid"),
+        (["ingest", "--kb", "x", "--path", "README.md"], "invalid knowledge base name"),
         (["ask", "   ", "--kb", "studio-docs"], "type a question"),
         (["eval", "--model", "/no/such/model", "--limit", "2"], "does not exist"),
         (["eval", "--model", "/no/such/model.gguf", "--limit", "2"], "does not exist"),

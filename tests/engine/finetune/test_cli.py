@@ -16,7 +16,7 @@ from engine.cli import main
             "forgetting check",
         ),
         (
-            ["train", "--adapter", "x", "--dolly", "0.2", "--dolly-categories", "poetry", "--no-mlflow"],
+            ["train", "--adapter", "poem-lora", "--dolly", "0.2", "--dolly-categories", "poetry", "--no-mlflow"],
             "no category poetry",
         ),
         (["train", "--adapter", "never-trained", "--resume", "--no-mlflow"], "no training run"),

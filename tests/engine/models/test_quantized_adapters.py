@@ -13,6 +13,7 @@ from engine.finetune.examples import RagExampleSpec
 from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import train
 from engine.models.loader import load_model
+from engine.models.quantize import quantize_model
 from engine.models.spec import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
@@ -57,10 +58,18 @@ def test_the_adapter_changes_a_quantized_base_as_it_changes_the_full_one(quantiz
         assert any("lora" in type(m).__module__ for m in adapted.model.modules())
     quantized_effect = logits(adapted) - logits(load_model(quant, adapter_settings))
     assert effect.abs().mean() > 1.0  # the scaled adapter matters
-    correlation = torch.corrcoef(torch.stack([effect.flatten(), quantized_effect.flatten()]))[0, 1]
-    # Quantizing this 135M model moves its logits by about as much as the adapter does (mean 0.6 for
-    # 8-bit, 1.6 nf4, 2.0 torch int8, against the adapter's 1.1), so the effect is kept only roughly:
-    # correlations seen 0.8 (8-bit, nf4) and 0.43 (int8, merged before quantizing). An adapter that
-    # was not applied would show no effect at all: the same base quantizes the same way.
-    assert correlation > 0.3, correlation
+    if quantization == "int8-dynamic":
+        # Merged before quantizing: the model is the merged one quantized, to the bit. Its effect is not compared
+        # with the full model's by correlation: torch's int8 moves this model's logits by about twice what the
+        # adapter does (mean 2.0 against 1.1), and the noise of the merged and the plain base do not cancel
+        # (correlations seen from -0.13 to 0.43, depending on the adapter that the training step gave).
+        merged = load_model(replace(full, adapter="strong"), adapter_settings)
+        merged.model = quantize_model(merged.model, quantization, "cpu")
+        assert torch.equal(logits(adapted), logits(merged))
+    else:
+        correlation = torch.corrcoef(torch.stack([effect.flatten(), quantized_effect.flatten()]))[0, 1]
+        # Quantizing this 135M model moves its logits by about as much as the adapter does (mean 0.6 for
+        # 8-bit, 1.6 nf4, against the adapter's 1.1), so the effect is kept only roughly: correlations seen 0.8.
+        # An adapter that was not applied would show no effect at all: the same base quantizes the same way.
+        assert correlation > 0.3, correlation
     assert quantized_effect.abs().mean() > 0.5 * effect.abs().mean()

@@ -50,7 +50,7 @@ def test_ingest_path_then_again_adds_nothing(store, wiki_40: Path) -> None:
     again = ingest_path(store, "wiki", wiki_40)
     assert (again.documents, again.chunks, again.added, again.unchanged) == (40, len(chunks), 0, len(chunks))
     n = len(chunks)
-    expected = {"kb": "wiki", "documents": 40, "chunks": n, "added": 0, "removed": 0, "unchanged": n}
+    expected = {"kb": "wiki", "documents": 40, "chunks": n, "added": 0, "removed": 0, "unchanged": n, "skipped": []}
     assert again.as_dict() == expected
     assert store.count("wiki") == len(chunks)
 
@@ -93,7 +93,7 @@ def test_malformed_upload_names_its_lines_and_loses_nothing(store, wiki_lines) -
 
 @pytest.mark.parametrize("kb", ["x", "bad name", "../up"])
 def test_invalid_kb_name_is_rejected_before_reading(store, wiki_40: Path, kb: str) -> None:
-    with pytest.raises(InputError, match="is not valid"):
+    with pytest.raises(InputError, match="Invalid knowledge base name"):
         ingest_path(store, kb, wiki_40)
     assert store.names() == []
 

@@ -178,7 +178,7 @@ def test_bad_input_is_refused_before_anything_is_stored(store, wiki_docs) -> Non
         refresh_kb(store, KB, [])
     with pytest.raises(InputError, match="unique"):
         refresh_kb(store, KB, [wiki_docs[0], wiki_docs[0]])
-    with pytest.raises(InputError, match="not valid"):
+    with pytest.raises(InputError, match="Invalid knowledge base name"):
         refresh_kb(store, "x", wiki_docs[:1])
     assert KB not in store.names()
 

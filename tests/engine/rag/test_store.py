@@ -113,9 +113,11 @@ def test_unknown_kb_is_not_found(store) -> None:
     assert store.names() == []  # looking did not create it
 
 
-@pytest.mark.parametrize("name", ["a", "ab", "../x", "bad name", "", "   ", "-abc", "abc-", "x" * 64, "a/b/c", "été"])
+@pytest.mark.parametrize(
+    "name", ["a", "ab", "../x", "bad name", "", "   ", "-abc", "abc-", "x" * 65, "a/b/c", "a..b", "192.168.1.1", "été"]
+)
 def test_invalid_names_are_input_errors(store, name: str) -> None:
-    with pytest.raises(InputError, match="is not valid"):
+    with pytest.raises(InputError, match="Invalid knowledge base name"):
         check_name(name)
     with pytest.raises(InputError):
         store.add(name, [])
