@@ -6,7 +6,8 @@ The file is real text: the shared Wikipedia paragraphs, shuffled and repeated to
 written to a temp folder. Each phase runs in a fresh process. "At rest" is that process with the
 Studio imported, the embedder loaded and the knowledge-base store open; the peak is the kernel's
 high-water mark of resident memory (VmHWM, reset at rest through /proc/self/clear_refs), so it
-catches every transient. Phases:
+catches every transient. Phases run under the allocator of background jobs (tcmalloc where it is
+installed, see engine/allocator.py), as the page's ingest does. Phases:
 
 - scan: check the whole file and estimate the ingest (chunks, minutes), as the page does first;
 - chunk: read and chunk the whole file, nothing embedded (where the old code took 7.3 GB);
@@ -34,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import emit  # noqa: E402
+from engine.allocator import allocator_env, find_allocator  # noqa: E402
 
 MB = 1024**2
 KB_NAME = "bench-ingest"
@@ -140,7 +142,8 @@ def phase(name: str, file: Path, data: Path, minutes: float, stored_before: int)
 def run_phase(name: str, file: Path, data: Path, minutes: float, stored: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--phase", name, "--file", str(file), "--data", str(data),
            "--minutes", str(minutes), "--stored", str(stored)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # under the allocator background jobs get (engine.allocator): the page's ingest is such a job
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=allocator_env(os.environ))
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise SystemExit(f"phase {name} failed:\n{done.stderr[-3000:]}")
@@ -165,6 +168,7 @@ def main() -> int:
         return 0
     from engine.settings import load_settings
 
+    allocator = find_allocator(os.environ.get("STUDIO_ALLOCATOR", "auto")) or "the system's allocator"
     with tempfile.TemporaryDirectory(prefix="studio-ingest-bench-") as tmp:
         file, data = Path(tmp) / f"big-{a.size_mb}mb.txt", Path(tmp) / "data"
         make_file(file, a.size_mb, load_settings().shared_data_dir)
@@ -188,7 +192,7 @@ def main() -> int:
         notes["store-all"] = f"{rows[5]['chunks']:,} chunks stored, stand-in vectors; then: {rows[5]['state']}"
     lines = [
         f"Ingesting a {size:.0f} MB text file ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-        f"chunks of 800 characters, MiniLM-L6; each phase a fresh process).",
+        f"chunks of 800 characters, MiniLM-L6; each phase a fresh process, {allocator} as in a background job).",
         "",
         "| phase | seconds | RSS at rest (MB) | peak over rest (MB) | what happened |",
         "| --- | ---: | ---: | ---: | --- |",

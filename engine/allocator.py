@@ -1,4 +1,4 @@
-"""The memory allocator of long-running work (training, evaluation): tcmalloc where it is installed.
+"""The memory allocator of long-running work (training, evaluation, ingestion): tcmalloc where installed.
 
 PyTorch on a CPU frees and allocates blocks of a new size at every training step (each batch
 has its own length). glibc's allocator keeps the freed blocks, so a training run's RSS grows
@@ -7,7 +7,7 @@ recipe, docs/fine-tuning.md): glibc 277 tokens/s at 5.7 GB peak RSS, tcmalloc 32
 4.3 GB, jemalloc 264 tokens/s at 1.7 GB.
 
 An allocator is chosen when a process starts (``LD_PRELOAD``), so background jobs are started
-with it and ``python -m engine train`` / ``eval`` start themselves again with it. The choice is
+with it and ``python -m engine train`` / ``eval`` / ``ingest`` start themselves again with it. The choice is
 ``STUDIO_ALLOCATOR``: ``auto`` (default: tcmalloc if installed, else the system's),
 ``tcmalloc``, ``jemalloc`` or ``system``. Linux only; elsewhere the system's is used.
 """

@@ -235,7 +235,7 @@ def run_adapters(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and sys.argv[1:2] in (["train"], ["eval"]):
+    if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"]):
         from engine.allocator import restart_with_allocator
 
         restart_with_allocator(["-m", "engine", *sys.argv[1:]])  # long runs: see engine.allocator

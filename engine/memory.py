@@ -7,6 +7,8 @@ a CPU and on Apple Silicon (unified memory) the system's available RAM does.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 from dataclasses import dataclass
 
@@ -21,6 +23,16 @@ PRECISIONS = ("float32", "bfloat16", "float16", "int8", "nf4")
 # int4-weight: int4 with a bfloat16 scale and zero per 32 weights, plus the bfloat16 copy for prompts
 WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.03, "nf4": 0.53, "int4-weight": 2.63}
 RUNTIME_OVERHEAD_GB = 0.35  # torch, tokenizers and allocator slack around a loaded model (measured: 0.3-0.4)
+
+
+def trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc on Linux; elsewhere nothing).
+
+    glibc keeps what tensors of ever-changing sizes freed (a batch of texts pads to its own length), so
+    a long run's resident memory creeps up batch by batch unless it is trimmed; tcmalloc needs none.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def default_budget_gb() -> float:

@@ -10,7 +10,6 @@ restart, and an answer being written finishes on the model it started with.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import threading
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from engine.memory import GB, read_memory
+from engine.memory import GB, read_memory, trim_heap
 from engine.models.spec import ModelSpec
 
 
@@ -45,8 +44,7 @@ def release_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim_heap()
 
 
 @dataclass

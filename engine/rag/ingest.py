@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.memory import trim_heap
 from engine.rag.chunking import ChunkSpec, iter_chunks
 from engine.rag.documents import Document, StreamedDocument, load_documents, parse_upload
 from engine.rag.estimate import IngestEstimate, estimate
@@ -107,6 +108,7 @@ def ingest_documents(
         added += store.add(kb, batch, metadata={CHUNK_KEY: state.id})
         stored += len(batch)
         batch.clear()
+        trim_heap()  # without it, glibc's heap grows by about 0.25 MB a chunk (measured: docs/ingestion.md)
         write_state(collection, state.advanced(counted.started - 1, stored))
         if on_progress:
             on_progress(stored, max(plan.chunks, stored))

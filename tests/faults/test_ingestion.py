@@ -150,6 +150,29 @@ def test_kill_9_mid_ingest_leaves_it_marked_incomplete_and_the_cli_resumes_it(se
     assert snapshot(source.parent) == before
 
 
+def test_the_jobs_cancel_keeps_the_stored_batches_and_the_page_offers_resume(settings, store, tmp_path, passages):
+    """The page's Cancel: the ingest job ends cancelled, what it stored stays, marked incomplete."""
+    from engine import jobs
+
+    source = tmp_path / "user" / "wiki.jsonl"
+    source.parent.mkdir()
+    source.write_text("".join(json.dumps({"title": f"p{i}", "text": t}) + "\n" for i, t in enumerate(passages)))
+    before = snapshot(source.parent)
+    job = jobs.start_job("ingest", {"kb": "to-cancel", "path": str(source)}, settings)
+    state = jobs.get_job(job.id, settings)
+    while not state.done and "of about" not in state.message:  # a first batch is stored
+        state = jobs.wait_job(job.id, 0.2, settings, poll=0.05)
+    assert not state.done, jobs.tail_log(job.id, 20, settings)
+    jobs.cancel_job(job.id, settings)
+    state = jobs.wait_job(job.id, 120, settings)
+    assert state.status == "cancelled", jobs.tail_log(job.id, 20, settings)
+    label = store.incomplete()["to-cancel"]
+    assert label.startswith("incomplete: ") and label.endswith(" of 400 documents")
+    assert store.count("to-cancel") >= 256
+    assert kb_state(store, "to-cancel").args == {"kb": "to-cancel", "path": str(source)}  # what Resume runs
+    assert snapshot(source.parent) == before
+
+
 @pytest.fixture
 def hostile_folder(tmp_path, passages) -> Path:
     """Good files, bad files, and links out of the folder: to a secret file, to a folder, and to nowhere."""
