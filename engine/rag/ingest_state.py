@@ -32,7 +32,7 @@ class IngestState:
 
     @property
     def label(self) -> str:
-        return f"incomplete: {self.done} of {self.documents} documents"
+        return f"incomplete: {self.done} of {self.documents} documents ({self.chunks:,} chunks stored)"
 
     def advanced(self, done: int, chunks: int) -> IngestState:
         return replace(self, done=done, chunks=chunks)

@@ -79,7 +79,7 @@ def test_a_cancelled_ingest_keeps_its_chunks_says_incomplete_and_resumes_to_the_
     assert len(stored(store, "cancelled")) == 8  # two batches of four: kept
     label = store.incomplete()["cancelled"]
     done = kb_state(store, "cancelled").done
-    assert label == f"incomplete: {done} of 6 documents" and done < 6
+    assert label == f"incomplete: {done} of 6 documents (8 chunks stored)" and done < 6
     info = next(i for i in store.list() if i.name == "cancelled")
     assert info.incomplete == label and info.chunks == 8
 
@@ -167,7 +167,7 @@ def test_the_jobs_cancel_keeps_the_stored_batches_and_the_page_offers_resume(set
     state = jobs.wait_job(job.id, 120, settings)
     assert state.status == "cancelled", jobs.tail_log(job.id, 20, settings)
     label = store.incomplete()["to-cancel"]
-    assert label.startswith("incomplete: ") and label.endswith(" of 400 documents")
+    assert label.startswith("incomplete: ") and " of 400 documents (" in label and label.endswith(" chunks stored)")
     assert store.count("to-cancel") >= 256
     assert kb_state(store, "to-cancel").args == {"kb": "to-cancel", "path": str(source)}  # what Resume runs
     assert snapshot(source.parent) == before
@@ -266,7 +266,7 @@ def test_the_page_estimates_first_lists_what_it_leaves_out_and_rolls_back(settin
         ingest_path(store, "my-docs", docs_folder, on_progress=cancel_after(1))
     at = AppTest.from_function(panel, default_timeout=120).run()
     warning = next(w.value for w in at.warning if "my-docs" in w.value)
-    assert "is incomplete: " in warning and " of 6 documents" in warning
+    assert "is incomplete: " in warning and " of 6 documents (4 chunks stored)" in warning
     at.button(key="rollback-my-docs").click().run()
     assert not at.exception, at.exception
     assert any("4 chunks of the unfinished ingest removed" in s.value for s in at.success)
