@@ -143,7 +143,8 @@ def run_phase(name: str, file: Path, data: Path, minutes: float, stored: int = 0
     cmd = [sys.executable, __file__, "--phase", name, "--file", str(file), "--data", str(data),
            "--minutes", str(minutes), "--stored", str(stored)]  # fmt: skip
     # under the allocator background jobs get (engine.allocator): the page's ingest is such a job
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=allocator_env(os.environ))
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env=allocator_env(os.environ, release_freed=True))  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise SystemExit(f"phase {name} failed:\n{done.stderr[-3000:]}")

@@ -36,22 +36,29 @@ def find_allocator(choice: str = "auto") -> str | None:
     return None
 
 
-def allocator_env(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with the chosen allocator preloaded (unchanged when there is none)."""
+def allocator_env(env: Mapping[str, str], release_freed: bool = False) -> dict[str, str]:
+    """``env`` with the chosen allocator preloaded (unchanged when there is none).
+
+    ``release_freed``: tcmalloc hands freed pages back to the system at once. For ingestion, whose
+    Chroma index is copied each time it grows: tcmalloc otherwise keeps every copy it freed (measured
+    on 392,669 chunks: 1.60 GB over the process at rest, 1.06 GB with it; docs/ingestion.md).
+    """
     env = dict(env)
     library = find_allocator(env.get("STUDIO_ALLOCATOR", "auto"))
     if library and library not in env.get("LD_PRELOAD", ""):
         env["LD_PRELOAD"] = " ".join(filter(None, [library, env.get("LD_PRELOAD", "")]))
+    if release_freed and library and "tcmalloc" in library:
+        env.setdefault("TCMALLOC_AGGRESSIVE_DECOMMIT", "true")
     env[MARK] = "1"
     return env
 
 
-def restart_with_allocator(argv: Sequence[str]) -> None:
+def restart_with_allocator(argv: Sequence[str], release_freed: bool = False) -> None:
     """Replace this process with ``python argv...`` under the chosen allocator; returns when there
     is nothing to change (no allocator installed, ``system`` chosen, or already started with it)."""
     if os.environ.get(MARK):
         return
-    env = allocator_env(os.environ)
+    env = allocator_env(os.environ, release_freed)
     if env.get("LD_PRELOAD", "") == os.environ.get("LD_PRELOAD", ""):
         return
     sys.stdout.flush()

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"]):
         from engine.allocator import restart_with_allocator
 
-        restart_with_allocator(["-m", "engine", *sys.argv[1:]])  # long runs: see engine.allocator
+        restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")  # see engine.allocator
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
         from engine.job_worker import main_job

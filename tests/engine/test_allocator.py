@@ -62,21 +62,33 @@ def test_restart_replaces_the_process_with_one_on_tcmalloc():
         assert "not restarted" in out
 
 
-@pytest.mark.parametrize(("command", "restarts"), [("train", True), ("eval", True), ("kbs", False)])
-def test_long_commands_restart_on_the_allocator(command, restarts, monkeypatch):
+@pytest.mark.parametrize(
+    ("command", "restarts", "release"), [("train", True, False), ("eval", True, False), ("ingest", True, True),
+                                         ("kbs", False, False)],
+)  # fmt: skip
+def test_long_commands_restart_on_the_allocator(command, restarts, release, monkeypatch):
     import engine.allocator
     from engine.cli import main
 
     calls = []
-    monkeypatch.setattr(engine.allocator, "restart_with_allocator", calls.append)
+    monkeypatch.setattr(
+        engine.allocator, "restart_with_allocator", lambda argv, freed=False: calls.append((argv, freed))
+    )
     monkeypatch.setattr(sys, "argv", ["engine", command, "--help"])
     with pytest.raises(SystemExit):
         main()
-    assert calls == ([["-m", "engine", command, "--help"]] if restarts else [])
+    assert calls == ([(["-m", "engine", command, "--help"], release)] if restarts else [])
     calls.clear()
     with pytest.raises(SystemExit):
         main([command, "--help"])  # called from Python (tests, scripts): never replaced
     assert calls == []
+
+
+@needs_tcmalloc
+def test_ingestion_has_tcmalloc_hand_freed_pages_back_and_other_work_not():
+    assert allocator_env(clean_env(), release_freed=True)["TCMALLOC_AGGRESSIVE_DECOMMIT"] == "true"
+    assert "TCMALLOC_AGGRESSIVE_DECOMMIT" not in allocator_env(clean_env())
+    assert "TCMALLOC_AGGRESSIVE_DECOMMIT" not in allocator_env(clean_env(STUDIO_ALLOCATOR="system"), release_freed=True)
 
 
 @needs_tcmalloc

@@ -37,7 +37,7 @@ def test_same_content_same_id_in_another_process_and_one_answer_changes_it(setti
     assert len(first.id) == 16 and first.counts == {"records": 200, "sources": {"hotpotqa": 200}}
     digest = hashlib.sha256((shared_data / "hotpotqa-dev.jsonl").read_bytes()).hexdigest()
     assert first.sources == (
-        {"name": "hotpotqa-dev.jsonl", "path": str(shared_data / "hotpotqa-dev.jsonl"), "sha256": digest},
+        {"name": "hotpotqa-dev.jsonl", "path": str((shared_data / "hotpotqa-dev.jsonl").resolve()), "sha256": digest},
     )
     # the id is a content hash: another interpreter (another hash seed) computes the same one
     code = (
