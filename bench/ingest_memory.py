@@ -12,7 +12,7 @@ installed, see engine/allocator.py), as the page's ingest does. Phases:
 - scan: check the whole file and estimate the ingest (chunks, minutes), as the page does first;
 - chunk: read and chunk the whole file, nothing embedded (where the old code took 7.3 GB);
 - ingest: the real ingest (MiniLM on this CPU) for --minutes, then cancelled as the page's Cancel
-  does; the knowledge base must then say "incomplete: N of M documents";
+  does; the knowledge base must then say "incomplete: N of M documents" (--minutes 0: to its end);
 - resume: the same ingest again, until it is one batch past what was stored (stored chunks are
   skipped without embedding);
 - rollback: remove what the unfinished ingest added;
@@ -116,7 +116,7 @@ def phase(name: str, file: Path, data: Path, minutes: float, stored_before: int)
         out = {"chunks": sum(1 for _ in iter_chunks(read_documents(scan_path(file)), ChunkSpec()))}
     elif name in ("ingest", "resume", "store-all"):
         stop_at = {"ingest": None, "resume": stored_before + 256, "store-all": None}[name]
-        deadline = start + minutes * 60 if name == "ingest" else float("inf")
+        deadline = start + minutes * 60 if name == "ingest" and minutes > 0 else float("inf")
         seen = [0]
 
         def progress(done: int, total: int) -> None:
@@ -156,7 +156,8 @@ def run_phase(name: str, file: Path, data: Path, minutes: float, stored: int = 0
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size-mb", type=int, default=200)
-    p.add_argument("--minutes", type=float, default=5.0, help="how long the real ingest runs before its cancel")
+    p.add_argument("--minutes", type=float, default=5.0,
+                   help="minutes the real ingest runs before its cancel (0: to its end, 2.2 h on 2 cores)")  # fmt: skip
     p.add_argument("--store-all", action="store_true", help="also store every chunk with stand-in vectors")
     p.add_argument("--out")
     p.add_argument("--phase", help=argparse.SUPPRESS)
@@ -176,8 +177,9 @@ def main() -> int:
         size = file.stat().st_size / MB
         rows = [run_phase("scan", file, data, a.minutes), run_phase("chunk", file, data, a.minutes)]
         rows.append(run_phase("ingest", file, data, a.minutes))
-        rows.append(run_phase("resume", file, data, a.minutes, rows[-1]["chunks"]))
-        rows.append(run_phase("rollback", file, data, a.minutes))
+        if not rows[-1]["finished"]:  # an ingest run to its end leaves nothing to resume or roll back
+            rows.append(run_phase("resume", file, data, a.minutes, rows[-1]["chunks"]))
+            rows.append(run_phase("rollback", file, data, a.minutes))
         if a.store_all:
             rows.append(run_phase("store-all", file, Path(tmp) / "data-all", a.minutes))
     scan, chunk, ingest = rows[0], rows[1], rows[2]
@@ -185,12 +187,16 @@ def main() -> int:
     notes = {
         "scan": f"estimate: {scan['chunks']:,} chunks, {scan['estimate_s'] / 3600:.1f} h of embedding",
         "chunk": f"{chunk['chunks']:,} chunks (estimate off by {scan['chunks'] / chunk['chunks'] - 1:+.1%})",
-        "ingest": f"{ingest['chunks']:,} chunks stored ({rate:.0f}/s), cancelled; then: {ingest['state']}",
-        "resume": f"past the {ingest['chunks']:,} stored chunks to {rows[3]['chunks']:,}; then: {rows[3]['state']}",
-        "rollback": f"{rows[4]['removed']:,} chunks removed; knowledge base left: {rows[4]['left']}",
+        "ingest": f"{ingest['chunks']:,} chunks stored ({rate:.0f}/s), "
+        f"{'to the end' if ingest['finished'] else 'cancelled'}; then: {ingest['state']}",
     }
-    if a.store_all:
-        notes["store-all"] = f"{rows[5]['chunks']:,} chunks stored, stand-in vectors; then: {rows[5]['state']}"
+    for row in rows[3:]:
+        if row["phase"] == "resume":
+            notes["resume"] = f"past the {ingest['chunks']:,} stored chunks to {row['chunks']:,}; then: {row['state']}"
+        elif row["phase"] == "rollback":
+            notes["rollback"] = f"{row['removed']:,} chunks removed; knowledge base left: {row['left']}"
+        else:
+            notes["store-all"] = f"{row['chunks']:,} chunks stored, stand-in vectors; then: {row['state']}"
     lines = [
         f"Ingesting a {size:.0f} MB text file ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
         f"chunks of 800 characters, MiniLM-L6; each phase a fresh process, {allocator} as in a background job).",
