@@ -71,10 +71,10 @@ def ingest_progress() -> None:
                 st.caption("What was stored is kept: the knowledge base is marked incomplete (see below).")
 
 
-def incomplete_panel(store: KnowledgeBaseStore) -> None:
-    """Each knowledge base an ingest left unfinished: resume it, or roll it back."""
+def incomplete_panel(store: KnowledgeBaseStore, incomplete: dict[str, str]) -> None:
+    """Each knowledge base an ingest left unfinished (name -> state): resume it, or roll it back."""
     running = {j.args.get("kb") for j in jobs.list_jobs("ingest") if not j.done}
-    for kb, label in store.incomplete().items():
+    for kb, label in incomplete.items():
         if kb in running:
             continue
         state = kb_state(store, kb)
@@ -88,7 +88,8 @@ def incomplete_panel(store: KnowledgeBaseStore) -> None:
 
 
 def ingest_panel(store: KnowledgeBaseStore) -> None:
-    with st.expander("Add documents to a knowledge base", expanded=not store.names() or bool(store.incomplete())):
+    incomplete = store.incomplete()
+    with st.expander("Add documents to a knowledge base", expanded=not store.names() or bool(incomplete)):
         with st.form("ingest"):
             kb = st.text_input("Knowledge base", value="my-docs", help="An existing name adds to it.")
             source = st.radio("Source", SOURCES, horizontal=True, key="ingest-source")
@@ -114,4 +115,4 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 if running:
                     st.session_state["ingest-job"] = running[0].id
             ingest_progress()
-            incomplete_panel(store)
+            incomplete_panel(store, incomplete)

@@ -126,15 +126,6 @@ def ingest_documents(
     return IngestReport(kb, counted.started, stored, added, removed, plan.skipped)
 
 
-def plan_for(scan: Scan, args: dict | None = None, chunks: int = 0) -> IngestPlan:
-    return IngestPlan(scan.documents, chunks, str(scan.path), dict(args or {}), scan.skipped)
-
-
-def ingest_scan(store, kb, scan: Scan, spec=ChunkSpec(), on_progress=None, args=None, chunks=0) -> IngestReport:
-    """Ingest the good files of a scan, streaming them (see :func:`engine.rag.sources.scan_path`)."""
-    return ingest_documents(store, kb, read_documents(scan), spec, on_progress, plan=plan_for(scan, args, chunks))
-
-
 def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None, on_error: str = "abort") -> IngestReport:
     """Ingest a file or a folder (JSONL with title/text, .txt, .md, .pdf), streaming it."""
     args = {"kb": kb, "path": str(path), "chunk_size": spec.size, "overlap": spec.overlap, "on_error": on_error}
@@ -234,7 +225,8 @@ def ingest_source(store, args: dict, on_progress=None, log: Callable[[str], None
         log(f"{scan.path}: {guess.summary}")
         for line in scan.skipped:
             log(f"left out: {line}")
-    return ingest_scan(store, kb, scan, spec, on_progress, args, guess.chunks)
+    plan = IngestPlan(scan.documents, guess.chunks, str(scan.path), dict(args), scan.skipped)
+    return ingest_documents(store, kb, read_documents(scan), spec, on_progress, plan=plan)
 
 
 def ingest_job(args: dict, ctx) -> dict:

@@ -185,11 +185,7 @@ class KnowledgeBaseStore:
 
     def remove_where(self, name: str, where: dict) -> int:
         """Delete the chunks whose metadata matches ``where`` (Chroma's filter); returns how many were deleted."""
-        col = self.collection(name)
-        ids = col.get(where=where, include=[])["ids"]
-        for start in range(0, len(ids), ADD_BATCH):
-            col.delete(ids=ids[start : start + ADD_BATCH])
-        return len(ids)
+        return self.remove(name, self.collection(name).get(where=where, include=[])["ids"])
 
     def stored_metadata(self, name: str) -> dict[str, dict]:
         """Every chunk's metadata by chunk id (empty for a knowledge base that does not exist)."""
