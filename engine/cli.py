@@ -18,9 +18,23 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="The Studio's command line.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("eval", help="evaluate the model on HotpotQA questions")
-    ev.add_argument("--data", default="hotpotqa-dev.jsonl", help="path, or a file in the shared data folder")
-    ev.add_argument("--mode", default="distractor", choices=["closed-book", "distractor", "kb"])
+    ev = sub.add_parser("eval", help="evaluate the model on a QA set (a dataset version, or HotpotQA)")
+    ev.add_argument(
+        "--dataset",
+        default="",
+        help="a QA set: a dataset NAME or NAME@VERSION (its --split), or hotpotqa (the fixed split)",
+    )
+    ev.add_argument(
+        "--data",
+        default="hotpotqa-dev.jsonl",
+        help="without --dataset: a HotpotQA-format file (path, or a file in the shared data folder)",
+    )
+    ev.add_argument(
+        "--mode",
+        default="distractor",
+        choices=["closed-book", "distractor", "given", "kb"],
+        help="given (= distractor): each question's own passages; kb: retrieval from --kb",
+    )
     ev.add_argument("--limit", type=int, default=200, help="the first N questions")
     ev.add_argument("--k", type=int, default=5, help="sources per question")
     ev.add_argument("--follow-links", type=int, default=2,
@@ -33,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default="", help=MODEL_HELP)
     ev.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
     ev.add_argument("--split", default="", choices=["", "train", "validation", "test"],
-                    help="questions of the fixed HotpotQA split instead of the file's first ones")  # fmt: skip
+                    help="a split of the QA set (HotpotQA: the fixed split, not the first questions)")  # fmt: skip
     ev.add_argument("--prompt", default="", choices=["", "few-shot", "zero-shot"],
                     help="default: the adapter's training prompt, else few-shot")  # fmt: skip
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -42,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     add_bench_arguments(sub)
     add_ab_arguments(sub)
 
-    tr = sub.add_parser("train", help="train a LoRA adapter on the HotpotQA training split")
+    tr = sub.add_parser("train", help="train a LoRA adapter on a QA set's training split (default: HotpotQA's)")
     add_train_arguments(tr)
 
     ad = sub.add_parser("adapters", help="the adapter registry: list | rename OLD NEW | delete NAME | export NAME DIR")
@@ -72,7 +86,7 @@ def run_eval(a) -> int:
 
     settings = load_settings()
     spec = EvalSpec(
-        data=a.data, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
+        data=a.data, dataset=a.dataset, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
         max_new_tokens=a.max_new_tokens, model=a.model, adapter=a.adapter, dtype=a.dtype, split=a.split,
         prompt=a.prompt, follow_links=a.follow_links, answer_style=a.answer_style,
     )  # fmt: skip
@@ -123,6 +137,13 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--dropout", type=float, default=d.lora.dropout)
     tr.add_argument("--mlp", action="store_true", help="adapt the MLP projections too")
     tr.add_argument("--targets", default="", help="comma-separated module names (default: by architecture)")
+    tr.add_argument("--dataset", default="",
+                    help="the QA set to train on: a dataset NAME or NAME@VERSION, split (its train split is "
+                         "trained on, its validation split validates); default: HotpotQA's fixed split")  # fmt: skip
+    tr.add_argument("--kb", default="",
+                    help="the collection's knowledge base: with --sources retrieved, training sources and "
+                         "validation are retrieved from it as the Query page retrieves")  # fmt: skip
+    tr.add_argument("--hotpotqa", type=float, default=0.0, help="with --dataset: share of HotpotQA examples (0..1)")
     tr.add_argument("--dolly", type=float, default=0.0, help="share of Dolly examples in the mix (0..1)")
     tr.add_argument(
         "--dolly-targets",
@@ -177,6 +198,7 @@ def categories_of(text: str) -> tuple[str, ...]:
 def train_spec(a):
     """The TrainSpec of parsed ``train`` arguments."""
     from engine.finetune.examples import MixSpec, RagExampleSpec
+    from engine.finetune.inputs import primary_pool
     from engine.finetune.lora import LoraSpec
     from engine.finetune.spec import TrainSpec
 
@@ -186,7 +208,9 @@ def train_spec(a):
     return TrainSpec(
         adapter=a.adapter, base=a.base, quantization=a.quantization,
         lora=LoraSpec(r=a.r, alpha=a.alpha, dropout=a.dropout, include_mlp=a.mlp, targets=targets),
-        mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed), dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
+        dataset=a.dataset.strip(), kb=a.kb.strip(),
+        mix=MixSpec.with_shares(a.dolly, a.qa_share, a.seed, primary_pool(a.dataset), a.hotpotqa),
+        dolly_targets=a.dolly_targets, qa_dataset=a.qa_dataset,
         dolly_categories=categories_of(a.dolly_categories),
         rag=RagExampleSpec(a.distractors, a.source_chars, a.seed, sources=a.sources, k=a.sources_k,
                             follow_links=a.follow_links, answer_style=a.answer_style),

@@ -28,34 +28,24 @@ def experiment_items(spec: ExperimentSpec, settings: Settings):
     """The items every variant answers, in order, and the spec with its dataset version resolved (an empty
     version is the dataset's newest). HotpotQA questions come from the fixed split (or the file's first ones);
     a dataset version's records keep their id, question, answer and contexts (the distractor mode's passages)."""
-    from engine.evaluation.hotpotqa import QAItem
+    from engine.evaluation.qa_sets import record_item, split_records
 
     if not spec.dataset:
-        from engine.evaluation.runner import EvalSpec, eval_items, resolve_data
+        from engine.evaluation.runner import EvalSpec, eval_items
 
-        path = resolve_data(spec.data, settings)
-        items = eval_items(EvalSpec(data=spec.data, limit=spec.limit, split=spec.split), path, settings)
+        items, _ = eval_items(EvalSpec(data=spec.data, limit=spec.limit, split=spec.split), settings)
     else:
         from engine.data.versions import DatasetStore
 
         store = DatasetStore(settings)
         version = spec.version or store.versions(spec.dataset)[0].id
         spec = replace(spec, version=version)
-        records = store.load(spec.dataset, version)
-        if spec.split:
-            if not any("split" in r.metadata for r in records):
-                raise InputError(
-                    f"Dataset {spec.dataset!r} version {version} is not split: split it first "
-                    f"(python -m engine data split {spec.dataset}), or use split '' for all its records."
-                )
-            records = [r for r in records if r.metadata.get("split") == spec.split]
-        records = records[: spec.limit]
+        records = split_records(store.load(spec.dataset, version), spec.dataset, version, spec.split)[: spec.limit]
         if spec.mode == "distractor" and records and not any(r.contexts for r in records):
             raise InputError(
                 f"The records of dataset {spec.dataset!r} have no contexts to answer from: use mode closed-book."
             )
-        items = [QAItem(r.id, r.question, r.answer, (), tuple((c.title, c.text) for c in r.contexts),
-                        str(r.metadata.get("category", ""))) for r in records]  # fmt: skip
+        items = [record_item(r) for r in records]
     if len(items) < 2:
         raise InputError(f"The experiment has {len(items)} item(s) to answer: the paired tests need at least 2.")
     return items, spec

@@ -12,7 +12,8 @@ from engine.rag.documents import load_jsonl_records
 @dataclass(frozen=True)
 class QAItem:
     """A question, its gold answer, the titles of its supporting paragraphs, and its own paragraphs;
-    ``supporting_sentences`` are the (title, sentence) pairs HotpotQA marks as the evidence."""
+    ``supporting_sentences`` are the (title, sentence) pairs marked as the evidence (HotpotQA's facts,
+    or a record's sentences holding its answer)."""
 
     id: str
     question: str
@@ -21,6 +22,7 @@ class QAItem:
     paragraphs: tuple[tuple[str, str], ...] = ()  # (title, text)
     type: str = ""
     supporting_sentences: tuple[tuple[str, str], ...] = ()
+    supporting_docs: tuple[str, ...] = ()  # document ids: retrieval is scored by them where titles repeat
 
 
 def check_context(record: dict) -> str | None:

@@ -1,4 +1,5 @@
-"""Batch evaluation on HotpotQA: closed-book, distractor-RAG or knowledge-base-RAG.
+"""Batch evaluation on a QA set (HotpotQA or a saved dataset version): closed-book, given-sources RAG
+(``distractor``: each question's own passages) or knowledge-base RAG.
 
 Generation is batched; the per-question table and the aggregate metrics go to MLflow.
 """
@@ -20,7 +21,8 @@ from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
 
-MODES = ("closed-book", "distractor", "kb")
+MODES = ("closed-book", "distractor", "given", "kb")  # given: distractor under its general name
+OWN_SOURCES = ("distractor", "given")
 PROMPTS = ("", "few-shot", "zero-shot")
 PERCENT = ("em", "f1")  # reported on a 0-100 scale like the HotpotQA leaderboard
 
@@ -28,6 +30,7 @@ PERCENT = ("em", "f1")  # reported on a 0-100 scale like the HotpotQA leaderboar
 @dataclass(frozen=True)
 class EvalSpec:
     data: str = "hotpotqa-dev.jsonl"  # a path, or a file name in the shared data folder
+    dataset: str = ""  # a QA set instead of data: a dataset NAME[@VERSION], or hotpotqa (the fixed split)
     mode: str = "distractor"
     limit: int | None = 200
     k: int = 5
@@ -37,7 +40,7 @@ class EvalSpec:
     model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
     adapter: str = ""  # a LoRA adapter from the registry, merged into the model
     dtype: str = "auto"
-    split: str = ""  # empty: the file's first questions; else train / validation / test of the fixed split
+    split: str = ""  # empty: the file's first questions (a dataset's records: all); else train / validation / test
     prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
     max_source_chars: int = 600
     answer_style: str = ""  # short / evidence; empty: the adapter's, else short
@@ -78,12 +81,28 @@ def resolve_data(data: str, settings: Settings) -> Path:
     return path
 
 
-def eval_items(spec: EvalSpec, path: Path, settings: Settings) -> list[QAItem]:
+def eval_items(spec: EvalSpec, settings: Settings) -> tuple[list[QAItem], dict]:
+    """The spec's questions, and what identifies them (logged with the run)."""
+    if spec.dataset:
+        from engine.evaluation.qa_sets import load_qa_set
+
+        qa = load_qa_set(settings, spec.dataset, spec.split, spec.limit)
+        return qa.items, {"dataset": qa.ref, "dataset_split": qa.split or "all"}
+    path = resolve_data(spec.data, settings)
+    identity = {"data_path": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
     if not spec.split:
-        return load_hotpotqa(path, spec.limit)
+        return load_hotpotqa(path, spec.limit), identity
     from engine.finetune.splits import split_items
 
-    return split_items(path, settings, spec.split)[: spec.limit]
+    return split_items(path, settings, spec.split)[: spec.limit], identity
+
+
+def retrieval_keys(item: QAItem, hits) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What was retrieved and what should have been, by document id where the item names its documents
+    and the hits carry theirs (titles need not be unique in a user's collection), else by title."""
+    if item.supporting_docs and hits and all(h.metadata.get("doc_id") for h in hits):
+        return tuple(h.metadata["doc_id"] for h in hits), item.supporting_docs
+    return tuple(h.title for h in hits), item.supporting_titles
 
 
 def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
@@ -96,13 +115,13 @@ def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
     rows = []
     for item, ans in zip(items, answers, strict=True):
-        titles = tuple(h.title for h in ans.hits)
-        sample = Sample(ans.answer, item.answer, titles, item.supporting_titles, ans.context)
+        retrieved, relevant = retrieval_keys(item, ans.hits)
+        sample = Sample(ans.answer, item.answer, retrieved, relevant, ans.context)
         scores = score_sample(sample, with_retrieval)
         rows.append(
             {"id": item.id, "question": item.question, "gold": item.answer, "prediction": ans.answer,
              "raw": ans.raw, **{k: v * (100 if k in PERCENT else 1) for k, v in scores.items()},
-             "retrieved": " | ".join(titles), "supporting": " | ".join(item.supporting_titles),
+             "retrieved": " | ".join(retrieved), "supporting": " | ".join(relevant),
              "prompt_tokens": ans.prompt_tokens, "new_tokens": ans.new_tokens}
         )  # fmt: skip
     return rows
@@ -125,11 +144,10 @@ def run_evaluation(
 ) -> EvalResult:
     """Evaluate ``generator`` on the spec's questions; logs to MLflow when a tracker is given."""
     settings = settings or load_settings()
-    path = resolve_data(spec.data, settings)
-    items = eval_items(spec, path, settings)
+    items, identity = eval_items(spec, settings)
     start = time.perf_counter()
     retriever = None
-    if spec.mode == "distractor":
+    if spec.mode in OWN_SOURCES:
         # Cached: the base model and its adapter are evaluated on the same passages.
         retriever = distractor_retriever(items, settings, embedder, spec.follow_links)
     elif spec.mode == "kb":
@@ -156,19 +174,20 @@ def run_evaluation(
     }
     result = EvalResult(spec, metrics, rows, seconds)
     if tracker is not None:
-        result.run_id = log_evaluation(tracker, result, generator.name, path)
+        result.run_id = log_evaluation(tracker, result, generator.name, identity)
     return result
 
 
-def log_evaluation(tracker: Tracker, result: EvalResult, model: str, data: Path) -> str:
-    """One MLflow run: params, aggregate metrics and the per-question table."""
+def log_evaluation(tracker: Tracker, result: EvalResult, model: str, identity: dict) -> str:
+    """One MLflow run: params (with the questions' identity), aggregate metrics and the per-question table."""
     import pandas as pd
 
     spec = result.spec
-    digest = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
-    params = asdict(spec) | {"model": model, "data_path": str(data), "data_sha256": digest}
+    params = asdict(spec) | {"model": model} | identity
     if spec.mode != "kb":
         params.pop("kb")
+    if spec.dataset:
+        params.pop("data")
     run_id = tracker.start(EVALUATION, f"{spec.mode} n={len(result.rows)}", params, {"mode": spec.mode})
     tracker.log_metrics(run_id, result.metrics)
     tracker.log_table(run_id, pd.DataFrame(result.rows), "per_question.json")
@@ -197,7 +216,7 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
     from engine.rag.embedder import Embedder
     from engine.rag.store import KnowledgeBaseStore
 
-    resolve_data(spec.data, settings)
+    eval_items(spec, settings)  # a missing file, dataset, version or split fails before the model loads
     if spec.adapter:  # a missing adapter fails before the model loads
         from engine.finetune.adapters import AdapterRegistry
 

@@ -73,29 +73,37 @@ def without_gold(items: Sequence[QAItem]) -> list[str]:
     return [item.id for item in items if not any(t in item.supporting_titles for t, _ in item.paragraphs)]
 
 
-def rag_examples(items: Sequence[QAItem], spec: RagExampleSpec = RagExampleSpec(), retriever=None) -> list[Example]:
+def rag_examples(
+    items: Sequence[QAItem],
+    spec: RagExampleSpec = RagExampleSpec(),
+    retriever=None,
+    source: str = "hotpotqa",
+    depth: int = 0,
+) -> list[Example]:
     """Grounded examples: each question with its sources (see :class:`RagExampleSpec`) as numbered passages.
 
-    ``retriever`` (``.retrieve(questions, k)``, e.g. a PoolRetriever over the items' paragraphs)
-    ranks the paragraphs when ``spec.sources == "retrieved"``. Items without a gold paragraph
-    are skipped (a warning is logged; :func:`without_gold` lists them).
+    ``retriever`` (``.retrieve(questions, k)``: a PoolRetriever over the items' paragraphs, or a
+    knowledge base's) ranks the sources when ``spec.sources == "retrieved"``, ``depth`` deep (0: all of
+    an item's paragraphs). Items without a gold paragraph are skipped (a warning is logged;
+    :func:`without_gold` lists them). ``source`` names the pool the examples belong to.
     """
     template = template_for(spec)
     kept = [item for item in items if any(t in item.supporting_titles for t, _ in item.paragraphs)]
     if spec.sources == "retrieved":
         if retriever is None:
             raise ValueError("Retrieved training sources need a retriever.")
-        ranked = retriever.retrieve([item.question for item in kept], max((len(i.paragraphs) for i in kept), default=1))
+        depth = depth or max((len(i.paragraphs) for i in kept), default=1)
+        ranked = retriever.retrieve([item.question for item in kept], depth)
         chosen_sources = [top_with_gold(item, hits, spec.k) for item, hits in zip(kept, ranked, strict=True)]
     else:
         chosen_sources = [gold_and_distractors(item, spec) for item in kept]
     examples = []
     for item, chosen in zip(kept, chosen_sources, strict=True):
-        hits = [Hit(f"{item.id}:{n}", title, text, "hotpotqa", 0.0) for n, (title, text) in enumerate(chosen)]
+        hits = [Hit(f"{item.id}:{n}", title, text, source, 0.0) for n, (title, text) in enumerate(chosen)]
         target = template.reply(item.answer, shown_evidence(item, chosen, spec.max_source_chars))
-        examples.append(Example(tuple(template.messages(item.question, hits)), target, "hotpotqa", item.id))
+        examples.append(Example(tuple(template.messages(item.question, hits)), target, source, item.id))
     if skipped := len(items) - len(examples):
-        log.warning("Skipped %d of %d HotpotQA items without a gold paragraph.", skipped, len(items))
+        log.warning("Skipped %d of %d %s items without a gold paragraph.", skipped, len(items), source)
     return examples
 
 
@@ -141,6 +149,9 @@ def top_with_gold(item: QAItem, ranked: Sequence[Hit], k: int) -> list[tuple[str
     ones, in rank order: the passages the evaluation shows, but always with the evidence."""
     order = [(h.title, h.text) for h in ranked]
     missing = [p for p in order[k:] if p[0] in item.supporting_titles]
+    # A knowledge base ranks only its top k: a gold passage it did not return comes from the item itself.
+    if not any(p[0] in item.supporting_titles for p in order):
+        missing = [p for p in item.paragraphs if p[0] in item.supporting_titles]
     top = order[:k]
     # The evidence outranks the weakest distractors; with fewer of those than gold, there are more than k.
     dropped = [p for p in reversed(top) if p[0] not in item.supporting_titles][: len(missing)]
@@ -205,12 +216,16 @@ class MixSpec:
         return any(name == pool and weight > 0 for name, weight in self.sources)
 
     @classmethod
-    def with_shares(cls, dolly: float = 0.0, generated: float = 0.0, seed: int = 0) -> MixSpec:
-        """HotpotQA examples with shares (0..1) of Dolly instructions and of generated QA pairs mixed in."""
-        if not (0 <= dolly <= 1 and 0 <= generated <= 1 and dolly + generated <= 1):
-            raise InputError("The Dolly and generated shares are between 0 and 1, and sum to at most 1.")
-        shares = (("hotpotqa", 1 - dolly - generated), ("dolly", dolly), ("generated", generated))
-        return cls(tuple((name, share) for name, share in shares if share > 0) or (("hotpotqa", 1.0),), seed=seed)
+    def with_shares(
+        cls, dolly: float = 0.0, generated: float = 0.0, seed: int = 0, primary: str = "hotpotqa", hotpotqa: float = 0.0
+    ) -> MixSpec:
+        """The primary pool's examples (HotpotQA, or a QA set's: ``"dataset"``) with shares (0..1) of Dolly
+        instructions, generated QA pairs and (beside a QA set) HotpotQA mixed in."""
+        others = {"dolly": dolly, "generated": generated, "hotpotqa": hotpotqa if primary != "hotpotqa" else 0.0}
+        if not all(0 <= share <= 1 for share in others.values()) or sum(others.values()) > 1:
+            raise InputError("The Dolly, generated and HotpotQA shares are between 0 and 1, and sum to at most 1.")
+        shares = ((primary, 1 - sum(others.values())), *others.items())
+        return cls(tuple((name, share) for name, share in shares if share > 0) or ((primary, 1.0),), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@ function, and the pre-flight plan (memory and time) shown before it starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.evaluation.runner import resolve_data
 from engine.finetune.spec import TrainSpec
 from engine.settings import Settings
 
@@ -19,21 +20,30 @@ def file_identity(path: Path) -> dict:
 def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True):
     """Tokenized training and validation rows, and the data's identity.
 
-    With ``dolly_targets="base"`` the Dolly examples get the base model's own answers (made
-    with ``generator`` unless cached; ``distill=False`` keeps the references, for estimates).
+    The primary pool is the QA set's training split (``spec.dataset``; HotpotQA's fixed split by
+    default), validated on its validation split. With ``dolly_targets="base"`` the Dolly examples get
+    the base model's own answers (made with ``generator`` unless cached; ``distill=False`` keeps the
+    references, for estimates).
     """
-    from engine.evaluation.runner import resolve_data
     from engine.finetune.encoding import drop_too_long, tokenize_all
     from engine.finetune.examples import dolly_examples, mix, rag_examples
-    from engine.finetune.splits import split_items
 
     render, tokenizer = generator.render, generator.tokenizer
-    path = resolve_data(spec.data, settings)
-    train_items = split_items(path, settings, "train")
-    val_items = split_items(path, settings, "validation")[: spec.val_limit]
-    retriever = source_retriever(spec, train_items + val_items, settings)
-    pools = {"hotpotqa": rag_examples(train_items, spec.rag, retriever)}
-    datasets = [file_identity(path) | {"split": "train"}]
+    say = report or (lambda fraction, message: None)
+    say(0.0, "reading the QA set's training and validation questions")
+    train_set, val_set = qa_splits(spec, settings)
+    primary = primary_pool(spec)
+    say(0.0, f"ranking the sources of {len(train_set.items) + len(val_set.items)} questions")
+    retriever, depth = source_retriever(spec, train_set.items + val_set.items, settings)
+    pools = {primary: rag_examples(train_set.items, spec.rag, retriever, primary, depth)}
+    datasets = [qa_identity(train_set, settings)]
+    if primary != "hotpotqa" and spec.mix.uses("hotpotqa"):
+        from engine.evaluation.qa_sets import load_qa_set
+
+        hotpot = load_qa_set(settings, "hotpotqa", "train")
+        hotpot_retriever = source_retriever(replace(spec, dataset="", kb=""), hotpot.items, settings)[0]
+        pools["hotpotqa"] = rag_examples(hotpot.items, spec.rag, hotpot_retriever)
+        datasets.append(qa_identity(hotpot, settings))
     if spec.mix.uses("dolly"):
         dolly = resolve_data(spec.dolly, settings)
         categories = spec.dolly_categories
@@ -53,19 +63,55 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         d["examples"] = sum(1 for e in examples if e.source == name)
     if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
         examples, datasets[-1]["self_answers"] = distill_dolly(examples, generator, settings, report)
+    say(0.0, f"tokenizing {len(examples)} training examples")
     train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
-    val_rows = tokenize_all(rag_examples(val_items, spec.rag, retriever), tokenizer, render, spec.max_length)
+    val_examples = rag_examples(val_set.items, spec.rag, retriever, primary, depth)
+    val_rows = tokenize_all(val_examples, tokenizer, render, spec.max_length)
     return train_rows, val_rows, datasets
 
 
+def primary_pool(spec: TrainSpec | str) -> str:
+    """The mix's name for the QA set trained on (a spec or its ``dataset``): ``hotpotqa``, or ``dataset``."""
+    from engine.evaluation.qa_sets import HOTPOTQA
+
+    ref = (spec if isinstance(spec, str) else spec.dataset).strip()
+    return "dataset" if ref and ref.partition("@")[0].strip() != HOTPOTQA else "hotpotqa"
+
+
+def qa_splits(spec: TrainSpec, settings: Settings):
+    """The training split and the (first ``val_limit`` questions of the) validation split of the QA set."""
+    from engine.evaluation.qa_sets import HOTPOTQA, load_qa_set
+
+    ref = spec.dataset if primary_pool(spec) == "dataset" else f"{HOTPOTQA}@{spec.data}"
+    return load_qa_set(settings, ref, "train"), load_qa_set(settings, ref, "validation", spec.val_limit)
+
+
+def qa_identity(qa, settings: Settings) -> dict:
+    """What a run trained on, for the run record and MLflow: the file (HotpotQA) or the dataset version."""
+    from engine.evaluation.qa_sets import HOTPOTQA
+
+    if qa.name == HOTPOTQA:
+        return file_identity(resolve_data(qa.version, settings)) | {"split": qa.split}
+    return {"name": qa.ref, "dataset": qa.name, "version": qa.version, "split": qa.split}
+
+
 def source_retriever(spec: TrainSpec, items, settings: Settings):
-    """The retriever that ranks each question's paragraphs for retrieved training sources (else None):
-    the evaluation's, behind the embedding cache."""
+    """The retriever of retrieved training sources (else None) and how deep it ranks (0: all of an item's
+    paragraphs): the collection's knowledge base (``spec.kb``) the way the Query page retrieves, else the
+    evaluation's ranking of each question's own paragraphs, behind the embedding cache."""
     if spec.rag.sources != "retrieved":
-        return None
+        return None, 0
+    if spec.kb:
+        from engine.rag.embedder import Embedder
+        from engine.rag.retriever import KnowledgeBaseRetriever
+        from engine.rag.store import KnowledgeBaseStore
+
+        store = KnowledgeBaseStore(settings, Embedder.shared())
+        store.collection(spec.kb)  # a missing knowledge base fails here, before any work
+        return KnowledgeBaseRetriever(store, spec.kb), spec.rag.k
     from engine.evaluation.hotpotqa import distractor_retriever
 
-    return distractor_retriever(items, settings, follow_links=spec.rag.follow_links)
+    return distractor_retriever(items, settings, follow_links=spec.rag.follow_links), 0
 
 
 def generated_pool(spec: TrainSpec, settings: Settings):
@@ -123,8 +169,16 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     from engine.rag.embedding_cache import cached_embedder
 
     embedder = cached_embedder(settings)
+    store = None
+    if spec.kb:
+        from engine.rag.embedder import Embedder
+        from engine.rag.store import KnowledgeBaseStore
+
+        store = KnowledgeBaseStore(settings, Embedder.shared())
+    dataset = spec.dataset if primary_pool(spec) == "dataset" else ""
     eval_spec = EvalSpec(
-        data=spec.data, mode="distractor", split="validation", limit=spec.val_limit, k=spec.val_k,
+        data=spec.data, dataset=dataset, mode="kb" if spec.kb else "distractor", kb=spec.kb or "hotpotqa-wiki",
+        split="validation", limit=spec.val_limit, k=spec.val_k,
         prompt="few-shot" if spec.rag.few_shot else "zero-shot", max_source_chars=spec.rag.max_source_chars,
         follow_links=spec.rag.follow_links, answer_style=spec.rag.answer_style,
     )  # fmt: skip
@@ -142,7 +196,7 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
             torch.autocast(loaded.device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         )
         with autocast:
-            result = run_evaluation(eval_spec, generator, embedder, settings=settings)
+            result = run_evaluation(eval_spec, generator, embedder, store, settings=settings)
         return {"f1": result.metrics["f1"], "em": result.metrics["em"]}
 
     return validate

@@ -23,6 +23,8 @@ class TrainSpec:
     base: str = ""  # model source; empty: the bundled model
     quantization: str = "none"  # "8bit" / "4bit": QLoRA
     lora: LoraSpec = field(default_factory=LoraSpec)
+    dataset: str = ""  # the QA set trained on: a dataset NAME[@VERSION] (its splits); empty: HotpotQA's fixed split
+    kb: str = ""  # the collection's knowledge base: retrieved sources and validation come from it
     data: str = "hotpotqa-dev.jsonl"
     dolly: str = "dolly-15k-mini.jsonl"
     mix: MixSpec = field(default_factory=MixSpec)
@@ -68,6 +70,9 @@ class TrainSpec:
             raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
         if self.mix.uses("generated") and not self.qa_dataset.strip():
             raise InputError("A share of generated QA pairs needs a dataset: name one (Datasets page).")
+        on_qa_set = self.dataset.strip() and self.dataset.partition("@")[0].strip() != "hotpotqa"
+        if on_qa_set and not self.mix.uses("dataset"):
+            raise InputError("Training on a QA set needs a share of it in the mix (the Dolly and HotpotQA shares < 1).")
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise InputError("Epochs and learning rate must be positive.")
         if self.batch_size < 1 or self.grad_accum < 1:

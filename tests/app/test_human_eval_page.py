@@ -25,7 +25,8 @@ def runs(settings, shared_data):
         rows = [{"id": i, "question": q, "gold": g, "prediction": a, "em": 0.0, "f1": 0.0}
                 for (i, q, g), a in zip(QUESTIONS, answers, strict=True)]  # fmt: skip
         result = EvalResult(EvalSpec(limit=3), {"em": 0.0, "f1": 0.0}, rows, 1.0)
-        ids.append(log_evaluation(tracker, result, "test-model", shared_data / "hotpotqa-dev.jsonl"))
+        identity = {"data_path": str(shared_data / "hotpotqa-dev.jsonl")}
+        ids.append(log_evaluation(tracker, result, "test-model", identity))
     yield ids
     st.cache_resource.clear()
 

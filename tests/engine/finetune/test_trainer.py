@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from engine import jobs
+from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.callbacks import read_curve
@@ -141,3 +142,24 @@ def test_bad_input_gets_clear_messages(settings, tmp_path) -> None:
         train(spec(adapter="never"), settings, None, quiet, resume=True)
     with pytest.raises(InputError):
         train(spec(adapter="../escape"), settings, None, quiet)
+
+
+def test_training_on_a_qa_set_uses_its_splits_and_its_knowledge_base(collection, settings, tracker) -> None:
+    from engine.finetune.examples import RagExampleSpec
+    from engine.finetune.inputs import build_examples
+    from engine.models.generation import load_generator
+
+    qa_spec = spec(adapter="notes-lora", dataset="notes-qa", kb="notes", train_limit=None, val_limit=2,
+                   rag=RagExampleSpec(max_source_chars=200, sources="retrieved", k=2),
+                   mix={"sources": [["dataset", 1.0]], "total": None, "seed": 0})  # fmt: skip
+    train_rows, val_rows, datasets = build_examples(qa_spec, load_generator(settings=settings), settings)
+    records = {r.id: r for r in DatasetStore(settings).load("notes-qa", collection)}
+    train_ids = {i for i, r in records.items() if r.metadata["split"] == "train"}
+    assert datasets[0] == {"name": f"notes-qa@{collection}", "dataset": "notes-qa", "version": collection,
+                           "split": "train", "examples": len(train_rows)}  # fmt: skip
+    assert 0 < len(train_rows) <= len(train_ids) and 0 < len(val_rows) <= 2
+    result = train(qa_spec, settings, tracker, quiet)
+    info = AdapterRegistry(settings).get("notes-lora")
+    assert result.steps >= 1 and info.datasets[0]["dataset"] == "notes-qa"
+    with pytest.raises(InputError, match="share of it in the mix"):
+        spec(dataset="notes-qa")  # the default mix has no share of the QA set
