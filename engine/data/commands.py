@@ -1,4 +1,4 @@
-"""``python -m engine data ...``: datasets from the shell (import, generate, topics, split, versions,
+"""``python -m engine data ...``: datasets from the shell (import, generate, topics, split, review, versions,
 diff, augment, hard cases, export, knowledge-base refresh). Output is Markdown, ready for the docs."""
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ def parser() -> argparse.ArgumentParser:
         if name == "export":
             sp.add_argument("--to", required=True, help="a .jsonl or .csv file, or a folder (Hugging Face format)")
             sp.add_argument("--overwrite", action="store_true", help="replace an earlier export of the Studio there")
+    rv = sub.add_parser("review", help="save a reviewed version: accepted, edited and rejected pairs")
+    rv.add_argument("dataset", help="NAME or NAME@VERSION (default: the newest version)")
+    rv.add_argument(
+        "--decisions",
+        default="",
+        help="a JSON file: record id -> accept, reject or "
+        '{"action": "edit", "question": ..., "answer": ...}; default: the decisions made on the page',
+    )
+    rv.add_argument("--only-reviewed", action="store_true", help="leave out the pairs without a decision")
     sub.add_parser("versions", help="list datasets and versions").add_argument("dataset", nargs="?", default="")
     df = sub.add_parser("diff", help="compare two versions")
     df.add_argument("dataset")
@@ -150,6 +159,14 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
                            "report": store.report(a.dataset, version)}, indent=1)  # fmt: skip
     if a.command == "export":
         return str(steps.export_version(settings, a.dataset, version, a.to, overwrite=a.overwrite))
+    if a.command == "review":
+        from engine.data.review import read_decisions, save_review
+
+        name, _, version = a.dataset.strip().partition("@")
+        version = version or store.versions(name)[0].id
+        decisions = read_decisions(a.decisions) if a.decisions else None
+        manifest, _ = save_review(settings, name, version, decisions, not a.only_reviewed, tracker)
+        return f"{name}@{manifest.id} (parent {version}, {manifest.counts['records']} records): {manifest.note}"
     if a.command == "versions":
         names = [a.dataset] if a.dataset else store.datasets()
         rows = [

@@ -9,7 +9,9 @@ Metadata keys used across the Studio (all optional):
 - ``category``: the original dataset's category (Dolly) or question type (HotpotQA).
 - ``topic`` / ``topic_label``: the topic cluster (see :mod:`engine.data.topics`).
 - ``split``: ``train`` / ``validation`` / ``test`` (see :mod:`engine.data.splits`).
-- ``origin`` / ``augmentation``: the id of the record this one was derived from, and how.
+- ``origin`` / ``augmentation``: the id of the record this one was derived from, and how (an edit in the
+  review queue sets ``origin`` too).
+- ``review``: ``accepted`` or ``edited`` by a person in the review queue (see :mod:`engine.data.review`).
 - ``scores``: filter name -> score, from QA generation (see :mod:`engine.data.filters`).
 """
 

@@ -103,13 +103,14 @@ def test_the_datasets_page_export_leaves_the_users_folder(settings, dataset, hom
     st.cache_resource.clear()  # the page's cached stores must see this test's data dir
     before = snapshot(home.parent)
     at = AppTest.from_file(str(ROOT / "pages" / "4_Datasets.py"), default_timeout=120).run()
-    export = at.tabs[7]
+    export = next(t for t in at.tabs if t.label == "Export")
     next(t for t in export.text_input if t.label.startswith("Or write to")).input(str(home))
     next(b for b in export.button if b.label == "Export").click().run()
     assert not at.exception, at.exception
     assert any(f"{home} already exists" in e.value for e in at.error), [e.value for e in at.error]
-    next(c for c in at.tabs[7].checkbox if c.label.startswith("Overwrite")).check()
-    next(b for b in at.tabs[7].button if b.label == "Export").click().run()
+    export = next(t for t in at.tabs if t.label == "Export")
+    next(c for c in export.checkbox if c.label.startswith("Overwrite")).check()
+    next(b for b in export.button if b.label == "Export").click().run()
     assert not at.exception, at.exception
     assert any("left as it is" in e.value for e in at.error), [e.value for e in at.error]
     assert snapshot(home.parent) == before
