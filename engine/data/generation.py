@@ -37,6 +37,7 @@ CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 @dataclass(frozen=True)
 class GenerationSpec:
     source: str = "wiki-passages.jsonl"  # JSONL with id, title, text (a path or a shared data file)
+    kb: str = ""  # instead of source: the chunks of this knowledge base (a collection's documents)
     dataset: str = "wiki-qa"  # the dataset the kept pairs are saved to as a new version
     passages: int = 1500  # passages sampled with the seed (0: all)
     answers_per_passage: int = 2
@@ -116,7 +117,6 @@ def generate_qa(
     check: Callable[[], None] = lambda: None,
 ) -> GenerationReport:
     """Generate, check and filter QA pairs from the passages of ``spec.source``; save the kept ones as a version."""
-    from engine.evaluation.runner import resolve_data
     from engine.models.generation import SamplingSpec
     from engine.rag.embedding_cache import CachedEmbedder
     from engine.rag.prompt import PromptTemplate, clean_answer
@@ -130,11 +130,10 @@ def generate_qa(
         seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - clock
         clock = time.perf_counter()
 
-    path = resolve_data(spec.source, settings)
-    passages = load_passages(path)
+    passages, source = source_passages(spec, settings, embedder)
     candidates = make_candidates(passages, spec.passages, spec.answers_per_passage, spec.seed)
     if not candidates:
-        raise InputError(f"No answer spans found in the passages of {path.name}.")
+        raise InputError(f"No answer spans found in the passages of {source['name']}.")
     work = WorkFolder(settings.data_dir / "datasets" / "_generation" / spec.key())
     (work.path / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
     questions = work.read("questions")
@@ -204,34 +203,59 @@ def generate_qa(
         c.evidence.update({k: v for k, v in evidence.get(c.key, {}).items() if k != "key"})
     kept, funnel = apply_filters(candidates, spec.filters, vectors)
     lap("apply filters")
-    return finish(spec, path, generator, candidates, kept, funnel, seconds, resumed, work, settings)
+    documents = {passage_id(p, n): str(p.get("doc_id") or passage_id(p, n)) for n, p in enumerate(passages)}
+    return finish(spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings)
 
 
-def to_record(c: Candidate, model: str):
+def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple[list[dict], dict]:
+    """The passages to generate from (id, title, text, and the document they belong to) and their identity:
+    a JSONL file's records, or the chunks of a knowledge base (a chunk's document is its ``doc_id``)."""
+    if not spec.kb:
+        from engine.evaluation.runner import resolve_data
+        from engine.finetune.inputs import file_identity
+
+        path = resolve_data(spec.source, settings)
+        return load_passages(path), file_identity(path)
+    from engine.rag.store import KnowledgeBaseStore
+
+    got = KnowledgeBaseStore(settings, embedder).collection(spec.kb).get(include=["documents", "metadatas"])
+    passages = sorted(
+        ({"id": i, "title": (m or {}).get("title", ""), "text": d, "doc_id": (m or {}).get("doc_id", i)}
+         for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True) if (d or "").strip()),
+        key=lambda p: p["id"],
+    )  # fmt: skip
+    if not passages:
+        raise InputError(f"Knowledge base {spec.kb!r} is empty: ingest documents into it first.")
+    return passages, {"name": f"knowledge base {spec.kb}", "kb": spec.kb, "chunks": len(passages)}
+
+
+def to_record(c: Candidate, model: str, doc_id: str = ""):
     from engine.data.schema import Context, QARecord
 
     scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
+    doc_id = doc_id or c.passage_id
     return QARecord(
-        c.question, c.answer, (Context(c.title, c.passage, c.passage_id),), (c.passage_id,),
+        c.question, c.answer, (Context(c.title, c.passage, doc_id),), (doc_id,),
         {"source": "generated", "generator": model, "passage_id": c.passage_id, "answer_kind": c.kind,
          "model_answer": c.evidence.get("model_answer", ""), "scores": scores},
     )  # fmt: skip
 
 
-def finish(spec, path, generator, candidates, kept, funnel, seconds, resumed, work, settings) -> GenerationReport:
+def finish(
+    spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings
+) -> GenerationReport:
     """Save the kept pairs as a dataset version and write the run's report next to its work files."""
     from engine.data.versions import DatasetStore
-    from engine.finetune.inputs import file_identity
 
     began = time.perf_counter()
-    records = [to_record(c, generator.name) for c in kept]
+    records = [to_record(c, generator.name, documents.get(c.passage_id, "")) for c in kept]
     if not records:
         raise InputError("No generated pair passed every filter: loosen the thresholds or use more passages.")
     prompt = json.dumps(question_messages("{title}", "{sentence}", "{answer}", "year"), ensure_ascii=False)
     steps = [{"name": f.name, "entered": f.entered, "passed": f.passed, "rate": round(f.rate, 4)} for f in funnel]
     manifest = DatasetStore(settings).save(
-        spec.dataset, records, sources=[file_identity(path)], generator=generator.name, prompt=prompt,
-        thresholds=asdict(spec.filters), note=f"generated from {len(candidates)} candidates of {path.name}",
+        spec.dataset, records, sources=[source], generator=generator.name, prompt=prompt,
+        thresholds=asdict(spec.filters), note=f"generated from {len(candidates)} candidates of {source['name']}",
         counts={"candidates": len(candidates), "funnel": {s["name"]: s["passed"] for s in steps}},
     )  # fmt: skip
     seconds["save version"] = time.perf_counter() - began

@@ -71,6 +71,28 @@ def test_generation_yields_valid_items_and_resumes(generator, embedder, settings
     assert calls == [] and again.resumed and (again.candidates, again.version) == (report.candidates, report.version)
 
 
+def test_generation_from_a_knowledge_base_keeps_each_pairs_document(generator, embedder, store, settings, passages):
+    """A folder of documents becomes QA pairs: the pairs come from the knowledge base's chunks, and each
+    names the document its chunk belongs to (so splits keep a document's pairs together)."""
+    from engine.rag.documents import Document
+    from engine.rag.ingest import ingest_documents
+
+    _, rows = passages
+    docs = [Document(f"file-{n}.md", f"Notes {n}", r["text"], f"file-{n}.md") for n, r in enumerate(rows[:6])]
+    ingest_documents(store, "my-notes", docs)
+    loose = FilterSpec(retrieval_k=12, min_answer_f1=0.0, max_copy=1.0)
+    spec = GenerationSpec(kb="my-notes", dataset="notes-qa", passages=0, answers_per_passage=2, batch_size=4,
+                          filters=loose)  # fmt: skip
+    report = generate_qa(spec, generator, embedder, settings)
+    manifest = DatasetStore(settings).manifest("notes-qa", report.version)
+    assert manifest.sources[0]["kb"] == "my-notes" and manifest.sources[0]["chunks"] >= 6
+    texts = {d.id: d.text for d in docs}
+    records = DatasetStore(settings).load("notes-qa", report.version)
+    assert records and all(r.doc_ids[0] in texts and r.contexts[0].text in texts[r.doc_ids[0]] for r in records)
+    with pytest.raises(Exception, match="does not exist"):
+        generate_qa(GenerationSpec(kb="no-such-kb", dataset="x-qa"), generator, embedder, settings)
+
+
 def test_generation_bad_input(generator, embedder, settings, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
