@@ -45,6 +45,7 @@ JOB_KINDS: dict[str, str] = {
     "generate-qa": "engine.data.generation:generate_job",
     "dataset": "engine.data.steps:step_job",
     "refresh": "engine.rag.refresh:refresh_job",
+    "loop": "engine.loop:loop_job",
     "sleep": "engine.job_worker:sleep_task",
     "fail": "engine.job_worker:fail_task",
 }

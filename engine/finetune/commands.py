@@ -1,0 +1,148 @@
+"""``python -m engine train``: a LoRA adapter from a preset (the best measured recipe) and any changes to it.
+
+Every setting flag defaults to the preset's value; a flag given on the command line changes just that.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.errors import InputError
+from engine.measure_commands import MODEL_HELP
+
+
+def add_train_arguments(tr: argparse.ArgumentParser) -> None:
+    from engine.finetune.presets import PRESETS, RECIPE_7, preset_for
+
+    collection = preset_for("my-qa").name
+    arg = tr.add_argument
+    arg("--preset", default="", choices=["", *PRESETS],
+        help=f"the recipe every other flag changes (default: {RECIPE_7.name} for HotpotQA, {collection} for "
+        "a QA set of your own; see docs/fine-tuning.md)")  # fmt: skip
+    arg("--adapter", default="", help="name of the adapter to train or resume (default: <QA set>-lora)")
+    arg("--dataset", default="",
+        help="the QA set to train on: a dataset NAME or NAME@VERSION, split (its train split is trained on, its "
+        "validation split validates); default: HotpotQA's fixed split")  # fmt: skip
+    arg("--kb", default="",
+        help="the collection's knowledge base: retrieved training sources and validation come from it, as the "
+        "Query page retrieves")  # fmt: skip
+    arg("--base", default=None, help=MODEL_HELP)
+    arg("--quantization", default=None, choices=["none", "8bit", "4bit"])
+    arg("--r", type=int, default=None)
+    arg("--alpha", type=int, default=None)
+    arg("--dropout", type=float, default=None)
+    arg("--mlp", action="store_true", default=None, help="adapt the MLP projections too")
+    arg("--targets", default=None, help="comma-separated module names (default: by architecture)")
+    arg("--hotpotqa", type=float, default=None, help="with --dataset: share of HotpotQA examples (0..1)")
+    arg("--dolly", type=float, default=None, help="share of Dolly examples in the mix (0..1)")
+    arg("--dolly-targets", default=None, choices=["reference", "base"],
+        help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)")  # fmt: skip
+    arg("--dolly-categories", default=None,
+        help="comma-separated Dolly categories to draw from (never closed_qa, the forgetting check)")  # fmt: skip
+    arg("--qa-dataset", default=None, help="generated QA pairs mixed in: a dataset NAME or NAME@VERSION")
+    arg("--qa-share", type=float, default=None, help="share of the --qa-dataset pairs in the mix (0..1)")
+    arg("--sources", default=None, choices=["gold", "retrieved"],
+        help="training passages: gold + --distractors others, or the top --sources-k the retriever ranks first "
+        "(gold always kept)")  # fmt: skip
+    arg("--sources-k", type=int, default=None, help="passages per example with --sources retrieved")
+    arg("--follow-links", type=int, default=None,
+        help="HotpotQA's retrieval: passages named in the first N move up (0: off)")  # fmt: skip
+    arg("--answer-style", default=None, choices=["short", "evidence"],
+        help="what the adapter writes: the answer alone, or the evidence sentences, then it")  # fmt: skip
+    arg("--distractors", type=int, default=None)
+    arg("--source-chars", type=int, default=None, help="each passage cut to N characters")
+    arg("--limit", type=int, default=None, help="at most N training examples")
+    arg("--epochs", type=float, default=None)
+    arg("--lr", type=float, default=None)
+    arg("--batch-size", type=int, default=None)
+    arg("--grad-accum", type=int, default=None)
+    arg("--max-length", type=int, default=None)
+    arg("--scheduler", default=None, choices=["linear", "cosine", "constant_with_warmup"])
+    arg("--warmup", type=float, default=None, help="warmup share of the steps")
+    arg("--eval-every", type=int, default=None, help="steps between validations (0: each epoch)")
+    arg("--val-limit", type=int, default=None, help="validation questions (loss and F1)")
+    arg("--no-f1", action="store_true", help="validate on the loss only (no answering)")
+    arg("--stop-on", default=None, choices=["f1", "loss", "none"])
+    arg("--patience", type=int, default=None)
+    arg("--gradient-checkpointing", action="store_true", default=None)
+    arg("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
+    arg("--seed", type=int, default=None)
+    arg("--resume", action="store_true", help="resume the adapter's run from its last checkpoint")
+    arg("--overwrite", action="store_true", help="replace an adapter or run of the same name")
+    arg("--no-mlflow", action="store_true")
+
+
+# flag -> (TrainSpec field, nested spec or "") for the flags that change one setting as they are
+FLAGS = {
+    "base": ("base", ""), "quantization": ("quantization", ""), "r": ("r", "lora"), "alpha": ("alpha", "lora"),
+    "dropout": ("dropout", "lora"), "mlp": ("include_mlp", "lora"), "dolly_targets": ("dolly_targets", ""),
+    "qa_dataset": ("qa_dataset", ""), "sources": ("sources", "rag"), "sources_k": ("k", "rag"),
+    "follow_links": ("follow_links", "rag"), "answer_style": ("answer_style", "rag"),
+    "distractors": ("distractors", "rag"), "source_chars": ("max_source_chars", "rag"), "limit": ("train_limit", ""),
+    "epochs": ("epochs", ""), "lr": ("learning_rate", ""), "batch_size": ("batch_size", ""),
+    "grad_accum": ("grad_accum", ""), "max_length": ("max_length", ""), "scheduler": ("scheduler", ""),
+    "warmup": ("warmup_ratio", ""), "eval_every": ("eval_every", ""), "val_limit": ("val_limit", ""),
+    "stop_on": ("stop_on", ""), "patience": ("patience", ""), "gradient_checkpointing": ("gradient_checkpointing", ""),
+    "precision": ("precision", ""), "seed": ("seed", ""),
+}  # fmt: skip
+
+
+def categories_of(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def train_spec(a) -> object:
+    """The TrainSpec of parsed ``train`` arguments: the preset, changed by the flags given."""
+    from engine.evaluation.qa_sets import parse_ref
+    from engine.finetune.examples import MixSpec
+    from engine.finetune.inputs import primary_pool
+    from engine.finetune.presets import PRESETS, preset_for
+    from engine.finetune.spec import TrainSpec
+
+    dataset = a.dataset.strip()
+    preset = PRESETS[a.preset] if a.preset else preset_for(dataset)
+    values = TrainSpec().to_dict()
+    for key, value in preset.changes.items():
+        values[key] = values[key] | value if isinstance(value, dict) else value
+    for flag, (field, nested) in FLAGS.items():
+        given = getattr(a, flag)
+        if given is not None:
+            (values[nested] if nested else values)[field] = given
+    if a.targets is not None:
+        values["lora"]["targets"] = categories_of(a.targets)
+    if a.dolly_categories is not None:
+        values["dolly_categories"] = categories_of(a.dolly_categories)
+    if a.no_f1:
+        values["val_f1"] = False
+        values["stop_on"] = a.stop_on or ("loss" if values["stop_on"] == "f1" else values["stop_on"])
+    for flag in ("dolly", "qa_share", "hotpotqa"):
+        share = getattr(a, flag)
+        if share is not None and not 0 <= share <= 1:
+            raise InputError(f"--{flag.replace('_', '-')} is a share between 0 and 1.")
+    primary = primary_pool(dataset)
+    shares = dict(values["mix"]["sources"])
+    if values["mix"]["sources"][0][0] != primary:  # the preset's primary share goes to the QA set trained on
+        shares.pop(values["mix"]["sources"][0][0])
+    mix = MixSpec.with_shares(
+        shares.get("dolly", 0.0) if a.dolly is None else a.dolly,
+        shares.get("generated", 0.0) if a.qa_share is None else a.qa_share,
+        values["seed"], primary,
+        shares.get("hotpotqa", 0.0) if a.hotpotqa is None else a.hotpotqa,
+    )  # fmt: skip
+    values["mix"] = {"sources": mix.sources, "total": None, "seed": mix.seed}
+    name = parse_ref(dataset)[0] if dataset else "hotpotqa"
+    values |= {"dataset": dataset, "kb": a.kb.strip(), "adapter": a.adapter.strip() or f"{name}-lora"}
+    return TrainSpec.from_dict(values)
+
+
+def run_train(a) -> int:
+    from engine.finetune.trainer import train
+    from engine.settings import load_settings
+    from engine.tracking import Tracker
+
+    settings = load_settings()
+    tracker = None if a.no_mlflow else Tracker(settings)
+    result = train(train_spec(a), settings, tracker, resume=a.resume, overwrite=a.overwrite)
+    print(f"adapter {result.adapter}: {result.steps} steps in {result.seconds / 60:.1f} min, "
+          f"best {result.best_metric}")  # fmt: skip
+    return 0

@@ -1,0 +1,61 @@
+"""Named training recipes: the settings each was measured with, and what it was measured on.
+
+The form and the CLI start from :data:`DEFAULT_PRESET`; a preset is a set of changes to
+:class:`TrainSpec`'s defaults, so every setting not named keeps the class default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import InputError
+from engine.finetune.spec import TrainSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    measured: str  # what it was measured on, and the result (or that it was not)
+    changes: dict  # TrainSpec fields (nested specs as dicts of their own fields)
+
+
+RECIPE_7 = Preset(
+    "hotpotqa-recipe-7",
+    "HotpotQA test split, 300 questions, distractor RAG: F1 36.1, +23.3 [+18.4, +28.3] over the base; "
+    "Dolly closed_qa +2.3 F1 (no forgetting); 37.6 min on 2 CPU cores (docs/fine-tuning.md)",
+    {
+        "lora": {"r": 16, "alpha": 32}, "learning_rate": 1e-3, "scheduler": "cosine", "max_length": 1100,
+        "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 2},
+        "mix": {"sources": (("hotpotqa", 0.75), ("dolly", 0.25))}, "dolly_targets": "base",
+        "dolly_categories": ("information_extraction", "summarization"), "val_limit": 40,
+    },
+)  # fmt: skip
+COLLECTION = Preset(
+    "collection-recipe-1",
+    "a development collection of 200 Wikipedia passages, HotpotQA's human-written questions about them, "
+    "knowledge-base RAG (docs/collections.md)",
+    {
+        "lora": {"r": 16, "alpha": 32}, "learning_rate": 1e-3, "scheduler": "cosine", "max_length": 1100,
+        "epochs": 3.0, "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 0},
+        "mix": {"sources": (("dataset", 1.0),)}, "val_limit": 40,
+    },
+)  # fmt: skip
+PRESETS = {p.name: p for p in (RECIPE_7, COLLECTION)}
+DEFAULT_PRESET = RECIPE_7.name  # for HotpotQA; a user's QA set starts from COLLECTION
+
+
+def preset_for(dataset: str) -> Preset:
+    """The measured recipe for what is trained on: a user's QA set, or HotpotQA."""
+    from engine.finetune.inputs import primary_pool
+
+    return COLLECTION if primary_pool(dataset) == "dataset" else RECIPE_7
+
+
+def preset_spec(name: str, **overrides) -> TrainSpec:
+    """TrainSpec with a preset's changes, then ``overrides`` (top-level fields, e.g. adapter, dataset, kb)."""
+    if name not in PRESETS:
+        raise InputError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    values = TrainSpec().to_dict()
+    for key, value in PRESETS[name].changes.items():
+        values[key] = values[key] | value if isinstance(value, dict) else value
+    return TrainSpec.from_dict(values | overrides)

@@ -1,0 +1,155 @@
+"""The guided loop: from a folder of documents to a measurably better model on the user's questions.
+
+Steps, in order, each resumable and recorded in ``data_dir/loops/<name>.json`` as it ends:
+
+1. ``ingest``: the folder becomes the knowledge base ``<name>``;
+2. ``generate``: QA pairs generated from its chunks (dataset ``<name>-qa``);
+3. ``split``: split by document, so no document's pairs are in two splits;
+4. ``baseline``: the base model on the evaluation questions, retrieving from the knowledge base;
+5. ``train``: a LoRA adapter ``<name>-lora`` on the training split, with the measured collection recipe;
+6. ``evaluate``: the adapter on the same questions;
+7. ``compare``: the paired difference (adapter - base) with its 95% bootstrap interval;
+8. ``activate``: the adapter becomes the model the Query page and ``engine ask`` answer with, if it won.
+
+The evaluation questions are the user's own (``questions``: a dataset of questions written by people,
+e.g. imported from a file) or, without them, the generated test split, which the report then says.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+from engine.errors import InputError, NotFoundError
+from engine.names import check_safe_name
+from engine.settings import Settings
+from engine.write_policy import write_atomic
+
+STEPS = ("ingest", "generate", "split", "baseline", "train", "evaluate", "compare", "activate")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    name: str  # the collection: its knowledge base; the QA set is <name>-qa, the adapter <name>-lora
+    folder: str  # the documents
+    questions: str = ""  # the evaluation questions, written by people: a dataset NAME[@VERSION] (all records)
+    passages: int = 0  # chunks to generate from (0: all)
+    answers_per_passage: int = 4
+    eval_limit: int = 300
+    k: int = 5  # sources per question, as the Query page retrieves
+    train: tuple[tuple[str, object], ...] = ()  # changes to the collection recipe (TrainSpec fields)
+
+    def __post_init__(self) -> None:
+        check_safe_name(self.name, "collection")
+        if not str(self.folder).strip():
+            raise InputError("Name the folder of documents the loop starts from.")
+        if self.eval_limit < 2 or self.k < 1 or self.passages < 0 or self.answers_per_passage < 1:
+            raise InputError("The loop needs at least 2 evaluation questions, k >= 1, answers per passage >= 1.")
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.name}-qa"
+
+    @property
+    def adapter(self) -> str:
+        return f"{self.name}-lora"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LoopSpec:
+        data = dict(data)
+        data["train"] = tuple((k, v) for k, v in dict(data.get("train") or {}).items())
+        return cls(**data)
+
+
+def state_path(settings: Settings, name: str):
+    return settings.data_dir / "loops" / f"{check_safe_name(name, 'collection')}.json"
+
+
+def read_loop(settings: Settings, name: str) -> dict:
+    """The loop's record: its spec and each finished step's result and seconds."""
+    path = state_path(settings, name)
+    if not path.is_file():
+        raise NotFoundError(f"There is no loop {name!r} yet: start one on the Home page or with `engine loop`.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def start_loop(settings: Settings, spec: LoopSpec, restart: bool = False) -> dict:
+    """Record a loop's spec (an existing loop of that name keeps its finished steps unless ``restart``)."""
+    path = state_path(settings, spec.name)
+    record = {"spec": asdict(spec) | {"train": dict(spec.train)}, "steps": {}}
+    if path.is_file() and not restart:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old["spec"] != record["spec"]:
+            raise InputError(f"A loop {spec.name!r} with other settings exists: restart it, or choose another name.")
+        return old
+    write_atomic(path, json.dumps(record, indent=1))
+    return record
+
+
+def next_step(record: dict) -> str | None:
+    return next((s for s in STEPS if s not in record["steps"]), None)
+
+
+def run_loop(settings: Settings, name: str, progress: Progress = lambda f, m: None, check=lambda: None,
+             until: str = "") -> dict:  # fmt: skip
+    """Run the loop's unfinished steps in order (up to and including ``until``); each is saved as it ends."""
+    from engine import loop_steps
+
+    record = read_loop(settings, name)
+    spec = LoopSpec.from_dict(record["spec"])
+    while (step := next_step(record)) is not None:
+        check()
+        base = STEPS.index(step) / len(STEPS)
+
+        def report(fraction: float, message: str, base=base, step=step) -> None:
+            progress(base + fraction / len(STEPS), f"{step}: {message}")
+
+        began = time.perf_counter()
+        result = getattr(loop_steps, step)(spec, record, settings, report, check)
+        record["steps"][step] = {"seconds": round(time.perf_counter() - began, 1), **result}
+        write_atomic(state_path(settings, name), json.dumps(record, indent=1))
+        if step == until:
+            break
+    return record
+
+
+def loop_job(args: dict, ctx) -> dict:
+    """The background-job form (kind ``loop``): args ``name`` (and optionally ``until``)."""
+    from engine.settings import load_settings
+
+    record = run_loop(load_settings(), args["name"], ctx.progress, ctx.check_cancelled, args.get("until", ""))
+    return {"steps": {k: v.get("summary", "") for k, v in record["steps"].items()}}
+
+
+def with_train_changes(spec: LoopSpec, **changes) -> LoopSpec:
+    return replace(spec, train=tuple({**dict(spec.train), **changes}.items()))
+
+
+def add_loop_arguments(sub) -> None:
+    lp = sub.add_parser("loop", help="the guided loop: folder -> knowledge base -> QA -> adapter -> paired comparison")
+    lp.add_argument("name", help="the collection's name (its knowledge base; <name>-qa, <name>-lora)")
+    lp.add_argument("--folder", default="", help="the documents (needed to start a loop)")
+    lp.add_argument("--questions", default="",
+                    help="evaluation questions written by people: a dataset NAME[@VERSION] (see `data import`); "
+                    "default: the generated test split")  # fmt: skip
+    lp.add_argument("--passages", type=int, default=0, help="chunks to generate QA from (0: all)")
+    lp.add_argument("--answers-per-passage", type=int, default=LoopSpec.answers_per_passage)
+    lp.add_argument("--eval-limit", type=int, default=LoopSpec.eval_limit)
+    lp.add_argument("--until", default="", choices=["", *STEPS], help="stop after this step")
+    lp.add_argument("--restart", action="store_true", help="forget the finished steps and start again")
+
+
+def run_loop_command(a) -> int:
+    from engine.settings import load_settings
+
+    settings = load_settings()
+    if a.folder or a.restart:
+        spec = LoopSpec(a.name, a.folder, a.questions, a.passages, a.answers_per_passage, a.eval_limit)
+        start_loop(settings, spec, restart=a.restart)
+    record = run_loop(settings, a.name, lambda f, m: print(f"[{100 * f:5.1f}%] {m}", flush=True), until=a.until)
+    for step, found in record["steps"].items():
+        print(f"{step:<9} {found['seconds'] / 60:6.1f} min  {found.get('summary', '')}")
+    return 0

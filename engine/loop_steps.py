@@ -1,0 +1,126 @@
+"""The guided loop's steps (see :mod:`engine.loop`): each ``step(spec, record, settings, report, check)``
+returns what it found (with a one-line ``summary``); later steps read earlier ones from ``record``."""
+
+from __future__ import annotations
+
+from engine.errors import InputError
+from engine.settings import Settings
+
+
+def ingest(spec, record, settings: Settings, report, check) -> dict:
+    from engine.rag.embedder import Embedder
+    from engine.rag.ingest import ingest_source
+    from engine.rag.store import KnowledgeBaseStore
+
+    def progress(done: int, total: int) -> None:
+        check()
+        report(done / max(total, 1), f"{done:,} of about {total:,} chunks")
+
+    store = KnowledgeBaseStore(settings, Embedder.shared())
+    found = ingest_source(store, {"kb": spec.name, "path": spec.folder, "on_error": "skip"}, progress)
+    skipped = f"; {len(found.skipped)} files left out" if found.skipped else ""
+    return {"documents": found.documents, "chunks": found.chunks, "skipped": list(found.skipped),
+            "summary": f"{found.documents} documents, {found.chunks} chunks{skipped}"}  # fmt: skip
+
+
+def generate(spec, record, settings: Settings, report, check) -> dict:
+    from engine.data.generation import GenerationSpec, generate_qa
+    from engine.models.generation import load_generator
+    from engine.rag.embedder import Embedder
+
+    report(0.0, "loading the model")
+    gen = GenerationSpec(kb=spec.name, dataset=spec.dataset, passages=spec.passages,
+                         answers_per_passage=spec.answers_per_passage)  # fmt: skip
+    found = generate_qa(gen, load_generator(settings=settings), Embedder.shared(), settings, report, check)
+    return {"version": found.version, "kept": found.kept, "candidates": found.candidates,
+            "summary": f"{found.kept} pairs kept of {found.candidates} candidates"}  # fmt: skip
+
+
+def split(spec, record, settings: Settings, report, check) -> dict:
+    from engine.data.steps import split_version
+
+    report(0.0, "splitting by document")
+    manifest, leaks, sizes = split_version(settings, spec.dataset, record["steps"]["generate"]["version"])
+    return {"version": manifest.id, "sizes": sizes, "leaks": leaks.counts(),
+            "summary": ", ".join(f"{n} {k}" for k, n in sizes.items())}  # fmt: skip
+
+
+def eval_spec(spec, record, adapter: str = ""):
+    """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
+    collection's knowledge base as the Query page retrieves."""
+    from engine.evaluation.runner import EvalSpec
+
+    if spec.questions:
+        where = {"dataset": spec.questions, "split": ""}
+    else:
+        where = {"dataset": f"{spec.dataset}@{record['steps']['split']['version']}", "split": "test"}
+    return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, **where)
+
+
+def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:
+    from engine.evaluation.runner import prepare_evaluation, run_evaluation
+    from engine.tracking import Tracker
+
+    found = eval_spec(spec, record, adapter)
+    report(0.0, "loading the model")
+    generator, embedder, store = prepare_evaluation(found, settings)
+    result = run_evaluation(
+        found, generator, embedder, store, settings, Tracker(settings),
+        on_progress=lambda d, t: report(d / t, f"{d} of {t} questions"), check_cancelled=check,
+    )  # fmt: skip
+    m = result.metrics
+    return {"f1": m["f1"], "em": m["em"], "recall@5": m.get("recall@5"), "run_id": result.run_id,
+            "questions": len(result.rows), "scores": {r["id"]: r["f1"] for r in result.rows},
+            "written_by_people": bool(spec.questions),
+            "summary": f"F1 {m['f1']:.1f}, EM {m['em']:.1f} on {len(result.rows)} questions"}  # fmt: skip
+
+
+def baseline(spec, record, settings: Settings, report, check) -> dict:
+    return evaluated(spec, record, settings, report, check)
+
+
+def train(spec, record, settings: Settings, report, check) -> dict:
+    from engine.finetune.presets import COLLECTION, preset_spec
+    from engine.finetune.runs import last_checkpoint, run_dir_for
+    from engine.finetune.trainer import train as train_adapter
+    from engine.tracking import Tracker
+
+    qa = f"{spec.dataset}@{record['steps']['split']['version']}"
+    found = preset_spec(COLLECTION.name, adapter=spec.adapter, dataset=qa, kb=spec.name, **dict(spec.train))
+    resume = last_checkpoint(run_dir_for(spec.adapter, settings)) is not None
+
+    def stop() -> bool:
+        check()  # a cancelled job stops here, between steps; the checkpoint lets the step resume
+        return False
+
+    result = train_adapter(found, settings, Tracker(settings), report, stop, resume=resume)
+    return {"adapter": result.adapter, "steps": result.steps, "best": result.best_metric, "run_id": result.run_id,
+            "summary": f"{result.steps} steps, best validation {result.best_metric}"}  # fmt: skip
+
+
+def evaluate(spec, record, settings: Settings, report, check) -> dict:
+    return evaluated(spec, record, settings, report, check, adapter=record["steps"]["train"]["adapter"])
+
+
+def compare(spec, record, settings: Settings, report, check) -> dict:
+    from engine.stats.bootstrap import paired_bootstrap
+
+    base, tuned = record["steps"]["baseline"]["scores"], record["steps"]["evaluate"]["scores"]
+    ids = [i for i in base if i in tuned]
+    if len(ids) < 2:
+        raise InputError("The two evaluations share fewer than 2 questions: run them again.")
+    diff = paired_bootstrap([base[i] for i in ids], [tuned[i] for i in ids])
+    who = "people's questions" if spec.questions else "generated test questions (not written by people)"
+    verdict = "better" if diff.low > 0 else "worse" if diff.high < 0 else "no clear difference"
+    summary = f"F1 {diff.mean:+.1f} [{diff.low:+.1f}, {diff.high:+.1f}] on {diff.n} {who}: {verdict}"
+    return {"gain": diff.mean, "low": diff.low, "high": diff.high, "n": diff.n, "verdict": verdict,
+            "summary": summary}  # fmt: skip
+
+
+def activate(spec, record, settings: Settings, report, check) -> dict:
+    from engine.models.active import set_active
+
+    if record["steps"]["compare"]["verdict"] != "better":
+        return {"activated": False, "summary": "the base model stays active: the adapter is not measurably better"}
+    set_active(settings, adapter=record["steps"]["train"]["adapter"])
+    return {"activated": True, "summary": f"{record['steps']['train']['adapter']} answers on the Query page now"}

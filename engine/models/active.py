@@ -1,0 +1,42 @@
+"""The model the Studio answers with by default, kept in the data dir so the app and the CLI agree.
+
+A choice is a model source (empty: the default model) and a LoRA adapter from the registry (empty:
+none). The guided loop makes a winning adapter active; the Models page and ``engine ask`` read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from engine.settings import Settings
+from engine.write_policy import write_atomic
+
+ACTIVE_FILE = "active-model.json"
+
+
+@dataclass(frozen=True)
+class ActiveChoice:
+    model: str = ""  # a HF id, a folder or a .gguf file; empty: the default model
+    adapter: str = ""
+
+
+def read_active(settings: Settings) -> ActiveChoice:
+    """The saved choice; nothing saved, or a file that cannot be read, is the default model."""
+    path = settings.data_dir / ACTIVE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return ActiveChoice(str(data.get("model") or ""), str(data.get("adapter") or ""))
+    except (OSError, ValueError, AttributeError):
+        return ActiveChoice()
+
+
+def set_active(settings: Settings, model: str = "", adapter: str = "") -> ActiveChoice:
+    """Save the choice (an adapter must exist in the registry)."""
+    if adapter:
+        from engine.finetune.adapters import AdapterRegistry
+
+        AdapterRegistry(settings).get(adapter)  # NotFoundError names the registered ones
+    choice = ActiveChoice(model.strip(), adapter.strip())
+    write_atomic(settings.data_dir / ACTIVE_FILE, json.dumps(asdict(choice)))
+    return choice
