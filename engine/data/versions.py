@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -201,13 +202,19 @@ def log_dataset_input(tracker, run_id: str, manifest: Manifest, records: Iterabl
     tracker.client.log_inputs(run_id, datasets=[entry])
 
 
+def param_key(*parts: str) -> str:
+    """An MLflow parameter name from parts (a user's source or topic label may hold any character;
+    MLflow takes letters, digits, ``_ - . : /`` and spaces)."""
+    return ".".join(re.sub(r"[^\w\-.:/ ]", "_", p) for p in parts if p)
+
+
 def log_version(tracker, manifest: Manifest, records: Iterable[QARecord]) -> str:
     """Log a version as a run of the ``studio-datasets`` experiment; returns the run id."""
     records = list(records)
     params = {"dataset": manifest.dataset, "version": manifest.id, "parent": manifest.parent}
     for group, values in manifest.counts.items():  # {"records": 3, "splits": {"train": 2}} -> count, count.splits.train
         items = values.items() if isinstance(values, dict) else [("", values)]
-        params |= {".".join(filter(None, ("count", group if group != "records" else "", k))): v for k, v in items}
+        params |= {param_key("count", group if group != "records" else "", k): v for k, v in items}
     params |= {"generator": manifest.generator} if manifest.generator else {}
     tags = {"studio.dataset": manifest.dataset, "studio.version": manifest.id}
     run_id = tracker.start(EXPERIMENT, f"{manifest.dataset}@{manifest.id}", params, tags)

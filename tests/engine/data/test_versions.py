@@ -158,7 +158,8 @@ def test_diff_finds_added_removed_changed_and_stat_deltas(hotpot) -> None:
 
 def test_log_version_names_the_data_as_a_run_input(settings, tracker, hotpot) -> None:
     store = DatasetStore(settings)
-    records = [r.with_metadata(split="train") for r in hotpot[:40]]
+    # a source label with characters MLflow refuses in a parameter name (the user's own words)
+    records = [r.with_metadata(split="train", source="notes (by people)") for r in hotpot[:40]]
     manifest = store.save("hotpot-small", records, generator="SmolLM2-135M", thresholds={"answer_f1": 0.5})
     run_id = log_version(tracker, manifest, records)
     run = tracker.client.get_run(run_id)
@@ -168,6 +169,7 @@ def test_log_version_names_the_data_as_a_run_input(settings, tracker, hotpot) ->
     assert (params["dataset"], params["version"], params["count"], params["count.splits.train"]) == (
         "hotpot-small", manifest.id, "40", "40",
     )  # fmt: skip
+    assert params["count.sources.notes _by people_"] == "40"
     (entry,) = run.inputs.dataset_inputs
     assert (entry.dataset.name, entry.dataset.digest) == (f"hotpot-small@{manifest.id}", manifest.id)
     assert json.loads(entry.dataset.profile)["num_rows"] == 40

@@ -1,0 +1,86 @@
+"""A development collection made from the shared data: documents, and questions about them written by people.
+
+    .venv/bin/python bench/dev_collection.py --documents 200 --out /tmp/dev-collection
+
+The documents are Wikipedia paragraphs (one Markdown file each, its title as the heading) holding
+the gold paragraphs of HotpotQA questions of the fixed test split, taken in the split's order until
+there are ``--documents`` of them; the questions are those HotpotQA questions (written by people,
+never generated) whose gold paragraphs are all in the folder. No question of HotpotQA's training or
+validation split is used, so an adapter trained on HotpotQA has not seen them. Writes:
+
+- ``<out>/documents/*.md``: the folder a user would point the Studio at;
+- ``<out>/questions.jsonl``: the questions, answers, gold passages and their files (document ids), to
+  import with ``python -m engine data import <out>/questions.jsonl --dataset <name>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def file_name(title: str, taken: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60] or "document"
+    name, n = f"{stem}.md", 2
+    while name in taken:
+        name, n = f"{stem}-{n}.md", n + 1
+    taken.add(name)
+    return name
+
+
+def build(out: Path, documents: int, shared: Path, settings) -> dict:
+    from engine.finetune.splits import split_items
+
+    items = split_items(shared / "hotpotqa-dev.jsonl", settings, "test")
+    files: dict[str, str] = {}  # title -> file name
+    texts: dict[str, str] = {}
+    questions, taken = [], set()
+    for item in items:
+        gold = [(t, text) for t, text in item.paragraphs if t in item.supporting_titles]
+        new = [t for t, _ in gold if t not in files]
+        if len(files) + len(new) > documents:
+            break
+        for title, text in gold:
+            if title not in files:
+                files[title], texts[title] = file_name(title, taken), text
+        questions.append({
+            "id": f"hotpotqa-{item.id}", "question": item.question.strip(), "answer": item.answer,
+            "contexts": [{"title": t, "text": text, "doc_id": files[t]} for t, text in gold],
+            "doc_ids": [files[t] for t, _ in gold],
+            "metadata": {"source": "hotpotqa (written by people)", "category": item.type, "hotpotqa_id": item.id},
+        })  # fmt: skip
+    folder = out / "documents"
+    folder.mkdir(parents=True, exist_ok=True)
+    for title, name in files.items():
+        (folder / name).write_text(f"# {title}\n\n{texts[title]}\n", encoding="utf-8")
+    with (out / "questions.jsonl").open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in questions)
+    return {"documents": len(files), "questions": len(questions), "folder": str(folder)}
+
+
+def main() -> int:
+    from engine.settings import Settings, load_settings
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--documents", type=int, default=200)
+    p.add_argument("--out", required=True, help="a new folder")
+    a = p.parse_args()
+    out = Path(a.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"error: {out} is not empty: choose a new folder", file=sys.stderr)
+        return 2
+    shared = load_settings().shared_data_dir
+    with tempfile.TemporaryDirectory() as tmp:  # the fixed split is made in a scratch data dir, not the user's
+        found = build(out, a.documents, shared, Settings(data_dir=Path(tmp), shared_data_dir=shared))
+    print(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
