@@ -7,6 +7,7 @@ from engine.data.versions import DatasetStore
 from engine.resources import describe_device, snapshot
 from engine.tracking import EVALUATION, QUERY, TRAINING
 from ui import resources as r
+from ui.loop import loop_panel
 from ui.widgets import page_header, seconds_since, user_errors
 
 page_header(
@@ -33,6 +34,7 @@ with user_errors():
         f"({loaded.model.dtype}, loaded in {loaded.load_seconds:.1f} s{' from cache' if loaded.from_cache else ''})"
     )
     st.page_link("pages/2_Models.py", label="Models: load, swap, memory →", icon="🧠")
+    loop_panel()
 
     left, right = st.columns(2)
     with left:

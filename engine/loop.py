@@ -153,3 +153,22 @@ def run_loop_command(a) -> int:
     for step, found in record["steps"].items():
         print(f"{step:<9} {found['seconds'] / 60:6.1f} min  {found.get('summary', '')}")
     return 0
+
+
+def list_loops(settings: Settings) -> list[str]:
+    """The loops recorded in the data dir, newest first."""
+    folder = settings.data_dir / "loops"
+    if not folder.is_dir():
+        return []
+    return [p.stem for p in sorted(folder.glob("*.json"), key=lambda p: -p.stat().st_mtime)]
+
+
+def step_rows(record: dict, running: str = "") -> list[dict]:
+    """One row per step: done (minutes, what it found), running, or to do."""
+    rows = []
+    for step in STEPS:
+        found = record["steps"].get(step)
+        state = "done" if found else "running" if step == running else "to do"
+        rows.append({"step": step, "state": state, "minutes": round(found["seconds"] / 60, 1) if found else None,
+                     "result": (found or {}).get("summary", "")})  # fmt: skip
+    return rows

@@ -25,13 +25,14 @@ def ingest(spec, record, settings: Settings, report, check) -> dict:
 
 def generate(spec, record, settings: Settings, report, check) -> dict:
     from engine.data.generation import GenerationSpec, generate_qa
+    from engine.models.catalog import default_spec
     from engine.models.generation import load_generator
     from engine.rag.embedder import Embedder
 
     report(0.0, "loading the model")
     gen = GenerationSpec(kb=spec.name, dataset=spec.dataset, passages=spec.passages,
                          answers_per_passage=spec.answers_per_passage)  # fmt: skip
-    found = generate_qa(gen, load_generator(settings=settings), Embedder.shared(), settings, report, check)
+    found = generate_qa(gen, load_generator(default_spec(), settings), Embedder.shared(), settings, report, check)
     return {"version": found.version, "kept": found.kept, "candidates": found.candidates,
             "summary": f"{found.kept} pairs kept of {found.candidates} candidates"}  # fmt: skip
 
@@ -49,12 +50,15 @@ def eval_spec(spec, record, adapter: str = ""):
     """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
     collection's knowledge base as the Query page retrieves."""
     from engine.evaluation.runner import EvalSpec
+    from engine.models.catalog import default_spec
 
     if spec.questions:
         where = {"dataset": spec.questions, "split": ""}
     else:
         where = {"dataset": f"{spec.dataset}@{record['steps']['split']['version']}", "split": "test"}
-    return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, **where)
+    model = default_spec()  # the model as the Query page answers with it, base and adapter alike
+    return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, dtype=model.dtype,
+                    quantization=model.quantization, **where)  # fmt: skip
 
 
 def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:

@@ -41,7 +41,9 @@ def add_ab_arguments(sub) -> None:
     ab.add_argument("--dataset", default="", help="a saved dataset version's records instead of HotpotQA")
     ab.add_argument("--version", default="", help="the dataset's version (default: its newest)")
     ab.add_argument("--limit", type=int, default=100, help="at most N items")
-    ab.add_argument("--mode", default="distractor", choices=["closed-book", "distractor"])
+    ab.add_argument("--mode", default="distractor", choices=["closed-book", "distractor", "kb"],
+                    help="kb: every variant retrieves from --kb, as the Query page does")  # fmt: skip
+    ab.add_argument("--kb", default="", help="the knowledge base of --mode kb")
     ab.add_argument("--parallel", default="auto", choices=["auto", "always", "never"],
                     help="auto: variants run at once where memory and cores allow")  # fmt: skip
     ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
@@ -96,7 +98,7 @@ def run_ab(a) -> int:
     spec = ExperimentSpec(
         name=a.name, variants=tuple(parse_variant(v) for v in a.variant), data=a.data,
         split="" if a.split == "all" else a.split, dataset=a.dataset, version=a.version, limit=a.limit, mode=a.mode,
-        parallel=a.parallel, batch_size=a.batch_size,
+        kb=a.kb, parallel=a.parallel, batch_size=a.batch_size,
     )  # fmt: skip
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)

@@ -53,19 +53,37 @@ def experiment_form() -> None:
             "seed": st.column_config.NumberColumn("seed", min_value=0, step=1),
         },
     )  # fmt: skip
+    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
+
     with st.form("ab"):
-        cols = st.columns(5)
+        cols = st.columns(4)
         name = cols[0].text_input("Experiment name", "base-vs-int4", key="ab-name")
-        split = cols[1].selectbox("HotpotQA questions", ["test", "validation", "train"], key="ab-split",
-                                  help="the fixed split used for fine-tuning (test: 300 questions)")  # fmt: skip
-        limit = cols[2].number_input("Items", 2, 1000, 30, key="ab-limit")
-        mode = cols[3].selectbox("Mode", MODES, index=MODES.index("distractor"), key="ab-mode")
-        parallel = cols[4].selectbox("Run variants", ["auto", "never", "always"], key="ab-parallel",
+        qa_set = cols[1].selectbox(
+            "Questions",
+            qa_set_names(r.settings()),
+            key="ab-qa-set",
+            help="a QA set of yours (Datasets page) or hotpotqa, the built-in benchmark",
+        )
+        split = cols[2].selectbox(
+            "Split",
+            ["test", "validation", "train", ""],
+            key="ab-split",
+            format_func=lambda s: s or "all records",
+            help="HotpotQA: the fixed split used for fine-tuning (test: 300 questions)",
+        )
+        limit = cols[3].number_input("Items", 2, 1000, 30, key="ab-limit")
+        more = st.columns(3)
+        mode = more[0].selectbox("Mode", MODES, index=MODES.index("distractor"), key="ab-mode",
+                                 help="distractor: each question's own passages; kb: retrieval from a knowledge "
+                                 "base, as the Query page does")  # fmt: skip
+        kb = more[1].selectbox("Knowledge base (mode kb)", ["", *r.store().names()], key="ab-kb")
+        parallel = more[2].selectbox("Run variants", ["auto", "never", "always"], key="ab-parallel",
                                      help="auto: side by side where memory and cores allow")  # fmt: skip
         if st.form_submit_button("Run experiment", type="primary"):
             with user_errors():
+                dataset = "" if qa_set == HOTPOTQA else qa_set
                 spec = ExperimentSpec(name=name.strip(), variants=variants_from(frame), split=split, limit=int(limit),
-                                      mode=mode, parallel=parallel)  # fmt: skip
+                                      mode=mode, kb=kb, parallel=parallel, dataset=dataset)  # fmt: skip
                 st.session_state["ab-job"] = jobs.start_job("ab", spec.to_dict()).id
                 st.session_state.pop("ab-job-shown", None)
 

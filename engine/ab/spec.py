@@ -14,7 +14,8 @@ from engine.errors import InputError
 from engine.names import check_safe_name
 
 PARALLEL = ("auto", "always", "never")
-MODES = ("closed-book", "distractor")  # distractor with a dataset version: each record's own contexts
+# distractor with a dataset version: each record's own contexts; kb: retrieval from a knowledge base (``kb``)
+MODES = ("closed-book", "distractor", "kb")
 SPLITS = ("", "train", "validation", "test")  # "": the file's first questions (all records of a dataset)
 NUMBERS = {"k": int, "temperature": float, "seed": int, "limit": int, "batch_size": int}
 
@@ -109,7 +110,8 @@ class ExperimentSpec:
     dataset: str = ""  # a saved dataset version instead of HotpotQA
     version: str = ""
     limit: int | None = 100  # at most this many items (None: all)
-    mode: str = "distractor"  # closed-book, or distractor (HotpotQA's own paragraphs / a record's contexts)
+    mode: str = "distractor"  # closed-book, distractor (HotpotQA's own paragraphs / a record's contexts), or kb
+    kb: str = ""  # the knowledge base of mode kb (a collection's: the way the Query page retrieves)
     parallel: str = "auto"  # auto: variants run at once where memory and cores allow (see plan_parallel)
     # 1: each item's latency is its own; with larger batches an item's latency is its batch's time
     batch_size: int = 1
@@ -137,6 +139,8 @@ class ExperimentSpec:
             raise InputError("The limit must be at least 2 items: the paired tests need two or more.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError("The batch size must be at least 1.")
+        if self.mode == "kb" and not self.kb.strip():
+            raise InputError("Mode kb needs a knowledge base to retrieve from.")
         if self.version and not self.dataset:
             raise InputError("A dataset version was given without its dataset.")
         if self.dataset:

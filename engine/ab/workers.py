@@ -119,6 +119,12 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     retriever = None
     if experiment.mode == "distractor":
         retriever = distractor_retriever(items, settings, None, evaluation.follow_links)
+    elif experiment.mode == "kb":
+        from engine.rag.embedder import Embedder
+        from engine.rag.retriever import KnowledgeBaseRetriever
+        from engine.rag.store import KnowledgeBaseStore
+
+        retriever = KnowledgeBaseRetriever(KnowledgeBaseStore(settings, Embedder.shared()), experiment.kb)
     pipeline = RagPipeline(retriever, generator, prompt, sampling_of(variant, prompt))
     answers = []
     step = PROGRESS_STEP * experiment.batch_size

@@ -276,6 +276,7 @@ def finish(
 
 def generate_job(args: dict, ctx) -> dict:
     """The background-job form (kind ``generate-qa``): args are GenerationSpec fields (filters as a dict)."""
+    from engine.models.catalog import default_spec
     from engine.models.generation import load_generator
     from engine.rag.embedder import Embedder
     from engine.settings import load_settings
@@ -286,7 +287,7 @@ def generate_job(args: dict, ctx) -> dict:
     spec = GenerationSpec(**fields_)
     ctx.progress(0.0, "loading the model")
     settings = load_settings()
-    report = generate_qa(spec, load_generator(settings=settings), Embedder.shared(), settings, ctx.progress,
+    report = generate_qa(spec, load_generator(default_spec(), settings), Embedder.shared(), settings, ctx.progress,
                          ctx.check_cancelled)  # fmt: skip
     ctx.log(f"kept {report.kept} of {report.candidates} candidates: version {report.version} of {report.dataset}")
     return asdict(report)

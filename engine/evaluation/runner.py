@@ -40,6 +40,7 @@ class EvalSpec:
     model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
     adapter: str = ""  # a LoRA adapter from the registry, merged into the model
     dtype: str = "auto"
+    quantization: str = "none"  # e.g. int4-weight: the app's default on a CPU (see engine.models.catalog)
     split: str = ""  # empty: the file's first questions (a dataset's records: all); else train / validation / test
     prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
     max_source_chars: int = 600
@@ -221,7 +222,7 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
         from engine.finetune.adapters import AdapterRegistry
 
         AdapterRegistry(settings).get(spec.adapter)
-    model = replace(spec_for(spec.model), adapter=spec.adapter, dtype=spec.dtype)
+    model = replace(spec_for(spec.model), adapter=spec.adapter, dtype=spec.dtype, quantization=spec.quantization)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
     if store is not None:

@@ -117,6 +117,15 @@ BUNDLED: tuple[CatalogEntry, ...] = (
 )  # fmt: skip
 
 
+def default_spec() -> ModelSpec:
+    """The model the Studio answers with until another is made active: the bundled model with the
+    catalog's balanced preset for this device (on a CPU, torch's int4 weight-only path)."""
+    from engine.models.spec import DEFAULT_MODEL, resolve_device
+
+    kind = resolve_device("auto").split(":")[0]
+    return next(e for e in BUNDLED if e.name == DEFAULT_MODEL.name).model_spec(kind, "balanced")
+
+
 def parse_entry(raw, where: str) -> CatalogEntry:
     """One user entry from its YAML mapping; errors name ``where`` and the field."""
     if not isinstance(raw, dict):

@@ -253,3 +253,20 @@ def test_a_variant_process_reports_its_error_and_a_cancel_stops_the_processes(se
     with pytest.raises(KeyboardInterrupt):
         run_in_processes([payload | {"variant": "base"}, payload | {"variant": "int4"}], check_cancelled=cancel)
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("ab-")]
+
+
+@pytest.mark.slow
+def test_a_variant_answers_a_qa_set_retrieving_from_its_knowledge_base(collection, settings):
+    from engine.ab.workers import answer_variant
+
+    quick = {"prompt": "zero-shot", "k": 2}
+    spec = spec_of(VariantSpec("base", **quick), VariantSpec("one-source", **quick | {"k": 1}), dataset="notes-qa",
+                   split="test", mode="kb", kb="notes", limit=3)  # fmt: skip
+    items, resolved = experiment_items(spec, settings)
+    assert resolved.version == collection and all(i.supporting_docs for i in items)
+    payload = {"experiment": resolved.to_dict(), "variant": "base", "data_dir": str(settings.data_dir),
+               "shared_dir": str(settings.shared_data_dir)}  # fmt: skip
+    rows = answer_variant(payload)["rows"]
+    assert [r["item_id"] for r in rows] == [i.id for i in items]
+    with pytest.raises(InputError, match="Mode kb needs a knowledge base"):
+        spec_of(mode="kb")

@@ -1,0 +1,81 @@
+"""The guided loop on a real collection: a folder of documents, people's questions, the bundled model.
+
+Kept small (a few chunks, a few training steps) so the whole loop runs in minutes on 2 CPU cores;
+what is checked is that each step does its part and hands the next one what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.data.versions import DatasetStore
+from engine.errors import InputError, NotFoundError
+from engine.finetune.adapters import AdapterRegistry
+from engine.loop import STEPS, LoopSpec, list_loops, read_loop, run_loop, start_loop, step_rows
+from engine.models.active import read_active
+
+pytestmark = pytest.mark.slow
+
+TINY_TRAINING = {"train_limit": 8, "epochs": 1.0, "val_limit": 2, "val_f1": False, "stop_on": "loss",
+                 "max_length": 512, "rag": {"max_source_chars": 150, "sources": "retrieved", "k": 2}}  # fmt: skip
+
+
+@pytest.fixture
+def folder(tmp_path, collection_records):
+    """The collection's documents as Markdown files, and its questions as the people's test set."""
+    records, docs = collection_records(12)
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for d in docs:
+        (folder / d.source).write_text(f"# {d.title}\n\n{d.text}\n", encoding="utf-8")
+    return folder, records
+
+
+def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
+    path, records = folder
+    DatasetStore(settings).save("people", records)
+    spec = LoopSpec("notes", str(path), questions="people", passages=12, eval_limit=6,
+                    train=tuple(TINY_TRAINING.items()))  # fmt: skip
+    start_loop(settings, spec)
+    seen = []
+    record = run_loop(settings, "notes", lambda f, m: seen.append((f, m)), until="split")
+    assert list(record["steps"]) == ["ingest", "generate", "split"]
+    assert record["steps"]["ingest"]["documents"] == len(list(path.iterdir()))
+    generated = DatasetStore(settings).load("notes-qa", record["steps"]["split"]["version"])
+    files = {p.name for p in path.iterdir()}
+    assert generated and all(r.doc_ids[0] in files for r in generated)  # each pair names its file
+    assert {r.metadata["split"] for r in generated} == {"train", "validation", "test"}
+    assert all(0 <= f <= 1 for f, _ in seen) and any(m.startswith("generate:") for _, m in seen)
+
+    record = run_loop(settings, "notes")  # continues where it stopped
+    assert list(record["steps"]) == list(STEPS)
+    base, tuned = record["steps"]["baseline"], record["steps"]["evaluate"]
+    assert base["questions"] == tuned["questions"] == 6 and base["written_by_people"]
+    assert set(base["scores"]) == set(tuned["scores"])
+    compare = record["steps"]["compare"]
+    assert compare["n"] == 6 and compare["low"] <= compare["gain"] <= compare["high"]
+    assert AdapterRegistry(settings).get("notes-lora").datasets[0]["dataset"] == "notes-qa"
+    activated = record["steps"]["activate"]["activated"]
+    assert activated == (compare["verdict"] == "better")
+    assert read_active(settings).adapter == ("notes-lora" if activated else "")
+    on_disk = json.loads((settings.data_dir / "loops" / "notes.json").read_text())
+    assert on_disk["steps"].keys() == record["steps"].keys()
+    assert [row["state"] for row in step_rows(read_loop(settings, "notes"))] == ["done"] * len(STEPS)
+    assert list_loops(settings) == ["notes"]
+
+
+def test_bad_loops_are_clear_errors(settings, tmp_path):
+    with pytest.raises(InputError, match="Invalid collection name"):
+        LoopSpec("../x", str(tmp_path))
+    with pytest.raises(InputError, match="folder"):
+        LoopSpec("notes", " ")
+    with pytest.raises(NotFoundError, match="no loop 'nothing'"):
+        read_loop(settings, "nothing")
+    start_loop(settings, LoopSpec("notes", str(tmp_path / "missing")))
+    with pytest.raises(InputError, match="other settings"):
+        start_loop(settings, LoopSpec("notes", str(tmp_path)))
+    with pytest.raises(InputError, match="does not exist"):
+        run_loop(settings, "notes")
+    assert read_loop(settings, "notes")["steps"] == {}  # a failed step records nothing

@@ -1,0 +1,80 @@
+"""The guided loop on Home: a folder of documents to a measured, better model, step by step as a background job."""
+
+import pandas as pd
+import streamlit as st
+
+from engine import jobs
+from engine.data.versions import DatasetStore
+from engine.loop import STEPS, LoopSpec, list_loops, next_step, read_loop, start_loop, step_rows
+from ui import resources as r
+from ui.widgets import user_errors, watch_job
+
+HELP = (
+    "Point the Studio at a folder of your documents. It builds a knowledge base, writes QA pairs from them "
+    "(review them on the Datasets page), measures the base model on your questions, trains an adapter with the "
+    "measured collection recipe, measures it on the same questions and compares the two with a paired 95% "
+    "interval; a measurably better adapter becomes the model the Query page answers with."
+)
+
+
+def new_loop_form() -> None:
+    with st.form("new-loop"):
+        cols = st.columns([1, 2, 1])
+        name = cols[0].text_input("Collection name", placeholder="my-notes", help="Names the knowledge base, "
+                                  "<name>-qa and <name>-lora. Letters, digits, '.', '_' and '-'.")  # fmt: skip
+        folder = cols[1].text_input(
+            "Folder of documents",
+            placeholder="/home/me/notes",
+            help="Text, Markdown, PDF and JSONL files; links out of it are left out.",
+        )
+        questions = cols[2].selectbox(
+            "Your test questions", ["", *DatasetStore(r.settings()).datasets()],
+            format_func=lambda d: d or "the generated test split",
+            help="Questions written by people, with their answers (import a JSONL/CSV on the Datasets page). Every "
+            "claim of 'better' should rest on them; generated questions are a weaker check, and the report says so.",
+        )  # fmt: skip
+        more = st.columns(3)
+        passages = more[0].number_input("Passages to generate from", 0, 100_000, 0, help="0: every chunk.")
+        limit = more[1].number_input("Evaluation questions (at most)", 2, 5000, LoopSpec.eval_limit)
+        stop = more[2].selectbox(
+            "Stop after",
+            ["", *STEPS],
+            format_func=lambda s: s or "the last step",
+            help="e.g. generate: review the pairs on the Datasets page, then continue.",
+        )
+        if st.form_submit_button("Start the loop", type="primary"):
+            spec = LoopSpec(name.strip(), folder.strip(), questions, int(passages), eval_limit=int(limit))
+            start_loop(r.settings(), spec)
+            st.session_state["loop-job"] = jobs.start_job("loop", {"name": spec.name, "until": stop}).id
+            st.session_state["loop-name"] = spec.name
+
+
+def loop_panel() -> None:
+    """Start a loop, or follow and continue one: its steps, the running job, the comparison."""
+    st.subheader("Your documents, end to end")
+    st.caption(HELP)
+    with user_errors():
+        names = list_loops(r.settings())
+        if names:
+            live(st.selectbox("Loop", names, key="loop-name"))
+        with st.expander("Start a new loop", expanded=not names):
+            new_loop_form()
+
+
+@st.fragment(run_every=3.0)
+def live(name: str) -> None:
+    """The loop's steps (done, running, to do), its job's progress, and the buttons that continue it."""
+    with user_errors():
+        record = read_loop(r.settings(), name)
+        state = watch_job("loop", "loop-job")
+        running = bool(state and not state.done and state.args.get("name") == name)
+        st.dataframe(pd.DataFrame(step_rows(record, next_step(record) if running else "")), hide_index=True,
+                     width="stretch")  # fmt: skip
+        if (step := next_step(record)) and not running:
+            cols = st.columns([1, 1, 3])
+            if cols[0].button(f"Run from {step}", type="primary", key="loop-continue"):
+                st.session_state["loop-job"] = jobs.start_job("loop", {"name": name}).id
+                st.rerun()
+            if cols[1].button(f"Run {step} only", key="loop-one"):
+                st.session_state["loop-job"] = jobs.start_job("loop", {"name": name, "until": step}).id
+                st.rerun()
