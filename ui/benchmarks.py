@@ -154,3 +154,53 @@ def matrix_section() -> None:
     matrix_view(runs)
     st.markdown("**Trends**")
     trends(runs)
+
+
+MODE_HELP = (
+    "closed-book: no sources; distractor (given): each question's own passages (HotpotQA: its 10 paragraphs; a QA "
+    "set of yours: the records' contexts); kb: retrieval from a knowledge base, as the Query page does."
+)
+
+
+def eval_form():
+    """The evaluation form: an EvalSpec when it was submitted (bad input is raised here, before a job starts)."""
+    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
+    from engine.evaluation.runner import MODES, EvalSpec, eval_items
+
+    with st.form("eval"):
+        cols = st.columns(5)
+        qa_set = cols[0].selectbox(
+            "Questions",
+            qa_set_names(r.settings()),
+            help="A QA set of yours (Datasets page), or hotpotqa, the built-in benchmark.",
+        )
+        split = cols[1].selectbox(
+            "Split", ["test", "", "validation", "train"], format_func=lambda s: s or "all (HotpotQA: the first N)",
+            help="HotpotQA: the fixed split used for fine-tuning (600/100/300); a QA set of yours: its split.",
+        )  # fmt: skip
+        mode = cols[2].selectbox("Mode", MODES, index=1, help=MODE_HELP)
+        kb = cols[3].selectbox("Knowledge base (mode kb)", ["hotpotqa-wiki", *r.store().names()])
+        limit = cols[4].number_input("Questions (at most)", 1, 5000, 50)
+        more = st.columns(6)
+        model = more[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        adapter = more[1].selectbox("Adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none",
+                                    help="A LoRA adapter from the Fine-tune page, merged into the model.")  # fmt: skip
+        prompt = more[2].selectbox("Prompt", ["", "few-shot", "zero-shot"], format_func=lambda p: p or "automatic",
+                                   help="automatic: the adapter's training prompt, else few-shot.")  # fmt: skip
+        k = more[3].number_input("k", 1, 10, 5)
+        batch = more[4].number_input("Batch size", 1, 64, 16)
+        follow = more[5].number_input(
+            "Follow links from the first", 0, 5, EvalSpec.follow_links,
+            help="distractor mode: passages whose title the first N retrieved passages mention move up "
+            "(a second hop for multi-hop questions); 0: the embedding ranking only.",
+        )  # fmt: skip
+        if not st.form_submit_button("Start evaluation", type="primary"):
+            return None
+    spec = EvalSpec(
+        dataset="" if qa_set == HOTPOTQA else qa_set, mode=mode, kb=kb, limit=int(limit), k=int(k),
+        batch_size=int(batch), model=model.strip(), adapter=adapter, split=split, prompt=prompt,
+        follow_links=int(follow),
+    )  # fmt: skip
+    spec_for(spec.model)  # bad paths are reported here, before a job starts
+    eval_items(spec, r.settings())  # and a QA set that is not split, or has no such split
+    return spec

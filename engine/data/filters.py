@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from engine.evaluation.metrics import f1, normalize_answer
+from engine.evaluation.metrics import f1_precision_recall, normalize_answer
 
 LEFTOVER = re.compile(r"\b(passage|answer)\s*:", re.IGNORECASE)
 
@@ -26,6 +26,7 @@ class FilterSpec:
     min_question_words: int = 5
     max_question_words: int = 30
     max_answer_words: int = 5
+    max_sentence_words: int = 60  # a descriptive answer: one sentence
     max_copy: float = 0.6  # longest run of passage words in the question, as a share of the question
     max_similarity: float = 0.9  # cosine to a question kept before
     retrieval_k: int = 5  # the source passage must be in the top k when retrieving with the question
@@ -59,7 +60,7 @@ class Filter:
     name: str
     help: str
     score: Callable[[Candidate], float]
-    passes: Callable[[float, FilterSpec], bool]
+    passes: Callable[[float, FilterSpec, Candidate], bool]
     needs: str = ""  # evidence key that must be present (made by generation); missing: the candidate fails
 
 
@@ -91,24 +92,36 @@ def copy_share(c: Candidate) -> float:
     return best / len(q)
 
 
+DESCRIPTION = "description"  # a whole sentence as the answer (see engine.data.spans.description)
+
+
+def round_trip_score(c: Candidate) -> float:
+    """F1 of the model's answer against the span; for a descriptive answer (a sentence, which a short answer
+    cannot match word for word), the share of the model's answer that the sentence holds."""
+    scores = f1_precision_recall(c.evidence["model_answer"], c.answer)
+    return scores[1] if c.kind == DESCRIPTION else scores[0]
+
+
 FILTERS: tuple[Filter, ...] = (
     Filter("well_formed", "One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
-           well_formed, lambda s, spec: s == 1.0),
+           well_formed, lambda s, spec, c: s == 1.0),
     Filter("question_length", "Question length in words, within the bounds.",
            lambda c: float(len(words(c.question))),
-           lambda s, spec: spec.min_question_words <= s <= spec.max_question_words),
-    Filter("answer_length", "Answer length in words, at most the maximum.",
-           lambda c: float(len(words(c.answer))), lambda s, spec: 1 <= s <= spec.max_answer_words),
-    Filter("not_copy", "Share of the question copied verbatim from the passage (longest run), at most the maximum.",
-           copy_share, lambda s, spec: s <= spec.max_copy),
+           lambda s, spec, c: spec.min_question_words <= s <= spec.max_question_words or c.kind == DESCRIPTION),
+    Filter("answer_length", "Answer length in words, at most the maximum (a descriptive answer: its sentence's).",
+           lambda c: float(len(words(c.answer))),
+           lambda s, spec, c: 1 <= s <= (spec.max_sentence_words if c.kind == DESCRIPTION else spec.max_answer_words)),
+    Filter("not_copy", "Share of the question copied verbatim from the passage (longest run), at most the maximum "
+           "(a descriptive question is made by rule from the title).",
+           copy_share, lambda s, spec, c: s <= spec.max_copy or c.kind == DESCRIPTION),
     Filter("near_duplicate", "Cosine similarity to a question kept before, below the maximum.",
-           lambda c: c.evidence["max_cosine"], lambda s, spec: s < spec.max_similarity, "max_cosine"),
+           lambda c: c.evidence["max_cosine"], lambda s, spec, c: s < spec.max_similarity, "max_cosine"),
     Filter("round_trip_retrieval", "Rank of the source passage when retrieving with the question (0: not found).",
-           lambda c: float(c.evidence["retrieval_rank"]), lambda s, spec: 1 <= s <= spec.retrieval_k,
+           lambda c: float(c.evidence["retrieval_rank"]), lambda s, spec, c: 1 <= s <= spec.retrieval_k,
            "retrieval_rank"),
-    Filter("round_trip_answer", "F1 of the model's answer from the source passage against the answer span.",
-           lambda c: f1(c.evidence["model_answer"], c.answer), lambda s, spec: s >= spec.min_answer_f1,
-           "model_answer"),
+    Filter("round_trip_answer", "F1 of the model's answer from the source passage against the answer span (a "
+           "descriptive answer: the share of the model's answer found in its sentence).",
+           round_trip_score, lambda s, spec, c: s >= spec.min_answer_f1, "model_answer"),
 )  # fmt: skip
 NAMES = tuple(f.name for f in FILTERS)
 
@@ -131,7 +144,7 @@ def run_filter(f: Filter, candidates: Sequence[Candidate], spec: FilterSpec) -> 
         ok = not f.needs or f.needs in c.evidence
         score = f.score(c) if ok else float("nan")
         c.evidence.setdefault("scores", {})[f.name] = score
-        (kept if ok and f.passes(score, spec) else rejected).append(c)
+        (kept if ok and f.passes(score, spec, c) else rejected).append(c)
     for c in rejected:
         c.evidence["rejected_by"] = f.name
     return kept, rejected

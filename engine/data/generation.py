@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.data.filters import NAMES, Candidate, FilterSpec, apply_filters
+from engine.data.filters import DESCRIPTION, NAMES, Candidate, FilterSpec, apply_filters
 from engine.data.questions import (
     clean_question,
+    describe_question,
     load_passages,
     make_candidates,
     passage_id,
@@ -30,6 +31,7 @@ from engine.errors import InputError
 from engine.names import check_safe_name
 from engine.settings import Settings
 
+CANDIDATES_VERSION = 2  # 2: persons, places and descriptive sentences besides names, dates, years, numbers
 MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
 CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 
@@ -57,6 +59,7 @@ class GenerationSpec:
         # Not the sample size either: a larger sample starts with the smaller one's passages (see make_candidates).
         fixed = {k: v for k, v in asdict(self).items() if k not in ("filters", "batch_size", "passages")}
         fixed["prompt"] = question_messages("{title}", "{sentence}", "{answer}", "year")  # a new prompt: new work
+        fixed["candidates"] = CANDIDATES_VERSION  # new kinds of answer spans: new work
         return f"{self.dataset}-{hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
@@ -146,11 +149,16 @@ def generate_qa(
 
     def ask(batch: list[Candidate]) -> None:
         nonlocal done
-        asks = [question_messages(c.title, c.passage, c.answer, c.kind) for c in batch]
-        outs = generator.generate(asks, sampling, spec.batch_size)
+        # A descriptive question is made by rule ("What is <title>?"); the model writes the others.
         rows = [
+            {"key": c.key, "question": describe_question(c.title, c.answer)} for c in batch if c.kind == DESCRIPTION
+        ]
+        spans = [c for c in batch if c.kind != DESCRIPTION]
+        asks = [question_messages(c.title, c.passage, c.answer, c.kind) for c in spans]
+        outs = generator.generate(asks, sampling, spec.batch_size) if asks else []
+        rows += [
             {"key": c.key, "question": clean_question(o.text, question_stem(c.kind, c.answer))}
-            for c, o in zip(batch, outs, strict=True)
+            for c, o in zip(spans, outs, strict=True)
         ]
         work.append("questions", rows)
         questions.update({r["key"]: r for r in rows})

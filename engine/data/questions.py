@@ -38,7 +38,14 @@ def question_stem(kind: str, answer: str) -> str:
     if kind == "number":
         unit = UNIT.search(answer)
         return f"How many {unit.group(1)}" if unit else "How many"
-    return {"year": "In what year", "date": "On what date"}.get(kind, "")
+    return {"year": "In what year", "date": "On what date", "person": "Who", "place": "Where"}.get(kind, "")
+
+
+def describe_question(title: str, sentence: str) -> str:
+    """The descriptive question of a passage that opens by saying what its subject is: "What is <title>?"."""
+    verb = next((w for w in ("is", "was", "are", "were") if f" {w} " in f" {sentence} "), "is")
+    subject = re.sub(r"\s*\([^)]*\)$", "", title.strip())  # "X (1996 film)": ask for X
+    return f"What {verb} {subject}?"
 
 
 def span_sentence(passage: str, answer: str) -> str:
@@ -91,5 +98,7 @@ def make_candidates(passages: list[dict], sample: int, per_passage: int, seed: i
     for p in chosen:
         pid, title = ids[id(p)], str(p.get("title") or "")
         for span in pick_spans(p["text"], title, per_passage, random.Random(f"{seed}:{pid}")):
-            out.append(Candidate(f"{pid}:{span.start}", pid, title, p["text"], span.text, span.kind))
+            # a sentence and a name may start at the same place
+            key = f"{pid}:{'d' if span.kind == 'description' else ''}{span.start}"
+            out.append(Candidate(key, pid, title, p["text"], span.text, span.kind))
     return out

@@ -1,8 +1,10 @@
 """Answer candidates for QA generation: short spans of a passage that a question can ask for.
 
-Generation is answer-first: a span is picked from the passage (a name, a year, a number, a
-date), and the model writes a question for it. A small model asked to write a question and
-its answer at once mostly returns answers that are not in the passage; a span always is.
+Generation is answer-first: a span is picked from the passage (a person, a place, another name, a
+year, a number, a date, or the opening sentence that says what the passage's subject is), and the
+model writes a question for it (the descriptive one is asked by rule: "What is <title>?"). A small
+model asked to write a question and its answer at once mostly returns answers that are not in the
+passage; a span always is.
 """
 
 from __future__ import annotations
@@ -23,11 +25,45 @@ STOP_NAMES = {"The", "A", "An", "It", "He", "She", "They", "This", "In", "On", "
               "During", "As", "By", "From", "With", "For", "When", "While", "Since", "Although", "There"}  # fmt: skip
 
 
+# What a name is, from the words around it: the question's first word follows ("Who", "Where").
+PLACE_BEFORE = re.compile(r"\b(?:in|at|near|from|to|across|outside|inside|into)\s+(?:the\s+)?$")
+PERSON_BEFORE = re.compile(r"\b(?:by|with|and|directed by|written by|starring|married|son of|daughter of)\s+$")
+PERSON_AFTER = re.compile(r"^(?:\s*\((?:born|died|\d{4})|,? who\b|,? (?:an?|the) (?:American|British|English|"
+                          r"Canadian|Australian|French|German|Indian|Irish|Scottish|Italian|Japanese)\b)")  # fmt: skip
+ORG_WORDS = re.compile(r"\b(?:University|College|School|Company|Records|Inc|Ltd|Corporation|Club|Party|Council|"
+                       r"Association|Band|Group|Airlines|Studios|Team|League|Church|Museum|Institute)\b")  # fmt: skip
+# A passage that opens by saying what its subject is: "X is/was a ..." (the descriptive question's answer).
+DEFINES = re.compile(r"^(?P<subject>[^.!?]{2,120}?)\s+(?P<verb>is|was|are|were)\s+(?:an?|the|one)\b[^.!?]*[.!?]")
+SENTENCE = re.compile(r"[^.!?]+[.!?]")
+
+
 @dataclass(frozen=True)
 class Span:
     text: str
-    kind: str  # "date", "year", "number", "name"
+    kind: str  # "date", "year", "number", "person", "place", "name", or "description" (a whole sentence)
     start: int
+
+
+def name_kind(text: str, start: int, value: str) -> str:
+    """person, place or name (anything else: a work, an organisation, a team), from the words around it."""
+    if ORG_WORDS.search(value):
+        return "name"
+    if PLACE_BEFORE.search(text[max(0, start - 20) : start]):
+        return "place"
+    after = text[start + len(value) : start + len(value) + 40]
+    if PERSON_BEFORE.search(text[max(0, start - 20) : start]) or PERSON_AFTER.search(after):
+        return "person" if 2 <= len(value.split()) <= 4 else "name"
+    return "name"
+
+
+def description(text: str, title: str) -> Span | None:
+    """The passage's opening sentence when it says what its subject (the title) is, else None."""
+    first = SENTENCE.match(text.strip())
+    found = DEFINES.match(first.group(0).strip()) if first else None
+    if not found or not title or title.lower()[:12] not in found.group("subject").lower():
+        return None
+    sentence = found.group(0).strip()
+    return Span(sentence, "description", text.find(sentence)) if 6 <= len(sentence.split()) <= 60 else None
 
 
 def find_spans(text: str, title: str = "") -> list[Span]:
@@ -52,7 +88,7 @@ def find_spans(text: str, title: str = "") -> list[Span]:
                 continue  # one capitalized word opening a sentence is mostly just that ("Initially")
             if kind == "number" and YEAR.fullmatch(value):
                 continue
-            found.append(Span(value, kind, start))
+            found.append(Span(value, name_kind(text, start, value) if kind == "name" else kind, start))
             taken.append((start, start + len(m.group(0))))
     seen, unique = set(), []
     for span in sorted(found, key=lambda s: s.start):
@@ -65,12 +101,16 @@ def find_spans(text: str, title: str = "") -> list[Span]:
 def pick_spans(text: str, title: str, n: int, rng: random.Random) -> list[Span]:
     """Up to ``n`` spans, of different kinds where possible, chosen with ``rng``."""
     spans = find_spans(text, title)
+    if described := description(text, title):  # a passage that defines its subject is asked what it is first
+        spans = [described, *spans]
     by_kind: dict[str, list[Span]] = {}
     for span in spans:
         by_kind.setdefault(span.kind, []).append(span)
     chosen: list[Span] = []
     kinds = list(by_kind)
     rng.shuffle(kinds)
+    if "description" in kinds:
+        kinds.insert(0, kinds.pop(kinds.index("description")))
     while len(chosen) < n and any(by_kind.values()):
         for kind in kinds:
             if by_kind[kind] and len(chosen) < n:

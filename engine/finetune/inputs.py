@@ -142,15 +142,19 @@ def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Set
 
 def distill_dolly(examples, generator, settings: Settings, report=None):
     """The examples with the Dolly ones answered by the base model, and what that took."""
+    import time
     from dataclasses import asdict
 
     from engine.finetune.distill import self_answers
 
     where = [i for i, e in enumerate(examples) if e.source == "dolly"]
+    began = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if report:
-            report(0.0, f"the base model answers the Dolly instructions: {done} of {total}")
+            left = (time.perf_counter() - began) / max(done, 1) * (total - done)
+            report(0.0, f"the base model answers the Dolly instructions: {done} of {total} (about {left / 60:.0f} "
+                   "min left; cached for later runs)")  # fmt: skip
 
     answered, found = self_answers([examples[i] for i in where], generator, settings, on_batch=progress)
     examples = list(examples)

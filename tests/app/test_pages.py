@@ -66,8 +66,9 @@ def test_query_bad_upload_path_is_a_message(app_env):
 def test_benchmarks_runs_an_evaluation_job(app_env):
     at = page("pages/5_Benchmarks.py").run()
     assert not at.exception, at.exception
-    at.selectbox[0].set_value("closed-book")
-    at.number_input[0].set_value(2)
+    assert next(x for x in at.selectbox if x.label == "Questions").options[0] == "hotpotqa"  # then the user's QA sets
+    next(x for x in at.selectbox if x.label == "Mode").set_value("closed-book")
+    next(x for x in at.number_input if x.label == "Questions (at most)").set_value(2)
     at.button[0].click().run()
     assert not at.exception, at.exception
     job_id = at.session_state["eval-job"]

@@ -32,7 +32,10 @@ def rejected_by(c: Candidate, spec: FilterSpec = FilterSpec()) -> str | None:
 def test_spans_are_in_the_passage_and_of_each_kind(shared_data):
     spans = find_spans(PASSAGE, "Abbey Road")
     assert {(s.text, s.kind) for s in spans} >= {("26 September 1969", "date"), ("Apple Records", "name"),
-                                                  ("George Martin", "name"), ("EMI Studios", "name")}  # fmt: skip
+                                                  ("George Martin", "person"), ("EMI Studios", "name"),
+                                                  ("London", "place")}  # fmt: skip
+    (described,) = [s for s in pick_spans(PASSAGE, "Abbey Road", 3, random.Random(0)) if s.kind == "description"]
+    assert described.text.startswith("Abbey Road is the eleventh studio album") and described.text.endswith(".")
     assert "1969" not in [s.text for s in spans]  # inside the date
     assert not any("Abbey Road" in s.text for s in spans)  # the title names what the question is about
     rows = [json.loads(line) for line in (shared_data / "wiki-passages.jsonl").open(encoding="utf-8")][:300]
@@ -102,3 +105,18 @@ def test_the_funnel_counts_what_each_filter_saw():
     missing = Candidate("x", "p", "t", PASSAGE, "Apple Records", "name", GOOD, {})  # no round trip was made
     assert rejected_by(missing) == "round_trip_retrieval"
     assert math.isnan(missing.evidence["scores"]["round_trip_retrieval"])
+
+
+def test_a_descriptive_pair_is_judged_as_a_sentence():
+    from engine.data.questions import describe_question, question_stem
+
+    sentence = PASSAGE.split(". ")[0] + "."
+    question = describe_question("Abbey Road (album)", sentence)
+    assert question == "What is Abbey Road?" and question_stem("person", "George Martin") == "Who"
+    described = Candidate("k-d", "p1", "Abbey Road", PASSAGE, sentence, "description", question,
+                          {"retrieval_rank": 1, "model_answer": "the eleventh studio album by the Beatles"})  # fmt: skip
+    assert rejected_by(described) is None  # a 30-word answer, a short question, a short model answer it holds
+    described.evidence["model_answer"] = "a song by Queen"
+    assert rejected_by(described) == "round_trip_answer"
+    as_span = Candidate("k-s", "p1", "Abbey Road", PASSAGE, sentence, "name", GOOD, {"retrieval_rank": 1})
+    assert rejected_by(as_span) == "answer_length"  # only a descriptive answer may be a sentence
