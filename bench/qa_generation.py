@@ -54,7 +54,8 @@ def measure(name: str, documents, settings, generator, embedder, answers: int) -
     stems = Counter(" ".join(r.question.split()[:2]).lower() for r in records)
     return {
         "collection": name, "passages": chunks, "candidates": report.candidates, "kept": report.kept,
-        "kept_per_100": 100 * report.kept / chunks, "date_share": sum(kinds[k] for k in DATE_KINDS) / max(report.kept, 1),
+        "kept_per_100": 100 * report.kept / chunks,
+        "date_share": sum(kinds[k] for k in DATE_KINDS) / max(report.kept, 1),
         "s_per_kept": seconds / max(report.kept, 1), "minutes": seconds / 60, "kinds": dict(kinds),
         "stems": dict(stems.most_common(8)), "examples": [(r.question, r.answer) for r in records[:6]],
     }  # fmt: skip
