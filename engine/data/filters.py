@@ -30,7 +30,7 @@ class FilterSpec:
     max_copy: float = 0.6  # longest run of passage words in the question, as a share of the question
     max_similarity: float = 0.9  # cosine to a question kept before
     retrieval_k: int = 5  # the source passage must be in the top k when retrieving with the question
-    min_answer_f1: float = 0.5  # F1 of the model's answer from the source passage against the span
+    min_answer_f1: float = 0.5  # share of the span in the model's answer from the source passage (round trip)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_question_words <= self.max_question_words:
@@ -95,11 +95,17 @@ def copy_share(c: Candidate) -> float:
 DESCRIPTION = "description"  # a whole sentence as the answer (see engine.data.spans.description)
 
 
+MIN_PRECISION = 0.1  # a model's answer that holds the span among at most ten times as many words
+
+
 def round_trip_score(c: Candidate) -> float:
-    """F1 of the model's answer against the span; for a descriptive answer (a sentence, which a short answer
-    cannot match word for word), the share of the model's answer that the sentence holds."""
-    scores = f1_precision_recall(c.evidence["model_answer"], c.answer)
-    return scores[1] if c.kind == DESCRIPTION else scores[0]
+    """How well the model's answer from the source passage gives the answer back: the share of the span's words
+    it holds (the small model answers in a sentence: "X was released by Apple Records in 1969"), unless it
+    rambles (F1 then); for a descriptive answer (a sentence), the share of the model's answer the sentence holds."""
+    _, precision, recall = f1_precision_recall(c.evidence["model_answer"], c.answer)
+    if c.kind == DESCRIPTION:
+        return precision
+    return recall if precision >= MIN_PRECISION else f1_precision_recall(c.evidence["model_answer"], c.answer)[0]
 
 
 FILTERS: tuple[Filter, ...] = (
@@ -119,7 +125,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter("round_trip_retrieval", "Rank of the source passage when retrieving with the question (0: not found).",
            lambda c: float(c.evidence["retrieval_rank"]), lambda s, spec, c: 1 <= s <= spec.retrieval_k,
            "retrieval_rank"),
-    Filter("round_trip_answer", "F1 of the model's answer from the source passage against the answer span (a "
+    Filter("round_trip_answer", "Share of the answer span's words in the model's answer from the source passage (a "
            "descriptive answer: the share of the model's answer found in its sentence).",
            round_trip_score, lambda s, spec, c: s >= spec.min_answer_f1, "model_answer"),
 )  # fmt: skip

@@ -31,7 +31,8 @@ from engine.errors import InputError
 from engine.names import check_safe_name
 from engine.settings import Settings
 
-CANDIDATES_VERSION = 2  # 2: persons, places and descriptive sentences besides names, dates, years, numbers
+# 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings
+CANDIDATES_VERSION = 3
 MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
 CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 

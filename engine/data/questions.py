@@ -38,7 +38,8 @@ def question_stem(kind: str, answer: str) -> str:
     if kind == "number":
         unit = UNIT.search(answer)
         return f"How many {unit.group(1)}" if unit else "How many"
-    return {"year": "In what year", "date": "On what date", "person": "Who", "place": "Where"}.get(kind, "")
+    stems = {"year": "In what year", "date": "On what date", "person": "Who", "place": "Where", "name": "What"}
+    return stems.get(kind, "")
 
 
 def describe_question(title: str, sentence: str) -> str:
@@ -88,6 +89,15 @@ def passage_id(passage: dict, n: int) -> str:
     return str(passage.get("id") or f"passage-{n}")
 
 
+HEADING = re.compile(r"^\s*#{1,6}\s.*$", re.MULTILINE)
+
+
+def without_headings(text: str) -> str:
+    """A chunk's text without its Markdown heading lines (the title, which chunks of a Markdown file start
+    with): they are not sentences, and would run into the first one."""
+    return HEADING.sub("", text).strip()
+
+
 def make_candidates(passages: list[dict], sample: int, per_passage: int, seed: int) -> list[Candidate]:
     """Answer spans of the first ``sample`` passages (0: all) in an order shuffled with ``seed``."""
     ids = {id(p): passage_id(p, n) for n, p in enumerate(passages)}
@@ -96,9 +106,9 @@ def make_candidates(passages: list[dict], sample: int, per_passage: int, seed: i
     chosen = order if not sample else order[:sample]
     out = []
     for p in chosen:
-        pid, title = ids[id(p)], str(p.get("title") or "")
-        for span in pick_spans(p["text"], title, per_passage, random.Random(f"{seed}:{pid}")):
+        pid, title, text = ids[id(p)], str(p.get("title") or ""), without_headings(p["text"])
+        for span in pick_spans(text, title, per_passage, random.Random(f"{seed}:{pid}")):
             # a sentence and a name may start at the same place
             key = f"{pid}:{'d' if span.kind == 'description' else ''}{span.start}"
-            out.append(Candidate(key, pid, title, p["text"], span.text, span.kind))
+            out.append(Candidate(key, pid, title, text, span.text, span.kind))
     return out

@@ -107,7 +107,8 @@ def test_generation_bad_input(generator, embedder, settings, tmp_path):
 @pytest.mark.parametrize(
     ("kind", "answer", "stem"),
     [("year", "1889", "In what year"), ("date", "26 September 1969", "On what date"),
-     ("number", "260 people", "How many people"), ("number", "3.5", "How many"), ("name", "Apple Records", "")],
+     ("number", "260 people", "How many people"), ("number", "3.5", "How many"), ("name", "Apple Records", "What"),
+     ("person", "George Martin", "Who"), ("place", "London", "Where")],
 )  # fmt: skip
 def test_question_stem_follows_the_answer_kind(kind, answer, stem):
     assert question_stem(kind, answer) == stem
@@ -121,7 +122,8 @@ def test_question_prompt_holds_the_answer_sentence_and_ends_with_the_stem():
     assert messages[-2]["content"].startswith("Passage: Abbey Road: It was released on 26 September 1969 by Apple.")
     assert "It sold well" not in messages[-2]["content"]
     assert messages[-1] == {"role": "assistant", "content": "On what date"}
-    assert question_messages("Abbey Road", passage, "Apple", "name")[-1]["role"] == "user"
+    assert question_messages("Abbey Road", passage, "Apple", "name")[-1] == {"role": "assistant", "content": "What"}
+    assert question_messages("Abbey Road", passage, "Apple", "other")[-1]["role"] == "user"  # no stem: free
     assert clean_question(" was it released?\nMore", "On what date") == "On what date was it released?"
     assert clean_question("On what date was it released?", "On what date") == "On what date was it released?"
 
