@@ -2,17 +2,16 @@
 
 import streamlit as st
 
-from engine.finetune.adapters import prompt_for
+from engine.rag.ask import AskSpec, ask_pipeline
 from engine.rag.history import log_query
-from engine.rag.links import with_links
-from engine.rag.pipeline import RagPipeline
-from engine.rag.retriever import KnowledgeBaseRetriever
+from engine.rag.styles import ASK_STYLES, STYLE_HELP
 from ui import resources as r
 from ui.ingest import ingest_panel
 from ui.query import mlflow_status, show_answer
 from ui.widgets import coalesce, kb_picker, page_header, user_errors
 
 page_header("Query", "💬")
+D = AskSpec()  # the defaults `engine ask` answers with too
 
 
 with user_errors():
@@ -23,9 +22,11 @@ with user_errors():
     left, right = st.columns([3, 1])
     with right:
         kb = kb_picker(store.names(), key="query-kb", incomplete=store.incomplete())
-        k = st.slider("Sources (k)", 1, 10, 3, key="query-k")
+        k = st.slider("Sources (k)", 1, 10, D.k, key="query-k")
+        style = st.selectbox("Answer style", ASK_STYLES, key="query-style", help=STYLE_HELP + "; an adapter "
+                             "answers in the style it was trained for unless another is chosen here.")  # fmt: skip
         follow = st.number_input(
-            "Follow links from the first", 0, 5, 0, key="query-follow",
+            "Follow links from the first", 0, 5, D.follow_links, key="query-follow",
             help="A second hop for questions that need two documents: chunks whose title the first N retrieved "
             "chunks mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off.",
         )  # fmt: skip
@@ -48,8 +49,8 @@ with user_errors():
             r.manager().get(spec)
         # Borrowed for the answer: a model swapped or unloaded meanwhile finishes this answer first.
         with r.manager().use(spec) as generator:
-            retriever = with_links(KnowledgeBaseRetriever(store, kb), int(follow))
-            pipeline = RagPipeline(retriever, generator, prompt_for(r.settings(), adapter))
+            how = AskSpec(kb, k, style, int(follow), adapter)
+            pipeline = ask_pipeline(question, how, store, generator, r.settings())
             stream = pipeline.stream(question, k)
             with left:
                 slot = st.empty()

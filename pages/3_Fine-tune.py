@@ -17,8 +17,8 @@ from ui.widgets import current_job, job_status, page_header, user_errors
 page_header(
     "Fine-tune",
     "🛠️",
-    "Train a LoRA adapter that teaches the model to answer briefly from retrieved passages. Training examples "
-    "come from the fixed HotpotQA split (600 train / 100 validation / 300 test questions, never mixed).",
+    "Train a LoRA adapter that teaches the model to answer from retrieved passages, on a QA set of yours "
+    "(its train split; validated on its validation split) or on the built-in HotpotQA benchmark.",
 )
 with user_errors():
     settings = r.settings()

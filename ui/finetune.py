@@ -9,18 +9,55 @@ from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
 from engine.rag.prompt import ANSWER_STYLES
+from engine.rag.styles import style_of
 from ui import resources as r
 
-D = TrainSpec()
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
 STYLE_LABELS = {"short": "short answer", "evidence": "evidence, then answer"}
 
 
+def data_choice() -> tuple[str, str, TrainSpec]:
+    """What to train on (a QA set, HotpotQA built in), its knowledge base, and the recipe the form starts from."""
+    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
+    from engine.finetune.presets import PRESETS, preset_for, preset_spec
+
+    names = qa_set_names(r.settings())
+    cols = st.columns(3)
+    dataset = cols[0].selectbox(
+        "Train on", names, index=1 if len(names) > 1 else 0, key="train-on",
+        help="A QA set of yours (Datasets page: generated from your documents, reviewed, split by document): its "
+        "train split is trained on, its validation split validates, its test split is never seen. hotpotqa: "
+        "the built-in benchmark (600 train / 100 validation / 300 test questions).",
+    )  # fmt: skip
+    kbs = r.store().names()
+    guess = dataset.removesuffix("-qa")
+    kb = "" if dataset == HOTPOTQA else cols[1].selectbox(
+        "Sources from knowledge base", kbs, index=kbs.index(guess) if guess in kbs else 0, key="train-kb",
+        help="Each training question is shown the passages this knowledge base returns for it, as the Query page "
+        "retrieves (its own passage is kept), so training looks like use.",
+    ) or ""  # fmt: skip
+    default = preset_for("" if dataset == HOTPOTQA else dataset).name
+    preset = cols[2].selectbox(
+        "Recipe",
+        list(PRESETS),
+        index=list(PRESETS).index(default),
+        key=f"train-preset-{dataset}",  # each QA set starts from its own recipe
+        help="The form starts from a measured recipe; what it was measured on is below.",
+    )
+    st.caption(f"**{preset}** — measured on {PRESETS[preset].measured}.")
+    return ("" if dataset == HOTPOTQA else dataset), kb, preset_spec(preset)
+
+
 def settings_form() -> tuple[TrainSpec, str]:
     """The training settings from the form, and which button was pressed."""
+    from engine.finetune.inputs import primary_pool
+
+    dataset, kb, D = data_choice()
+    shares = dict(D.mix.sources)
     with st.form("train"):
         top = st.columns(3)
-        adapter = top[0].text_input("Adapter name", D.adapter, help="Letters, digits, '.', '_' and '-'.")
+        name = dataset.partition("@")[0] or "hotpotqa"
+        adapter = top[0].text_input("Adapter name", f"{name}-lora", help="Letters, digits, '.', '_' and '-'.")
         base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         quant = top[2].selectbox(
             "Quantization", ("none", "8bit", "4bit"),
@@ -30,11 +67,11 @@ def settings_form() -> tuple[TrainSpec, str]:
         st.markdown("**Data**")
         data = st.columns(5)
         dolly = data[0].slider(
-            "Dolly share", 0.0, 0.5, 0.0, 0.05,
+            "Dolly share", 0.0, 0.5, shares.get("dolly", 0.0), 0.05,
             help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
         )  # fmt: skip
         dolly_targets = data[4].selectbox(
-            "Dolly answers", ("base", "reference"),
+            "Dolly answers", ("base", "reference"), index=("base", "reference").index(D.dolly_targets),
             help="base: the base model's own answers to the Dolly instructions (self-distillation), so the adapter "
             "keeps the base's behaviour outside the RAG prompt; generated once before training and cached. "
             "reference: Dolly's human responses.",
@@ -50,7 +87,8 @@ def settings_form() -> tuple[TrainSpec, str]:
         )
         more = st.columns([1, 2, 1, 1])
         sources = more[2].selectbox(
-            "Training sources", ("gold", "retrieved"), format_func=SOURCE_LABELS.get,
+            "Training sources", ("gold", "retrieved"), ("gold", "retrieved").index(D.rag.sources),
+            format_func=SOURCE_LABELS.get,
             help="gold + distractors: each question's gold paragraphs and N others, shuffled. retrieved: the 5 "
             "paragraphs the evaluation's retriever ranks first, in its order (a gold one it ranks lower replaces "
             "the last other one), so training shows what evaluation and the Query page show.",
@@ -59,14 +97,26 @@ def settings_form() -> tuple[TrainSpec, str]:
             "Source length (chars)", 50, 4000, D.rag.max_source_chars, 50,
             help="Each passage is cut to this many characters: shorter trains faster; the answer must stay in.",
         )  # fmt: skip
-        generated = more[0].slider(
-            "Generated QA share", 0.0, 0.5, 0.0, 0.05,
-            help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
-        )  # fmt: skip
-        qa_dataset = more[1].text_input(
-            "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
-            help="A dataset name (its newest version) or name@version; its validation and test splits are never used.",
-        )  # fmt: skip
+        hotpotqa, generated, qa_dataset = 0.0, 0.0, ""
+        if dataset:
+            hotpotqa = more[0].slider(
+                "HotpotQA share",
+                0.0,
+                0.5,
+                shares.get("hotpotqa", 0.0),
+                0.05,
+                help="Share of HotpotQA training questions mixed into your QA set's.",
+            )
+        else:
+            generated = more[0].slider(
+                "Generated QA share", 0.0, 0.5, 0.0, 0.05,
+                help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
+            )  # fmt: skip
+            qa_dataset = more[1].text_input(
+                "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
+                help="A dataset name (its newest version) or name@version; its validation and test splits are "
+                "never used.",
+            )  # fmt: skip
         shape = st.columns(2)
         answer_style = shape[0].selectbox(
             "Answer style", ANSWER_STYLES, format_func=STYLE_LABELS.get,
@@ -96,9 +146,10 @@ def settings_form() -> tuple[TrainSpec, str]:
         opt = st.columns(6)
         epochs = opt[0].number_input("Epochs", 0.1, 20.0, D.epochs, 0.5)
         lr = opt[1].number_input("Learning rate", 1e-6, 1e-2, D.learning_rate, format="%.0e")
+        schedules = ("linear", "cosine", "constant_with_warmup")
         batch = opt[2].number_input("Batch size", 1, 64, D.batch_size)
         accum = opt[3].number_input("Grad. accumulation", 1, 64, D.grad_accum, help="Effective batch = batch x this.")
-        scheduler = opt[4].selectbox("LR schedule", ("linear", "cosine", "constant_with_warmup"))
+        scheduler = opt[4].selectbox("LR schedule", schedules, schedules.index(D.scheduler))
         warmup = opt[5].number_input("Warmup share", 0.0, 0.5, D.warmup_ratio, 0.01)
         st.markdown("**Validation and stopping**")
         val = st.columns(5)
@@ -116,7 +167,9 @@ def settings_form() -> tuple[TrainSpec, str]:
     spec = TrainSpec(
         adapter=adapter.strip(), base=base.strip(), quantization=quant,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
-        mix=MixSpec.with_shares(dolly, generated), dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
+        dataset=dataset, kb=kb,
+        mix=MixSpec.with_shares(dolly, generated, 0, primary_pool(dataset), hotpotqa),
+        dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
         dolly_categories=tuple(categories),
         rag=RagExampleSpec(distractors=int(distractors), max_source_chars=int(source_chars), sources=sources,
                            follow_links=int(follow_links), answer_style=answer_style),
@@ -149,9 +202,10 @@ def curves(run_dir) -> None:
 
 
 def adapters_table(adapters) -> pd.DataFrame:
-    """One row per adapter: base, prompt, rank, metrics, size, MLflow run."""
+    """One row per adapter: base, prompt, answer style trained for, rank, metrics, size, MLflow run."""
     return pd.DataFrame(
         [{"name": a.name, "base": a.base.get("name", ""), "created": a.created, "prompt": a.prompt,
-          "r": a.lora.get("r"), **{k: round(v, 2) for k, v in a.metrics.items()},
+          "answers": STYLE_LABELS.get(style_of(a), style_of(a)), "r": a.lora.get("r"),
+          **{k: round(v, 2) for k, v in a.metrics.items()},
           "MB": round(a.size_bytes / 2**20, 1), "mlflow run": a.mlflow_run_id} for a in adapters]
     )  # fmt: skip

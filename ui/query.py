@@ -1,8 +1,10 @@
-"""The Query page's answer: the short answer, its timings and numbered sources, and its MLflow logging."""
+"""The Query page's answer: the answer in its style, its timings and numbered sources, and its MLflow logging."""
 
 from __future__ import annotations
 
 import streamlit as st
+
+STYLE_WORDS = {"short": "a short answer", "sentences": "one to three sentences", "evidence": "evidence, then answer"}
 
 
 @st.fragment(run_every=1.0)
@@ -18,6 +20,7 @@ def mlflow_status(logged) -> None:
 def show_answer(answer) -> None:
     st.markdown(f"**Q:** {answer.question}")
     st.success(answer.answer or "(the model gave no answer)")
+    st.caption(f"Answer style: {STYLE_WORDS.get(answer.style, answer.style)}")
     cols = st.columns(4)
     cols[0].metric("Retrieval", f"{answer.retrieve_s * 1000:.0f} ms")
     cols[1].metric("Generation", f"{answer.generate_s:.2f} s")

@@ -15,9 +15,10 @@ import streamlit as st
 
 from engine.finetune.adapters import AdapterRegistry
 from engine.memory import default_budget_gb
+from engine.models.catalog import default_spec
 from engine.models.generation import Generator, load_generator
 from engine.models.manager import ModelManager
-from engine.models.spec import DEFAULT_MODEL, ModelSpec, spec_for
+from engine.models.spec import ModelSpec, spec_for
 from engine.rag.embedder import Embedder, watch_idle
 from engine.rag.ingest import IngestReport, ensure_docs_kb
 from engine.rag.store import KnowledgeBaseStore
@@ -45,17 +46,6 @@ def manager() -> ModelManager:
     """The one model manager of the server: every page loads models through it (LRU under a
     memory budget, the active model, hot-swap; see engine.models.manager)."""
     return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), default_spec())
-
-
-def default_spec() -> ModelSpec:
-    """The model the app answers with until another is activated: the bundled model with the
-    catalog's balanced preset for this device (on a CPU, the int4 weight-only path)."""
-    from engine.models.catalog import BUNDLED
-    from engine.models.preflight import device_kind
-    from engine.models.spec import resolve_device
-
-    entry = next(e for e in BUNDLED if e.name == DEFAULT_MODEL.name)
-    return entry.model_spec(device_kind(resolve_device("auto")), "balanced")
 
 
 def model_spec(source: str = "", adapter: str = "") -> ModelSpec:

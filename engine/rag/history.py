@@ -11,7 +11,7 @@ def log_query(tracker: Tracker, answer: RagAnswer, kb: str | None, model: str, k
     """Question, prompt, answer, retrieved ids and scores, latencies, tokens/s, RSS and CPU."""
     res = snapshot(device="")
     params = {"question": answer.question, "kb": kb or "(closed book)", "model": model, "k": k,
-              "answer": answer.answer}  # fmt: skip
+              "style": answer.style, "answer": answer.answer}  # fmt: skip
     run_id = tracker.start(QUERY, answer.question[:80], params)
     tracker.log_metrics(
         run_id,

@@ -40,6 +40,7 @@ class RagAnswer:
     generate_s: float = 0.0
     prompt_tokens: int = 0
     new_tokens: int = 0
+    style: str = "short"  # the answer style asked for (see engine.rag.prompt)
 
     @property
     def tokens_per_s(self) -> float:
@@ -105,7 +106,7 @@ class RagPipeline:
         hits = tuple(hits or ())
         return RagAnswer(
             question, answer, raw, hits, find_citations(raw, answer, hits, question), tuple(messages),
-            retrieve_s, generate_s, prompt_tokens, new_tokens,
+            retrieve_s, generate_s, prompt_tokens, new_tokens, self.template.answer_style,
         )  # fmt: skip
 
     def answer(self, question: str, k: int = 5) -> RagAnswer:

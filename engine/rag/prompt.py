@@ -1,4 +1,4 @@
-"""The grounded prompt: numbered sources, a question, and a request for a short answer.
+"""The grounded prompt: numbered sources, a question, and a request for an answer in a style.
 
 The bundled 135M model tends to answer with a whole sentence, which F1 punishes. What
 measured best on 40 HotpotQA questions (docs/baseline.md) is a short instruction plus three
@@ -6,14 +6,17 @@ worked examples given as earlier chat turns, with each source cut to 600 charact
 
 Answer styles: ``short`` replies with the answer alone; ``evidence`` (for adapters trained to
 it) first quotes the source sentences that answer, then gives the short answer, on one line:
-``Evidence: <sentences> Answer: <short answer>``.
+``Evidence: <sentences> Answer: <short answer>``; ``sentences`` (for descriptive questions: what is X
+for, how does Y work) replies with one to three sentences in the sources' words. Training and the
+HotpotQA evaluation use ``short`` and ``evidence`` (:data:`ANSWER_STYLES`); which style a question
+is asked in is chosen in :mod:`engine.rag.styles`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.errors import InputError
 from engine.rag.store import Hit
@@ -22,8 +25,10 @@ SYSTEM = "Answer the question from the sources with a short answer of a few word
 EVIDENCE_SYSTEM = (
     "Quote the sentences of the sources that answer the question, then give a short answer of a few words."
 )
-ANSWER_STYLES = ("short", "evidence")
-ANSWER_TOKENS = {"short": 32, "evidence": 256}  # new tokens an answer of each style needs
+SENTENCES_SYSTEM = "Answer the question with the one to three sentences of the sources that answer it, word for word."
+ANSWER_STYLES = ("short", "evidence")  # the styles adapters are trained for and evaluations score
+STYLES = (*ANSWER_STYLES, "sentences")
+ANSWER_TOKENS = {"short": 32, "evidence": 256, "sentences": 96}  # new tokens an answer of each style needs
 CLOSED_BOOK_SYSTEM = "Answer the question with a short answer of a few words, not a sentence."
 EXAMPLES: tuple[tuple[str, str, str], ...] = (
     (
@@ -43,6 +48,26 @@ EXAMPLES: tuple[tuple[str, str, str], ...] = (
         "yes",
     ),
 )
+# Descriptive worked examples on topics far from any user's documents: the 135M model copies words
+# of its examples into answers whose sources it cannot use ("The studio for the moon landing").
+SENTENCE_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "[1] Compost: Compost is decomposed organic matter such as leaves and food scraps. Compost is for feeding "
+        "plants: gardeners mix it into the soil, where it also helps the soil hold water.\n"
+        "[2] Mulch: Mulch is a layer of material spread on top of the soil.",
+        "What is compost for?",
+        "Compost is for feeding plants: gardeners mix it into the soil, where it also helps the soil hold water.",
+    ),
+    (
+        "[1] Boiler: A boiler heats water for the radiators of a house.\n"
+        "[2] Thermostat: A thermostat measures the temperature of a room. It switches the heating on when the "
+        "room is colder than the set point and off again once it is warm enough.",
+        "How does a thermostat work?",
+        "A thermostat measures the temperature of a room. It switches the heating on when the room is colder "
+        "than the set point and off again once it is warm enough.",
+    ),
+)
+STYLE_EXAMPLES = {"short": EXAMPLES, "evidence": EXAMPLES, "sentences": SENTENCE_EXAMPLES}
 
 
 @dataclass(frozen=True)
@@ -56,16 +81,21 @@ class PromptTemplate:
     answer_style: str = "short"
 
     def __post_init__(self) -> None:
-        if self.answer_style not in ANSWER_STYLES:
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {' or '.join(ANSWER_STYLES)}.")
+        if self.answer_style not in STYLES:
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(STYLES)}.")
 
     @property
     def evidence(self) -> bool:
         return self.answer_style == "evidence"
 
+    def styled(self, style: str) -> PromptTemplate:
+        """This template asking for ``style``: with that style's worked examples where it shows any."""
+        return replace(self, answer_style=style, examples=STYLE_EXAMPLES[style] if self.examples else ())
+
     def messages(self, question: str, hits: Sequence[Hit] | None) -> list[dict[str, str]]:
         closed = hits is None
-        system = self.closed_book_system if closed else EVIDENCE_SYSTEM if self.evidence else self.system
+        system = {"evidence": EVIDENCE_SYSTEM, "sentences": SENTENCES_SYSTEM}.get(self.answer_style, self.system)
+        system = self.closed_book_system if closed else system
         messages = [{"role": "system", "content": system}]
         for sources, q, a in self.examples:
             messages.append({"role": "user", "content": turn(q, None if closed else sources)})
@@ -108,19 +138,54 @@ def turn(question: str, sources: str | None) -> str:
 
 
 def format_sources(hits: Sequence[Hit], max_chars: int) -> str:
-    return "\n".join(f"[{n}] {h.title}: {h.text[:max_chars].strip()}" for n, h in enumerate(hits, start=1))
+    """One line per source: its number, title and plain text (cut to ``max_chars``)."""
+    return "\n".join(f"[{n}] {h.title}: {source_text(h)[:max_chars].strip()}" for n, h in enumerate(hits, start=1))
+
+
+def source_text(hit: Hit) -> str:
+    """A source's plain text, without a first heading that repeats its title (a Markdown file's)."""
+    text = plain_text(hit.text)
+    return text[len(hit.title) + 1 :].lstrip() if text.startswith(hit.title + ".") else text
+
+
+FENCE = re.compile(r"^\s*(```|~~~)")
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+HEADING = re.compile(r"^\s*#{1,6}\s+")
+BULLET = re.compile(r"^\s*[-*+]\s+")
+EMPHASIS = re.compile(r"\*\*|__|`")
+
+
+def plain_text(text: str) -> str:
+    """A source's text on one line, without Markdown's code fences, table rules, heading marks,
+    bullets, bold and backticks: a newline in a source would end the model's answer early (generation
+    stops at one), and the 135M model copies the marks. Plain prose passes unchanged."""
+    lines = []
+    for line in text.splitlines():
+        if FENCE.match(line) or TABLE_RULE.match(line):
+            continue
+        if HEADING.match(line):  # a heading ends like a sentence, so that it does not run into the next one
+            line = HEADING.sub("", line).rstrip()
+            line += "" if not line or line[-1] in ".:?!" else "."
+        line = BULLET.sub("", line)
+        if line.strip().startswith("|"):  # a table row: its cells, separated
+            line = "; ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
+        lines.append(line)
+    return " ".join(EMPHASIS.sub("", " ".join(lines)).split())
 
 
 ANSWER_PREFIX = re.compile(r"^\s*(the answer is|short answer|final answer|answer)\b\s*[:\-]?\s*", re.IGNORECASE)
 CITATION = re.compile(r"\s*\[(\d+)\]")
 EVIDENCE_ANSWER = re.compile(r"\banswer\s*:", re.IGNORECASE)
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
 def clean_answer(text: str, style: str = "short") -> str:
-    """The short answer from the model's output: first line, no 'Answer:' prefix, no [n] markers.
+    """The answer in the model's output: first line, no 'Answer:' prefix, no [n] markers.
 
-    In the evidence style the answer is what follows the last ``Answer:``; an output that quotes
-    evidence but never reaches an answer (cut off by the token limit) has none.
+    A short answer loses a final full stop; sentences keep it but lose a last sentence left
+    unfinished at the token limit. In the evidence style the answer is what follows the last
+    ``Answer:``; an output that quotes evidence but never reaches an answer (cut off by the token
+    limit) has none.
     """
     if style == "evidence":
         found = list(EVIDENCE_ANSWER.finditer(text))
@@ -131,7 +196,17 @@ def clean_answer(text: str, style: str = "short") -> str:
     line = next((part for part in text.strip().splitlines() if part.strip()), "")
     line = ANSWER_PREFIX.sub("", line)
     line = CITATION.sub("", line).strip().strip('"').strip()
+    if style == "sentences":
+        return whole_sentences(line)
     return line.rstrip(".").strip()
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` without a last sentence the token limit cut off (kept when it is the only one)."""
+    ends = list(SENTENCE_END.finditer(text))
+    if not ends or ends[-1].end() == len(text):
+        return text
+    return text[: ends[-1].end()].strip()
 
 
 def cited_numbers(text: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
+from engine.data.versions import DatasetStore
 from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.spec import TrainSpec
@@ -23,16 +24,45 @@ def test_the_form_renders_with_defaults_and_no_adapters(app_env):
     assert any("No adapter yet" in i.value for i in at.info)
 
 
+def gold_sources(at: AppTest) -> None:
+    """Gold sources: the plan needs no ranking of HotpotQA's 7,000 paragraphs (minutes on a fresh data dir)."""
+    next(s for s in at.selectbox if s.label == "Training sources").set_value("gold")
+
+
 def test_preflight_shows_examples_memory_time_and_trainable_share(app_env):
     at = AppTest.from_file(PAGE, default_timeout=300).run()
+    gold_sources(at)
     button(at, "Pre-flight check").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Training examples"] == "600"
-    assert metrics["Steps"] == "150"  # 600 examples, batch 4, one epoch
+    # the form starts from recipe 7: 600 HotpotQA questions and a 0.25 share of Dolly instructions
+    assert metrics["Training examples"] == "800"
+    assert metrics["Steps"] == "200"  # 800 examples, batch 4, one epoch
     assert metrics["Peak memory (est.)"].endswith("GB") and metrics["Time (est.)"].endswith("min")
     assert any("trainable" in i.value and "q_proj" not in i.value for i in at.info)
+
+
+def recipe(at: AppTest) -> str:
+    return next(s for s in at.selectbox if s.label == "Recipe").value
+
+
+def test_a_qa_set_of_ones_own_starts_from_the_collection_recipe(app_env, collection):
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="train-on").value == "notes-qa"  # the user's QA set is offered first
+    assert at.selectbox(key="train-kb").value == "notes"  # its knowledge base, by name
+    assert recipe(at) == "collection-recipe-1"
+    assert at.text_input[0].value == "notes-qa-lora"
+    assert next(w for w in at.number_input if w.label == "Epochs").value == 3.0
+    button(at, "Pre-flight check").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    train_split = sum(1 for r in DatasetStore(app_env).load("notes-qa", collection) if r.metadata["split"] == "train")
+    assert metrics["Training examples"] == str(train_split)
+    at.selectbox(key="train-on").set_value("hotpotqa").run()
+    assert recipe(at) == "hotpotqa-recipe-7"
+    assert "Sources from knowledge base" not in {s.label for s in at.selectbox}
 
 
 def test_bad_input_is_a_message_not_a_traceback(app_env):
@@ -47,6 +77,7 @@ def test_bad_input_is_a_message_not_a_traceback(app_env):
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error)
     at.text_input[1].input("")
+    gold_sources(at)
     max_length = next(w for w in at.number_input if w.label == "Max length (tokens)")
     max_length.set_value(64)
     button(at, "Pre-flight check").click().run()

@@ -113,8 +113,8 @@ def test_a_descriptive_pair_is_judged_as_a_sentence():
     sentence = PASSAGE.split(". ")[0] + "."
     question = describe_question("Abbey Road (album)", sentence)
     assert question == "What is Abbey Road?" and question_stem("person", "George Martin") == "Who"
-    described = Candidate("k-d", "p1", "Abbey Road", PASSAGE, sentence, "description", question,
-                          {"retrieval_rank": 1, "model_answer": "the eleventh studio album by the Beatles"})  # fmt: skip
+    found = {"retrieval_rank": 1, "model_answer": "the eleventh studio album by the Beatles"}
+    described = Candidate("k-d", "p1", "Abbey Road", PASSAGE, sentence, "description", question, found)
     assert rejected_by(described) is None  # a 30-word answer, a short question, a short model answer it holds
     described.evidence["model_answer"] = "a song by Queen"
     assert rejected_by(described) == "round_trip_answer"

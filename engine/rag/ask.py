@@ -1,0 +1,78 @@
+"""Asking one question over a knowledge base, the one way ``engine ask`` and the Query page both do.
+
+The defaults live here once: the knowledge base (the Studio's own docs), k, the answer style chosen
+per question, the prompt and its source length (an adapter is asked the way it was trained), and the
+model (the bundled one with the catalog's balanced preset, as the app starts with). The caller only
+supplies the loaded generator and the store: the page borrows the active model from the manager, the
+command line loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from engine.errors import InputError
+from engine.models.generation import Generator
+from engine.models.spec import ModelSpec, spec_for
+from engine.rag.ingest import DOCS_KB
+from engine.rag.pipeline import RagAnswer, RagPipeline, check_question
+from engine.rag.prompt import PromptTemplate
+from engine.rag.store import KnowledgeBaseStore
+from engine.rag.styles import ASK_STYLES, resolve_style, trained_style
+from engine.settings import Settings
+
+
+@dataclass(frozen=True)
+class AskSpec:
+    """How to answer a question over a knowledge base (the defaults are the Query page's and the CLI's)."""
+
+    kb: str = DOCS_KB
+    k: int = 3  # sources in the prompt
+    style: str = "auto"  # auto (by the question's form, or the adapter's training) | short | sentences
+    follow_links: int = 0  # a second hop from the first N sources (helps where titles are names); 0: off
+    adapter: str = ""  # a LoRA adapter from the registry, merged into the model
+    max_source_chars: int | None = None  # each source cut to N characters; None: the prompt's (or adapter's)
+
+    def __post_init__(self) -> None:
+        if self.style not in ASK_STYLES:
+            raise InputError(f"Unknown answer style {self.style!r}: choose {', '.join(ASK_STYLES)}.")
+        if self.k < 1:
+            raise InputError("k (the number of sources) must be at least 1.")
+        if self.follow_links < 0:
+            raise InputError("Follow links from the first N sources: N must be 0 or more.")
+
+
+def ask_model_spec(model: str = "", adapter: str = "") -> ModelSpec:
+    """The model a question is answered with: ``model`` (see ``spec_for``), empty for the Studio's
+    default (what the app starts with), with ``adapter`` merged in."""
+    from engine.models.catalog import default_spec
+
+    base = spec_for(model) if model.strip() else default_spec()
+    return replace(base, adapter=adapter.strip())
+
+
+def ask_template(question: str, spec: AskSpec, settings: Settings) -> PromptTemplate:
+    """The prompt for ``question``: the adapter's (or the default few-shot one), in the chosen style."""
+    from engine.finetune.adapters import prompt_for
+
+    template = prompt_for(settings, spec.adapter, max_source_chars=spec.max_source_chars)
+    style = resolve_style(question, spec.style, trained_style(settings, spec.adapter))
+    return template.styled(style)
+
+
+def ask_pipeline(
+    question: str, spec: AskSpec, store: KnowledgeBaseStore, generator: Generator, settings: Settings
+) -> RagPipeline:
+    """The pipeline that answers ``question`` (its style is chosen per question)."""
+    from engine.rag.links import with_links
+    from engine.rag.retriever import KnowledgeBaseRetriever
+
+    question = check_question(question)
+    store.collection(spec.kb)  # a clear message for a knowledge base that does not exist
+    retriever = with_links(KnowledgeBaseRetriever(store, spec.kb), spec.follow_links)
+    return RagPipeline(retriever, generator, ask_template(question, spec, settings))
+
+
+def ask(question: str, spec: AskSpec, store: KnowledgeBaseStore, generator: Generator, settings: Settings) -> RagAnswer:
+    """Answer one question (the Query page streams the same pipeline's answer instead)."""
+    return ask_pipeline(question, spec, store, generator, settings).answer(question, spec.k)
