@@ -99,7 +99,7 @@ def train(spec, record, settings: Settings, report, check) -> dict:
 
     result = train_adapter(found, settings, Tracker(settings), report, stop, resume=resume)
     return {"adapter": result.adapter, "steps": result.steps, "best": result.best_metric, "run_id": result.run_id,
-            "summary": f"{result.steps} steps, best validation {result.best_metric}"}  # fmt: skip
+            "summary": f"{result.steps} steps, best validation {result.best_metric or 0:.1f}"}  # fmt: skip
 
 
 def evaluate(spec, record, settings: Settings, report, check) -> dict:
