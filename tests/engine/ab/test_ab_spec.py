@@ -44,7 +44,8 @@ def test_defaults_and_round_trip():
         (lambda: VariantSpec("../x"), "Invalid variant name '../x'"),
         (lambda: VariantSpec("a"), "Invalid variant name 'a'"),  # the one rule: 3 to 64 characters
         (lambda: two(parallel="sometimes"), "Unknown parallel setting 'sometimes': choose one of auto, always, never"),
-        (lambda: two(mode="kb"), "Unknown mode 'kb'"),
+        (lambda: two(mode="open-book"), "Unknown mode 'open-book'"),
+        (lambda: two(mode="kb"), "Mode kb needs a knowledge base"),
         (lambda: two(split="dev"), "Unknown split 'dev'"),
         (lambda: two(limit=1), "at least 2 items"),
         (lambda: two(version="abc"), "version was given without its dataset"),
