@@ -62,8 +62,9 @@ def test_generation_yields_valid_items_and_resumes(generator, embedder, settings
     try:
         again = generate_qa(GenerationSpec(source=str(path), dataset="tiny", passages=0, answers_per_passage=2,
                                            filters=loose), generator, embedder, settings)  # fmt: skip
-        strict = FilterSpec(min_question_words=31, max_question_words=40, max_sentence_words=1, retrieval_k=12,
-                            min_answer_f1=0.0)  # no question that long; no one-word descriptive sentence
+        strict = FilterSpec(
+            min_question_words=31, max_question_words=40, max_sentence_words=1, retrieval_k=12, min_answer_f1=0.0
+        )  # no question that long; no one-word descriptive sentence
         with pytest.raises(InputError, match="No generated pair passed every filter"):
             generate_qa(GenerationSpec(source=str(path), dataset="tiny", passages=0, answers_per_passage=2,
                                        filters=strict), generator, embedder, settings)  # fmt: skip
