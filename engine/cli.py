@@ -143,6 +143,7 @@ def run_ask(a) -> int:
     store = KnowledgeBaseStore(settings, Embedder.shared())
     if a.kb == DOCS_KB:
         ensure_docs_kb(store)  # as the app does at every start: the docs as they are now
+    store.collection(a.kb)  # a knowledge base that does not exist is a message before the model loads
     answer = ask(question, spec, store, load_generator(model, settings), settings)
     print(answer.answer)
     for n, h in enumerate(answer.hits, start=1):

@@ -136,7 +136,7 @@ def test_log_query_records_a_real_answer(tracked, generator, embedder, shared_da
     assert tracker.client.get_experiment(run.info.experiment_id).name == QUERY
     params = run.data.params
     expected = {"question": answer.question, "answer": answer.answer, "kb": "five", "k": "2"}
-    assert params == expected | {"model": "smollm2-135m-instruct"}
+    assert params == expected | {"model": "smollm2-135m-instruct", "style": "short"}
     m = run.data.metrics
     assert m["retrieval_s"] == pytest.approx(answer.retrieve_s) and m["retrieval_s"] > 0
     assert m["generation_s"] == pytest.approx(answer.generate_s) and m["generation_s"] > 0
