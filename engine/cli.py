@@ -55,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--quantization", default="none", choices=["none", "int4-weight", "int8-dynamic", "8bit", "4bit"],
                     help="int4-weight: the app's default on a CPU (what the Query page answers with)")  # fmt: skip
+    ev.add_argument("--judge", default="", help="the model that judges groundedness for questions without a gold "
+                    "answer (default: the bundled model)")  # fmt: skip
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     add_bench_arguments(sub)
@@ -92,7 +94,7 @@ def run_eval(a) -> int:
         data=a.data, dataset=a.dataset, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
         max_new_tokens=a.max_new_tokens, model=a.model, adapter=a.adapter, dtype=a.dtype, split=a.split,
         prompt=a.prompt, follow_links=a.follow_links, answer_style=a.answer_style,
-        quantization=a.quantization,
+        quantization=a.quantization, judge=a.judge,
     )  # fmt: skip
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
@@ -122,9 +124,10 @@ def add_ask_arguments(ask: argparse.ArgumentParser) -> None:
         "--model",
         default="",
         help="a Hugging Face id, a local model folder or a .gguf file "
-        "(default: the bundled SmolLM2-135M with the catalog's balanced preset, as the app)",
+        "(default: the active model, as the app: at first the bundled SmolLM2-135M with the catalog's balanced preset)",
     )
-    ask.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
+    ask.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`; default: "
+                     "the active one, with the active model, when --model is not given either)")  # fmt: skip
 
 
 def run_ask(a) -> int:
@@ -137,9 +140,9 @@ def run_ask(a) -> int:
     from engine.settings import load_settings
 
     question = check_question(a.question)
-    spec = AskSpec(kb=a.kb, k=a.k, style=a.style, follow_links=a.follow_links, adapter=a.adapter)
     settings = load_settings()
-    model = ask_model_spec(a.model, a.adapter)
+    model = ask_model_spec(a.model, a.adapter, settings)  # neither given: the active model and adapter
+    spec = AskSpec(kb=a.kb, k=a.k, style=a.style, follow_links=a.follow_links, adapter=model.adapter)
     store = KnowledgeBaseStore(settings, Embedder.shared())
     if a.kb == DOCS_KB:
         ensure_docs_kb(store)  # as the app does at every start: the docs as they are now

@@ -73,10 +73,16 @@ def evaluated(spec, record, settings: Settings, report, check, adapter: str = ""
         on_progress=lambda d, t: report(d / t, f"{d} of {t} questions"), check_cancelled=check,
     )  # fmt: skip
     m = result.metrics
+    if "f1" not in m:
+        raise InputError("None of the test questions has a gold answer: the loop compares F1, which needs them "
+                         "(questions without one are judged for groundedness only).")  # fmt: skip
+    graded = {r["id"]: r["f1"] for r in result.rows if r["f1"] is not None}
+    summary = f"F1 {m['f1']:.1f}, EM {m['em']:.1f} on {len(graded)} questions"
+    if m.get("groundedness") is not None:
+        summary += f"; {len(result.rows) - len(graded)} without a gold answer: groundedness {m['groundedness']:.0f}"
     return {"f1": m["f1"], "em": m["em"], "recall@5": m.get("recall@5"), "run_id": result.run_id,
-            "questions": len(result.rows), "scores": {r["id"]: r["f1"] for r in result.rows},
-            "written_by_people": bool(spec.questions),
-            "summary": f"F1 {m['f1']:.1f}, EM {m['em']:.1f} on {len(result.rows)} questions"}  # fmt: skip
+            "questions": len(result.rows), "scores": graded, "written_by_people": bool(spec.questions),
+            "groundedness": m.get("groundedness"), "summary": summary}  # fmt: skip
 
 
 def baseline(spec, record, settings: Settings, report, check) -> dict:

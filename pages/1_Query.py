@@ -35,9 +35,12 @@ with user_errors():
             help="Empty: the model made active on the Models page (at first the bundled SmolLM2-135M-Instruct). "
             "Or a Hugging Face id (online), a local model folder, a .gguf file.",
         )  # fmt: skip
+        adapters = ["", *r.adapter_names()]
         adapter = st.selectbox(
-            "Adapter", ["", *r.adapter_names()], key="query-adapter", format_func=lambda a: a or "none",
-            help="A LoRA adapter trained on the Fine-tune page, merged into the model.",
+            "Adapter", adapters, r.active_adapter_index(adapters), key="query-adapter",
+            format_func=lambda a: a or "none",
+            help="A LoRA adapter trained on the Fine-tune page, merged into the model; at first the active one "
+            "(the guided loop makes a measurably better adapter active).",
         )  # fmt: skip
     with left, st.form("ask"):
         question = st.text_input("Question", placeholder="What is the Studio for?", key="query-question")

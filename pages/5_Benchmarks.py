@@ -6,7 +6,7 @@ import streamlit as st
 from engine import jobs
 from engine.evaluation.history import evaluation_runs, per_question
 from ui import resources as r
-from ui.benchmarks import eval_form, matrix_section
+from ui.benchmarks import eval_form, matrix_section, result_metrics, row_scores
 from ui.widgets import page_header, user_errors, watch_job
 
 page_header(
@@ -31,19 +31,13 @@ with user_errors():
     state = jobs.get_job(job_id) if job_id else None
     if state and state.status == "succeeded" and state.mlflow_run_id:
         st.subheader("Results")
-        metrics = state.result["metrics"]
-        cols = st.columns(5)
-        for col, name in zip(cols, ("em", "f1", "recall@5", "mrr", "questions_per_s"), strict=True):
-            if name in metrics:
-                col.metric(name, f"{metrics[name]:.1f}" if name in ("em", "f1") else f"{metrics[name]:.3f}")
+        result_metrics(state.result["metrics"])
         table = per_question(tracker, state.mlflow_run_id)
         st.dataframe(table.drop(columns=["raw"]), hide_index=True, width="stretch", height=300)
         choice = st.selectbox("Drill down", table.index, format_func=lambda i: table.loc[i, "question"][:120])
         row = table.loc[choice]
         st.markdown(f"**Question:** {row['question']}")
-        st.markdown(
-            f"**Gold:** {row['gold']} · **Prediction:** {row['prediction']} · EM {row['em']:.0f} · F1 {row['f1']:.1f}"
-        )
+        st.markdown(row_scores(row))
         st.caption(f"Raw output: {row['raw']}")
         if "retrieved" in row and row["retrieved"]:
             st.markdown(f"**Retrieved:** {row['retrieved']}  \n**Supporting:** {row['supporting']}")

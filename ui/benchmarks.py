@@ -204,3 +204,23 @@ def eval_form():
     spec_for(spec.model)  # bad paths are reported here, before a job starts
     eval_items(spec, r.settings())  # and a QA set that is not split, or has no such split
     return spec
+
+
+def result_metrics(metrics: dict) -> None:
+    """An evaluation's headline metrics; groundedness beside F1 when some questions had no gold answer."""
+    from engine.evaluation.runner import ungraded_note
+
+    names = [n for n in ("em", "f1", "groundedness", "recall@5", "mrr", "questions_per_s") if n in metrics]
+    for col, name in zip(st.columns(len(names)), names, strict=True):
+        col.metric(name, f"{metrics[name]:.1f}" if name in ("em", "f1", "groundedness") else f"{metrics[name]:.3f}")
+    if note := ungraded_note(metrics):
+        st.caption(note)
+
+
+def row_scores(row) -> str:
+    """One question's gold answer, prediction and scores (or the judge's groundedness without a gold answer)."""
+    if not str(row.get("gold") or "").strip():
+        g = row.get("groundedness")
+        verdict = "unreadable" if g is None or g != g else "supported" if g else "not supported"
+        return f"**No gold answer** · **Prediction:** {row['prediction']} · the judge: {verdict} by the sources"
+    return f"**Gold:** {row['gold']} · **Prediction:** {row['prediction']} · EM {row['em']:.0f} · F1 {row['f1']:.1f}"

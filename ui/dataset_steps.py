@@ -89,7 +89,8 @@ def augment_tab(store: DatasetStore, tracker) -> None:
     kinds = st.multiselect("Kinds", KINDS, default=list(KINDS), help="Each variant stays in its origin's split.")
     if st.button("Augment (a new version)"):
         start_step("augment-job", "augment", picked, spec={"kinds": kinds})
-    st.markdown("**Hard cases**: variants of the items an evaluation run got wrong.")
+    st.markdown("**Hard cases**: variants of the items an evaluation run got wrong. A test or validation miss "
+                "is never trained on: its most similar training items are varied instead.")  # fmt: skip
     runs = evaluation_runs(tracker(), 30)
     if runs.empty:
         st.caption("No evaluation run yet (Benchmarks page).")

@@ -52,7 +52,9 @@ def import_form() -> dict | None:
         path = st.text_input("Local path", placeholder="/path/to/qa.jsonl or a saved Hugging Face dataset folder")
         hub = st.text_input("Hugging Face dataset name", placeholder="owner/name")
         cols = st.columns(2)
-        kind = cols[0].selectbox("Record kind", ("auto", "studio", "dolly", "hotpotqa"))
+        kind = cols[0].selectbox("Record kind", ("auto", "studio", "dolly", "hotpotqa", "questions"),
+                                 help="questions: a file of questions without gold answers (evaluated for "
+                                 "groundedness by the local judge, never trained on)")  # fmt: skip
         skip = cols[1].radio("Malformed lines", ("stop and list them", "skip them"), horizontal=True,
                              help="Skipped lines are listed with their line numbers.")  # fmt: skip
         dedupe = st.checkbox(

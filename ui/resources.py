@@ -15,7 +15,7 @@ import streamlit as st
 
 from engine.finetune.adapters import AdapterRegistry
 from engine.memory import default_budget_gb
-from engine.models.catalog import default_spec
+from engine.models.active import active_spec
 from engine.models.generation import Generator, load_generator
 from engine.models.manager import ModelManager
 from engine.models.spec import ModelSpec, spec_for
@@ -44,8 +44,9 @@ def store() -> KnowledgeBaseStore:
 @st.cache_resource(show_spinner=False)
 def manager() -> ModelManager:
     """The one model manager of the server: every page loads models through it (LRU under a
-    memory budget, the active model, hot-swap; see engine.models.manager)."""
-    return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), default_spec())
+    memory budget, the active model, hot-swap; see engine.models.manager). It starts with the saved
+    active model (the guided loop's winner; at first the default model)."""
+    return ModelManager(lambda spec: load_generator(spec, settings()), default_budget_gb(), active_spec(settings()))
 
 
 def model_spec(source: str = "", adapter: str = "") -> ModelSpec:
@@ -64,6 +65,13 @@ def generator(source: str = "", adapter: str = "") -> Generator:
 def adapter_names() -> list[str]:
     """The adapters in the registry (read each time: training adds them from another process)."""
     return AdapterRegistry(settings()).names()
+
+
+def active_adapter_index(options: list[str]) -> int:
+    """Where the active model's adapter is among an adapter picker's ``options`` (0, "none", if absent)."""
+    active = manager().active_spec
+    adapter = active.adapter if active else ""
+    return options.index(adapter) if adapter in options else 0
 
 
 @st.cache_resource(show_spinner=False)

@@ -45,9 +45,11 @@ def experiment_items(spec: ExperimentSpec, settings: Settings):
             raise InputError(
                 f"The records of dataset {spec.dataset!r} have no contexts to answer from: use mode closed-book."
             )
-        items = [record_item(r) for r in records]
+        # paired F1 and EM need a gold answer: questions without one are left out (Benchmarks judges them)
+        items = [record_item(r) for r in records if r.has_gold]
     if len(items) < 2:
-        raise InputError(f"The experiment has {len(items)} item(s) to answer: the paired tests need at least 2.")
+        raise InputError(f"The experiment has {len(items)} item(s) with a gold answer: the paired tests need "
+                         "at least 2.")  # fmt: skip
     return items, spec
 
 

@@ -263,6 +263,21 @@ def augment(
     return made, report
 
 
+HELD_OUT = ("validation", "test")  # splits whose records are never trained on, nor varied into training
+Nearest = Callable[[QARecord, Sequence[QARecord], int], Sequence[QARecord]]  # (miss, training records, n) -> nearest
+
+
+def word_overlap_nearest(miss: QARecord, candidates: Sequence[QARecord], n: int) -> list[QARecord]:
+    """The ``n`` candidates whose questions share the most words with the miss's (Jaccard; ties: order)."""
+    words = set(normalize_text(miss.question).split())
+
+    def overlap(r: QARecord) -> float:
+        other = set(normalize_text(r.question).split())
+        return len(words & other) / max(1, len(words | other))
+
+    return sorted(candidates, key=overlap, reverse=True)[:n]
+
+
 def hard_cases(
     rows: Sequence[dict],
     records: Sequence[QARecord],
@@ -271,18 +286,29 @@ def hard_cases(
     generator=None,
     retrieve: Retrieve | None = None,
     pool: Sequence[Context] | None = None,
+    nearest: Nearest | None = None,
+    per_miss: int = 2,
 ) -> tuple[list[QARecord], dict]:
     """Variants of the records an evaluation got wrong (row ``f1`` under ``threshold``, on 0-100).
 
-    A row matches a record by ``id``, else by its normalized question. Variants are marked
-    ``hard_case`` with their origin's ``origin_f1``; distractors default to all ``records``' contexts.
+    A row matches a record by ``id``, else by its normalized question. A missed record of the training
+    split (or of a version that is not split) is varied itself. A missed validation or test record never
+    is (a variant keeps its origin's split, and a test item must not leak into training): the
+    ``per_miss`` training records ``nearest`` to it (by question words unless given) are varied instead,
+    so the test's misses become training items about what was missed. Variants are marked ``hard_case``
+    with the miss's ``origin_f1`` (and ``for_miss``, the held-out miss's id); distractors default to all
+    ``records``' contexts.
     """
     if not 0 < threshold <= 100:
         raise InputError(f"The F1 threshold is on a 0-100 scale; {threshold} is out of range.")
+    if not isinstance(per_miss, int) or not 1 <= per_miss <= 20:
+        raise InputError(f"Training records per held-out miss must be from 1 to 20, not {per_miss!r}.")
     by_id = {r.id: r for r in records}
     by_question = {normalize_text(r.question): r for r in reversed(records)}  # the first record wins
     wrong, matched = 0, {}
     for number, row in enumerate(rows, start=1):
+        if "f1" in row and (row["f1"] is None or row["f1"] != row["f1"]):
+            continue  # a question without a gold answer has no F1 (None, or NaN from a table): not wrong
         try:
             f1 = float(row["f1"])
         except (KeyError, TypeError, ValueError):
@@ -293,7 +319,19 @@ def hard_cases(
         record = by_id.get(str(row.get("id", ""))) or by_question.get(normalize_text(str(row.get("question", ""))))
         if record is not None:
             matched.setdefault(record.id, (record, f1))
+    origins = {i: (r, f1, "") for i, (r, f1) in matched.items() if r.metadata.get("split") not in HELD_OUT}
+    held = [(r, f1) for r, f1 in matched.values() if r.metadata.get("split") in HELD_OUT]
+    training = [r for r in records if r.metadata.get("split") == "train"]
+    for miss, f1 in sorted(held, key=lambda pair: pair[1]):  # the worst misses pick first
+        for near in (nearest or word_overlap_nearest)(miss, training, per_miss):
+            origins.setdefault(near.id, (near, f1, miss.id))
     pool = context_pool(records) if retrieve is None and pool is None else pool
-    variants, report = augment([r for r, _ in matched.values()], spec, generator, retrieve, pool)
-    variants = [v.with_metadata(hard_case=True, origin_f1=matched[v.metadata["origin"]][1]) for v in variants]
-    return variants, {"rows": len(rows), "wrong": wrong, "matched": len(matched), "variants": len(variants), **report}
+    variants, report = augment([r for r, _, _ in origins.values()], spec, generator, retrieve, pool)
+    variants = [mark_hard(v, *origins[v.metadata["origin"]][1:]) for v in variants]
+    counts = {"rows": len(rows), "wrong": wrong, "matched": len(matched), "held_out": len(held),
+              "neighbours": sum(1 for _, _, miss in origins.values() if miss), "variants": len(variants)}  # fmt: skip
+    return variants, counts | report
+
+
+def mark_hard(variant: QARecord, f1: float, miss: str) -> QARecord:
+    return variant.with_metadata(hard_case=True, origin_f1=f1, **({"for_miss": miss} if miss else {}))

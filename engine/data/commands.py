@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="import a JSONL/CSV file, a saved HF dataset folder or a hub name")
     im.add_argument("source")
     im.add_argument("--dataset", required=True)
-    im.add_argument("--kind", default="auto", choices=["auto", "studio", "dolly", "hotpotqa"])
+    im.add_argument("--kind", default="auto", choices=["auto", "studio", "dolly", "hotpotqa", "questions"])
     im.add_argument("--skip-bad", action="store_true", help="leave malformed lines out instead of stopping")
     im.add_argument("--dedupe", action="store_true", help="keep one record of each repeated id instead of stopping")
     gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")
@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
         ("topics", "cluster a version into topics"),
         ("split", "80/10/10 split + leakage check"),
         ("augment", "add augmented copies"),
-        ("hard-cases", "variants of what a run got wrong"),
+        ("hard-cases", "variants of what a run got wrong (a test miss: of its nearest training items)"),
         ("show", "a version's manifest and stats"),
         ("export", "write a version to a file"),
     ):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.data.schema import Context, QARecord
+from engine.data.schema import NO_GOLD, Context, QARecord
 from engine.errors import InputError
 from engine.rag.documents import MAX_LISTED_ERRORS, _decode
 
@@ -58,9 +58,27 @@ def normalize_studio(record: dict, n: int = 0) -> QARecord:
             raise InputError('"metadata" is not valid JSON') from None
     if not data.get("contexts") and isinstance(data.get("context"), str) and data["context"].strip():
         data["contexts"] = [data["context"].strip()]
-    for key in ("question", "answer"):
+    no_gold = isinstance(data.get("metadata"), dict) and data["metadata"].get(NO_GOLD) is True
+    for key in ("question",) if no_gold else ("question", "answer"):
         _text(data, key)  # the same message for a missing field as the other normalizers
     return QARecord.from_dict(data)
+
+
+def normalize_questions(record: dict, n: int = 0) -> QARecord:
+    """A record of a file of questions (no ``answer`` field in its first records): without an answer it
+    is a question without a gold answer (metadata ``no_gold``); with one, a record like any other."""
+    if str(record.get("answer") or "").strip():
+        return normalize_studio(record, n)
+    data = {k: v for k, v in record.items() if k != "answer"}
+    metadata = data.get("metadata") or {}
+    if isinstance(metadata, str):  # the form of to_hf_dataset and of a CSV column
+        try:
+            metadata = json.loads(metadata or "{}")
+        except json.JSONDecodeError:
+            raise InputError('"metadata" is not valid JSON') from None
+    if not isinstance(metadata, dict):
+        raise InputError("metadata is a JSON object")
+    return normalize_studio(data | {"metadata": {**metadata, NO_GOLD: True}}, n)
 
 
 def normalize_dolly(record: dict, n: int) -> QARecord:
@@ -109,11 +127,13 @@ NORMALIZERS: dict[str, Callable[[dict, int], QARecord]] = {
     "studio": normalize_studio,
     "dolly": normalize_dolly,
     "hotpotqa": normalize_hotpotqa,
+    "questions": normalize_questions,
 }
 
 
 def detect_format(first_record: dict, name: str = "The data") -> str:
-    """The normalizer for a record's fields: ``hotpotqa``, ``studio`` or ``dolly``."""
+    """The normalizer for a record's fields: ``hotpotqa``, ``studio``, ``dolly`` or ``questions`` (a question
+    and no answer field: questions without gold answers, for evaluation)."""
     keys = set(first_record)
     if {"question", "answer"} <= keys:
         try:
@@ -123,6 +143,8 @@ def detect_format(first_record: dict, name: str = "The data") -> str:
             return "studio"
     if {"instruction", "response"} <= keys:
         return "dolly"
+    if "question" in keys and "answer" not in keys:
+        return "questions"
     raise InputError(
         f"{name} has unknown record fields ({', '.join(sorted(map(str, keys))) or 'none'}): a QA dataset needs "
         "question and answer (Studio or HotpotQA form), or instruction and response (Dolly form)."
@@ -184,7 +206,8 @@ def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportR
         kinds = [k for r in found if (k := _detect_or_none(r))]
         if found and not kinds:
             detect_format(found[0], name)  # raises, naming the fields it found
-        kind = kinds[0] if kinds else "studio"  # nothing parsed: the problems below say why
+        # questions only when no sampled record has an answer: one record that lacks it is a mistake
+        kind = next((k for k in kinds if k != "questions"), kinds[0]) if kinds else "studio"
     elif kind not in NORMALIZERS:
         raise InputError(f"Unknown record kind {kind!r}: use auto, {', '.join(NORMALIZERS)}.")
     normalize, records, problems, places = NORMALIZERS[kind], [], [], []

@@ -13,6 +13,8 @@ Metadata keys used across the Studio (all optional):
   review queue sets ``origin`` too).
 - ``review``: ``accepted`` or ``edited`` by a person in the review queue (see :mod:`engine.data.review`).
 - ``scores``: filter name -> score, from QA generation (see :mod:`engine.data.filters`).
+- ``no_gold``: True for a question without a gold answer (its answer is empty): a file of questions only,
+  e.g. written by people. Evaluations judge its answers for groundedness, never F1; training skips it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from engine.errors import InputError
+
+NO_GOLD = "no_gold"  # the metadata key of a question without a gold answer
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class QARecord:
     def __post_init__(self) -> None:
         if not isinstance(self.question, str) or not self.question.strip():
             raise InputError("A QA record needs a non-empty question.")
-        if not isinstance(self.answer, str) or not self.answer.strip():
+        if not isinstance(self.answer, str) or not (self.answer.strip() or self.metadata.get(NO_GOLD) is True):
             raise InputError(f"The record {self.question[:60]!r} has an empty answer.")
         if not self.id:
             object.__setattr__(self, "id", record_id(self.question, self.answer, self.contexts))
@@ -66,7 +70,9 @@ class QARecord:
         """A record from :meth:`to_dict`'s form; an InputError says what is missing or wrong."""
         if not isinstance(data, dict):
             raise InputError("A QA record is a JSON object.")
-        missing = [k for k in ("question", "answer") if not str(data.get(k) or "").strip()]
+        no_gold = isinstance(data.get("metadata"), dict) and data["metadata"].get(NO_GOLD) is True
+        needed = ("question",) if no_gold else ("question", "answer")
+        missing = [k for k in needed if not str(data.get(k) or "").strip()]
         if missing:
             raise InputError(f"missing or empty {', '.join(missing)}")
         contexts = []
@@ -82,12 +88,17 @@ class QARecord:
             raise InputError("metadata is a JSON object")
         return cls(
             question=str(data["question"]).strip(),
-            answer=str(data["answer"]).strip(),
+            answer=str(data.get("answer") or "").strip(),
             contexts=tuple(contexts),
             doc_ids=tuple(str(d) for d in data.get("doc_ids") or ()),
             metadata=dict(metadata),
             id=str(data.get("id") or ""),
         )
+
+    @property
+    def has_gold(self) -> bool:
+        """Whether the record has a gold answer (see ``no_gold``)."""
+        return bool(self.answer.strip())
 
     def with_metadata(self, **values) -> QARecord:
         """A copy with metadata keys set (the id stays: metadata is not content)."""

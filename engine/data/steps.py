@@ -39,6 +39,25 @@ def pool_retriever(records, settings: Settings):
     return retrieve
 
 
+def question_nearest(records, settings: Settings):
+    """``nearest(miss, candidates, n)``: the candidates whose questions are most similar to the miss's
+    (cosine of the cached embeddings, one batch for all of ``records``), for held-out hard cases."""
+    import numpy as np
+
+    embed = cached_embedder(settings)
+    questions = list(dict.fromkeys(r.question for r in records))
+    known = dict(zip(questions, embed.embed(questions), strict=True))
+
+    def nearest(miss, candidates, n: int):
+        if not candidates:
+            return []
+        matrix = np.asarray([known[c.question] for c in candidates], dtype=np.float32)
+        scores = matrix @ np.asarray(known[miss.question], dtype=np.float32)
+        return [candidates[i] for i in np.argsort(-scores, kind="stable")[:n]]
+
+    return nearest
+
+
 def saved(store: DatasetStore, tracker, dataset: str, records, **manifest) -> Manifest:
     found = store.save(dataset, records, **manifest)
     if tracker is not None:
@@ -129,7 +148,9 @@ def augment_version(settings: Settings, dataset: str, version: str, spec=None, g
 
 def hard_case_version(settings: Settings, dataset: str, version: str, run_id: str, threshold: float = 50.0,
                       spec=None, generator=None, tracker=None):  # fmt: skip
-    """Variants of the records an evaluation run got wrong, as a new version: (new manifest, report)."""
+    """Variants of the records an evaluation run got wrong, as a new version: (new manifest, report).
+    A test or validation miss is never varied itself: its nearest training records are (see
+    ``engine.data.augment.hard_cases``), so misses of the test evaluation become training items."""
     from engine.data.augment import AugmentSpec, hard_cases
     from engine.evaluation.history import per_question
     from engine.tracking import Tracker
@@ -139,7 +160,9 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
     rows = per_question(tracker or Tracker(settings), run_id).to_dict("records")
     spec = spec or AugmentSpec()
     retrieve = pool_retriever(records, settings) if "distractors" in spec.kinds else None
-    variants, report = hard_cases(rows, records, threshold, spec, generator, retrieve)
+    split = any(r.metadata.get("split") for r in records)
+    nearest = question_nearest(records, settings) if split else None
+    variants, report = hard_cases(rows, records, threshold, spec, generator, retrieve, nearest=nearest)
     if not variants:
         raise InputError(f"Run {run_id} has {report['wrong']} questions under F1 {threshold:g}, of which "
                          f"{report['matched']} are in {dataset}@{version}: no variants to make.")  # fmt: skip

@@ -1,7 +1,9 @@
 """Batch evaluation on a QA set (HotpotQA or a saved dataset version): closed-book, given-sources RAG
 (``distractor``: each question's own passages) or knowledge-base RAG.
 
-Generation is batched; the per-question table and the aggregate metrics go to MLflow.
+Generation is batched; the per-question table and the aggregate metrics go to MLflow. A question
+without a gold answer is never scored by F1 or EM: the local judge says whether its sources support
+the answer, reported as ``groundedness`` (engine.evaluation.grounding), a metric of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ MODES = ("closed-book", "distractor", "given", "kb")  # given: distractor under 
 OWN_SOURCES = ("distractor", "given")
 PROMPTS = ("", "few-shot", "zero-shot")
 PERCENT = ("em", "f1")  # reported on a 0-100 scale like the HotpotQA leaderboard
+GOLD_ANSWER = ("em", "f1", "answer_in_context")  # need a gold answer: None for a question without one
+GOLD_SOURCES = ("recall@2", "recall@5", "mrr", "ndcg@5")  # need to know which sources hold the answer
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class EvalSpec:
     max_source_chars: int = 600
     answer_style: str = ""  # short / evidence; empty: the adapter's, else short
     follow_links: int = 2  # distractor mode: passages named in the first N move up (0: dense ranking only)
+    judge: str = ""  # the groundedness judge for questions without a gold answer (empty: the bundled model)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -114,23 +119,52 @@ def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
 
 
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
+    """One row per question with every metric it can have: a metric that needs what the question lacks
+    (a gold answer, the sources that hold it) is None, left out of its mean, never counted as 0."""
     rows = []
     for item, ans in zip(items, answers, strict=True):
         retrieved, relevant = retrieval_keys(item, ans.hits)
         sample = Sample(ans.answer, item.answer, retrieved, relevant, ans.context)
-        scores = score_sample(sample, with_retrieval)
+        lacking = (GOLD_ANSWER if not item.answer.strip() else ()) + (GOLD_SOURCES if not relevant else ())
+        scores = {k: None if k in lacking else v * (100 if k in PERCENT else 1)
+                  for k, v in score_sample(sample, with_retrieval).items()}  # fmt: skip
         rows.append(
             {"id": item.id, "question": item.question, "gold": item.answer, "prediction": ans.answer,
-             "raw": ans.raw, **{k: v * (100 if k in PERCENT else 1) for k, v in scores.items()},
-             "retrieved": " | ".join(retrieved), "supporting": " | ".join(relevant),
-             "prompt_tokens": ans.prompt_tokens, "new_tokens": ans.new_tokens}
+             "raw": ans.raw, **scores, "groundedness": None, "retrieved": " | ".join(retrieved),
+             "supporting": " | ".join(relevant), "prompt_tokens": ans.prompt_tokens, "new_tokens": ans.new_tokens}
         )  # fmt: skip
     return rows
 
 
 def aggregate(rows: list[dict]) -> dict[str, float]:
-    keys = [k for k, v in rows[0].items() if isinstance(v, float)] if rows else []
-    return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+    """Each metric's mean over the questions that have it (see :func:`score`)."""
+    keys = dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, float))
+    means = {}
+    for k in keys:
+        values = [r[k] for r in rows if isinstance(r.get(k), float)]
+        means[k] = sum(values) / len(values)
+    return means
+
+
+def judge_ungraded(spec: EvalSpec, items, answers, rows, generator, judge, settings: Settings) -> int:
+    """Groundedness (0-100) in the rows of the questions without a gold answer, from the local judge
+    (``judge``, else the evaluated model when it is the bundled one, else ``spec.judge`` loaded); their count."""
+    from engine.evaluation.grounding import GroundingSpec, judge_grounding
+
+    ungraded = [i for i, item in enumerate(items) if not item.answer.strip()]
+    if not ungraded:
+        return 0
+    if judge is None:
+        from engine.models.generation import load_generator
+
+        bundled = not (spec.judge or spec.model or spec.adapter)
+        judge = generator if bundled else load_generator(spec.judge or None, settings)
+    asked = [(items[i].question, answers[i].answer, answers[i].context) for i in ungraded]
+    found, replies = judge_grounding(judge, asked, GroundingSpec(model=spec.judge), spec.batch_size)
+    for i, value, reply in zip(ungraded, found, replies, strict=True):
+        rows[i]["groundedness"] = None if value is None else 100 * value
+        rows[i]["judge_reply"] = reply
+    return len(ungraded)
 
 
 def run_evaluation(
@@ -142,8 +176,10 @@ def run_evaluation(
     tracker: Tracker | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
+    judge=None,
 ) -> EvalResult:
-    """Evaluate ``generator`` on the spec's questions; logs to MLflow when a tracker is given."""
+    """Evaluate ``generator`` on the spec's questions; logs to MLflow when a tracker is given. Questions
+    without a gold answer are judged for groundedness (by ``judge``, see :func:`judge_ungraded`)."""
     settings = settings or load_settings()
     items, identity = eval_items(spec, settings)
     start = time.perf_counter()
@@ -168,10 +204,14 @@ def run_evaluation(
             on_progress(len(answers), len(items))
     seconds = time.perf_counter() - start
     rows = score(items, answers, with_retrieval=spec.mode != "closed-book")
+    if check_cancelled:
+        check_cancelled()
+    ungraded = judge_ungraded(spec, items, answers, rows, generator, judge, settings)
     metrics = aggregate(rows) | {
         "seconds": seconds,
         "questions_per_s": len(items) / seconds,
         "questions": len(items),
+        "questions_without_gold": ungraded,
     }
     result = EvalResult(spec, metrics, rows, seconds)
     if tracker is not None:
@@ -199,13 +239,23 @@ def log_evaluation(tracker: Tracker, result: EvalResult, model: str, identity: d
 def format_table(result: EvalResult) -> str:
     """The metrics as a small text table for the command line."""
     m = result.metrics
-    names = [k for k in ("em", "f1", "recall@2", "recall@5", "mrr", "ndcg@5", "answer_in_context",
+    names = [k for k in ("em", "f1", "groundedness", "recall@2", "recall@5", "mrr", "ndcg@5", "answer_in_context",
                          "context_utilization") if k in m]  # fmt: skip
-    head = f"{'mode':<12} {'n':>5} " + " ".join(f"{n:>10}" for n in names) + f" {'seconds':>8}"
+    head = f"{'mode':<12} {'n':>5} " + " ".join(f"{n:>12}" for n in names) + f" {'seconds':>8}"
     row = f"{result.spec.mode:<12} {len(result.rows):>5} " + " ".join(
-        f"{m[n]:>10.1f}" if n in PERCENT else f"{m[n]:>10.3f}" for n in names
+        f"{m[n]:>12.1f}" if n in (*PERCENT, "groundedness") else f"{m[n]:>12.3f}" for n in names
     )
-    return f"{head}\n{row} {result.seconds:>8.1f}"
+    note = ungraded_note(m)
+    return f"{head}\n{row} {result.seconds:>8.1f}" + (f"\n{note}" if note else "")
+
+
+def ungraded_note(metrics: dict) -> str:
+    """What an evaluation's groundedness means, when some of its questions had no gold answer (else "")."""
+    ungraded = int(metrics.get("questions_without_gold") or 0)
+    if not ungraded:
+        return ""
+    return (f"{ungraded} of {int(metrics['questions'])} questions have no gold answer: they are not in EM or F1; "
+            "groundedness is the share of their answers the local judge found supported by the sources.")  # fmt: skip
 
 
 def prepare_evaluation(spec: EvalSpec, settings: Settings):
@@ -222,6 +272,8 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
         from engine.finetune.adapters import AdapterRegistry
 
         AdapterRegistry(settings).get(spec.adapter)
+    if spec.judge:
+        spec_for(spec.judge)  # a judge model path that does not exist fails before the model loads
     model = replace(spec_for(spec.model), adapter=spec.adapter, dtype=spec.dtype, quantization=spec.quantization)
     embedder = Embedder.shared() if spec.mode != "closed-book" else None
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None

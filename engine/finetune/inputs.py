@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.errors import InputError
 from engine.evaluation.runner import resolve_data
 from engine.finetune.spec import TrainSpec
 from engine.settings import Settings
@@ -79,11 +80,17 @@ def primary_pool(spec: TrainSpec | str) -> str:
 
 
 def qa_splits(spec: TrainSpec, settings: Settings):
-    """The training split and the (first ``val_limit`` questions of the) validation split of the QA set."""
+    """The training split and the (first ``val_limit`` questions of the) validation split of the QA set;
+    questions without a gold answer are left out of both (nothing to learn, no F1)."""
     from engine.evaluation.qa_sets import HOTPOTQA, load_qa_set
 
     ref = spec.dataset if primary_pool(spec) == "dataset" else f"{HOTPOTQA}@{spec.data}"
-    return load_qa_set(settings, ref, "train"), load_qa_set(settings, ref, "validation", spec.val_limit)
+    train, val = load_qa_set(settings, ref, "train"), load_qa_set(settings, ref, "validation")
+    train = replace(train, items=[it for it in train.items if it.answer.strip()])
+    val = replace(val, items=[it for it in val.items if it.answer.strip()][: spec.val_limit])
+    if not train.items:
+        raise InputError(f"The training split of {train.ref} has no question with a gold answer to learn from.")
+    return train, val
 
 
 def qa_identity(qa, settings: Settings) -> dict:
@@ -122,7 +129,7 @@ def generated_pool(spec: TrainSpec, settings: Settings):
     store = DatasetStore(settings)
     name, _, version = spec.qa_dataset.strip().partition("@")
     version = version or store.versions(name)[0].id
-    records = store.load(name, version)
+    records = [r for r in store.load(name, version) if r.has_gold]  # nothing to learn from the others
     train = [r for r in records if r.metadata.get("split") == "train"] or records
     found = {"name": f"{name}@{version}", "dataset": name, "version": version,
              "split": "train" if len(train) < len(records) else "all (not split)"}  # fmt: skip

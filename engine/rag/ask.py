@@ -42,11 +42,16 @@ class AskSpec:
             raise InputError("Follow links from the first N sources: N must be 0 or more.")
 
 
-def ask_model_spec(model: str = "", adapter: str = "") -> ModelSpec:
+def ask_model_spec(model: str = "", adapter: str = "", settings: Settings | None = None) -> ModelSpec:
     """The model a question is answered with: ``model`` (see ``spec_for``), empty for the Studio's
-    default (what the app starts with), with ``adapter`` merged in."""
+    default (what the app starts with), with ``adapter`` merged in. Neither given, with ``settings``:
+    the active model and adapter (``engine.models.active``, which the guided loop sets)."""
     from engine.models.catalog import default_spec
 
+    if settings is not None and not model.strip() and not adapter.strip():
+        from engine.models.active import active_spec
+
+        return active_spec(settings)
     base = spec_for(model) if model.strip() else default_spec()
     return replace(base, adapter=adapter.strip())
 

@@ -216,6 +216,7 @@ def test_paraphrase_with_the_local_model(generator, records) -> None:
 
 
 def test_hard_cases_take_exactly_the_rows_under_the_threshold(items, records) -> None:
+    records = [r.with_metadata(split="train") for r in records]  # misses of training items are varied themselves
     rows = [
         {"id": items[0].id, "question": items[0].question, "f1": 0.0},  # matched by question
         {"id": records[1].id, "question": "(edited)", "f1": 49.9},  # matched by record id
@@ -240,3 +241,36 @@ def test_hard_cases_take_exactly_the_rows_under_the_threshold(items, records) ->
         hard_cases([rows[0], {"question": "q"}], records, spec=spec)
     with pytest.raises(InputError, match="0-100"):
         hard_cases(rows, records, threshold=500.0, spec=spec)
+
+
+def test_a_held_out_miss_is_never_varied_its_nearest_training_items_are(records) -> None:
+    by_split = {name: [r for r in records if r.metadata["split"] == name] for name in SPLITS}
+    test_miss, val_miss, train_miss = by_split["test"][0], by_split["validation"][0], by_split["train"][0]
+    rows = [{"id": test_miss.id, "question": test_miss.question, "f1": 0.0},
+            {"id": val_miss.id, "question": val_miss.question, "f1": 30.0},
+            {"id": train_miss.id, "question": train_miss.question, "f1": 10.0}]  # fmt: skip
+    asked = []
+
+    def nearest(miss, candidates, n):
+        asked.append((miss.id, {c.metadata["split"] for c in candidates}, n))
+        return [c for c in candidates if c.id != train_miss.id][:n]
+
+    spec = AugmentSpec(kinds=("shuffle",))  # one variant per record (its passages in another order)
+    variants, report = hard_cases(rows, records, spec=spec, nearest=nearest, per_miss=2)
+    # the worst miss picks first; only training records are ever offered
+    assert asked == [(test_miss.id, {"train"}, 2), (val_miss.id, {"train"}, 2)]
+    assert (report["wrong"], report["matched"], report["held_out"], report["neighbours"]) == (3, 3, 2, 2)
+    origins = {v.metadata["origin"] for v in variants}
+    assert test_miss.id not in origins and val_miss.id not in origins
+    assert origins == {train_miss.id} | {c.id for c in by_split["train"][1:3]}
+    assert all(v.metadata["split"] == "train" and v.metadata["hard_case"] for v in variants)
+    for_test = [v for v in variants if v.metadata.get("for_miss") == test_miss.id]
+    assert for_test and all(v.metadata["origin_f1"] == 0.0 for v in for_test)
+    assert all("for_miss" not in v.metadata for v in variants if v.metadata["origin"] == train_miss.id)
+
+    # without a nearest function: by question words, still only training records
+    plain, report = hard_cases(rows[:1], records, spec=spec, per_miss=3)
+    assert report["neighbours"] == 3 and all(v.metadata["split"] == "train" for v in plain)
+    assert test_miss.id not in {v.metadata["origin"] for v in plain}
+    with pytest.raises(InputError, match="from 1 to 20"):
+        hard_cases(rows, records, spec=spec, per_miss=0)

@@ -105,3 +105,27 @@ def test_augmented_distractors_are_retrieved_for_the_question(settings, hotpot, 
         origin = by_id[variant.metadata["origin"]]
         (added,) = [c for c in variant.contexts if c not in origin.contexts]
         assert added in retrieve(origin.question, len(origin.contexts) + 6)  # among the most similar, not random
+
+
+@pytest.mark.slow
+def test_misses_of_a_test_evaluation_become_training_items_never_test_items(
+    collection, settings, generator, embedder, store, tracker
+):
+    from engine.evaluation.runner import EvalSpec, run_evaluation
+
+    spec = EvalSpec(dataset="notes-qa", split="test", mode="kb", kb="notes", k=3, batch_size=4, max_new_tokens=12)
+    result = run_evaluation(spec, generator, embedder, store, settings, tracker)
+    tested = {r["id"] for r in result.rows if r["f1"] < 100}
+    assert tested, "the bundled model misses some of the test questions"
+    found, report = steps.hard_case_version(settings, "notes-qa", collection, result.run_id, 100.0,
+                                            AugmentSpec(kinds=("typos",)), tracker=tracker)  # fmt: skip
+    assert report["held_out"] == report["matched"] == len(tested) and report["neighbours"] > 0
+    datasets = DatasetStore(settings)
+    before, after = datasets.load("notes-qa", collection), datasets.load("notes-qa", found.id)
+    variants = [r for r in after if r.metadata.get("hard_case")]
+    train_ids = {r.id for r in before if r.metadata["split"] == "train"}
+    assert variants and all(v.metadata["split"] == "train" and v.metadata["origin"] in train_ids for v in variants)
+    assert all(v.metadata["for_miss"] in tested for v in variants)
+    # the test split is exactly what it was: no test item moved, none added
+    tests_before = [r.id for r in before if r.metadata["split"] == "test"]
+    assert [r.id for r in after if r.metadata["split"] == "test"] == tests_before
