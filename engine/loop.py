@@ -152,7 +152,22 @@ def run_loop_command(a) -> int:
     record = run_loop(settings, a.name, lambda f, m: print(f"[{100 * f:5.1f}%] {m}", flush=True), until=a.until)
     for step, found in record["steps"].items():
         print(f"{step:<9} {found['seconds'] / 60:6.1f} min  {found.get('summary', '')}")
+    if args := misses_args(record):
+        print(f"The adapter's test misses as training items (a new version of {args['dataset']}): python -m engine "
+              f"data hard-cases {args['dataset']} --version {args['version']} --run {args['run_id']}")  # fmt: skip
     return 0
+
+
+def misses_args(record: dict, threshold: float = 50.0) -> dict | None:
+    """The dataset job (kind ``dataset``) that turns the adapter's misses on the test questions into
+    training items, once the loop has evaluated its adapter (else None): the hard-case path, which never
+    trains on a test question but varies the training items nearest to each miss."""
+    steps = record.get("steps", {})
+    run, version = (steps.get("evaluate") or {}).get("run_id"), (steps.get("split") or {}).get("version")
+    if not (run and version):
+        return None
+    return {"step": "hard-cases", "dataset": LoopSpec.from_dict(record["spec"]).dataset, "version": version,
+            "run_id": run, "threshold": threshold, "spec": {"kinds": ["distractors", "shuffle", "typos"]}}  # fmt: skip
 
 
 def list_loops(settings: Settings) -> list[str]:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from engine import jobs
 from engine.data.versions import DatasetStore
-from engine.loop import STEPS, LoopSpec, list_loops, next_step, read_loop, start_loop, step_rows
+from engine.loop import STEPS, LoopSpec, list_loops, misses_args, next_step, read_loop, start_loop, step_rows
 from ui import resources as r
 from ui.widgets import user_errors, watch_job
 
@@ -78,3 +78,9 @@ def live(name: str) -> None:
             if cols[1].button(f"Run {step} only", key="loop-one"):
                 st.session_state["loop-job"] = jobs.start_job("loop", {"name": name, "until": step}).id
                 st.rerun()
+        if (args := misses_args(record)) and not running:
+            if st.button("Make training items from the test misses", key="loop-misses",
+                         help="A new version of the QA set: the training items nearest to each question the adapter "
+                         "got wrong, varied. A test question is never trained on."):  # fmt: skip
+                st.session_state["loop-misses-job"] = jobs.start_job("dataset", args).id
+            watch_job("dataset", "loop-misses-job")

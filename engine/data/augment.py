@@ -264,12 +264,12 @@ def augment(
 
 
 HELD_OUT = ("validation", "test")  # splits whose records are never trained on, nor varied into training
-Nearest = Callable[[QARecord, Sequence[QARecord], int], Sequence[QARecord]]  # (miss, training records, n) -> nearest
+Nearest = Callable[[str, Sequence[QARecord], int], Sequence[QARecord]]  # (question, training records, n)
 
 
-def word_overlap_nearest(miss: QARecord, candidates: Sequence[QARecord], n: int) -> list[QARecord]:
-    """The ``n`` candidates whose questions share the most words with the miss's (Jaccard; ties: order)."""
-    words = set(normalize_text(miss.question).split())
+def word_overlap_nearest(question: str, candidates: Sequence[QARecord], n: int) -> list[QARecord]:
+    """The ``n`` candidates whose questions share the most words with ``question`` (Jaccard; ties: order)."""
+    words = set(normalize_text(question).split())
 
     def overlap(r: QARecord) -> float:
         other = set(normalize_text(r.question).split())
@@ -295,9 +295,11 @@ def hard_cases(
     split (or of a version that is not split) is varied itself. A missed validation or test record never
     is (a variant keeps its origin's split, and a test item must not leak into training): the
     ``per_miss`` training records ``nearest`` to it (by question words unless given) are varied instead,
-    so the test's misses become training items about what was missed. Variants are marked ``hard_case``
-    with the miss's ``origin_f1`` (and ``for_miss``, the held-out miss's id); distractors default to all
-    ``records``' contexts.
+    so the test's misses become training items about what was missed. In a split version, a missed
+    question that is not one of its records (people's questions, evaluated as a set of their own) is
+    held out the same way. Variants are marked ``hard_case`` with the miss's ``origin_f1`` (and
+    ``for_miss``, the held-out miss's id); distractors default to all ``records``' contexts. Rows
+    without an F1 (questions without a gold answer) are not misses.
     """
     if not 0 < threshold <= 100:
         raise InputError(f"The F1 threshold is on a 0-100 scale; {threshold} is out of range.")
@@ -305,7 +307,7 @@ def hard_cases(
         raise InputError(f"Training records per held-out miss must be from 1 to 20, not {per_miss!r}.")
     by_id = {r.id: r for r in records}
     by_question = {normalize_text(r.question): r for r in reversed(records)}  # the first record wins
-    wrong, matched = 0, {}
+    wrong, matched, unmatched = 0, {}, []
     for number, row in enumerate(rows, start=1):
         if "f1" in row and (row["f1"] is None or row["f1"] != row["f1"]):
             continue  # a question without a gold answer has no F1 (None, or NaN from a table): not wrong
@@ -319,17 +321,21 @@ def hard_cases(
         record = by_id.get(str(row.get("id", ""))) or by_question.get(normalize_text(str(row.get("question", ""))))
         if record is not None:
             matched.setdefault(record.id, (record, f1))
+        elif str(row.get("question", "")).strip():
+            unmatched.append((str(row["question"]), f1, str(row.get("id", ""))))
     origins = {i: (r, f1, "") for i, (r, f1) in matched.items() if r.metadata.get("split") not in HELD_OUT}
-    held = [(r, f1) for r, f1 in matched.values() if r.metadata.get("split") in HELD_OUT]
+    held = [(r.question, f1, r.id) for r, f1 in matched.values() if r.metadata.get("split") in HELD_OUT]
     training = [r for r in records if r.metadata.get("split") == "train"]
-    for miss, f1 in sorted(held, key=lambda pair: pair[1]):  # the worst misses pick first
-        for near in (nearest or word_overlap_nearest)(miss, training, per_miss):
-            origins.setdefault(near.id, (near, f1, miss.id))
+    external = unmatched if training else []  # only a split version can say what is safe to train on
+    for question, f1, miss in sorted(held + external, key=lambda m: m[1]):  # the worst misses pick first
+        for near in (nearest or word_overlap_nearest)(question, training, per_miss):
+            origins.setdefault(near.id, (near, f1, miss))
     pool = context_pool(records) if retrieve is None and pool is None else pool
     variants, report = augment([r for r, _, _ in origins.values()], spec, generator, retrieve, pool)
     variants = [mark_hard(v, *origins[v.metadata["origin"]][1:]) for v in variants]
     counts = {"rows": len(rows), "wrong": wrong, "matched": len(matched), "held_out": len(held),
-              "neighbours": sum(1 for _, _, miss in origins.values() if miss), "variants": len(variants)}  # fmt: skip
+              "external": len(external), "neighbours": sum(1 for _, _, miss in origins.values() if miss),
+              "variants": len(variants)}  # fmt: skip
     return variants, counts | report
 
 

@@ -40,7 +40,7 @@ def pool_retriever(records, settings: Settings):
 
 
 def question_nearest(records, settings: Settings):
-    """``nearest(miss, candidates, n)``: the candidates whose questions are most similar to the miss's
+    """``nearest(question, candidates, n)``: the candidates whose questions are most similar to ``question``
     (cosine of the cached embeddings, one batch for all of ``records``), for held-out hard cases."""
     import numpy as np
 
@@ -48,11 +48,12 @@ def question_nearest(records, settings: Settings):
     questions = list(dict.fromkeys(r.question for r in records))
     known = dict(zip(questions, embed.embed(questions), strict=True))
 
-    def nearest(miss, candidates, n: int):
+    def nearest(question: str, candidates, n: int):
         if not candidates:
             return []
         matrix = np.asarray([known[c.question] for c in candidates], dtype=np.float32)
-        scores = matrix @ np.asarray(known[miss.question], dtype=np.float32)
+        vector = known.get(question) or embed.embed([question])[0]
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
         return [candidates[i] for i in np.argsort(-scores, kind="stable")[:n]]
 
     return nearest
@@ -149,8 +150,9 @@ def augment_version(settings: Settings, dataset: str, version: str, spec=None, g
 def hard_case_version(settings: Settings, dataset: str, version: str, run_id: str, threshold: float = 50.0,
                       spec=None, generator=None, tracker=None):  # fmt: skip
     """Variants of the records an evaluation run got wrong, as a new version: (new manifest, report).
-    A test or validation miss is never varied itself: its nearest training records are (see
-    ``engine.data.augment.hard_cases``), so misses of the test evaluation become training items."""
+    A test or validation miss, or a missed question that is not in the split version (people's questions),
+    is never varied itself: its nearest training records are (see ``engine.data.augment.hard_cases``), so
+    misses of the test evaluation become training items."""
     from engine.data.augment import AugmentSpec, hard_cases
     from engine.evaluation.history import per_question
     from engine.tracking import Tracker

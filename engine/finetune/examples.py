@@ -73,12 +73,16 @@ def without_gold(items: Sequence[QAItem]) -> list[str]:
     return [item.id for item in items if not any(t in item.supporting_titles for t, _ in item.paragraphs)]
 
 
+RANK_SLICE = 64  # questions ranked between two progress reports (a fresh data dir embeds every passage)
+
+
 def rag_examples(
     items: Sequence[QAItem],
     spec: RagExampleSpec = RagExampleSpec(),
     retriever=None,
     source: str = "hotpotqa",
     depth: int = 0,
+    on_progress=None,
 ) -> list[Example]:
     """Grounded examples: each question with its sources (see :class:`RagExampleSpec`) as numbered passages.
 
@@ -86,6 +90,7 @@ def rag_examples(
     knowledge base's) ranks the sources when ``spec.sources == "retrieved"``, ``depth`` deep (0: all of
     an item's paragraphs). Items without a gold paragraph are skipped (a warning is logged;
     :func:`without_gold` lists them). ``source`` names the pool the examples belong to.
+    ``on_progress(done, total)`` follows the ranking (questions), a slice at a time.
     """
     template = template_for(spec)
     kept = [item for item in items if any(t in item.supporting_titles for t, _ in item.paragraphs)]
@@ -93,7 +98,11 @@ def rag_examples(
         if retriever is None:
             raise ValueError("Retrieved training sources need a retriever.")
         depth = depth or max((len(i.paragraphs) for i in kept), default=1)
-        ranked = retriever.retrieve([item.question for item in kept], depth)
+        ranked = []
+        for start in range(0, len(kept), RANK_SLICE):
+            ranked += retriever.retrieve([item.question for item in kept[start : start + RANK_SLICE]], depth)
+            if on_progress:
+                on_progress(len(ranked), len(kept))
         chosen_sources = [top_with_gold(item, hits, spec.k) for item, hits in zip(kept, ranked, strict=True)]
     else:
         chosen_sources = [gold_and_distractors(item, spec) for item in kept]

@@ -34,16 +34,17 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     say(0.0, "reading the QA set's training and validation questions")
     train_set, val_set = qa_splits(spec, settings)
     primary = primary_pool(spec)
-    say(0.0, f"ranking the sources of {len(train_set.items) + len(val_set.items)} questions")
     retriever, depth = source_retriever(spec, train_set.items + val_set.items, settings)
-    pools = {primary: rag_examples(train_set.items, spec.rag, retriever, primary, depth)}
+    ranking = eta_reporter(say, "ranking the training questions' sources (embeddings are cached for later runs)")
+    pools = {primary: rag_examples(train_set.items, spec.rag, retriever, primary, depth, ranking)}
     datasets = [qa_identity(train_set, settings)]
     if primary != "hotpotqa" and spec.mix.uses("hotpotqa"):
         from engine.evaluation.qa_sets import load_qa_set
 
         hotpot = load_qa_set(settings, "hotpotqa", "train")
         hotpot_retriever = source_retriever(replace(spec, dataset="", kb=""), hotpot.items, settings)[0]
-        pools["hotpotqa"] = rag_examples(hotpot.items, spec.rag, hotpot_retriever)
+        ranking = eta_reporter(say, "ranking the HotpotQA share's sources")
+        pools["hotpotqa"] = rag_examples(hotpot.items, spec.rag, hotpot_retriever, on_progress=ranking)
         datasets.append(qa_identity(hotpot, settings))
     if spec.mix.uses("dolly"):
         dolly = resolve_data(spec.dolly, settings)
@@ -66,7 +67,8 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         examples, datasets[-1]["self_answers"] = distill_dolly(examples, generator, settings, report)
     say(0.0, f"tokenizing {len(examples)} training examples")
     train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
-    val_examples = rag_examples(val_set.items, spec.rag, retriever, primary, depth)
+    ranking = eta_reporter(say, "ranking the validation questions' sources")
+    val_examples = rag_examples(val_set.items, spec.rag, retriever, primary, depth, ranking)
     val_rows = tokenize_all(val_examples, tokenizer, render, spec.max_length)
     return train_rows, val_rows, datasets
 
@@ -147,22 +149,28 @@ def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Set
                               store.load(d["dataset"], d["version"]))  # fmt: skip
 
 
-def distill_dolly(examples, generator, settings: Settings, report=None):
-    """The examples with the Dolly ones answered by the base model, and what that took."""
+def eta_reporter(report, what: str):
+    """``progress(done, total)`` that reports ``what`` with the counts and the time left (at the pace so far)."""
     import time
-    from dataclasses import asdict
 
-    from engine.finetune.distill import self_answers
-
-    where = [i for i, e in enumerate(examples) if e.source == "dolly"]
     began = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if report:
             left = (time.perf_counter() - began) / max(done, 1) * (total - done)
-            report(0.0, f"the base model answers the Dolly instructions: {done} of {total} (about {left / 60:.0f} "
-                   "min left; cached for later runs)")  # fmt: skip
+            report(0.0, f"{what}: {done} of {total} (about {left / 60:.0f} min left)")
 
+    return progress
+
+
+def distill_dolly(examples, generator, settings: Settings, report=None):
+    """The examples with the Dolly ones answered by the base model, and what that took."""
+    from dataclasses import asdict
+
+    from engine.finetune.distill import self_answers
+
+    where = [i for i, e in enumerate(examples) if e.source == "dolly"]
+    progress = eta_reporter(report, "the base model answers the Dolly instructions (cached for later runs)")
     answered, found = self_answers([examples[i] for i in where], generator, settings, on_batch=progress)
     examples = list(examples)
     for i, e in zip(where, answered, strict=True):

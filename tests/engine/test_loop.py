@@ -10,10 +10,12 @@ import json
 
 import pytest
 
+from engine.data.augment import AugmentSpec
+from engine.data.steps import hard_case_version
 from engine.data.versions import DatasetStore
 from engine.errors import InputError, NotFoundError
 from engine.finetune.adapters import AdapterRegistry
-from engine.loop import STEPS, LoopSpec, list_loops, read_loop, run_loop, start_loop, step_rows
+from engine.loop import STEPS, LoopSpec, list_loops, misses_args, read_loop, run_loop, start_loop, step_rows
 from engine.models.active import read_active
 
 pytestmark = pytest.mark.slow
@@ -64,6 +66,16 @@ def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
     assert on_disk["steps"].keys() == record["steps"].keys()
     assert [row["state"] for row in step_rows(read_loop(settings, "notes"))] == ["done"] * len(STEPS)
     assert list_loops(settings) == ["notes"]
+
+    # the adapter's misses on the people's questions become training items, never test items
+    args = misses_args(record, threshold=100.0)
+    assert args["dataset"] == "notes-qa" and args["run_id"] == tuned["run_id"]
+    found, report = hard_case_version(settings, args["dataset"], args["version"], args["run_id"], 100.0,
+                                      AugmentSpec(kinds=("distractors",)))  # fmt: skip
+    assert report["external"] == report["wrong"] > 0 and report["matched"] == 0
+    variants = [r for r in DatasetStore(settings).load("notes-qa", found.id) if r.metadata.get("hard_case")]
+    people = {r.id for r in records}
+    assert variants and all(v.metadata["split"] == "train" and v.metadata["for_miss"] in people for v in variants)
 
 
 def test_bad_loops_are_clear_errors(settings, tmp_path):

@@ -216,7 +216,7 @@ def test_paraphrase_with_the_local_model(generator, records) -> None:
 
 
 def test_hard_cases_take_exactly_the_rows_under_the_threshold(items, records) -> None:
-    records = [r.with_metadata(split="train") for r in records]  # misses of training items are varied themselves
+    records = [r.with_metadata(split=None) for r in records]  # not split: every miss in it is varied itself
     rows = [
         {"id": items[0].id, "question": items[0].question, "f1": 0.0},  # matched by question
         {"id": records[1].id, "question": "(edited)", "f1": 49.9},  # matched by record id
@@ -251,14 +251,14 @@ def test_a_held_out_miss_is_never_varied_its_nearest_training_items_are(records)
             {"id": train_miss.id, "question": train_miss.question, "f1": 10.0}]  # fmt: skip
     asked = []
 
-    def nearest(miss, candidates, n):
-        asked.append((miss.id, {c.metadata["split"] for c in candidates}, n))
+    def nearest(question, candidates, n):
+        asked.append((question, {c.metadata["split"] for c in candidates}, n))
         return [c for c in candidates if c.id != train_miss.id][:n]
 
     spec = AugmentSpec(kinds=("shuffle",))  # one variant per record (its passages in another order)
     variants, report = hard_cases(rows, records, spec=spec, nearest=nearest, per_miss=2)
     # the worst miss picks first; only training records are ever offered
-    assert asked == [(test_miss.id, {"train"}, 2), (val_miss.id, {"train"}, 2)]
+    assert asked == [(test_miss.question, {"train"}, 2), (val_miss.question, {"train"}, 2)]
     assert (report["wrong"], report["matched"], report["held_out"], report["neighbours"]) == (3, 3, 2, 2)
     origins = {v.metadata["origin"] for v in variants}
     assert test_miss.id not in origins and val_miss.id not in origins
@@ -268,6 +268,16 @@ def test_a_held_out_miss_is_never_varied_its_nearest_training_items_are(records)
     assert for_test and all(v.metadata["origin_f1"] == 0.0 for v in for_test)
     assert all("for_miss" not in v.metadata for v in variants if v.metadata["origin"] == train_miss.id)
 
+    # a missed question that is not in the version (people's own test questions) is held out the same way
+    people = [{"id": "p1", "question": "Which records are not in this dataset at all?", "f1": 5.0},
+              {"id": "p2", "question": "Answered right?", "f1": 90.0}, {"id": "p3", "question": "Ungraded?",
+              "f1": None}]  # fmt: skip
+    asked.clear()
+    outside, report = hard_cases(people, records, spec=spec, nearest=nearest, per_miss=1)
+    assert asked == [(people[0]["question"], {"train"}, 1)] and (report["wrong"], report["external"]) == (1, 1)
+    assert outside and all(v.metadata["for_miss"] == "p1" and v.metadata["split"] == "train" for v in outside)
+    unsplit = [r.with_metadata(split=None) for r in records]
+    assert hard_cases(people, unsplit, spec=spec, nearest=nearest)[0] == []  # nothing says what is safe to train on
     # without a nearest function: by question words, still only training records
     plain, report = hard_cases(rows[:1], records, spec=spec, per_miss=3)
     assert report["neighbours"] == 3 and all(v.metadata["split"] == "train" for v in plain)
