@@ -34,7 +34,7 @@ with tabs[1], user_errors():
         "Answer spans are picked from each passage, the local model writes a question for each, and filters "
         "keep the pairs that are well formed and survive a retrieval and answering round trip."
     )
-    if spec := generation_form():
+    if spec := generation_form(r.store().names()):
         st.session_state["generate-job"] = jobs.start_job("generate-qa", asdict(spec)).id
     job_panel("generate-qa", "generate-job", funnel_chart)
 

@@ -11,7 +11,7 @@ import streamlit as st
 from engine.data import steps
 from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
-from engine.data.generation import GenerationSpec
+from engine.data.generation import GenerationSpec, teacher_spec
 from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from ui.widgets import current_job, job_status, user_errors
@@ -20,11 +20,12 @@ SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
 FILTER_HELP = {
     "min_question_words": "Shortest question kept, in words.",
     "max_question_words": "Longest question kept, in words.",
-    "max_answer_words": "Longest answer kept, in words (answers are spans of the passage).",
+    "max_answer_words": "Longest short answer kept, in words (answers are spans of the passage).",
+    "max_sentence_words": "Longest descriptive answer kept (one sentence of the passage), in words.",
     "max_copy": "Largest share of the question copied word for word from the passage (0-1).",
     "max_similarity": "Questions more similar than this (embedding cosine) to one kept before are duplicates.",
     "retrieval_k": "Round trip 1: retrieving with the question must find the source passage in the top k.",
-    "min_answer_f1": "Round trip 2: the model's answer from the source passage must reach this F1 with the span.",
+    "min_answer_f1": "Round trip 2: the model's answer from the source passage must hold this share of the span.",
 }
 
 
@@ -89,14 +90,23 @@ def import_tab(settings, tracker) -> None:
         st.warning(f"{len(result.dropped)} repeated ids were left out:\n\n" + "\n".join(result.dropped[:20]))
 
 
-def generation_form() -> GenerationSpec | None:
+def generation_form(kbs: list[str]) -> GenerationSpec | None:
+    """The generation settings: passages from a knowledge base's chunks (your documents) or a JSONL file,
+    the teacher model, and the filters."""
     d = GenerationSpec()
     with st.form("generate"):
-        cols = st.columns(4)
-        source = cols[0].text_input("Passages (JSONL with id, title, text)", d.source, help="A path or a shared file.")
-        dataset = cols[1].text_input("Save to dataset", d.dataset)
-        passages = cols[2].number_input("Passages to sample (0: all)", 0, 100_000, d.passages)
-        per = cols[3].number_input("Answers per passage", 1, 5, d.answers_per_passage)
+        cols = st.columns(3)
+        kb = cols[0].selectbox("Passages from", ["", *kbs], format_func=lambda k: f"knowledge base {k}" if k else
+                               "the JSONL file", help="A knowledge base's chunks: QA pairs about your documents, "
+                               "each naming its document (the split keeps a document's pairs together).")  # fmt: skip
+        source = cols[1].text_input("JSONL file (id, title, text)", d.source, help="A path or a shared file.")
+        model = cols[2].text_input("Teacher model", placeholder="the default model", help="The model that writes "
+                                   "the questions: a Hugging Face id (online), a model folder or a .gguf file. A "
+                                   "larger teacher writes better questions, slower.")  # fmt: skip
+        cols = st.columns(3)
+        dataset = cols[0].text_input("Save to dataset", d.dataset)
+        passages = cols[1].number_input("Passages to sample (0: all)", 0, 100_000, d.passages)
+        per = cols[2].number_input("Answers per passage", 1, 5, d.answers_per_passage)
         st.markdown("**Quality filters** (re-applied on a resumed run, so they can be changed without regenerating)")
         values, cols = {}, st.columns(len(FILTER_HELP))
         for col, f in zip(cols, fields(FilterSpec), strict=True):
@@ -106,8 +116,10 @@ def generation_form() -> GenerationSpec | None:
             )
         if not st.form_submit_button("Generate", type="primary"):
             return None
-    return GenerationSpec(source=source.strip(), dataset=dataset.strip(), passages=int(passages),
-                          answers_per_passage=int(per), filters=FilterSpec(**values))  # fmt: skip
+    spec = GenerationSpec(source=source.strip(), kb=kb, dataset=dataset.strip(), passages=int(passages),
+                          answers_per_passage=int(per), model=model.strip(), filters=FilterSpec(**values))  # fmt: skip
+    teacher_spec(spec)  # a teacher path that does not exist is a message now, not a failed job
+    return spec
 
 
 def funnel_chart(result: dict) -> None:

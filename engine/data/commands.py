@@ -107,8 +107,7 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         dropped = "".join(f"\n  dropped {p}" for p in result.dropped)
         return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
     if a.command == "generate":
-        from engine.data.generation import generate_qa
-        from engine.models.catalog import default_spec
+        from engine.data.generation import generate_qa, teacher_spec
         from engine.models.generation import load_generator
         from engine.rag.embedder import Embedder
 
@@ -119,7 +118,7 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         def progress(fraction: float, message: str) -> None:
             print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
 
-        report = generate_qa(spec, load_generator(default_spec(), settings), Embedder.shared(), settings, progress)
+        report = generate_qa(spec, load_generator(teacher_spec(spec), settings), Embedder.shared(), settings, progress)
         print(file=sys.stderr)
         times = table([{"step": k, "seconds": v} for k, v in report.seconds.items()])
         sample = table([{"question": s["question"], "answer": s["answer"]} for s in report.sample])

@@ -47,6 +47,7 @@ class GenerationSpec:
     seed: int = 0
     batch_size: int = 16
     max_new_tokens: int = 40
+    model: str = ""  # the teacher: a HF id (online), a model folder or a .gguf file; empty: the default model
     filters: FilterSpec = field(default_factory=FilterSpec)
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class GenerationSpec:
         """The work folder's name: what decides the candidates (not the thresholds, re-applied at the end)."""
         # Not the sample size either: a larger sample starts with the smaller one's passages (see make_candidates).
         fixed = {k: v for k, v in asdict(self).items() if k not in ("filters", "batch_size", "passages")}
+        if not fixed["model"].strip():
+            del fixed["model"]  # the default teacher keeps the work folders made before teachers could change
         fixed["prompt"] = question_messages("{title}", "{sentence}", "{answer}", "year")  # a new prompt: new work
         fixed["candidates"] = CANDIDATES_VERSION  # new kinds of answer spans: new work
         return f"{self.dataset}-{hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]}"
@@ -283,9 +286,17 @@ def finish(
     return report
 
 
+def teacher_spec(spec: GenerationSpec):
+    """The model that writes the questions: ``spec.model`` (any model ``spec_for`` loads), else the Studio's
+    default model (the bundled one, as the app answers with it)."""
+    from engine.models.catalog import default_spec
+    from engine.models.spec import spec_for
+
+    return spec_for(spec.model) if spec.model.strip() else default_spec()
+
+
 def generate_job(args: dict, ctx) -> dict:
     """The background-job form (kind ``generate-qa``): args are GenerationSpec fields (filters as a dict)."""
-    from engine.models.catalog import default_spec
     from engine.models.generation import load_generator
     from engine.rag.embedder import Embedder
     from engine.settings import load_settings
@@ -296,7 +307,7 @@ def generate_job(args: dict, ctx) -> dict:
     spec = GenerationSpec(**fields_)
     ctx.progress(0.0, "loading the model")
     settings = load_settings()
-    report = generate_qa(spec, load_generator(default_spec(), settings), Embedder.shared(), settings, ctx.progress,
+    report = generate_qa(spec, load_generator(teacher_spec(spec), settings), Embedder.shared(), settings, ctx.progress,
                          ctx.check_cancelled)  # fmt: skip
     ctx.log(f"kept {report.kept} of {report.candidates} candidates: version {report.version} of {report.dataset}")
     return asdict(report)

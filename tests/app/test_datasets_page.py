@@ -49,3 +49,23 @@ def test_bad_input_is_a_message(app_env, tmp_path):
     button(at, "Import").click().run()
     assert any("1 records" in s.value for s in at.success), [s.value for s in at.success]
     assert any("2 malformed lines were skipped" in w.value for w in at.warning)
+
+
+def test_generation_takes_a_knowledge_base_and_checks_the_teacher_first(app_env):
+    from engine.rag.documents import Document
+    from engine.rag.embedder import Embedder
+    from engine.rag.ingest import ingest_documents
+    from engine.rag.store import KnowledgeBaseStore
+
+    store = KnowledgeBaseStore(app_env, Embedder.shared())
+    ingest_documents(store, "manuals", [Document("m1", "Pump", "The pump runs at 40 litres a minute.", "m1.md")])
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    source = next(s for s in at.selectbox if s.label == "Passages from")
+    assert any("manuals" in str(o) for o in source.options)
+    source.select("manuals")
+    next(t for t in at.text_input if t.label == "Teacher model").input("/no/such/teacher.gguf")
+    button(at, "Generate").click().run()
+    assert not at.exception, at.exception
+    assert any("does not exist" in e.value for e in at.error), [e.value for e in at.error]
+    assert "generate-job" not in at.session_state  # nothing started
