@@ -1,7 +1,9 @@
 """The pages under Streamlit's AppTest: real model, real Chroma and MLflow in a temp dir."""
 
 import time
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
@@ -89,3 +91,14 @@ def test_query_model_path_that_does_not_exist_is_a_message(app_env):
     at.button[0].click().run()
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error)
+
+
+PAGE_FILES = ["Home.py", *sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py"))]
+
+
+@pytest.mark.parametrize("path", PAGE_FILES, ids=lambda p: Path(p).stem)
+def test_every_page_draws_on_a_fresh_data_dir_without_an_unexpected_error(app_env, path):
+    at = page(path).run()
+    assert not at.exception, at.exception
+    # user_errors turns a bug into an "Unexpected error" message: a page that shows one is broken
+    assert not [e.value for e in at.error if "Unexpected error" in e.value]
