@@ -55,7 +55,7 @@ def test_the_judge_answers_for_each_answer_and_skips_empty_ones(generator) -> No
 
 @pytest.mark.slow
 def test_questions_without_gold_are_judged_apart_from_f1(collection, settings, generator, embedder, store, tmp_path):
-    qa = load_qa_set(settings, "notes-qa", "test")
+    qa = load_qa_set(settings, "notes-qa", "")  # all 24 questions
     people = tmp_path / "people.jsonl"
     people.write_text("".join(json.dumps({"question": i.question}) + "\n" for i in qa.items[:3]), encoding="utf-8")
     graded = tmp_path / "graded.jsonl"
