@@ -95,7 +95,8 @@ def augment_tab(store: DatasetStore, tracker) -> None:
     if runs.empty:
         st.caption("No evaluation run yet (Benchmarks page).")
     else:
-        about = {row.run_id: f"{row.run_id[:8]} · {row.mode} · {row.model} · F1 {row.f1:.1f}"
+        about = {row.run_id: f"{row.run_id[:8]} · {row.mode} · {row.model} · "
+                 + (f"F1 {row.f1:.1f}" if pd.notna(row.f1) else "no gold answers")
                  for row in runs.itertuples()}  # fmt: skip
         run_id = st.selectbox("Evaluation run", list(about), format_func=about.get)
         threshold = st.slider("Wrong below F1", 1, 100, 50)

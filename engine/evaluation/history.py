@@ -6,7 +6,7 @@ import pandas as pd
 
 from engine.tracking import EVALUATION, Tracker
 
-COLUMNS = ("em", "f1", "recall_at_5", "mrr", "answer_in_context", "seconds", "questions")
+COLUMNS = ("em", "f1", "groundedness", "recall_at_5", "mrr", "answer_in_context", "seconds", "questions")
 
 
 def evaluation_runs(tracker: Tracker, limit: int = 100) -> pd.DataFrame:
