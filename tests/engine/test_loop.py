@@ -71,7 +71,7 @@ def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
     args = misses_args(record, threshold=100.0)
     assert args["dataset"] == "notes-qa" and args["run_id"] == tuned["run_id"]
     found, report = hard_case_version(settings, args["dataset"], args["version"], args["run_id"], 100.0,
-                                      AugmentSpec(kinds=("distractors",)))  # fmt: skip
+                                      AugmentSpec(kinds=("typos",), typo_rate=0.2))  # fmt: skip
     assert report["external"] == report["wrong"] > 0 and report["matched"] == 0
     variants = [r for r in DatasetStore(settings).load("notes-qa", found.id) if r.metadata.get("hard_case")]
     people = {r.id for r in records}
