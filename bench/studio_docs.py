@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,6 +43,7 @@ def main() -> int:
     from engine.models.generation import load_generator
     from engine.rag.ask import AskSpec, ask, ask_model_spec
     from engine.rag.embedder import Embedder
+    from engine.rag.focus import FocusSpec
     from engine.rag.ingest import ensure_docs_kb
     from engine.rag.store import KnowledgeBaseStore
     from engine.rag.styles import ASK_STYLES
@@ -53,11 +55,19 @@ def main() -> int:
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--style", default=d.style, choices=ASK_STYLES)
     p.add_argument("--source-chars", type=int, default=None, help="each source cut to N characters")
+    p.add_argument("--focus", default="", help="SHORT,SENTENCES: sentences shown per style (0,0: whole chunks)")
+    p.add_argument("--no-ground", action="store_true", help="sentence answers as the model wrote them")
     p.add_argument("--model", default="", help="default: the Studio's default model (as `engine ask`)")
     p.add_argument("--out", help="append the table to this Markdown file")
     a = p.parse_args()
     items = [json.loads(line) for line in Path(a.questions).read_text(encoding="utf-8").splitlines() if line.strip()]
-    spec = AskSpec(k=a.k, style=a.style, max_source_chars=a.source_chars)
+    focus = d.focus
+    if a.focus:
+        short, sentences = (int(x) for x in a.focus.split(","))
+        focus = FocusSpec(short, sentences) if short else None
+    if a.no_ground and focus:
+        focus = replace(focus, ground=False)
+    spec = AskSpec(k=a.k, style=a.style, max_source_chars=a.source_chars, focus=focus)
     model = ask_model_spec(a.model)
     real = load_settings()
     real.models_dir.mkdir(parents=True, exist_ok=True)
@@ -77,11 +87,16 @@ def main() -> int:
             print(f"{n}/{len(items)} {'hit ' if ok else 'miss'} {answer.answer[:100]}", file=sys.stderr)
         seconds = time.perf_counter() - start
     source_chars = spec.max_source_chars or "the prompt's default"
+    f = spec.focus
+    shown = "the prompt shows whole chunks"
+    if f:
+        grounded = ", sentence answers grounded" if f.ground else ""
+        shown = f"the prompt shows the {f.short} (short) or {f.sentences} (sentences) best sentences{grounded}"
     lines = [
         f"**{hits} of {len(items)}** questions answered with their key fact ({time.strftime('%Y-%m-%d')}; "
         f"model {model.name} ({model.quantization if model.quantization != 'none' else model.dtype}), "
-        f"k = {spec.k}, style {spec.style}, sources cut to {source_chars} characters; the `studio-docs` knowledge "
-        f"base of {report.documents} documents in {report.chunks} chunks; {seconds:.0f} s for all questions).",
+        f"k = {spec.k}, style {spec.style}, {shown}, sources cut to {source_chars} characters; the `studio-docs` "
+        f"knowledge base of {report.documents} documents in {report.chunks} chunks; {seconds:.0f} s in all).",
         "",
         "| # | question | style | answer | key facts (any) | hit |",
         "| ---: | --- | --- | --- | --- | --- |",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from engine.errors import InputError
 from engine.models.generation import Generator
 from engine.models.spec import ModelSpec, spec_for
+from engine.rag.focus import FocusSpec, SentenceFocus
 from engine.rag.ingest import DOCS_KB
 from engine.rag.pipeline import RagAnswer, RagPipeline, check_question
 from engine.rag.prompt import PromptTemplate
@@ -27,11 +28,12 @@ class AskSpec:
     """How to answer a question over a knowledge base (the defaults are the Query page's and the CLI's)."""
 
     kb: str = DOCS_KB
-    k: int = 3  # sources in the prompt
+    k: int = 8  # chunks retrieved (and listed as the answer's sources); the focus picks sentences from them
     style: str = "auto"  # auto (by the question's form, or the adapter's training) | short | sentences
     follow_links: int = 0  # a second hop from the first N sources (helps where titles are names); 0: off
     adapter: str = ""  # a LoRA adapter from the registry, merged into the model
     max_source_chars: int | None = None  # each source cut to N characters; None: the prompt's (or adapter's)
+    focus: FocusSpec | None = FocusSpec()  # the prompt shows the sentences that answer (None: whole chunks)
 
     def __post_init__(self) -> None:
         if self.style not in ASK_STYLES:
@@ -62,6 +64,8 @@ def ask_template(question: str, spec: AskSpec, settings: Settings) -> PromptTemp
 
     template = prompt_for(settings, spec.adapter, max_source_chars=spec.max_source_chars)
     style = resolve_style(question, spec.style, trained_style(settings, spec.adapter))
+    if spec.adapter and style == template.answer_style:
+        return template  # asked exactly as it was trained
     return template.styled(style)
 
 
@@ -75,7 +79,8 @@ def ask_pipeline(
     question = check_question(question)
     store.collection(spec.kb)  # a clear message for a knowledge base that does not exist
     retriever = with_links(KnowledgeBaseRetriever(store, spec.kb), spec.follow_links)
-    return RagPipeline(retriever, generator, ask_template(question, spec, settings))
+    focus = SentenceFocus(store.embedder, spec.focus) if spec.focus else None
+    return RagPipeline(retriever, generator, ask_template(question, spec, settings), focus=focus)
 
 
 def ask(question: str, spec: AskSpec, store: KnowledgeBaseStore, generator: Generator, settings: Settings) -> RagAnswer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,25 @@ def sampling_for(template: PromptTemplate, max_new_tokens: int = 0) -> SamplingS
 
 class Retriever(Protocol):
     def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]: ...
+
+
+class Focus(Protocol):
+    """Picks what the prompt shows of the retrieved chunks, and finishes the answer (engine.rag.focus)."""
+
+    def sources(self, question: str, hits: Sequence[Hit], style: str) -> list[Hit]: ...
+
+    def finish(self, question: str, answer: str, shown: Sequence[Hit], style: str) -> str: ...
+
+
+CITATION_MARK = re.compile(r"\[(\d+)\]")
+
+
+def renumber(mark: re.Match, shown: Sequence[Hit], ids: Sequence[str]) -> str:
+    """A ``[n]`` of the prompt's sources as the number of the retrieved chunk source n came from."""
+    n = int(mark.group(1))
+    if not 1 <= n <= len(shown) or shown[n - 1].id not in ids:
+        return mark.group(0)
+    return f"[{ids.index(shown[n - 1].id) + 1}]"
 
 
 @dataclass(frozen=True)
@@ -83,11 +103,13 @@ class RagPipeline:
         generator: Generator,
         template: PromptTemplate = PromptTemplate(),
         sampling: SamplingSpec | None = None,
+        focus: Focus | None = None,
     ):
         self.retriever = retriever
         self.generator = generator
         self.template = template
         self.sampling = sampling or sampling_for(template)
+        self.focus = focus  # None: the prompt shows the retrieved chunks as they are
 
     def retrieve(self, questions: Sequence[str], k: int) -> tuple[list[list[Hit]] | None, float]:
         if self.retriever is None:
@@ -98,14 +120,25 @@ class RagPipeline:
         hits = self.retriever.retrieve(list(questions), k)
         return hits, time.perf_counter() - start
 
-    def build(self, question: str, hits: Sequence[Hit] | None) -> list[dict]:
-        return self.template.messages(question, hits)
+    def shown(self, question: str, hits: Sequence[Hit] | None) -> Sequence[Hit] | None:
+        """The sources the prompt shows for ``hits``: the hits, or the sentences the focus picks from them."""
+        if hits is None or self.focus is None:
+            return hits
+        return self.focus.sources(question, hits, self.template.answer_style)
 
-    def finish(self, question: str, raw: str, hits, messages, retrieve_s, generate_s, prompt_tokens, new_tokens):
+    def build(self, question: str, shown: Sequence[Hit] | None) -> list[dict]:
+        return self.template.messages(question, shown)
+
+    def finish(self, question, raw, hits, shown, messages, retrieve_s, generate_s, prompt_tokens, new_tokens):
         answer = self.template.answer_from(raw)
-        hits = tuple(hits or ())
+        hits, cited = tuple(hits or ()), raw
+        if self.focus is not None and hits:
+            answer = self.focus.finish(question, answer, shown, self.template.answer_style)
+            # [n] numbers the prompt's sources: lead each back to the retrieved chunk it came from
+            ids = [h.id for h in hits]
+            cited = CITATION_MARK.sub(lambda m: renumber(m, shown, ids), raw)
         return RagAnswer(
-            question, answer, raw, hits, find_citations(raw, answer, hits, question), tuple(messages),
+            question, answer, raw, hits, find_citations(cited, answer, hits, question), tuple(messages),
             retrieve_s, generate_s, prompt_tokens, new_tokens, self.template.answer_style,
         )  # fmt: skip
 
@@ -128,12 +161,14 @@ class RagPipeline:
         retrieve_s = 0.0
         if hits is None:
             hits, retrieve_s = self.retrieve(questions, k)
-        conversations = [self.build(q, None if hits is None else hits[i]) for i, q in enumerate(questions)]
+        hits = [None] * len(questions) if hits is None else hits
+        shown = [self.shown(q, hits[i]) for i, q in enumerate(questions)]
+        conversations = [self.build(q, shown[i]) for i, q in enumerate(questions)]
         completions = self.generator.generate(conversations, self.sampling, batch_size, on_progress)
         share = retrieve_s / max(1, len(questions))
         return [
-            self.finish(q, c.text, None if hits is None else hits[i], conversations[i], share, c.seconds,
-                        c.prompt_tokens, c.new_tokens)
+            self.finish(q, c.text, hits[i], shown[i], conversations[i], share, c.seconds, c.prompt_tokens,
+                        c.new_tokens)
             for i, (q, c) in enumerate(zip(questions, completions, strict=True))
         ]  # fmt: skip
 
@@ -142,14 +177,15 @@ class RagPipeline:
         question = check_question(question)
         hits, retrieve_s = self.retrieve([question], k)
         one = None if hits is None else hits[0]
-        return AnswerStream(self, question, one, self.build(question, one), retrieve_s)
+        shown = self.shown(question, one)
+        return AnswerStream(self, question, one, shown, self.build(question, shown), retrieve_s)
 
 
 class AnswerStream:
     """Streams the generated text, then holds the finished :class:`RagAnswer`."""
 
-    def __init__(self, pipeline: RagPipeline, question: str, hits, messages, retrieve_s: float):
-        self.pipeline, self.question, self.hits, self.messages = pipeline, question, hits, messages
+    def __init__(self, pipeline: RagPipeline, question: str, hits, shown, messages, retrieve_s: float):
+        self.pipeline, self.question, self.hits, self.shown, self.messages = pipeline, question, hits, shown, messages
         self.retrieve_s = retrieve_s
         self.result: RagAnswer | None = None
 
@@ -164,6 +200,6 @@ class AnswerStream:
         seconds = time.perf_counter() - start
         prompt_tokens = gen.count_tokens(gen.render(self.messages))
         self.result = self.pipeline.finish(
-            self.question, raw, self.hits, self.messages, self.retrieve_s, seconds, prompt_tokens,
+            self.question, raw, self.hits, self.shown, self.messages, self.retrieve_s, seconds, prompt_tokens,
             gen.count_tokens(raw),
         )  # fmt: skip

@@ -67,7 +67,24 @@ SENTENCE_EXAMPLES: tuple[tuple[str, str, str], ...] = (
         "than the set point and off again once it is warm enough.",
     ),
 )
-STYLE_EXAMPLES = {"short": EXAMPLES, "evidence": EXAMPLES, "sentences": SENTENCE_EXAMPLES}
+# Short answers over documents are paths, names and sizes more than Wikipedia's names and dates: their
+# worked examples (from made-up documentation) teach the model to copy such a span whole. The HotpotQA
+# evaluation keeps EXAMPLES, which its numbers were measured with.
+DOCS_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "[1] Backups: Nightly backups are written to /var/backups/site.tar.gz.\n"
+        "[2] Restore: Run restore.sh to bring a backup back.",
+        "Where are the nightly backups written?",
+        "/var/backups/site.tar.gz",
+    ),
+    (
+        "[1] Parser: The tool reads its input with the parser LexiPars-2B.\n[2] Output: Results are printed as CSV.",
+        "Which parser does the tool read its input with?",
+        "LexiPars-2B",
+    ),
+    ("[1] Limits: An upload may be at most 25 MB; larger files are refused.", "How large may an upload be?", "25 MB"),
+)
+STYLE_EXAMPLES = {"short": DOCS_EXAMPLES, "evidence": EXAMPLES, "sentences": SENTENCE_EXAMPLES}
 
 
 @dataclass(frozen=True)
@@ -145,20 +162,27 @@ def format_sources(hits: Sequence[Hit], max_chars: int) -> str:
 def source_text(hit: Hit) -> str:
     """A source's plain text, without a first heading that repeats its title (a Markdown file's)."""
     text = plain_text(hit.text)
-    return text[len(hit.title) + 1 :].lstrip() if text.startswith(hit.title + ".") else text
+    repeated = HEADING.match(hit.text) and text.startswith(hit.title + ".")
+    return text[len(hit.title) + 1 :].lstrip() if repeated else text
 
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 HEADING = re.compile(r"^\s*#{1,6}\s+")
-BULLET = re.compile(r"^\s*[-*+]\s+")
+BULLET = re.compile(r"^\s*([-*+]|\d+[.)])\s+")
 EMPHASIS = re.compile(r"\*\*|__|`")
 
 
 def plain_text(text: str) -> str:
-    """A source's text on one line, without Markdown's code fences, table rules, heading marks,
-    bullets, bold and backticks: a newline in a source would end the model's answer early (generation
-    stops at one), and the 135M model copies the marks. Plain prose passes unchanged."""
+    """A source's text on one line, as the worked examples show sources, without Markdown's code fences,
+    table rules, heading marks, bullets, bold and backticks: the 135M model imitates the line breaks and
+    marks it reads, and generation stops at its first newline. Text on one line (a Wikipedia paragraph:
+    the HotpotQA prompts) passes unchanged."""
+    return markdown_text(text) if "\n" in text else text
+
+
+def markdown_text(text: str) -> str:
+    """Markdown as plain text on one line (see :func:`plain_text`)."""
     lines = []
     for line in text.splitlines():
         if FENCE.match(line) or TABLE_RULE.match(line):

@@ -28,15 +28,21 @@ def test_home_shows_machine_model_and_knowledge_bases(app_env):
 
 
 def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
+    from engine.rag.ask import AskSpec
+
     at = page("pages/1_Query.py").run()
     assert not at.exception, at.exception
+    d = AskSpec()  # the page starts at `engine ask`'s defaults
+    assert at.slider(key="query-k").value == d.k and at.selectbox(key="query-style").value == d.style == "auto"
+    assert at.number_input(key="query-follow").value == d.follow_links
     at.text_input(key="query-question").input("What is the Studio for?")
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert at.success and at.success[0].value.strip()
+    assert at.success and len(at.success[0].value.split()) >= 8  # a descriptive question: sentences
+    assert any("one to three sentences" in c.value for c in at.caption)
     sources = [e.label for e in at.expander if e.label.startswith("[")]
-    assert len(sources) == 3 and all("score" in s for s in sources)
+    assert len(sources) == d.k and all("score" in s for s in sources)
     assert any(m.label == "Retrieval" for m in at.metric)
     # The run is logged in the background; the page shows its id once it is there.
     deadline = time.monotonic() + 60
