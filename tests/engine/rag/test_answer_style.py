@@ -239,3 +239,11 @@ def test_a_descriptive_question_gets_grounded_sentences_and_a_factoid_one_a_span
     assert "pipx" in factoid.answer.lower() and len(factoid.answer.split()) <= 5  # the command, as a span
     forced = ask("What is Sorter for?", AskSpec(kb="tools", k=3, style="short"), store, generator, settings)
     assert forced.style == "short" and len(forced.answer.split()) < len(described.answer.split())
+
+
+def test_the_measured_answers_are_not_part_of_the_docs_knowledge_base() -> None:
+    from engine.rag.ingest import studio_documents
+
+    names = {Path(d.source).name for d in studio_documents()}
+    assert "guide.md" in names and "README.md" in names
+    assert "answers.md" not in names  # it holds the docs questions' answers: the benchmark would read itself
