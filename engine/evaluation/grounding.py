@@ -68,17 +68,13 @@ def judge_grounding(
 ) -> tuple[list[float | None], list[str]]:
     """For each ``(question, answer, sources)``: 1.0 supported, 0.0 not, None unreadable; and the replies.
     An empty answer supports nothing: 0.0 without asking."""
+    from engine.evaluation.judge import generate_in_slices
     from engine.models.generation import SamplingSpec
 
     asked = [i for i, (_, answer, _) in enumerate(items) if answer.strip()]
     prompts = [grounding_messages(*items[i], spec=spec) for i in asked]
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, temperature=0.0)
-    replies: list[str] = []
-    step = max(1, batch_size) * 4
-    for start in range(0, len(prompts), step):
-        replies += [c.text for c in generator.generate(prompts[start : start + step], sampling, batch_size=batch_size)]
-        if on_progress:
-            on_progress(len(replies), len(prompts))
+    replies = generate_in_slices(generator, prompts, sampling, batch_size, on_progress)
     scores: list[float | None] = [0.0] * len(items)
     texts = [""] * len(items)
     for i, reply in zip(asked, replies, strict=True):

@@ -224,12 +224,7 @@ def judge_pairs(
     prompts = [judge_messages(q, x, y, ref, spec) for q, x, y, ref in todo]
     prompts += [judge_messages(q, y, x, ref, spec) for q, x, y, ref in todo]
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, temperature=0.0)
-    texts: list[str] = []
-    step = max(1, batch_size) * PROGRESS_BATCHES
-    for start in range(0, len(prompts), step):
-        texts += [c.text for c in generator.generate(prompts[start : start + step], sampling, batch_size=batch_size)]
-        if on_progress:
-            on_progress(len(texts), len(prompts))
+    texts = generate_in_slices(generator, prompts, sampling, batch_size, on_progress)
     if len(texts) != len(prompts):
         raise InputError(f"The judge answered {len(texts)} of {len(prompts)} prompts.")
     replies = iter(zip(texts[: len(todo)], texts[len(todo) :], strict=True))
@@ -241,6 +236,17 @@ def judge_pairs(
     model = getattr(generator, "name", "")
     model = model if isinstance(model, str) else ""
     return judge_from_texts(first, second, asked, a, b, item_ids, model)
+
+
+def generate_in_slices(generator, prompts, sampling, batch_size: int, on_progress=None) -> list[str]:
+    """The replies to ``prompts``, generated a few batches at a time; ``on_progress(done, total)`` between."""
+    texts: list[str] = []
+    step = max(1, batch_size) * PROGRESS_BATCHES
+    for start in range(0, len(prompts), step):
+        texts += [c.text for c in generator.generate(prompts[start : start + step], sampling, batch_size=batch_size)]
+        if on_progress:
+            on_progress(len(texts), len(prompts))
+    return texts
 
 
 def judge_experiment(
