@@ -8,10 +8,10 @@ import streamlit as st
 from engine import jobs
 from engine.finetune.adapters import AdapterRegistry, check_name, merge_export
 from engine.finetune.inputs import plan
-from engine.finetune.runs import list_runs, run_dir_for
+from engine.finetune.runs import run_dir_for
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
-from ui.finetune import adapters_table, curves, settings_form
+from ui.finetune import adapters_table, curves, settings_form, show_plan, unfinished_runs
 from ui.widgets import current_job, job_status, page_header, user_errors
 
 page_header(
@@ -31,14 +31,7 @@ with user_errors():
     if action == "check":
         with st.spinner("Loading the base model and building the examples…"):
             found = plan(spec, settings)
-        est = found.estimate
-        cols = st.columns(4)
-        cols[0].metric("Training examples", found.train_examples)
-        cols[1].metric("Steps", est.steps)
-        free = f"of {est.available_mb / 1024:.1f} GB free"
-        cols[2].metric("Peak memory (est.)", f"{est.memory_mb / 1024:.1f} GB", free, delta_color="off")
-        cols[3].metric("Time (est.)", f"{est.minutes:.0f} min")
-        st.info(f"LoRA on {found.targets}: {found.summary}. Memory: {est.note}.")
+        show_plan(found)
     elif action == "start":
         st.session_state["train-job"] = jobs.start_job("train", {"spec": spec.to_dict()}).id
 
@@ -59,17 +52,7 @@ with user_errors():
     st.subheader("Current run")
     live()
 
-    active = {j.args.get("spec", {}).get("adapter") for j in jobs.list_jobs("train") if not j.done}
-    runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved and run.adapter not in active]
-    if runs:
-        st.subheader("Unfinished runs")
-        for run in runs:
-            cols = st.columns([3, 1])
-            cols[0].write(f"**{run.adapter}**: last checkpoint at step {run.checkpoint_step}")
-            if cols[1].button("Resume", key=f"resume-{run.adapter}"):
-                args = {"spec": {"adapter": run.adapter}, "resume": True}
-                st.session_state["train-job"] = jobs.start_job("train", args).id
-                st.rerun()
+    unfinished_runs(settings)
 
     st.subheader("Adapters")
     adapters = registry.list()

@@ -209,3 +209,33 @@ def adapters_table(adapters) -> pd.DataFrame:
           **{k: round(v, 2) for k, v in a.metrics.items()},
           "MB": round(a.size_bytes / 2**20, 1), "mlflow run": a.mlflow_run_id} for a in adapters]
     )  # fmt: skip
+
+
+def show_plan(found) -> None:
+    """The pre-flight plan: examples, steps, estimated peak memory and time."""
+    est = found.estimate
+    cols = st.columns(4)
+    cols[0].metric("Training examples", found.train_examples)
+    cols[1].metric("Steps", est.steps)
+    free = f"of {est.available_mb / 1024:.1f} GB free"
+    cols[2].metric("Peak memory (est.)", f"{est.memory_mb / 1024:.1f} GB", free, delta_color="off")
+    cols[3].metric("Time (est.)", f"{est.minutes:.0f} min")
+    st.info(f"LoRA on {found.targets}: {found.summary}. Memory: {est.note}.")
+
+
+def unfinished_runs(settings) -> None:
+    """Runs with a checkpoint and no saved adapter, not training now, each with a Resume button."""
+    from engine import jobs
+    from engine.finetune.runs import list_runs
+
+    active = {j.args.get("spec", {}).get("adapter") for j in jobs.list_jobs("train") if not j.done}
+    runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved and run.adapter not in active]
+    if runs:
+        st.subheader("Unfinished runs")
+        for run in runs:
+            cols = st.columns([3, 1])
+            cols[0].write(f"**{run.adapter}**: last checkpoint at step {run.checkpoint_step}")
+            if cols[1].button("Resume", key=f"resume-{run.adapter}"):
+                args = {"spec": {"adapter": run.adapter}, "resume": True}
+                st.session_state["train-job"] = jobs.start_job("train", args).id
+                st.rerun()
