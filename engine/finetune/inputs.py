@@ -18,41 +18,41 @@ def file_identity(path: Path) -> dict:
     return {"name": path.name, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True):
-    """Tokenized training and validation rows, and the data's identity.
+def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True,
+                   base_only=None):  # fmt: skip
+    """Training and validation rows (:class:`~engine.finetune.preparation.LazyRows`), and the data's identity.
 
     The primary pool is the QA set's training split (``spec.dataset``; HotpotQA's fixed split by
     default), validated on its validation split. With ``dolly_targets="base"`` the Dolly examples get
-    the base model's own answers (made with ``generator`` unless cached; ``distill=False`` keeps the
-    references, for estimates).
+    the base model's own answers (made with ``generator`` under ``base_only()``, the context that
+    switches a training adapter off, unless cached; ``distill=False`` keeps the references, for
+    estimates). Questions ranked among their own paragraphs and the base model's answers are made
+    as training reaches them; the rest, and any question whose prompt might not fit, now.
     """
-    from engine.finetune.encoding import drop_too_long, tokenize_all
-    from engine.finetune.examples import dolly_examples, mix, rag_examples
+    from engine.finetune.encoding import drop_too_long
+    from engine.finetune.examples import dolly_examples, mix
+    from engine.finetune.preparation import BLOCK, LazyRows, entries, preparer
 
-    render, tokenizer = generator.render, generator.tokenizer
     say = report or (lambda fraction, message: None)
     say(0.0, "reading the QA set's training and validation questions")
     train_set, val_set = qa_splits(spec, settings)
     primary = primary_pool(spec)
-    retriever, depth = source_retriever(spec, train_set.items + val_set.items, settings)
-    ranking = eta_reporter(say, "ranking the training questions' sources (embeddings are cached for later runs)")
-    pools = {primary: rag_examples(train_set.items, spec.rag, retriever, primary, depth, ranking)}
+    retriever, depth = source_retriever(spec, [], settings) if spec.kb else (None, 0)
+    pools = {primary: questions(spec, train_set.items, primary, retriever, depth, say)}
     datasets = [qa_identity(train_set, settings)]
     if primary != "hotpotqa" and spec.mix.uses("hotpotqa"):
         from engine.evaluation.qa_sets import load_qa_set
 
         hotpot = load_qa_set(settings, "hotpotqa", "train")
-        hotpot_retriever = source_retriever(replace(spec, dataset="", kb=""), hotpot.items, settings)[0]
-        ranking = eta_reporter(say, "ranking the HotpotQA share's sources")
-        pools["hotpotqa"] = rag_examples(hotpot.items, spec.rag, hotpot_retriever, on_progress=ranking)
+        pools["hotpotqa"] = questions(replace(spec, dataset="", kb=""), hotpot.items, "hotpotqa", None, 0, say)
         datasets.append(qa_identity(hotpot, settings))
     if spec.mix.uses("dolly"):
         dolly = resolve_data(spec.dolly, settings)
         categories = spec.dolly_categories
         # A few Dolly records carry whole articles as context; a pool of thousands loses nothing
         # by leaving those out (counted in the dataset record), where one would stop the run.
-        pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), tokenizer, render,
-                                                 spec.max_length)  # fmt: skip
+        pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), generator.tokenizer,
+                                                 generator.render, spec.max_length)  # fmt: skip
         datasets.append(file_identity(dolly) | {"split": ",".join(categories), "left_out_too_long": too_long,
                                                 "targets": spec.dolly_targets})  # fmt: skip
     if spec.mix.uses("generated"):
@@ -63,14 +63,32 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         examples = examples[: spec.train_limit]
     for d, name in zip(datasets, pools, strict=True):
         d["examples"] = sum(1 for e in examples if e.source == name)
+    tally = None
     if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
-        examples, datasets[-1]["self_answers"] = distill_dolly(examples, generator, settings, report)
+        tally = datasets[-1]["self_answers"] = {"examples": 0, "generated": 0, "cut": 0, "seconds": 0.0}
+    make = preparer(spec, generator, settings, base_only, tally)
     say(0.0, f"tokenizing {len(examples)} training examples")
-    train_rows = tokenize_all(examples, tokenizer, render, spec.max_length)
-    ranking = eta_reporter(say, "ranking the validation questions' sources")
-    val_examples = rag_examples(val_set.items, spec.rag, retriever, primary, depth, ranking)
-    val_rows = tokenize_all(val_examples, tokenizer, render, spec.max_length)
+    train_rows = LazyRows(entries(examples, spec, generator, make, tally is not None), make,
+                          spec.batch_size * spec.grad_accum, spec.seed)  # fmt: skip
+    val_examples = questions(spec, val_set.items, primary, retriever, depth, say)
+    val_rows = LazyRows(entries(val_examples, spec, generator, make, False), make)
+    if train_rows.pending:
+        say(0.0, f"{train_rows.pending} of {len(train_rows)} training examples are made as training reaches "
+                 f"them, {BLOCK} at a time: sources ranked, the base model's Dolly answers")  # fmt: skip
     return train_rows, val_rows, datasets
+
+
+def questions(spec: TrainSpec, items, source: str, retriever, depth: int, say):
+    """The grounded examples of ``items``: made now where that is cheap (gold sources, a knowledge base's
+    ranking), else :class:`~engine.finetune.preparation.Pending` (ranked among their own paragraphs later)."""
+    from engine.finetune.examples import rag_examples
+    from engine.finetune.preparation import Pending
+
+    if spec.rag.sources == "retrieved" and retriever is None:  # each question's own paragraphs: embedding them all
+        return [Pending(it.id, source, 0, item=it) for it in items
+                if any(t in it.supporting_titles for t, _ in it.paragraphs)]  # fmt: skip
+    ranking = eta_reporter(say, "ranking the questions' sources in the knowledge base")
+    return rag_examples(items, spec.rag, retriever, source, depth, ranking)
 
 
 def primary_pool(spec: TrainSpec | str) -> str:
@@ -163,21 +181,6 @@ def eta_reporter(report, what: str):
     return progress
 
 
-def distill_dolly(examples, generator, settings: Settings, report=None):
-    """The examples with the Dolly ones answered by the base model, and what that took."""
-    from dataclasses import asdict
-
-    from engine.finetune.distill import self_answers
-
-    where = [i for i, e in enumerate(examples) if e.source == "dolly"]
-    progress = eta_reporter(report, "the base model answers the Dolly instructions (cached for later runs)")
-    answered, found = self_answers([examples[i] for i in where], generator, settings, on_batch=progress)
-    examples = list(examples)
-    for i, e in zip(where, answered, strict=True):
-        examples[i] = e
-    return examples, asdict(found)
-
-
 def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     """``validate(model) -> {"f1", "em"}`` on the validation split, through the evaluation runner."""
     if not spec.val_f1:
@@ -264,10 +267,10 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
 
     loaded = load_base(spec, settings)
     train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
+    lengths = train_rows.lengths  # estimated where a row is not made yet
     targets = detect_targets(loaded.model.config, spec.lora)
     model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
     summary = summarize(model)
-    lengths = [len(r["input_ids"]) for r in train_rows]
     found = estimate(
         loaded.model.config, summary.total, summary.trainable, len(train_rows), sum(lengths) / len(lengths),
         max(lengths), spec.batch_size, spec.grad_accum, spec.epochs, spec.quantization,

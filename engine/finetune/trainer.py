@@ -2,7 +2,8 @@
 
 The Trainer gives checkpoints with optimizer, scheduler and RNG state, resume that skips the
 batches already trained, and ``accelerate launch`` for several GPUs. On top of it: training
-examples from the fixed HotpotQA split (and Dolly), loss on the answer only, validation F1
+examples from a QA set's training split (HotpotQA's by default) and Dolly, made as training reaches them
+(:mod:`engine.finetune.preparation`), loss on the answer only, validation F1
 through the evaluation runner, early stopping, a graceful stop, and MLflow logging.
 """
 
@@ -62,7 +63,9 @@ def training_arguments(spec: TrainSpec, run_dir: Path, device: str, steps_per_ep
         use_cpu=device == "cpu",
         activation_checkpointing=spec.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
-        train_sampling_strategy="group_by_length",
+        # The rows come in an order of their own (length-grouped, seeded, per epoch: LazyRows), so
+        # that they can be made as training reaches them.
+        train_sampling_strategy="sequential",
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -127,14 +130,15 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     loaded = load_base(spec, settings)
     from engine.models.generation import Generator
 
-    report(0.0, "building the training examples")
-    train_rows, val_rows, datasets = build_examples(spec, Generator(loaded), settings, report)
-
-    if not resume and main:  # written once the inputs load, so a start that failed leaves no run to resume
-        (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+    generator = Generator(loaded)  # the base model's answers (self-distillation), with the adapter switched off
     targets = detect_targets(loaded.model.config, spec.lora)
     model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
     summary = summarize(model)
+    report(0.0, "building the training examples")
+    train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
+
+    if not resume and main:  # written once the inputs load, so a start that failed leaves no run to resume
+        (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
     report(0.0, f"LoRA on {targets.note}: {summary}")
 
     run_id = None

@@ -59,11 +59,13 @@ def test_a_training_mix_with_base_targets(generator, settings):
     spec = TrainSpec(mix=MixSpec.with_shares(dolly=0.5), dolly_targets="base", train_limit=4, val_limit=1,
                      dolly_categories=("summarization",))  # fmt: skip
     assert TrainSpec.from_dict(spec.to_dict()) == spec
-    rows, _, datasets = build_examples(spec, generator, settings)
+    lazy, _, datasets = build_examples(spec, generator, settings)
     dolly = datasets[-1]
-    assert dolly["split"] == "summarization"
-    assert dolly["targets"] == "base" and dolly["self_answers"]["examples"] == dolly["examples"] > 0
-    reference, _, _ = build_examples(spec, generator, settings, distill=False)
+    assert dolly["split"] == "summarization" and dolly["targets"] == "base"
+    assert dolly["self_answers"]["examples"] == 0 and lazy.pending == len(lazy)  # answered when trained on
+    rows = lazy.make_all()
+    assert dolly["self_answers"]["examples"] == dolly["examples"] > 0
+    reference = build_examples(spec, generator, settings, distill=False)[0].make_all()
     changed = [a["labels"] != b["labels"] for a, b in zip(rows, reference, strict=True)]
     assert sum(changed) == dolly["examples"]  # the Dolly rows got new answers, the HotpotQA rows did not
     with pytest.raises(InputError, match="Unknown Dolly targets"):
