@@ -107,6 +107,8 @@ def estimate_questions(pending: Sequence[Pending], rag, tokenizer, render, max_l
     from engine.finetune.examples import template_for
     from engine.rag.store import Hit
 
+    if not pending:
+        return [], []
     template = template_for(rag)
     texts = list(dict.fromkeys(t[: rag.max_source_chars] for p in pending for _, t in p.item.paragraphs))
     counts = dict(zip(texts, map(len, tokenizer(texts, add_special_tokens=False).input_ids), strict=True))

@@ -99,8 +99,10 @@ def test_a_4bit_base_trains_a_step(settings) -> None:
 
 
 def test_kill_and_resume_leaves_no_gap_and_no_repeat(settings) -> None:
-    # 24 examples, batch 4: 6 steps, a checkpoint after each. Kill the job after step 3, resume.
-    args = {"spec": spec(adapter="resumed", train_limit=24).to_dict()}
+    # 24 examples, batch 4: 6 steps, a checkpoint after each. Kill the job after step 3, resume. The
+    # sources are ranked as training reaches them (LazyRows), so the resumed run must make the same rows.
+    ranked = RagExampleSpec(sources="retrieved", k=3, max_source_chars=120, follow_links=0)
+    args = {"spec": spec(adapter="resumed", train_limit=24, rag=ranked).to_dict()}
     job = jobs.start_job("train", args, settings)
     run_dir = run_dir_for("resumed", settings)
     deadline = time.monotonic() + 300
@@ -127,6 +129,10 @@ def test_kill_and_resume_leaves_no_gap_and_no_repeat(settings) -> None:
     state = json.loads((last_checkpoint(run_dir) / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4, 5, 6]
+    train(spec(adapter="straight", train_limit=24, rag=ranked), settings, None, quiet)
+    straight = [r["loss"] for r in read_curve(run_dir_for("straight", settings)) if "loss" in r]
+    resumed_losses = [r["loss"] for r in read_curve(run_dir) if "loss" in r]
+    assert resumed_losses == pytest.approx(straight, rel=1e-3)  # the same rows, in the same order
 
 
 def test_bad_input_gets_clear_messages(settings, tmp_path) -> None:
