@@ -15,6 +15,7 @@ answers), so a resumed run trains on the rows it would have trained on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch.utils.data import Dataset
@@ -83,9 +84,13 @@ class LazyRows(Dataset):
         return self.rows[index]
 
     def make(self, indices: Sequence[int]) -> None:
-        """Make the rows of those of ``indices`` not made yet, together."""
+        """Make the rows of those of ``indices`` not made yet, together, leaving the random state as it was."""
         todo = [i for i in indices if i not in self.rows]
-        for i, row in zip(todo, self.prepare([self.entries[i] for i in todo]), strict=True):
+        if not todo:
+            return
+        with random_state_kept():
+            made = self.prepare([self.entries[i] for i in todo])
+        for i, row in zip(todo, made, strict=True):
             self.rows[i] = row
 
     def make_all(self) -> list[dict]:
@@ -93,6 +98,27 @@ class LazyRows(Dataset):
         for start in range(0, len(self.entries), self.block):
             self.make(range(start, min(start + self.block, len(self.entries))))
         return [self.rows[i] for i in range(len(self.entries))]
+
+
+@contextmanager
+def random_state_kept():
+    """Python's, NumPy's and torch's random states as they were before the block, whatever it did.
+
+    Making a block can load the embedder (initialising layers draws random numbers) or not, as the
+    caches hold; without this, a resumed run would draw other dropout masks than the run it resumes.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    python, numpy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy)
 
 
 def estimate_questions(pending: Sequence[Pending], rag, tokenizer, render, max_length: int):

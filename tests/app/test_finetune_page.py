@@ -54,12 +54,12 @@ def test_a_qa_set_of_ones_own_starts_from_the_collection_recipe(app_env, collect
     assert at.selectbox(key="train-kb").value == "notes"  # its knowledge base, by name
     assert recipe(at) == "collection-recipe-2"
     assert at.text_input[0].value == "notes-qa-lora"
-    assert next(w for w in at.number_input if w.label == "Epochs").value == 3.0
+    assert next(w for w in at.number_input if w.label == "Epochs").value == 2.0
     button(at, "Pre-flight check").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     train_split = sum(1 for r in DatasetStore(app_env).load("notes-qa", collection) if r.metadata["split"] == "train")
-    assert metrics["Training examples"] == str(train_split)
+    assert metrics["Training examples"] == str(2 * train_split)  # as many again from HotpotQA (the recipe)
     at.selectbox(key="train-on").set_value("hotpotqa").run()
     assert recipe(at) == "hotpotqa-recipe-7"
     assert "Sources from knowledge base" not in {s.label for s in at.selectbox}

@@ -132,7 +132,10 @@ def test_kill_and_resume_leaves_no_gap_and_no_repeat(settings) -> None:
     train(spec(adapter="straight", train_limit=24, rag=ranked), settings, None, quiet)
     straight = [r["loss"] for r in read_curve(run_dir_for("straight", settings)) if "loss" in r]
     resumed_losses = [r["loss"] for r in read_curve(run_dir) if "loss" in r]
-    assert resumed_losses == pytest.approx(straight, rel=1e-3)  # the same rows, in the same order
+    # The same rows in the same order, and the same dropout: two processes differ by float noise (up to 0.3%
+    # measured); a resumed run drawing other dropout masks, as it did when making rows moved the random
+    # state, differed by up to 1.7%.
+    assert resumed_losses == pytest.approx(straight, rel=1e-2)
 
 
 def test_bad_input_gets_clear_messages(settings, tmp_path) -> None:
