@@ -44,12 +44,8 @@ COLLECTION = Preset(
     "collection-recipe-2",
     "collection recipe 1 with half the examples from HotpotQA's training split, 2 epochs: F1 +17.8 [+9.7, +26.3] "
     "over the base on the development collection's 100 questions, level with recipe 7's adapter (docs/collections.md)",
-    {
-        "lora": {"r": 16, "alpha": 32}, "learning_rate": 1e-3, "scheduler": "cosine", "max_length": 1100,
-        "epochs": 2.0, "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 0},
-        "mix": {"sources": (("dataset", 0.5), ("hotpotqa", 0.5))}, "val_limit": 40,
-    },
-)  # fmt: skip
+    COLLECTION_1.changes | {"epochs": 2.0, "mix": {"sources": (("dataset", 0.5), ("hotpotqa", 0.5))}},
+)
 PRESETS = {p.name: p for p in (RECIPE_7, COLLECTION, COLLECTION_1)}
 DEFAULT_PRESET = RECIPE_7.name  # for HotpotQA; a user's QA set starts from COLLECTION
 
