@@ -65,7 +65,11 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         d["examples"] = sum(1 for e in examples if e.source == name)
     tally = None
     if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
-        tally = datasets[-1]["self_answers"] = {"examples": 0, "generated": 0, "cut": 0, "seconds": 0.0}
+        from dataclasses import fields
+
+        from engine.finetune.distill import DistillReport
+
+        tally = datasets[-1]["self_answers"] = {f.name: 0 for f in fields(DistillReport)}
     make = preparer(spec, generator, settings, base_only, tally)
     say(0.0, f"tokenizing {len(examples)} training examples")
     train_rows = LazyRows(entries(examples, spec, generator, make, tally is not None), make,
@@ -81,12 +85,12 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
 def questions(spec: TrainSpec, items, source: str, retriever, depth: int, say):
     """The grounded examples of ``items``: made now where that is cheap (gold sources, a knowledge base's
     ranking), else :class:`~engine.finetune.preparation.Pending` (ranked among their own paragraphs later)."""
-    from engine.finetune.examples import rag_examples
+    from engine.finetune.examples import rag_examples, without_gold
     from engine.finetune.preparation import Pending
 
     if spec.rag.sources == "retrieved" and retriever is None:  # each question's own paragraphs: embedding them all
-        return [Pending(it.id, source, 0, item=it) for it in items
-                if any(t in it.supporting_titles for t, _ in it.paragraphs)]  # fmt: skip
+        skipped = set(without_gold(items))  # as rag_examples skips them
+        return [Pending(it.id, source, 0, item=it) for it in items if it.id not in skipped]
     ranking = eta_reporter(say, "ranking the questions' sources in the knowledge base")
     return rag_examples(items, spec.rag, retriever, source, depth, ranking)
 
