@@ -6,7 +6,8 @@ on questions written by people, retrieving from the collection's knowledge base.
     .venv/bin/python bench/collection_loop.py --work /tmp/dev-loop --hotpotqa-adapter hotpotqa-v7 --out ...
 
 ``--work`` is a new folder (or one this script made, to continue): the collection is made there by
-``bench/dev_collection.py`` (200 Wikipedia documents, HotpotQA's test-split questions about them) and
+``bench/dev_collection.py`` (200 Wikipedia documents, HotpotQA's test-split questions about them; with
+``--source dolly``, Dolly's ``closed_qa`` passages and their instructions as the questions) and
 the loop runs in a data dir inside it, exactly as ``python -m engine loop`` runs (the same steps, the
 same recipe), so the minutes are what a user waits. A HotpotQA adapter is looked up in the data dir
 given by STUDIO_DATA_DIR and copied in.
@@ -54,14 +55,22 @@ def hotpotqa_row(data_dir: Path, adapter: str, record: dict) -> dict:
             "collection_vs": paired_bootstrap([scores[i] for i in ids], [tuned[i] for i in ids])}  # fmt: skip
 
 
-def table(record: dict, hotpot: dict | None, adapter: str) -> str:
+SOURCES = {
+    "hotpotqa": ("Wikipedia documents",
+                 "HotpotQA questions about them written by people (test split, never trained on)"),
+    "dolly": ("Dolly `closed_qa` passages as documents",
+              "of their records' instructions as questions with the people's responses as answers (never trained on)"),
+}  # fmt: skip
+
+
+def table(record: dict, hotpot: dict | None, adapter: str, source: str = "hotpotqa") -> str:
     steps, spec = record["steps"], record["spec"]
     base, tuned, compare = steps["baseline"], steps["evaluate"], steps["compare"]
     n = compare["n"]
     lines = [
         f"Development collection ({time.strftime('%Y-%m-%d')}, 2 CPU cores): {steps['ingest']['documents']} "
-        f"Wikipedia documents, {n} HotpotQA questions about them written by people (test split, never trained "
-        f"on), knowledge-base RAG (k = {spec['k']}), the default model at the app's precision.", "",
+        f"{SOURCES[source][0]}, {n} {SOURCES[source][1]}, knowledge-base RAG (k = {spec['k']}), the default "
+        f"model at the app's precision.", "",
         "| model | EM | F1 | F1 difference, 95% paired bootstrap CI |", "| --- | ---: | ---: | --- |",
         f"| base | {base['em']:.1f} | {base['f1']:.1f} | |",
         f"| base + collection adapter `{steps['train']['adapter']}` | {tuned['em']:.1f} | {tuned['f1']:.1f} | "
@@ -83,6 +92,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="a new folder, or one this script made (to continue)")
     p.add_argument("--documents", type=int, default=200)
+    p.add_argument("--source", choices=sorted(SOURCES), default="hotpotqa", help="see bench/dev_collection.py")
     p.add_argument("--hotpotqa-adapter", default="", help="a HotpotQA-trained adapter to compare with")
     p.add_argument("--out")
     a = p.parse_args()
@@ -90,7 +100,7 @@ def main() -> int:
     data_dir = work / "data"
     if not (work / "questions.jsonl").is_file():
         subprocess.run([sys.executable, str(ROOT / "bench" / "dev_collection.py"), "--documents", str(a.documents),
-                        "--out", str(work)], check=True)  # fmt: skip
+                        "--source", a.source, "--out", str(work)], check=True)  # fmt: skip
         engine(data_dir, "data", "import", str(work / "questions.jsonl"), "--dataset", "dev-questions")
         engine(data_dir, "loop", "dev", "--folder", str(work / "documents"), "--questions", "dev-questions",
                "--until", "ingest")  # fmt: skip
@@ -107,7 +117,7 @@ def main() -> int:
         if not target.exists():
             shutil.copytree(source, target)
         hotpot = hotpotqa_row(data_dir, a.hotpotqa_adapter, record)
-    emit(table(record, hotpot, a.hotpotqa_adapter), a.out)
+    emit(table(record, hotpot, a.hotpotqa_adapter, a.source), a.out)
     return 0
 
 

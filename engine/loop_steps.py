@@ -48,7 +48,8 @@ def split(spec, record, settings: Settings, report, check) -> dict:
 
 def eval_spec(spec, record, adapter: str = ""):
     """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
-    collection's knowledge base as the Query page retrieves."""
+    collection's knowledge base and asked in the style the Query page picks for each (``auto``: the adapter's
+    training style, else short or sentences by the question's form)."""
     from engine.evaluation.runner import EvalSpec
     from engine.models.catalog import default_spec
 
@@ -58,7 +59,7 @@ def eval_spec(spec, record, adapter: str = ""):
         where = {"dataset": f"{spec.dataset}@{record['steps']['split']['version']}", "split": "test"}
     model = default_spec()  # the model as the Query page answers with it, base and adapter alike
     return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, dtype=model.dtype,
-                    quantization=model.quantization, **where)  # fmt: skip
+                    quantization=model.quantization, answer_style="auto", **where)  # fmt: skip
 
 
 def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:

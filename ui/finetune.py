@@ -8,12 +8,12 @@ from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
-from engine.rag.prompt import ANSWER_STYLES
+from engine.rag.prompt import TRAINED_STYLES
 from engine.rag.styles import style_of
 from ui import resources as r
 
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
-STYLE_LABELS = {"short": "short answer", "evidence": "evidence, then answer"}
+STYLE_LABELS = {"short": "short answer", "evidence": "evidence, then answer", "auto": "by the question"}
 
 
 def data_choice() -> tuple[str, str, TrainSpec]:
@@ -119,11 +119,14 @@ def settings_form() -> tuple[TrainSpec, str]:
             )  # fmt: skip
         shape = st.columns(2)
         answer_style = shape[0].selectbox(
-            "Answer style", ANSWER_STYLES, format_func=STYLE_LABELS.get,
-            help="What the adapter learns to write. short answer: the answer alone. evidence, then answer: first the "
-            "sentences of the sources HotpotQA marks as the evidence, then the answer (about 80 more tokens to "
-            "generate per question). Evaluations and the Query page read the answer after 'Answer:'. Measured "
-            "on HotpotQA it is much worse than short answers (test F1 23.9 against 36.1; docs/fine-tuning.md).",
+            "Answer style", TRAINED_STYLES, TRAINED_STYLES.index(D.rag.answer_style), format_func=STYLE_LABELS.get,
+            help="What the adapter learns to write. short answer: the answer alone. by the question: the answer "
+            "alone for who/when/where/which/how many questions, one to three sentences of the sources for 'What is "
+            "X?', 'What does X do?', why and how questions, as the Query page asks them. evidence, then answer: "
+            "first the sentences of the sources HotpotQA marks as the evidence, then the answer (about 80 more "
+            "tokens to generate per question). Evaluations and the Query page read the answer after 'Answer:'. "
+            "Measured on HotpotQA, evidence is much worse than short answers (test F1 23.9 against 36.1; "
+            "docs/fine-tuning.md).",
         )  # fmt: skip
         follow_links = shape[1].number_input(
             "Follow links from the first N sources", 0, 5, D.rag.follow_links,

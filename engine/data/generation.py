@@ -31,8 +31,9 @@ from engine.errors import InputError
 from engine.names import check_safe_name
 from engine.settings import Settings
 
-# 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings
-CANDIDATES_VERSION = 3
+# 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings;
+# 4: no one-word adjectives ("English") or lone months as names, other names after the other kinds
+CANDIDATES_VERSION = 4
 MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
 CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 
@@ -155,7 +156,9 @@ def generate_qa(
         nonlocal done
         # A descriptive question is made by rule ("What is <title>?"); the model writes the others.
         rows = [
-            {"key": c.key, "question": describe_question(c.title, c.answer)} for c in batch if c.kind == DESCRIPTION
+            {"key": c.key, "question": describe_question(c.title, c.answer, c.passage)}
+            for c in batch
+            if c.kind == DESCRIPTION
         ]
         spans = [c for c in batch if c.kind != DESCRIPTION]
         asks = [question_messages(c.title, c.passage, c.answer, c.kind) for c in spans]
@@ -179,7 +182,10 @@ def generate_qa(
     lap("embed questions")
     survivors, _ = apply_filters(candidates, spec.filters, vectors, upto=CHEAP[-1])
     evidence = work.read("evidence")
-    todo = [c for c in survivors if c.key not in evidence]
+    k = spec.filters.retrieval_k
+    # Only a question whose source passage is retrieved in the top k is answered: the others fail anyway. A later
+    # run with a larger k answers the ones it lets through (their ranks are stored up to MAX_RANK).
+    todo = [c for c in survivors if c.key not in evidence or unanswered(evidence[c.key], k)]
     if todo:
         import numpy as np
 
@@ -199,10 +205,11 @@ def generate_qa(
                 own = scores[position[c.passage_id], j]
                 rank = 1 + int((scores[:, j] > own).sum())
                 rows.append({"key": c.key, "retrieval_rank": rank if rank <= MAX_RANK else 0})
-            asks = [
-                template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)]) for c in batch
-            ]
-            for row, out in zip(rows, generator.generate(asks, answer_sampling, spec.batch_size), strict=True):
+            found = [(row, c) for row, c in zip(rows, batch, strict=True) if unanswered(row, k)]
+            asks = [template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
+                    for _, c in found]  # fmt: skip
+            outs = generator.generate(asks, answer_sampling, spec.batch_size) if asks else []
+            for (row, _), out in zip(found, outs, strict=True):
                 row["model_answer"] = clean_answer(out.text)
             work.append("evidence", rows)
             evidence.update({r["key"]: r for r in rows})
@@ -217,6 +224,12 @@ def generate_qa(
     lap("apply filters")
     documents = {passage_id(p, n): str(p.get("doc_id") or passage_id(p, n)) for n, p in enumerate(passages)}
     return finish(spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings)
+
+
+def unanswered(evidence: dict, k: int) -> bool:
+    """Whether a candidate's stored evidence lacks the model's answer it needs: its source passage is
+    retrieved in the top ``k`` but was not answered (a run with a smaller k left it out)."""
+    return "model_answer" not in evidence and 1 <= evidence.get("retrieval_rank", 0) <= k
 
 
 def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple[list[dict], dict]:

@@ -42,11 +42,11 @@ def question_stem(kind: str, answer: str) -> str:
     return stems.get(kind, "")
 
 
-def describe_question(title: str, sentence: str) -> str:
-    """The descriptive question of a passage that opens by saying what its subject is: "What is <title>?"."""
-    verb = next((w for w in ("is", "was", "are", "were") if f" {w} " in f" {sentence} "), "is")
-    subject = re.sub(r"\s*\([^)]*\)$", "", title.strip())  # "X (1996 film)": ask for X
-    return f"What {verb} {subject}?"
+def describe_question(title: str, sentence: str, passage: str = "") -> str:
+    """The question a descriptive answer answers (see :func:`engine.data.definitions.descriptive_question`)."""
+    from engine.data.definitions import descriptive_question
+
+    return descriptive_question(title, sentence, passage)
 
 
 def span_sentence(passage: str, answer: str) -> str:

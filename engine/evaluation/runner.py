@@ -18,7 +18,7 @@ from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
-from engine.rag.prompt import ANSWER_STYLES, PromptTemplate
+from engine.rag.prompt import AUTO, TRAINED_STYLES, PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
@@ -48,7 +48,9 @@ class EvalSpec:
     split: str = ""  # empty: the file's first questions (a dataset's records: all); else train / validation / test
     prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
     max_source_chars: int = 600
-    answer_style: str = ""  # short / evidence; empty: the adapter's, else short
+    # short / evidence / auto (each question in the style its form wants, as the Query page asks it); empty: the
+    # adapter's, else short
+    answer_style: str = ""
     follow_links: int = 2  # distractor mode: passages named in the first N move up (0: dense ranking only)
     judge: str = ""  # the groundedness judge for questions without a gold answer (empty: the bundled model)
 
@@ -61,8 +63,8 @@ class EvalSpec:
             raise InputError("--limit must be at least 1.")
         if self.batch_size < 1 or self.k < 1:
             raise InputError("batch size and k must be at least 1.")
-        if self.answer_style not in ("", *ANSWER_STYLES):
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {' or '.join(ANSWER_STYLES)}.")
+        if self.answer_style not in ("", *TRAINED_STYLES):
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(TRAINED_STYLES)}.")
         if self.max_new_tokens < 0:
             raise InputError("max_new_tokens must be 0 (the answer style's) or more.")
         if self.follow_links < 0:
@@ -116,6 +118,18 @@ def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     from engine.finetune.adapters import prompt_for
 
     return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars, spec.answer_style)
+
+
+def templates(spec: EvalSpec, items: list[QAItem], settings: Settings) -> list[PromptTemplate]:
+    """Each question's prompt: the spec's (see :func:`template`), or with ``auto`` (asked, or the adapter's
+    training style) the style the question's form wants, as the Query page and training ask it."""
+    from engine.rag.styles import question_template, trained_style
+
+    prompt = template(spec, settings)
+    trained = trained_style(settings, spec.adapter)  # "" without an adapter
+    if (spec.answer_style or trained or "short") != AUTO:
+        return [prompt] * len(items)
+    return [question_template(prompt, item.question, AUTO, trained, bool(spec.adapter)) for item in items]
 
 
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
@@ -190,18 +204,24 @@ def run_evaluation(
     elif spec.mode == "kb":
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work
-    prompt = template(spec, settings)
-    pipeline = RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens))
-    answers: list[RagAnswer] = []
-    # Work in slices of a few batches so progress and cancellation are seen between them.
-    step = spec.batch_size * 4
-    for lo in range(0, len(items), step):
-        if check_cancelled:
-            check_cancelled()
-        part = items[lo : lo + step]
-        answers += pipeline.answer_many([it.question for it in part], spec.k, spec.batch_size)
-        if on_progress:
-            on_progress(len(answers), len(items))
+    prompts = templates(spec, items, settings)
+    answers: list[RagAnswer | None] = [None] * len(items)
+    done = 0
+    for prompt in dict.fromkeys(prompts):  # one pipeline per style asked in
+        pipeline = RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens))
+        asked = [i for i, p in enumerate(prompts) if p == prompt]
+        # Work in slices of a few batches so progress and cancellation are seen between them.
+        step = spec.batch_size * 4
+        for lo in range(0, len(asked), step):
+            if check_cancelled:
+                check_cancelled()
+            part = asked[lo : lo + step]
+            for i, answer in zip(part, pipeline.answer_many([items[i].question for i in part], spec.k,
+                                                            spec.batch_size), strict=True):  # fmt: skip
+                answers[i] = answer
+            done += len(part)
+            if on_progress:
+                on_progress(done, len(items))
     seconds = time.perf_counter() - start
     rows = score(items, answers, with_retrieval=spec.mode != "closed-book")
     if check_cancelled:

@@ -276,7 +276,7 @@ def prompt_for(
     """The prompt template to ask with: ``prompt`` (few-shot / zero-shot) when given, else the one
     the adapter was trained with, else few-shot; sources cut and answers styled as the adapter saw
     them in training (unless given)."""
-    from engine.rag.prompt import PromptTemplate
+    from engine.rag.prompt import AUTO, PromptTemplate
 
     trained = AdapterRegistry(settings).get(adapter) if adapter else None
     prompt = prompt or (trained.prompt if trained else "") or "few-shot"
@@ -284,5 +284,7 @@ def prompt_for(
     if max_source_chars is None:
         max_source_chars = rag.get("max_source_chars", PromptTemplate.max_source_chars)
     answer_style = answer_style or rag.get("answer_style", PromptTemplate.answer_style)
+    if answer_style == AUTO:
+        answer_style = "short"  # each question is styled by its caller (engine.rag.styles.question_template)
     examples = () if prompt == "zero-shot" else PromptTemplate().examples
     return PromptTemplate(examples=examples, max_source_chars=max_source_chars, answer_style=answer_style)

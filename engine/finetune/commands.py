@@ -47,8 +47,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     arg("--sources-k", type=int, default=None, help="passages per example with --sources retrieved")
     arg("--follow-links", type=int, default=None,
         help="HotpotQA's retrieval: passages named in the first N move up (0: off)")  # fmt: skip
-    arg("--answer-style", default=None, choices=["short", "evidence"],
-        help="what the adapter writes: the answer alone, or the evidence sentences, then it")  # fmt: skip
+    arg("--answer-style", default=None, choices=["short", "evidence", "auto"],
+        help="what the adapter writes: the answer alone, the evidence sentences then it, or per question (auto: "
+        "sentences for 'What is X?', why and how questions, the answer alone for the others)")  # fmt: skip
     arg("--distractors", type=int, default=None)
     arg("--source-chars", type=int, default=None, help="each passage cut to N characters")
     arg("--limit", type=int, default=None, help="at most N training examples")

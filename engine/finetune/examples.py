@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem
 from engine.rag.documents import load_jsonl_records
-from engine.rag.prompt import ANSWER_STYLES, EXAMPLES, PromptTemplate
+from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate
 from engine.rag.store import Hit
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class RagExampleSpec:
     sources: str = "gold"
     k: int = 5
     follow_links: int = 2  # retrieved sources (and validation): the evaluation's hop along mentions
-    answer_style: str = "short"  # short: the answer alone; evidence: the supporting sentences quoted first
+    # short: the answer alone; evidence: the supporting sentences quoted first; auto: each question in the
+    # style its form wants (short, or sentences for "What is X?"), as the Query page asks it
+    answer_style: str = "short"
 
     def __post_init__(self) -> None:
         if self.distractors < 0:
@@ -62,8 +64,8 @@ class RagExampleSpec:
             raise InputError(f"Unknown training sources {self.sources!r}: choose one of {', '.join(SOURCES)}.")
         if self.follow_links < 0:
             raise InputError("follow_links must be 0 or more.")
-        if self.answer_style not in ANSWER_STYLES:
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {' or '.join(ANSWER_STYLES)}.")
+        if self.answer_style not in TRAINED_STYLES:
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(TRAINED_STYLES)}.")
         if self.k < 1:
             raise InputError("k (sources per retrieved example) must be at least 1.")
 
@@ -109,8 +111,9 @@ def rag_examples(
     examples = []
     for item, chosen in zip(kept, chosen_sources, strict=True):
         hits = [Hit(f"{item.id}:{n}", title, text, source, 0.0) for n, (title, text) in enumerate(chosen)]
-        target = template.reply(item.answer, shown_evidence(item, chosen, spec.max_source_chars))
-        examples.append(Example(tuple(template.messages(item.question, hits)), target, source, item.id))
+        asked = asked_in(template, spec, item.question)
+        target = asked.reply(item.answer, shown_evidence(item, chosen, spec.max_source_chars))
+        examples.append(Example(tuple(asked.messages(item.question, hits)), target, source, item.id))
     if skipped := len(items) - len(examples):
         log.warning("Skipped %d of %d %s items without a gold paragraph.", skipped, len(items), source)
     return examples
@@ -118,7 +121,18 @@ def rag_examples(
 
 def template_for(spec: RagExampleSpec) -> PromptTemplate:
     examples = EXAMPLES if spec.few_shot else ()
-    return PromptTemplate(examples=examples, max_source_chars=spec.max_source_chars, answer_style=spec.answer_style)
+    style = "short" if spec.answer_style == AUTO else spec.answer_style  # auto: short, or sentences per question
+    return PromptTemplate(examples=examples, max_source_chars=spec.max_source_chars, answer_style=style)
+
+
+def asked_in(template: PromptTemplate, spec: RagExampleSpec, question: str) -> PromptTemplate:
+    """The prompt a training question is asked in: ``template``, or with ``auto`` the style the question's form
+    wants (the Query page and the evaluation ask an ``auto`` adapter the same way)."""
+    if spec.answer_style != AUTO:
+        return template
+    from engine.rag.styles import question_template
+
+    return question_template(template, question, trained=AUTO, adapter=True)
 
 
 def shown_evidence(item: QAItem, chosen: Sequence[tuple[str, str]], max_chars: int) -> list[str]:
@@ -202,8 +216,9 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
         rng.shuffle(chosen)
         hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
         evidence = answer_sentences([c.text[: spec.max_source_chars] for c in record.contexts], record.answer)
-        target = template.reply(record.answer, evidence)
-        examples.append(Example(tuple(template.messages(record.question, hits)), target, "generated", record.id))
+        asked = asked_in(template, spec, record.question)
+        target = asked.reply(record.answer, evidence)
+        examples.append(Example(tuple(asked.messages(record.question, hits)), target, "generated", record.id))
     return examples
 
 

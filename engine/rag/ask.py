@@ -19,7 +19,7 @@ from engine.rag.ingest import DOCS_KB
 from engine.rag.pipeline import RagAnswer, RagPipeline, check_question
 from engine.rag.prompt import PromptTemplate
 from engine.rag.store import KnowledgeBaseStore
-from engine.rag.styles import ASK_STYLES, resolve_style, trained_style
+from engine.rag.styles import ASK_STYLES, question_template, trained_style
 from engine.settings import Settings
 
 
@@ -63,10 +63,8 @@ def ask_template(question: str, spec: AskSpec, settings: Settings) -> PromptTemp
     from engine.finetune.adapters import prompt_for
 
     template = prompt_for(settings, spec.adapter, max_source_chars=spec.max_source_chars)
-    style = resolve_style(question, spec.style, trained_style(settings, spec.adapter))
-    if spec.adapter and style == template.answer_style:
-        return template  # asked exactly as it was trained
-    return template.styled(style)
+    trained = trained_style(settings, spec.adapter)
+    return question_template(template, question, spec.style, trained, adapter=bool(spec.adapter))
 
 
 def ask_pipeline(

@@ -7,9 +7,10 @@ worked examples given as earlier chat turns, with each source cut to 600 charact
 Answer styles: ``short`` replies with the answer alone; ``evidence`` (for adapters trained to
 it) first quotes the source sentences that answer, then gives the short answer, on one line:
 ``Evidence: <sentences> Answer: <short answer>``; ``sentences`` (for descriptive questions: what is X
-for, how does Y work) replies with one to three sentences in the sources' words. Training and the
-HotpotQA evaluation use ``short`` and ``evidence`` (:data:`ANSWER_STYLES`); which style a question
-is asked in is chosen in :mod:`engine.rag.styles`.
+for, how does Y work) replies with one to three sentences in the sources' words. An adapter is
+trained for ``short``, ``evidence`` or ``auto`` (:data:`TRAINED_STYLES`): ``auto`` asks each question
+in the style its form wants, ``short`` or ``sentences``, as the Query page does; which style a
+question is asked in is chosen in :mod:`engine.rag.styles`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ EVIDENCE_SYSTEM = (
 SENTENCES_SYSTEM = "Answer the question with the one to three sentences of the sources that answer it, word for word."
 ANSWER_STYLES = ("short", "evidence")  # the styles adapters are trained for and evaluations score
 STYLES = (*ANSWER_STYLES, "sentences")
+AUTO = "auto"  # per question: short or sentences by the question's form (see engine.rag.styles)
+TRAINED_STYLES = (*ANSWER_STYLES, AUTO)  # what an adapter is trained for and an evaluation may ask in
 ANSWER_TOKENS = {"short": 32, "evidence": 256, "sentences": 96}  # new tokens an answer of each style needs
 CLOSED_BOOK_SYSTEM = "Answer the question with a short answer of a few words, not a sentence."
 EXAMPLES: tuple[tuple[str, str, str], ...] = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from engine.errors import InputError
+from engine.rag.prompt import STYLES, PromptTemplate
 
 ASK_STYLES = ("auto", "short", "sentences")  # what the user chooses between: auto picks per question
 STYLE_HELP = "auto: a short span for who/when/where/which/how many questions, sentences for what is/why/how does"
@@ -82,7 +83,18 @@ def resolve_style(question: str, style: str = "auto", trained: str = "") -> str:
         raise InputError(f"Unknown answer style {style!r}: choose {', '.join(ASK_STYLES)}.")
     if style != "auto":
         return style
-    return trained or style_for(question)
+    return trained if trained in STYLES else style_for(question)  # an adapter trained "auto" asks per question
+
+
+def question_template(
+    template: PromptTemplate, question: str, style: str = "auto", trained: str = "", adapter: bool = False
+) -> PromptTemplate:
+    """The prompt ``question`` is asked in, the same for the Query page, ``engine ask``, the evaluation and
+    training: in the style :func:`resolve_style` picks (``trained``: an adapter's training style). An adapter
+    asked in the style it was trained for gets its ``template`` exactly; otherwise the template in that style,
+    with the style's worked examples if it shows any."""
+    chosen = resolve_style(question, style, trained)
+    return template if adapter and chosen == template.answer_style else template.styled(chosen)
 
 
 def trained_style(settings, adapter: str) -> str:

@@ -52,7 +52,7 @@ def test_a_qa_set_of_ones_own_starts_from_the_collection_recipe(app_env, collect
     assert not at.exception, at.exception
     assert at.selectbox(key="train-on").value == "notes-qa"  # the user's QA set is offered first
     assert at.selectbox(key="train-kb").value == "notes"  # its knowledge base, by name
-    assert recipe(at) == "collection-recipe-2"
+    assert recipe(at) == "collection-recipe-3"
     assert at.text_input[0].value == "notes-qa-lora"
     assert next(w for w in at.number_input if w.label == "Epochs").value == 2.0
     button(at, "Pre-flight check").click().run()

@@ -252,3 +252,16 @@ def test_training_sources_survive_the_stored_spec():
 
     spec = TrainSpec(rag=RagExampleSpec(max_source_chars=450, sources="retrieved", k=4), mix=MixSpec.with_shares(0.25))
     assert TrainSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec  # as a run stores and resumes it
+
+
+def test_trained_per_question_a_descriptive_question_gets_the_sentences_prompt(items):
+    from engine.rag.prompt import SENTENCES_SYSTEM, SYSTEM
+
+    text = "The Eiffel Tower is a lattice tower in Paris."
+    described = QAItem("d", "What is the Eiffel Tower?", text, ("Eiffel Tower",), (("Eiffel Tower", text),))
+    auto, short = RagExampleSpec(answer_style="auto"), RagExampleSpec()
+    examples = rag_examples([described, *items[:5]], auto)
+    assert [e.messages[0]["content"] for e in examples] == [SENTENCES_SYSTEM] + [SYSTEM] * 5
+    assert examples[0].answer == described.answer
+    # The factoid questions are made exactly as a short adapter's are.
+    assert examples[1:] == rag_examples(items[:5], short)

@@ -213,6 +213,33 @@ def test_an_adapter_answers_in_the_style_it_was_trained_for(settings) -> None:
         ask_template(descriptive, AskSpec(adapter="missing"), settings)
 
 
+def test_an_adapter_trained_per_question_is_asked_per_question_everywhere(settings) -> None:
+    """Trained ``auto``: the Query page, ``engine ask``, the evaluation and training all ask "What is X for?" for
+    sentences and "Who ...?" for a short answer, in the same prompt."""
+    from engine.evaluation.hotpotqa import QAItem
+    from engine.evaluation.runner import EvalSpec, templates
+    from engine.finetune.examples import RagExampleSpec, asked_in, template_for
+
+    save_adapter(settings, "auto-lora", {"prompt": "zero-shot", "train": {"rag": {"answer_style": "auto"}}})
+    save_adapter(settings, "short-lora", {"prompt": "zero-shot", "train": {"rag": {"answer_style": "short"}}})
+    assert trained_style(settings, "auto-lora") == "auto"
+    descriptive, factoid = "What is the Studio for?", "Who wrote the Studio's guide?"
+    items = [QAItem("d", descriptive, "a", (), ()), QAItem("f", factoid, "b", (), ())]
+    training = RagExampleSpec(answer_style="auto")
+    for question, style in ((descriptive, "sentences"), (factoid, "short")):
+        asked = ask_template(question, AskSpec(adapter="auto-lora"), settings)
+        assert asked.answer_style == style and asked.examples == ()
+        assert asked_in(template_for(training), training, question) == asked  # trained exactly as asked
+    by_eval = templates(EvalSpec(dataset="x", adapter="auto-lora"), items, settings)  # its training style: auto
+    assert [t.answer_style for t in by_eval] == ["sentences", "short"]
+    assert by_eval == [ask_template(q, AskSpec(adapter="auto-lora"), settings) for q in (descriptive, factoid)]
+    # The base asked "auto" (the loop's evaluation) as the Query page asks it; a short adapter stays short.
+    base = templates(EvalSpec(dataset="x", answer_style="auto"), items, settings)
+    assert base == [ask_template(q, AskSpec(), settings) for q in (descriptive, factoid)]
+    short = templates(EvalSpec(dataset="x", adapter="short-lora", answer_style="auto"), items, settings)
+    assert [t.answer_style for t in short] == ["short", "short"]
+
+
 # --------------------------------------------------------------------------- with the model
 
 TOOL_DOCS = [
