@@ -97,7 +97,7 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     ``rows`` (see :func:`variant_rows`), ``load_s``, ``peak_memory_gb``, ``weights_gb``, ``device``, ``seconds``.
     """
     from engine.evaluation.hotpotqa import distractor_retriever
-    from engine.evaluation.runner import template
+    from engine.evaluation.runner import answer_items, templates
     from engine.evaluation.speed import peak_memory_gb
     from engine.memory import GB
     from engine.models.generation import load_generator
@@ -117,7 +117,6 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     load_s = time.perf_counter() - start
     generator.warm_up_if_enabled(background=False)
     evaluation = to_eval_spec(variant, experiment)
-    prompt = template(evaluation, settings)
     retriever = None
     if experiment.mode == "distractor":
         retriever = distractor_retriever(items, settings, None, evaluation.follow_links)
@@ -127,15 +126,13 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
         from engine.rag.store import KnowledgeBaseStore
 
         retriever = KnowledgeBaseRetriever(KnowledgeBaseStore(settings, Embedder.shared()), experiment.kb)
-    pipeline = RagPipeline(retriever, generator, prompt, sampling_of(variant, prompt))
-    answers = []
-    step = PROGRESS_STEP * experiment.batch_size
     start = time.perf_counter()
-    for lo in range(0, len(items), step):
-        part = items[lo : lo + step]
-        answers += pipeline.answer_many([it.question for it in part], variant.k, experiment.batch_size)
-        if on_progress:
-            on_progress(len(answers), len(items))
+    # Each question in the style the variant's adapter asks it in (per question for an adapter trained "auto").
+    answers = answer_items(
+        items, templates(evaluation, items, settings),
+        lambda prompt: RagPipeline(retriever, generator, prompt, sampling_of(variant, prompt)),
+        variant.k, experiment.batch_size, PROGRESS_STEP * experiment.batch_size, on_progress,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     return {"rows": variant_rows(items, answers), "load_s": load_s,
             "peak_memory_gb": peak_memory_gb(generator.loaded.device), "weights_gb": model_bytes(generator.model) / GB,

@@ -32,8 +32,9 @@ from engine.names import check_safe_name
 from engine.settings import Settings
 
 # 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings;
-# 4: no one-word adjectives ("English") or lone months as names, other names after the other kinds
-CANDIDATES_VERSION = 4
+# 4: no one-word adjectives ("English") or lone months as names, other names after the other kinds; 5: one other
+# name per passage, round-trip answers of 16 new tokens (24 for a date)
+CANDIDATES_VERSION = 5
 MAX_RANK = 20  # retrieval ranks are stored up to here, so k can be raised later without retrieving again
 CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 
@@ -194,7 +195,10 @@ def generate_qa(
         position = {passage_id(p, n): n for n, p in enumerate(passages)}
         lap("embed passages")
         template = PromptTemplate(max_source_chars=2000)
-        answer_sampling = SamplingSpec(max_new_tokens=24)  # 16 cut "premiered on March 10, 1947" before the year
+        # Enough of the model's answer to judge it: a span comes early, and a sentence's first words show whether
+        # it copies the one asked for. A date needs more (16 cut "premiered on March 10, 1947" before the year).
+        sampling_for = {"date": SamplingSpec(max_new_tokens=24)}
+        short_sampling = SamplingSpec(max_new_tokens=16)
         done = 0
 
         def round_trip(batch: list[Candidate]) -> None:
@@ -206,11 +210,12 @@ def generate_qa(
                 rank = 1 + int((scores[:, j] > own).sum())
                 rows.append({"key": c.key, "retrieval_rank": rank if rank <= MAX_RANK else 0})
             found = [(row, c) for row, c in zip(rows, batch, strict=True) if unanswered(row, k)]
-            asks = [template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
-                    for _, c in found]  # fmt: skip
-            outs = generator.generate(asks, answer_sampling, spec.batch_size) if asks else []
-            for (row, _), out in zip(found, outs, strict=True):
-                row["model_answer"] = clean_answer(out.text)
+            for sampling in dict.fromkeys(sampling_for.get(c.kind, short_sampling) for _, c in found):
+                part = [(row, c) for row, c in found if sampling_for.get(c.kind, short_sampling) == sampling]
+                asks = [template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
+                        for _, c in part]  # fmt: skip
+                for (row, _), out in zip(part, generator.generate(asks, sampling, spec.batch_size), strict=True):
+                    row["model_answer"] = clean_answer(out.text)
             work.append("evidence", rows)
             evidence.update({r["key"]: r for r in rows})
             done += len(batch)

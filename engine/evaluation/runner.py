@@ -132,6 +132,28 @@ def templates(spec: EvalSpec, items: list[QAItem], settings: Settings) -> list[P
     return [question_template(prompt, item.question, AUTO, trained, bool(spec.adapter)) for item in items]
 
 
+def answer_items(items, prompts, pipeline_for, k: int, batch_size: int, step: int, on_progress=None, check=None):
+    """The answers to ``items`` in order, each asked in its prompt (``prompts``, one per item; see
+    :func:`templates`) through ``pipeline_for(prompt)``, one pipeline per distinct prompt. Work goes in
+    slices of ``step`` questions, so that progress and cancellation (``check``) are seen between them."""
+    answers: list[RagAnswer | None] = [None] * len(items)
+    done = 0
+    for prompt in dict.fromkeys(prompts):
+        pipeline = pipeline_for(prompt)
+        asked = [i for i, p in enumerate(prompts) if p == prompt]
+        for lo in range(0, len(asked), step):
+            if check:
+                check()
+            part = asked[lo : lo + step]
+            found = pipeline.answer_many([items[i].question for i in part], k, batch_size)
+            for i, answer in zip(part, found, strict=True):
+                answers[i] = answer
+            done += len(part)
+            if on_progress:
+                on_progress(done, len(items))
+    return answers
+
+
 def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -> list[dict]:
     """One row per question with every metric it can have: a metric that needs what the question lacks
     (a gold answer, the sources that hold it) is None, left out of its mean, never counted as 0."""
@@ -204,24 +226,11 @@ def run_evaluation(
     elif spec.mode == "kb":
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work
-    prompts = templates(spec, items, settings)
-    answers: list[RagAnswer | None] = [None] * len(items)
-    done = 0
-    for prompt in dict.fromkeys(prompts):  # one pipeline per style asked in
-        pipeline = RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens))
-        asked = [i for i, p in enumerate(prompts) if p == prompt]
-        # Work in slices of a few batches so progress and cancellation are seen between them.
-        step = spec.batch_size * 4
-        for lo in range(0, len(asked), step):
-            if check_cancelled:
-                check_cancelled()
-            part = asked[lo : lo + step]
-            for i, answer in zip(part, pipeline.answer_many([items[i].question for i in part], spec.k,
-                                                            spec.batch_size), strict=True):  # fmt: skip
-                answers[i] = answer
-            done += len(part)
-            if on_progress:
-                on_progress(done, len(items))
+    answers = answer_items(
+        items, templates(spec, items, settings),
+        lambda prompt: RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens)),
+        spec.k, spec.batch_size, spec.batch_size * 4, on_progress, check_cancelled,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     rows = score(items, answers, with_retrieval=spec.mode != "closed-book")
     if check_cancelled:

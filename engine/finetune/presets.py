@@ -64,10 +64,13 @@ def preset_for(dataset: str) -> Preset:
 
 
 def preset_spec(name: str, **overrides) -> TrainSpec:
-    """TrainSpec with a preset's changes, then ``overrides`` (top-level fields, e.g. adapter, dataset, kb)."""
+    """TrainSpec with a preset's changes, then ``overrides`` (top-level fields, e.g. adapter, dataset, kb; a
+    nested spec given as a dict changes only the fields it names)."""
     if name not in PRESETS:
         raise InputError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
     values = TrainSpec().to_dict()
-    for key, value in PRESETS[name].changes.items():
-        values[key] = values[key] | value if isinstance(value, dict) else value
-    return TrainSpec.from_dict(values | overrides)
+    for changes in (PRESETS[name].changes, overrides):
+        for key, value in changes.items():
+            nested = isinstance(value, dict) and isinstance(values.get(key), dict)
+            values[key] = values[key] | value if nested else value
+    return TrainSpec.from_dict(values)

@@ -58,7 +58,9 @@ def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
     assert set(base["scores"]) == set(tuned["scores"])
     compare = record["steps"]["compare"]
     assert compare["n"] == 6 and compare["low"] <= compare["gain"] <= compare["high"]
-    assert AdapterRegistry(settings).get("notes-lora").datasets[0]["dataset"] == "notes-qa"
+    trained = AdapterRegistry(settings).get("notes-lora")
+    assert trained.datasets[0]["dataset"] == "notes-qa"
+    assert trained.train["rag"]["answer_style"] == "auto"  # asked per question, as the evaluation asked it
     activated = record["steps"]["activate"]["activated"]
     assert activated == (compare["verdict"] == "better")
     assert read_active(settings).adapter == ("notes-lora" if activated else "")
