@@ -113,3 +113,22 @@ def test_cli_bad_input_is_a_message_not_a_traceback(args, message, settings):
     assert out.returncode == 2
     assert message in out.stderr.lower()
     assert "Traceback" not in out.stderr
+
+
+def test_auto_asks_each_question_in_its_style_and_keeps_the_order(generator, embedder, settings, tmp_path):
+    tower = "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889."
+    bridge = "The Golden Gate Bridge is a suspension bridge in San Francisco. It opened in 1937."
+    rows = [("d", "What is the Eiffel Tower?", "a wrought-iron lattice tower in Paris", "Eiffel Tower"),
+            ("f", "In what year did the Golden Gate Bridge open?", "1937", "Golden Gate Bridge"),
+            ("g", "In what year was the Eiffel Tower completed?", "1889", "Eiffel Tower")]  # fmt: skip
+    context = [["Eiffel Tower", tower.split(". ")], ["Golden Gate Bridge", bridge.split(". ")]]
+    path = tmp_path / "styles.jsonl"
+    path.write_text("".join(json.dumps({"_id": i, "question": q, "answer": a, "type": "bridge", "level": "easy",
+                                        "supporting_facts": [[t, 0]], "context": context}) + "\n"
+                            for i, q, a, t in rows))  # fmt: skip
+    spec = EvalSpec(data=str(path), mode="given", limit=3, batch_size=2, answer_style="auto")
+    result = run_evaluation(spec, generator, embedder, settings=settings)
+    assert [r["question"] for r in result.rows] == [q for _, q, _, _ in rows]  # two groups, reported in order
+    described, *factoids = result.rows
+    assert len(described["prediction"].split()) > 4 and "tower" in described["prediction"].lower()  # sentences
+    assert all(r["f1"] > 0 for r in factoids)
