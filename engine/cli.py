@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--kb", default="hotpotqa-wiki", help="knowledge base for --mode kb")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=0, help="0: what the answer style needs (32, 256)")
-    ev.add_argument("--answer-style", default="", choices=["", "short", "evidence", "auto"],
+    ev.add_argument("--answer-style", default="", choices=["", "short", "evidence", "sentences", "auto"],
                     help="default: the adapter's training style, else short; auto: per question, as the Query page "
                     "asks (short, or sentences for 'What is X?', why and how questions)")  # fmt: skip
     ev.add_argument("--model", default="", help=MODEL_HELP)

@@ -18,7 +18,7 @@ from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
-from engine.rag.prompt import AUTO, TRAINED_STYLES, PromptTemplate
+from engine.rag.prompt import AUTO, STYLES, PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
@@ -48,8 +48,8 @@ class EvalSpec:
     split: str = ""  # empty: the file's first questions (a dataset's records: all); else train / validation / test
     prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
     max_source_chars: int = 600
-    # short / evidence / auto (each question in the style its form wants, as the Query page asks it); empty: the
-    # adapter's, else short
+    # short / evidence / sentences / auto (each question in the style its form wants, as the Query page asks it);
+    # empty: the adapter's, else short
     answer_style: str = ""
     follow_links: int = 2  # distractor mode: passages named in the first N move up (0: dense ranking only)
     judge: str = ""  # the groundedness judge for questions without a gold answer (empty: the bundled model)
@@ -63,8 +63,8 @@ class EvalSpec:
             raise InputError("--limit must be at least 1.")
         if self.batch_size < 1 or self.k < 1:
             raise InputError("batch size and k must be at least 1.")
-        if self.answer_style not in ("", *TRAINED_STYLES):
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(TRAINED_STYLES)}.")
+        if self.answer_style not in ("", *STYLES, AUTO):
+            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join((*STYLES, AUTO))}.")
         if self.max_new_tokens < 0:
             raise InputError("max_new_tokens must be 0 (the answer style's) or more.")
         if self.follow_links < 0:

@@ -71,6 +71,9 @@ def test_bad_specs():
         EvalSpec(mode="open-book")
     with pytest.raises(InputError, match="limit"):
         EvalSpec(limit=0)
+    with pytest.raises(InputError, match="Unknown answer style 'essay'"):
+        EvalSpec(answer_style="essay")
+    assert EvalSpec(answer_style="sentences").answer_style == "sentences"  # every style a question can be asked in
 
 
 def cli(*args, env=None):
