@@ -5,11 +5,12 @@ they say what things are and do in the middle of a paragraph, or in a list of te
 
 - "The Studio is a local-first dashboard ..." -> "What is the Studio?"
 - "The Trainer reads the rows sequentially." -> "What does the Trainer do?"
-- "- **Review queue**: accept, edit or reject ..." -> "What is the review queue?"
+- "- **Review queue**: accept, edit or reject ..." -> "What is Review queue?" (a name keeps its case
+  unless the passage also writes it in lower case)
 
-The answer is the sentence (or the list item's text), a span of the passage, one to three sentences
-long at most; the question is made from its subject, so the small model only answers it (the round
-trip), never writes it.
+The answer is the sentence (or the list item's first sentence), a span of the passage of 6 to 60
+words; the question is made from its subject, so the small model only answers it (the round trip),
+never writes it.
 """
 
 from __future__ import annotations
