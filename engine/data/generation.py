@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.data.definitions import descriptive_question
 from engine.data.filters import DESCRIPTION, NAMES, Candidate, FilterSpec, apply_filters
 from engine.data.questions import (
     clean_question,
-    describe_question,
     load_passages,
     make_candidates,
     passage_id,
@@ -157,7 +157,7 @@ def generate_qa(
         nonlocal done
         # A descriptive question is made by rule ("What is <title>?"); the model writes the others.
         rows = [
-            {"key": c.key, "question": describe_question(c.title, c.answer, c.passage)}
+            {"key": c.key, "question": descriptive_question(c.title, c.answer, c.passage)}
             for c in batch
             if c.kind == DESCRIPTION
         ]
@@ -195,10 +195,6 @@ def generate_qa(
         position = {passage_id(p, n): n for n, p in enumerate(passages)}
         lap("embed passages")
         template = PromptTemplate(max_source_chars=2000)
-        # Enough of the model's answer to judge it: a span comes early, and a sentence's first words show whether
-        # it copies the one asked for. A date needs more (16 cut "premiered on March 10, 1947" before the year).
-        sampling_for = {"date": SamplingSpec(max_new_tokens=24)}
-        short_sampling = SamplingSpec(max_new_tokens=16)
         done = 0
 
         def round_trip(batch: list[Candidate]) -> None:
@@ -210,11 +206,12 @@ def generate_qa(
                 rank = 1 + int((scores[:, j] > own).sum())
                 rows.append({"key": c.key, "retrieval_rank": rank if rank <= MAX_RANK else 0})
             found = [(row, c) for row, c in zip(rows, batch, strict=True) if unanswered(row, k)]
-            for sampling in dict.fromkeys(sampling_for.get(c.kind, short_sampling) for _, c in found):
-                part = [(row, c) for row, c in found if sampling_for.get(c.kind, short_sampling) == sampling]
+            for tokens in sorted({round_trip_tokens(c.kind) for _, c in found}):
+                part = [(row, c) for row, c in found if round_trip_tokens(c.kind) == tokens]
                 asks = [template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
                         for _, c in part]  # fmt: skip
-                for (row, _), out in zip(part, generator.generate(asks, sampling, spec.batch_size), strict=True):
+                outs = generator.generate(asks, SamplingSpec(max_new_tokens=tokens), spec.batch_size)
+                for (row, _), out in zip(part, outs, strict=True):
                     row["model_answer"] = clean_answer(out.text)
             work.append("evidence", rows)
             evidence.update({r["key"]: r for r in rows})
@@ -229,6 +226,12 @@ def generate_qa(
     lap("apply filters")
     documents = {passage_id(p, n): str(p.get("doc_id") or passage_id(p, n)) for n, p in enumerate(passages)}
     return finish(spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings)
+
+
+def round_trip_tokens(kind: str) -> int:
+    """New tokens of the model's round-trip answer: enough to judge it (a span comes early, and a sentence's first
+    words show whether it copies the one asked for); a date needs more (16 cut "March 10, 1947" before the year)."""
+    return 24 if kind == "date" else 16
 
 
 def unanswered(evidence: dict, k: int) -> bool:

@@ -42,13 +42,6 @@ def question_stem(kind: str, answer: str) -> str:
     return stems.get(kind, "")
 
 
-def describe_question(title: str, sentence: str, passage: str = "") -> str:
-    """The question a descriptive answer answers (see :func:`engine.data.definitions.descriptive_question`)."""
-    from engine.data.definitions import descriptive_question
-
-    return descriptive_question(title, sentence, passage)
-
-
 def span_sentence(passage: str, answer: str) -> str:
     """The sentence of ``passage`` that holds (the first occurrence of) ``answer``."""
     at = max(passage.find(answer), 0)

@@ -62,6 +62,18 @@ def name_kind(text: str, start: int, value: str) -> str:
     return "name"
 
 
+def a_name(text: str, start: int, value: str, title: str) -> bool:
+    """Whether a run of capitalized words at ``start`` is a name worth asking for: not a stop word, not (in) the
+    title, not a lone month or an adjective ("The Russian basketball player"), not one word opening a sentence
+    (mostly just that: "Initially")."""
+    if value in STOP_NAMES or value.lower() in title.lower() or len(value) < 3:
+        return False
+    bare = re.sub(r"^(?:The|A|An) ", "", value)
+    if " " not in bare and (MONTH.match(bare) or adjective(text, start, value)):
+        return False
+    return " " in value or not SENTENCE_START.search(text[:start])
+
+
 def adjective(text: str, start: int, value: str) -> bool:
     """Whether a one-word name is an adjective of nationality or origin before a common noun."""
     after = text[start + len(value) : start + len(value) + 2]  # the next word starts in lower case
@@ -124,13 +136,8 @@ def find_spans(text: str, title: str = "") -> list[Span]:
                     value, start = value[lead.end() :], start + lead.end()
             if not value or any(a <= start < b for a, b in taken):
                 continue  # inside a longer span of an earlier kind (a year inside a date)
-            if kind == "name" and (value in STOP_NAMES or value.lower() in title.lower() or len(value) < 3):
+            if kind == "name" and not a_name(text, start, value, title):
                 continue
-            bare = re.sub(r"^(?:The|A|An) ", "", value)  # "The Russian basketball player"
-            if kind == "name" and " " not in bare and (MONTH.match(bare) or adjective(text, start, value)):
-                continue
-            if kind == "name" and " " not in value and SENTENCE_START.search(text[:start]):
-                continue  # one capitalized word opening a sentence is mostly just that ("Initially")
             if kind == "number" and (YEAR.fullmatch(value) or not counted(text, m.end(), value)):
                 continue
             found.append(Span(value, name_kind(text, start, value) if kind == "name" else kind, start))

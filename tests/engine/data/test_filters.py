@@ -122,7 +122,8 @@ def test_the_funnel_counts_what_each_filter_saw():
 
 
 def test_a_descriptive_pair_is_judged_as_a_sentence():
-    from engine.data.questions import describe_question, question_stem
+    from engine.data.definitions import descriptive_question as describe_question
+    from engine.data.questions import question_stem
 
     sentence = PASSAGE.split(". ")[0] + "."
     question = describe_question("Abbey Road (album)", sentence)
