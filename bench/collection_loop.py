@@ -44,7 +44,8 @@ def hotpotqa_row(data_dir: Path, adapter: str, record: dict) -> dict:
     from engine.stats.bootstrap import paired_bootstrap
 
     settings = Settings(data_dir=data_dir, shared_data_dir=load_settings().shared_data_dir)
-    spec = eval_spec(LoopSpec.from_dict(record["spec"]), record, adapter)
+    style = record["steps"]["baseline"].get("style", "auto")  # asked as the loop asked the base and its adapter
+    spec = eval_spec(LoopSpec.from_dict(record["spec"]), record, adapter, style)
     began = time.perf_counter()
     result = run_evaluation(spec, *prepare_evaluation(spec, settings), settings)
     scores = {r["id"]: r["f1"] for r in result.rows}

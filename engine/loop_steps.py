@@ -46,10 +46,26 @@ def split(spec, record, settings: Settings, report, check) -> dict:
             "summary": ", ".join(f"{n} {k}" for k, n in sizes.items())}  # fmt: skip
 
 
-def eval_spec(spec, record, adapter: str = ""):
+SENTENCE_ANSWERS = 8  # median words of the people's answers from which a collection is asked in sentences
+
+
+def collection_style(spec, settings: Settings) -> str:
+    """The answer style the loop trains and asks in: ``sentences`` where the people answer the collection's
+    questions in sentences (their answers' median is at least ``SENTENCE_ANSWERS`` words: Dolly's closed_qa 22,
+    HotpotQA's 2), else ``auto`` (short, or sentences for "What is X?", by each question's form)."""
+    if not spec.questions:
+        return "auto"
+    from engine.evaluation.qa_sets import load_qa_set
+
+    lengths = sorted(len(it.answer.split()) for it in load_qa_set(settings, spec.questions, "").items)
+    lengths = [n for n in lengths if n]
+    return "sentences" if lengths and lengths[len(lengths) // 2] >= SENTENCE_ANSWERS else "auto"
+
+
+def eval_spec(spec, record, adapter: str = "", style: str = "auto"):
     """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
-    collection's knowledge base and asked in the style the Query page picks for each (``auto``: the adapter's
-    training style, else short or sentences by the question's form)."""
+    collection's knowledge base and asked in the collection's ``style`` (``auto``: the adapter's training style,
+    else short or sentences by the question's form, as the Query page picks)."""
     from engine.evaluation.runner import EvalSpec
     from engine.models.catalog import default_spec
 
@@ -59,14 +75,15 @@ def eval_spec(spec, record, adapter: str = ""):
         where = {"dataset": f"{spec.dataset}@{record['steps']['split']['version']}", "split": "test"}
     model = default_spec()  # the model as the Query page answers with it, base and adapter alike
     return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, dtype=model.dtype,
-                    quantization=model.quantization, answer_style="auto", **where)  # fmt: skip
+                    quantization=model.quantization, answer_style=style, **where)  # fmt: skip
 
 
 def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:
     from engine.evaluation.runner import prepare_evaluation, run_evaluation
     from engine.tracking import Tracker
 
-    found = eval_spec(spec, record, adapter)
+    style = collection_style(spec, settings)
+    found = eval_spec(spec, record, adapter, style)
     report(0.0, "loading the model")
     generator, embedder, store = prepare_evaluation(found, settings)
     result = run_evaluation(
@@ -79,10 +96,11 @@ def evaluated(spec, record, settings: Settings, report, check, adapter: str = ""
                          "(questions without one are judged for groundedness only).")  # fmt: skip
     graded = {r["id"]: r["f1"] for r in result.rows if r["f1"] is not None}
     summary = f"F1 {m['f1']:.1f}, EM {m['em']:.1f} on {len(graded)} questions"
+    summary += ", asked for sentences (the people answer in sentences)" if style == "sentences" else ""
     if m.get("groundedness") is not None:
         summary += f"; {len(result.rows) - len(graded)} without a gold answer: groundedness {m['groundedness']:.0f}"
     return {"f1": m["f1"], "em": m["em"], "recall@5": m.get("recall@5"), "run_id": result.run_id,
-            "questions": len(result.rows), "scores": graded, "written_by_people": bool(spec.questions),
+            "questions": len(result.rows), "scores": graded, "written_by_people": bool(spec.questions), "style": style,
             "groundedness": m.get("groundedness"), "summary": summary}  # fmt: skip
 
 
@@ -97,7 +115,10 @@ def train(spec, record, settings: Settings, report, check) -> dict:
     from engine.tracking import Tracker
 
     qa = f"{spec.dataset}@{record['steps']['split']['version']}"
-    found = preset_spec(COLLECTION.name, adapter=spec.adapter, dataset=qa, kb=spec.name, **dict(spec.train))
+    changes = dict(spec.train)
+    if (style := collection_style(spec, settings)) != "auto":  # a user's own rag changes still win
+        changes["rag"] = {"answer_style": style} | dict(changes.get("rag") or {})
+    found = preset_spec(COLLECTION.name, adapter=spec.adapter, dataset=qa, kb=spec.name, **changes)
     resume = last_checkpoint(run_dir_for(spec.adapter, settings)) is not None
 
     def stop() -> bool:

@@ -13,7 +13,12 @@ from engine.rag.styles import style_of
 from ui import resources as r
 
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
-STYLE_LABELS = {"short": "short answer", "evidence": "evidence, then answer", "auto": "by the question"}
+STYLE_LABELS = {
+    "short": "short answer",
+    "evidence": "evidence, then answer",
+    "sentences": "sentences",
+    "auto": "by the question",
+}
 
 
 def data_choice() -> tuple[str, str, TrainSpec]:
@@ -122,7 +127,9 @@ def settings_form() -> tuple[TrainSpec, str]:
             "Answer style", TRAINED_STYLES, TRAINED_STYLES.index(D.rag.answer_style), format_func=STYLE_LABELS.get,
             help="What the adapter learns to write. short answer: the answer alone. by the question: the answer "
             "alone for who/when/where/which/how many questions, one to three sentences of the sources for 'What is "
-            "X?', 'What does X do?', why and how questions, as the Query page asks them. evidence, then answer: "
+            "X?', 'What does X do?', why and how questions, as the Query page asks them. sentences: for every question "
+            "the sentences of the sources that hold the answer, for collections whose people answer in sentences "
+            "(the guided loop picks it from their answers). evidence, then answer: "
             "first the sentences of the sources HotpotQA marks as the evidence, then the answer (about 80 more "
             "tokens to generate per question). Evaluations and the Query page read the answer after 'Answer:'. "
             "Measured on HotpotQA, evidence is much worse than short answers (test F1 23.9 against 36.1; "

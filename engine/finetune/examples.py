@@ -112,7 +112,12 @@ def rag_examples(
     for item, chosen in zip(kept, chosen_sources, strict=True):
         hits = [Hit(f"{item.id}:{n}", title, text, source, 0.0) for n, (title, text) in enumerate(chosen)]
         asked = asked_in(template, spec, item.question)
-        target = asked.reply(item.answer, shown_evidence(item, chosen, spec.max_source_chars))
+        evidence = shown_evidence(item, chosen, spec.max_source_chars)
+        if spec.answer_style == "sentences":  # without marked facts (a QA set's items): the sentences holding it
+            gold = [text[: spec.max_source_chars] for title, text in chosen if title in item.supporting_titles]
+            target = sentences_reply(evidence or answer_sentences(gold, item.answer), item.answer)
+        else:
+            target = asked.reply(item.answer, evidence)
         examples.append(Example(tuple(asked.messages(item.question, hits)), target, source, item.id))
     if skipped := len(items) - len(examples):
         log.warning("Skipped %d of %d %s items without a gold paragraph.", skipped, len(items), source)
@@ -150,6 +155,13 @@ def shown_evidence(item: QAItem, chosen: Sequence[tuple[str, str]], max_chars: i
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences_reply(evidence: Sequence[str], answer: str, most: int = 3) -> str:
+    """What the ``sentences`` style teaches: the (at most ``most``) source sentences that answer, in their
+    words; the answer itself where none was found (a descriptive answer is a sentence already)."""
+    quoted = [" ".join(s.split()) for s in evidence if s.strip()][-most:]  # those holding the answer come last
+    return " ".join(quoted) if quoted and len(answer.split()) < 6 else answer
 
 
 def answer_sentences(texts: Sequence[str], answer: str) -> list[str]:
@@ -217,7 +229,8 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
         hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
         evidence = answer_sentences([c.text[: spec.max_source_chars] for c in record.contexts], record.answer)
         asked = asked_in(template, spec, record.question)
-        target = asked.reply(record.answer, evidence)
+        target = sentences_reply(evidence, record.answer) if spec.answer_style == "sentences" else asked.reply(
+            record.answer, evidence)  # fmt: skip
         examples.append(Example(tuple(asked.messages(record.question, hits)), target, "generated", record.id))
     return examples
 

@@ -93,3 +93,19 @@ def test_bad_loops_are_clear_errors(settings, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         run_loop(settings, "notes")
     assert read_loop(settings, "notes")["steps"] == {}  # a failed step records nothing
+
+
+def test_a_collection_whose_people_answer_in_sentences_is_trained_and_asked_in_sentences(settings, tmp_path):
+    from engine.data.schema import QARecord
+    from engine.loop_steps import collection_style, eval_spec
+
+    short = [QARecord(f"Who wrote book {n}?", "Jane Austen") for n in range(5)]
+    long = [QARecord(f"Why did the fair happen {n}?", "It happened because the city wanted to show its "
+                     "engineering to the world in the year of the centenary.") for n in range(5)]  # fmt: skip
+    DatasetStore(settings).save("short-answers", short)
+    DatasetStore(settings).save("sentence-answers", long[:3] + short[:2])
+    styles = {q: collection_style(LoopSpec("notes", str(tmp_path), questions=q), settings)
+              for q in ("short-answers", "sentence-answers", "")}  # fmt: skip
+    assert styles == {"short-answers": "auto", "sentence-answers": "sentences", "": "auto"}
+    spec = LoopSpec("notes", str(tmp_path), questions="sentence-answers")
+    assert eval_spec(spec, {}, style="sentences").answer_style == "sentences"

@@ -265,3 +265,32 @@ def test_trained_per_question_a_descriptive_question_gets_the_sentences_prompt(i
     assert examples[0].answer == described.answer
     # The factoid questions are made exactly as a short adapter's are.
     assert examples[1:] == rag_examples(items[:5], short)
+
+
+def test_trained_for_sentences_every_answer_is_the_sources_sentences_that_hold_it(items):
+    from engine.data.schema import Context, QARecord
+    from engine.finetune.examples import record_examples
+    from engine.rag.prompt import SENTENCES_SYSTEM
+
+    spec = RagExampleSpec(answer_style="sentences")
+    examples = rag_examples(items[:8], spec)
+    assert {e.messages[0]["content"] for e in examples} == {SENTENCES_SYSTEM}
+    quoted = 0
+    for item, example in zip(items[:8], examples, strict=True):
+        marked = [" ".join(s.split()) for _, s in item.supporting_sentences]
+        # HotpotQA's marked facts as shown (at most three, those holding the answer last), else the answer alone
+        used = [s for s in marked if s in example.answer]
+        assert example.answer == " ".join(sorted(used, key=example.answer.index)) or example.answer == item.answer
+        quoted += bool(used)
+    assert quoted >= 6
+    # A QA set's item has no marked facts: the sentences of its own paragraph that hold the answer.
+    text = "Paris is large. The Eiffel Tower was completed in 1889 for the fair. It is tall."
+    record = QARecord("When was the Eiffel Tower completed?", "1889", (Context("Eiffel Tower", text),))
+    described = QARecord(
+        "What is the Eiffel Tower?",
+        "The Eiffel Tower is a lattice tower in Paris, France.",
+        (Context("Eiffel Tower", "The Eiffel Tower is a lattice tower in Paris, France. Tall."),),
+    )
+    span, description = record_examples([record, described], spec)
+    assert span.answer == "The Eiffel Tower was completed in 1889 for the fair."
+    assert description.answer == described.answer  # a descriptive answer is a sentence already
