@@ -11,6 +11,9 @@ Steps, in order, each resumable and recorded in ``data_dir/loops/<name>.json`` a
 7. ``compare``: the paired difference (adapter - base) with its 95% bootstrap interval;
 8. ``activate``: the adapter becomes the model the Query page and ``engine ask`` answer with, if it won.
 
+Where the people answer the collection's questions in sentences, the loop trains and asks in sentences
+(``loop_steps.collection_style``); else each question in the style its form wants.
+
 The evaluation questions are the user's own (``questions``: a dataset of questions written by people,
 e.g. imported from a file) or, without them, the generated test split, which the report then says.
 """
