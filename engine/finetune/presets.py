@@ -50,9 +50,9 @@ COLLECTION = Preset(
     "collection-recipe-3",
     "collection recipe 2 asking each question in the style its form wants (short, or sentences for 'What is X?'), "
     "as the Query page and the loop's evaluation ask it: F1 +16.3 [+9.9, +23.7] over the base on the HotpotQA "
-    "development collection's 100 questions, level with recipe 7's adapter; on the Dolly collection, whose people answer "
-    "in sentences, trained and asked in sentences as the loop does there: +4.3 [+0.5, +8.6] over the base, +13.5 "
-    "[+8.6, +17.8] over recipe 7's adapter (docs/collections.md)",
+    "development collection's 100 questions, level with recipe 7's adapter; on the Dolly collection, whose people "
+    "answer in sentences, trained and asked in sentences as the loop does there: +4.3 [+0.5, +8.6] over the base, "
+    "+13.5 [+8.6, +17.8] over recipe 7's adapter (docs/collections.md)",
     COLLECTION_2.changes | {"rag": COLLECTION_2.changes["rag"] | {"answer_style": "auto"}},
 )
 PRESETS = {p.name: p for p in (RECIPE_7, COLLECTION, COLLECTION_2, COLLECTION_1)}
