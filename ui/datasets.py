@@ -12,6 +12,7 @@ from engine.data import steps
 from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec, teacher_spec
+from engine.data.records import NORMALIZERS
 from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from ui.widgets import current_job, job_status, user_errors
@@ -49,13 +50,14 @@ def import_form() -> dict | None:
         dataset = st.text_input("Dataset name", "my-qa", help="Letters, digits, '.', '_' and '-'.")
         how = st.radio("Source", ("Shared data", "Upload", "Local path", "Hugging Face (online)"), horizontal=True)
         shared = st.selectbox("Shared file", SHARED[1:], help="Public data in the shared data folder.")
-        upload = st.file_uploader("JSONL or CSV (question/answer, Dolly or HotpotQA fields)", type=["jsonl", "csv"])
+        upload = st.file_uploader("JSONL or CSV (question/answer(s), Dolly or HotpotQA fields)", type=["jsonl", "csv"])
         path = st.text_input("Local path", placeholder="/path/to/qa.jsonl or a saved Hugging Face dataset folder")
         hub = st.text_input("Hugging Face dataset name", placeholder="owner/name")
         cols = st.columns(2)
-        kind = cols[0].selectbox("Record kind", ("auto", "studio", "dolly", "hotpotqa", "questions"),
+        kind = cols[0].selectbox("Record kind", ("auto", *NORMALIZERS),
                                  help="questions: a file of questions without gold answers (evaluated for "
-                                 "groundedness by the local judge, never trained on)")  # fmt: skip
+                                 "groundedness by the local judge, never trained on); answers: several gold "
+                                 "answers per question (SQuAD's answers), any of which scores")  # fmt: skip
         skip = cols[1].radio("Malformed lines", ("stop and list them", "skip them"), horizontal=True,
                              help="Skipped lines are listed with their line numbers.")  # fmt: skip
         dedupe = st.checkbox(

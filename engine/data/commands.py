@@ -10,6 +10,7 @@ from dataclasses import fields
 
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
+from engine.data.records import NORMALIZERS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="import a JSONL/CSV file, a saved HF dataset folder or a hub name")
     im.add_argument("source")
     im.add_argument("--dataset", required=True)
-    im.add_argument("--kind", default="auto", choices=["auto", "studio", "dolly", "hotpotqa", "questions"])
+    im.add_argument("--kind", default="auto", choices=["auto", *NORMALIZERS])
     im.add_argument("--skip-bad", action="store_true", help="leave malformed lines out instead of stopping")
     im.add_argument("--dedupe", action="store_true", help="keep one record of each repeated id instead of stopping")
     gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")

@@ -81,6 +81,33 @@ def normalize_questions(record: dict, n: int = 0) -> QARecord:
     return normalize_studio(data | {"metadata": {**metadata, NO_GOLD: True}}, n)
 
 
+def answer_texts(value: object) -> list[str]:
+    """The gold answers of an ``answers`` field: a list of texts, SQuAD's ``{"text": [...], ...}``, a CSV cell
+    holding either as JSON, or one text."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # a text that merely starts with a bracket
+    if isinstance(value, dict):
+        value = value.get("text", [])
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str | int | float) for v in values if v is not None):
+        raise InputError('"answers" is not a list of texts (or SQuAD\'s {"text": [...]})')
+    return list(dict.fromkeys(str(v).strip() for v in values if v is not None and str(v).strip()))
+
+
+def normalize_answers(record: dict, n: int = 0) -> QARecord:
+    """A record with several gold answers (SQuAD and many Hub QA sets: ``answers``): the first is its answer,
+    all of them its gold answers (metadata ``answers``), any of which scores; none: a question without one."""
+    texts = answer_texts(record.get("answers"))
+    data = {k: v for k, v in record.items() if k != "answers"}
+    if not texts:
+        return normalize_questions(data, n)
+    found = normalize_studio(data | {"answer": texts[0]}, n)
+    return replace(found, metadata={**found.metadata, "answers": texts}) if len(texts) > 1 else found
+
+
 def normalize_dolly(record: dict, n: int) -> QARecord:
     """A Dolly record; ``n`` is its 0-based position in the file, which names its document."""
     doc_id = f"dolly-{n}"
@@ -128,6 +155,7 @@ NORMALIZERS: dict[str, Callable[[dict, int], QARecord]] = {
     "dolly": normalize_dolly,
     "hotpotqa": normalize_hotpotqa,
     "questions": normalize_questions,
+    "answers": normalize_answers,
 }
 
 
@@ -143,6 +171,8 @@ def detect_format(first_record: dict, name: str = "The data") -> str:
             return "studio"
     if {"instruction", "response"} <= keys:
         return "dolly"
+    if {"question", "answers"} <= keys:
+        return "answers"
     if "question" in keys and "answer" not in keys:
         return "questions"
     raise InputError(

@@ -23,6 +23,7 @@ class QAItem:
     type: str = ""
     supporting_sentences: tuple[tuple[str, str], ...] = ()
     supporting_docs: tuple[str, ...] = ()  # document ids: retrieval is scored by them where titles repeat
+    answers: tuple[str, ...] = ()  # every gold answer where there are several (SQuAD's); any of them scores
 
 
 def check_context(record: dict) -> str | None:

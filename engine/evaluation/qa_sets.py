@@ -51,7 +51,7 @@ def record_item(record) -> QAItem:
     return QAItem(
         record.id, record.question, record.answer, tuple(dict.fromkeys(c.title for c in record.contexts)),
         tuple((c.title, c.text) for c in record.contexts), str(record.metadata.get("category", "")),
-        evidence, docs,
+        evidence, docs, tuple(record.metadata.get("answers") or ()),
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import InputError
@@ -162,8 +162,11 @@ def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -
         retrieved, relevant = retrieval_keys(item, ans.hits)
         sample = Sample(ans.answer, item.answer, retrieved, relevant, ans.context)
         lacking = (GOLD_ANSWER if not item.answer.strip() else ()) + (GOLD_SOURCES if not relevant else ())
-        scores = {k: None if k in lacking else v * (100 if k in PERCENT else 1)
-                  for k, v in score_sample(sample, with_retrieval).items()}  # fmt: skip
+        found = score_sample(sample, with_retrieval)
+        for gold in item.answers[1:]:  # several gold answers: the best of them, as SQuAD scores
+            other = score_sample(replace(sample, gold=gold), with_retrieval)
+            found |= {k: max(found[k], other[k]) for k in GOLD_ANSWER if k in found}
+        scores = {k: None if k in lacking else v * (100 if k in PERCENT else 1) for k, v in found.items()}
         rows.append(
             {"id": item.id, "question": item.question, "gold": item.answer, "prediction": ans.answer,
              "raw": ans.raw, **scores, "groundedness": None, "retrieved": " | ".join(retrieved),
@@ -289,7 +292,6 @@ def ungraded_note(metrics: dict) -> str:
 
 def prepare_evaluation(spec: EvalSpec, settings: Settings):
     """The generator, embedder and store the spec needs; bad input fails before the model loads."""
-    from dataclasses import replace
 
     from engine.models.generation import load_generator
     from engine.models.spec import spec_for

@@ -218,3 +218,36 @@ def test_unknown_hub_dataset_offline_is_an_input_error(offline_hub) -> None:
     ):
         load_hf("studio-tests/no-such-qa")
     assert time.monotonic() - start < 20
+
+
+def test_several_gold_answers_are_kept_and_any_of_them_scores(tmp_path) -> None:
+    from engine.evaluation.qa_sets import record_item
+    from engine.evaluation.runner import score
+    from engine.rag.pipeline import RagAnswer
+
+    lines = [
+        {"question": "Who designed the tower?", "title": "Eiffel Tower",
+         "answers": {"text": ["Gustave Eiffel", "Eiffel"], "answer_start": [0, 8]},
+         "context": "Gustave Eiffel's company designed the tower."},
+        {"question": "When was it finished?", "answers": ["1889"]},
+        {"question": "Is it tall?", "answers": []},
+    ]  # fmt: skip
+    found = read_records("\n".join(json.dumps(r) for r in lines).encode(), "squad.jsonl")
+    assert found.format == "answers"
+    first, second, third = found.records
+    assert (first.answer, first.metadata["answers"]) == ("Gustave Eiffel", ["Gustave Eiffel", "Eiffel"])
+    assert first.contexts[0].text.startswith("Gustave") and "answers" not in second.metadata
+    assert (second.answer, third.answer) == ("1889", "") and third.metadata["no_gold"]  # none: no gold answer
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text('question,answers\nWho designed it?,"[""Gustave Eiffel"", ""Eiffel""]"\nWhen?,1889\n')
+    assert [r.metadata.get("answers") for r in read_records(csv_file).records] == [["Gustave Eiffel", "Eiffel"], None]
+    with pytest.raises(InputError, match="not a list of texts"):
+        read_records(json.dumps({"question": "Q?", "answers": [{"a": 1}]}).encode(), "bad.jsonl")
+
+    def answered(text: str) -> RagAnswer:
+        return RagAnswer("", text, text, (), (), ())
+
+    rows = score([record_item(first), record_item(second)], [answered("Eiffel"), answered("1889")], False)
+    assert [(r["em"], r["f1"]) for r in rows] == [(100.0, 100.0), (100.0, 100.0)]  # the second gold of the first
+    alone = score([record_item(QARecord(first.question, first.answer))], [answered("Eiffel")], False)[0]
+    assert alone["em"] == 0.0 and alone["f1"] < 100  # against the first gold alone it would not
