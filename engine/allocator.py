@@ -7,8 +7,8 @@ recipe, docs/fine-tuning.md): glibc 277 tokens/s at 5.7 GB peak RSS, tcmalloc 32
 4.3 GB, jemalloc 264 tokens/s at 1.7 GB.
 
 An allocator is chosen when a process starts (``LD_PRELOAD``), so background jobs are started
-with it and ``python -m engine train`` / ``eval`` / ``ingest`` start themselves again with it. The choice is
-``STUDIO_ALLOCATOR``: ``auto`` (default: tcmalloc if installed, else the system's),
+with it and ``python -m engine train`` / ``eval`` / ``ingest`` / ``loop`` / ``ab`` start themselves again with
+it. The choice is ``STUDIO_ALLOCATOR``: ``auto`` (default: tcmalloc if installed, else the system's),
 ``tcmalloc``, ``jemalloc`` or ``system``. Linux only; elsewhere the system's is used.
 """
 

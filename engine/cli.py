@@ -184,7 +184,7 @@ def run_adapters(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"]):
+    if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"], ["loop"], ["ab"]):
         from engine.allocator import restart_with_allocator
 
         restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")  # see engine.allocator

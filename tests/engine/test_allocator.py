@@ -64,7 +64,7 @@ def test_restart_replaces_the_process_with_one_on_tcmalloc():
 
 @pytest.mark.parametrize(
     ("command", "restarts", "release"), [("train", True, False), ("eval", True, False), ("ingest", True, True),
-                                         ("kbs", False, False)],
+                                         ("loop", True, False), ("ab", True, False), ("kbs", False, False)],
 )  # fmt: skip
 def test_long_commands_restart_on_the_allocator(command, restarts, release, monkeypatch):
     import engine.allocator
