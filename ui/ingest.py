@@ -94,7 +94,8 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
             kb = st.text_input("Knowledge base", value="my-docs", help="An existing name adds to it.")
             source = st.radio("Source", SOURCES, horizontal=True, key="ingest-source")
             upload = st.file_uploader(
-                "File (.jsonl with title/text, .txt, .md, .pdf)", type=["jsonl", "txt", "md", "pdf"]
+                "File (.jsonl with title/text, .txt, .md, .pdf, .html, .docx)",
+                type=["jsonl", "txt", "md", "pdf", "html", "htm", "docx"],
             )
             path = st.text_input(
                 "Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl", key="ingest-path"

@@ -25,7 +25,7 @@ def new_loop_form() -> None:
         folder = cols[1].text_input(
             "Folder of documents",
             placeholder="/home/me/notes",
-            help="Text, Markdown, PDF and JSONL files; links out of it are left out.",
+            help="Text, Markdown, PDF, HTML, Word (.docx) and JSONL files; links out of it are left out.",
         )
         questions = cols[2].selectbox(
             "Your test questions", ["", *DatasetStore(r.settings()).datasets()],

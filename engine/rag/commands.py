@@ -10,7 +10,7 @@ from engine.errors import InputError
 def add_ingest_arguments(sub) -> None:
     ing = sub.add_parser("ingest", help="ingest documents into a knowledge base")
     ing.add_argument("--kb", required=True)
-    ing.add_argument("--path", help="a .jsonl/.txt/.md/.pdf file or a folder")
+    ing.add_argument("--path", help="a .jsonl/.txt/.md/.pdf/.html/.docx file or a folder")
     ing.add_argument("--hf-dataset", help="a Hugging Face dataset name (online only)")
     ing.add_argument("--chunk-size", type=int, default=800)
     ing.add_argument("--overlap", type=int, default=120)

@@ -9,7 +9,6 @@ show it as is. This module loads documents whole, for small inputs and uploads;
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, list_folder
+from engine.rag.formats import READERS
 
 TEXT_FIELDS = ("text", "content", "body")  # the first one present is a JSONL record's text
 MAX_LISTED_ERRORS = 10
@@ -230,24 +230,6 @@ def markdown_title(text: str) -> str | None:
     return first_heading(text.splitlines())
 
 
-def _parse_pdf(data: bytes, name: str) -> tuple[str, int]:
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError(f"{name} is an encrypted PDF; remove the password and try again.")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-    except InputError:
-        raise
-    except Exception as e:  # pypdf raises many kinds of errors on a damaged file
-        raise InputError(f"{name} is not a readable PDF ({e}).") from None
-    text = "\n\n".join(p for p in pages if p)
-    if not text.strip():
-        raise InputError(f"{name} has no extractable text (it may be a scanned image; run OCR on it first).")
-    return text, len(pages)
-
-
 def _parse(name: str, data: bytes, doc_id: str) -> list[Document]:
     """Documents from one file's bytes; ``name`` is its (relative) path, used in messages."""
     suffix = Path(name).suffix.lower()
@@ -259,12 +241,9 @@ def _parse(name: str, data: bytes, doc_id: str) -> list[Document]:
     if suffix == ".jsonl":
         records = load_jsonl_records(data, required=(TEXT_FIELDS,), name=name, check=text_check)
         return [record_document(r, source=name) for r in records]
-    if suffix == ".pdf":
-        if not data.strip():
-            raise InputError(f"{name} is empty.")
-        text, pages = _parse_pdf(data, name)
-        meta = {"format": "pdf", "pages": pages}
-        return [Document(id=doc_id, title=stem, text=text, source=name, metadata=meta)]
+    if suffix in READERS:  # PDF, HTML, Word
+        found = READERS[suffix](data, name)
+        return [Document(id=doc_id, title=found.title or stem, text=found.text, source=name, metadata=found.metadata)]
     text = _normalize_newlines(_decode(data, name))
     if suffix == ".txt":
         return [Document(id=doc_id, title=stem, text=text, source=name, metadata={"format": "text"})]

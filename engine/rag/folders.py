@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import InputError
 
-SUPPORTED_SUFFIXES = (".jsonl", ".txt", ".md", ".markdown", ".pdf")
+SUPPORTED_SUFFIXES = (".jsonl", ".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
 ON_ERROR = ("abort", "skip")
 SKIP_HINT = "skip bad files (--skip-bad, or the 'Skip bad files' box)"
 

@@ -127,7 +127,7 @@ def ingest_documents(
 
 
 def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None, on_error: str = "abort") -> IngestReport:
-    """Ingest a file or a folder (JSONL with title/text, .txt, .md, .pdf), streaming it."""
+    """Ingest a file or a folder (JSONL with title/text, .txt, .md, .pdf, .html, .docx), streaming it."""
     args = {"kb": kb, "path": str(path), "chunk_size": spec.size, "overlap": spec.overlap, "on_error": on_error}
     return ingest_source(store, args, on_progress)
 

@@ -31,10 +31,13 @@ from engine.rag.documents import (
     text_check,
 )
 from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, check_on_error, is_inside, list_folder
+from engine.rag.formats import READERS
 
 READ_BYTES = 1 << 20  # a text file is decoded a megabyte at a time
 SAMPLE_CHARS = 1 << 18  # text kept from the first documents to estimate how many chunks the rest give
-KINDS = {".jsonl": "jsonl", ".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf"}
+KINDS = {".jsonl": "jsonl", ".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf",
+         ".html": "html", ".htm": "html", ".docx": "docx"}  # fmt: skip
+WHOLE = ("html", "docx")  # read whole (web pages and Word files are small), as Markdown: engine.rag.formats
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class SourceFile:
 
     name: str  # the path relative to the scanned folder, or the file's name
     path: Path
-    kind: str  # jsonl, text, markdown or pdf
+    kind: str  # jsonl, text, markdown, pdf, html or docx
     documents: int
     chars: int  # characters of text (a PDF's: estimated from the pages read)
     title: str = ""  # a text, Markdown or PDF file's document title
@@ -206,6 +209,20 @@ def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
     return SourceFile(name, path, "pdf", 1, chars, Path(name).stem, pages, ("".join(sampler.kept),))
 
 
+def whole_pieces(path: Path, name: str, root: Path | None = None) -> Iterator[str]:
+    """The text of a web page or Word file (see :mod:`engine.rag.formats`), in one piece."""
+    with _open(path, root, name) as f:
+        data = f.read()
+    yield READERS[Path(name).suffix.lower()](data, name).text
+
+
+def _scan_whole(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
+    with _open(path, root, name) as f:
+        found = READERS[Path(name).suffix.lower()](f.read(), name)
+    title = found.title or Path(name).stem
+    return SourceFile(name, path, kind, 1, len(found.text), title, 0, (found.text[:SAMPLE_CHARS],))
+
+
 def _scan_text(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
     sampler = _Sampler(text_pieces(path, name, root))
     pieces = iter(sampler)
@@ -230,6 +247,8 @@ def scan_file(name: str, path: Path, root: Path | None = None) -> SourceFile:
             return _scan_jsonl(name, path)
         if kind == "pdf":
             return _scan_pdf(name, path, root)
+        if kind in WHOLE:
+            return _scan_whole(name, path, root, kind)
         return _scan_text(name, path, root, kind)
     except OSError as e:
         raise InputError(f"{name} cannot be read ({e.strerror}).") from None
@@ -260,8 +279,8 @@ def scan_path(path: str | os.PathLike, on_error: str = "abort") -> Scan:
 
 
 def read_documents(scan: Scan) -> Iterator[Document | StreamedDocument]:
-    """The documents of a scan's good files, in order: JSONL records one at a time, a text, Markdown or
-    PDF file as a :class:`StreamedDocument` read again in pieces when chunked."""
+    """The documents of a scan's good files, in order: JSONL records one at a time, any other file as a
+    :class:`StreamedDocument` read again (in pieces, where it can be) when chunked."""
     for f in scan.files:
         if f.kind == "jsonl":
             for _, record, _ in jsonl_rows(file_lines(f.path, f.name), (TEXT_FIELDS,), text_check):
@@ -270,6 +289,8 @@ def read_documents(scan: Scan) -> Iterator[Document | StreamedDocument]:
             continue
         if f.kind == "pdf":
             read, meta = partial(pdf_pieces, f.path, f.name, scan.root), {"format": "pdf", "pages": f.pages}
+        elif f.kind in WHOLE:
+            read, meta = partial(whole_pieces, f.path, f.name, scan.root), {"format": f.kind}
         else:
             read, meta = partial(text_pieces, f.path, f.name, scan.root), {"format": f.kind}
         yield StreamedDocument(id=f.name, title=f.title, source=f.name, read=read, metadata=meta)

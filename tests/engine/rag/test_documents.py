@@ -250,7 +250,7 @@ def test_unsupported_suffix_lists_supported_ones(tmp_path: Path) -> None:
     assert "unsupported file type .csv" in str(info.value)
     assert all(s in str(info.value) for s in SUPPORTED_SUFFIXES)
     with pytest.raises(InputError, match="unsupported"):
-        parse_upload("doc.docx", b"PK\x03\x04")
+        parse_upload("slides.pptx", b"PK\x03\x04")
 
 
 def test_folder_without_supported_files_is_an_input_error(tmp_path: Path) -> None:
