@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from engine.errors import InputError
@@ -26,24 +27,40 @@ class Parsed:
     metadata: dict
 
 
-def read_pdf(data: bytes, name: str) -> Parsed:
+def pdf_reader(handle, name: str):
+    """A pypdf reader of an open PDF and its page count; a damaged or locked file is an InputError."""
     from pypdf import PdfReader
 
-    if not data.strip():
-        raise InputError(f"{name} is empty.")
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = PdfReader(handle)
         if reader.is_encrypted and not reader.decrypt(""):
             raise InputError(f"{name} is an encrypted PDF; remove the password and try again.")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        return reader, len(reader.pages)
     except InputError:
         raise
     except Exception as e:  # pypdf raises many kinds of errors on a damaged file
         raise InputError(f"{name} is not a readable PDF ({e}).") from None
-    text = "\n\n".join(p for p in pages if p)
+
+
+def pdf_pages(reader, name: str) -> Iterator[str]:
+    """The stripped texts of a PDF's pages, blank pages left out."""
+    for page in reader.pages:
+        try:
+            text = (page.extract_text() or "").strip()
+        except Exception as e:  # noqa: BLE001 - a damaged page: pypdf raises many kinds
+            raise InputError(f"{name} is not a readable PDF ({e}).") from None
+        if text:
+            yield text
+
+
+def read_pdf(data: bytes, name: str) -> Parsed:
+    if not data.strip():
+        raise InputError(f"{name} is empty.")
+    reader, pages = pdf_reader(io.BytesIO(data), name)
+    text = "\n\n".join(pdf_pages(reader, name))
     if not text.strip():
         raise InputError(f"{name} has no extractable text (it may be a scanned image; run OCR on it first).")
-    return Parsed(text, "", {"format": "pdf", "pages": len(pages)})
+    return Parsed(text, "", {"format": "pdf", "pages": pages})
 
 
 def read_html(data: bytes, name: str) -> Parsed:

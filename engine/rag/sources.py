@@ -31,7 +31,7 @@ from engine.rag.documents import (
     text_check,
 )
 from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, check_on_error, is_inside, list_folder
-from engine.rag.formats import READERS
+from engine.rag.formats import READERS, pdf_pages, pdf_reader
 
 READ_BYTES = 1 << 20  # a text file is decoded a megabyte at a time
 SAMPLE_CHARS = 1 << 18  # text kept from the first documents to estimate how many chunks the rest give
@@ -127,33 +127,12 @@ def _lines(pieces: Iterator[str]) -> Iterator[str]:
     yield from carry.replace("\r\n", "\n").replace("\r", "\n").splitlines()
 
 
-def _pdf_reader(handle, name: str):
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(handle)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError(f"{name} is an encrypted PDF; remove the password and try again.")
-        return reader, len(reader.pages)
-    except InputError:
-        raise
-    except Exception as e:  # pypdf raises many kinds of errors on a damaged file
-        raise InputError(f"{name} is not a readable PDF ({e}).") from None
-
-
 def pdf_pieces(path: Path, name: str, root: Path | None = None) -> Iterator[str]:
     """A PDF's text a page at a time: the pages' stripped texts, blank pages left out, between blank lines."""
     with _open(path, root, name) as handle:
-        reader, _ = _pdf_reader(handle, name)
-        first = True
-        for page in reader.pages:
-            try:
-                text = (page.extract_text() or "").strip()
-            except Exception as e:  # noqa: BLE001 - a damaged page: pypdf raises many kinds
-                raise InputError(f"{name} is not a readable PDF ({e}).") from None
-            if text:
-                yield text if first else "\n\n" + text
-                first = False
+        reader, _ = pdf_reader(handle, name)
+        for n, text in enumerate(pdf_pages(reader, name)):
+            yield text if not n else "\n\n" + text
 
 
 class _Sampler:
@@ -195,7 +174,7 @@ def _scan_jsonl(name: str, path: Path) -> SourceFile:
 
 def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
     with _open(path, root, name) as handle:
-        _, pages = _pdf_reader(handle, name)
+        _, pages = pdf_reader(handle, name)
     sampler = _Sampler(pdf_pieces(path, name, root))
     read = 0
     for _ in sampler:  # pages are slow to read: the first pages' text sizes the whole, for the estimate
