@@ -49,7 +49,7 @@ COLLECTION_2 = Preset(
 COLLECTION = Preset(
     "collection-recipe-3",
     "collection recipe 2 asking each question in the style its form wants (short, or sentences for 'What is X?'), "
-    "as the Query page and the loop's evaluation ask it: F1 +16.3 [+9.9, +23.7] over the base on the HotpotQA "
+    "as the Query page and the loop's evaluation ask it: F1 +15.3 [+8.9, +22.9] over the base on the HotpotQA "
     "development collection's 100 questions, level with recipe 7's adapter; on the Dolly collection, whose people "
     "answer in sentences, trained and asked in sentences as the loop does there: +4.3 [+0.5, +8.6] over the base, "
     "+13.5 [+8.6, +17.8] over recipe 7's adapter (docs/collections.md)",
