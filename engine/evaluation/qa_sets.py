@@ -44,7 +44,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 def record_item(record) -> QAItem:
     """A dataset record as an evaluation item: its contexts are its passages (the ``given`` mode's sources),
     its context titles and document ids what retrieval should find, and its answer sentences the evidence."""
-    from engine.finetune.examples import answer_sentences
+    from engine.rag.prompt import answer_sentences
 
     evidence = tuple((c.title, s) for c in record.contexts for s in answer_sentences([c.text], record.answer))
     docs = tuple(dict.fromkeys(list(record.doc_ids) + [c.doc_id for c in record.contexts if c.doc_id]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem
 from engine.rag.documents import load_jsonl_records
-from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate
+from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
 from engine.rag.store import Hit
 
 log = logging.getLogger(__name__)
@@ -152,21 +151,6 @@ def shown_evidence(item: QAItem, chosen: Sequence[tuple[str, str]], max_chars: i
     found.sort()
     answer = item.answer.lower()
     return sorted((s for _, _, s in found), key=lambda s: answer in s.lower())
-
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def sentences_reply(evidence: Sequence[str], answer: str, most: int = 3) -> str:
-    """What the ``sentences`` style teaches: the (at most ``most``) source sentences that answer, in their
-    words; the answer itself where none was found (a descriptive answer is a sentence already)."""
-    quoted = [" ".join(s.split()) for s in evidence if s.strip()][-most:]  # those holding the answer come last
-    return " ".join(quoted) if quoted and len(answer.split()) < 6 else answer
-
-
-def answer_sentences(texts: Sequence[str], answer: str) -> list[str]:
-    """The sentences of ``texts`` that hold ``answer`` (the evidence of a record without marked facts)."""
-    return [s for text in texts for s in SENTENCE_END.split(text) if answer and answer.lower() in s.lower()]
 
 
 def gold_and_distractors(item: QAItem, spec: RagExampleSpec) -> list[tuple[str, str]]:

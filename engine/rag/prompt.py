@@ -145,6 +145,21 @@ def reply(answer: str, evidence: Sequence[str]) -> str:
     return f"Evidence: {quoted} Answer: {answer}" if quoted else f"Answer: {answer}"
 
 
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences_reply(evidence: Sequence[str], answer: str, most: int = 3) -> str:
+    """What the ``sentences`` style teaches: the (at most ``most``) source sentences that answer, in their
+    words; the answer itself where none was found (a descriptive answer is a sentence already)."""
+    quoted = [" ".join(s.split()) for s in evidence if s.strip()][-most:]  # those holding the answer come last
+    return " ".join(quoted) if quoted and len(answer.split()) < 6 else answer
+
+
+def answer_sentences(texts: Sequence[str], answer: str) -> list[str]:
+    """The sentences of ``texts`` that hold ``answer`` (the evidence of a record without marked facts)."""
+    return [s for text in texts for s in SENTENCE_BREAK.split(text) if answer and answer.lower() in s.lower()]
+
+
 def example_evidence(sources: str, answer: str) -> tuple[str, ...]:
     """The sentences of a worked example's sources that hold its answer (all of them for yes/no)."""
     texts = [line.split(": ", 1)[-1] for line in sources.splitlines()]
