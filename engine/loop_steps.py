@@ -62,6 +62,11 @@ def collection_style(spec, settings: Settings) -> str:
     return "sentences" if lengths and lengths[len(lengths) // 2] >= SENTENCE_ANSWERS else "auto"
 
 
+def loop_style(spec, record, settings: Settings) -> str:
+    """The style the loop's baseline chose (and recorded): training and the adapter's evaluation keep it."""
+    return record["steps"].get("baseline", {}).get("style") or collection_style(spec, settings)
+
+
 def eval_spec(spec, record, adapter: str = "", style: str = "auto"):
     """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
     collection's knowledge base and asked in the collection's ``style`` (``auto``: the adapter's training style,
@@ -82,7 +87,7 @@ def evaluated(spec, record, settings: Settings, report, check, adapter: str = ""
     from engine.evaluation.runner import prepare_evaluation, run_evaluation
     from engine.tracking import Tracker
 
-    style = collection_style(spec, settings)
+    style = loop_style(spec, record, settings)
     found = eval_spec(spec, record, adapter, style)
     report(0.0, "loading the model")
     generator, embedder, store = prepare_evaluation(found, settings)
@@ -116,7 +121,7 @@ def train(spec, record, settings: Settings, report, check) -> dict:
 
     qa = f"{spec.dataset}@{record['steps']['split']['version']}"
     changes = dict(spec.train)
-    if (style := collection_style(spec, settings)) != "auto":  # a user's own rag changes still win
+    if (style := loop_style(spec, record, settings)) != "auto":  # a user's own rag changes still win
         changes["rag"] = {"answer_style": style} | dict(changes.get("rag") or {})
     found = preset_spec(COLLECTION.name, adapter=spec.adapter, dataset=qa, kb=spec.name, **changes)
     resume = last_checkpoint(run_dir_for(spec.adapter, settings)) is not None

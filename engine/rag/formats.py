@@ -69,7 +69,8 @@ def read_html(data: bytes, name: str) -> Parsed:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")  # the standard library's parser: lenient, nothing to install
-    title = " ".join((soup.title.get_text() if soup.title else "").split())
+    named = soup.title or soup.find("h1")
+    title = " ".join(named.get_text(" ").split()) if named else ""
     for tag in soup(HTML_DROPPED):
         tag.decompose()
     for level in range(1, 7):
@@ -87,8 +88,7 @@ def read_html(data: bytes, name: str) -> Parsed:
     text = text.strip()
     if not text:
         raise InputError(f"{name} has no visible text.")
-    heading = re.search(r"^# (.+)$", text, re.MULTILINE)
-    return Parsed(text, title or (heading.group(1) if heading else ""), {"format": "html"})
+    return Parsed(text, title, {"format": "html"})
 
 
 def tight(lines) -> list[str]:

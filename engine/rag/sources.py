@@ -31,7 +31,7 @@ from engine.rag.documents import (
     text_check,
 )
 from engine.rag.folders import SUPPORTED_SUFFIXES, check_bad_files, check_on_error, is_inside, list_folder
-from engine.rag.formats import READERS, pdf_pages, pdf_reader
+from engine.rag.formats import READERS, Parsed, pdf_pages, pdf_reader
 
 READ_BYTES = 1 << 20  # a text file is decoded a megabyte at a time
 SAMPLE_CHARS = 1 << 18  # text kept from the first documents to estimate how many chunks the rest give
@@ -188,16 +188,18 @@ def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
     return SourceFile(name, path, "pdf", 1, chars, Path(name).stem, pages, ("".join(sampler.kept),))
 
 
-def whole_pieces(path: Path, name: str, root: Path | None = None) -> Iterator[str]:
-    """The text of a web page or Word file (see :mod:`engine.rag.formats`), in one piece."""
+def read_whole(path: Path, name: str, root: Path | None = None) -> Parsed:
+    """A web page or Word file read whole, as Markdown (see :mod:`engine.rag.formats`)."""
     with _open(path, root, name) as f:
-        data = f.read()
-    yield READERS[Path(name).suffix.lower()](data, name).text
+        return READERS[Path(name).suffix.lower()](f.read(), name)
+
+
+def whole_pieces(path: Path, name: str, root: Path | None = None) -> Iterator[str]:
+    yield read_whole(path, name, root).text  # one piece
 
 
 def _scan_whole(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
-    with _open(path, root, name) as f:
-        found = READERS[Path(name).suffix.lower()](f.read(), name)
+    found = read_whole(path, name, root)
     title = found.title or Path(name).stem
     return SourceFile(name, path, kind, 1, len(found.text), title, 0, (found.text[:SAMPLE_CHARS],))
 
