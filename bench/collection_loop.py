@@ -10,7 +10,8 @@ on questions written by people, retrieving from the collection's knowledge base.
 ``--source dolly``, Dolly's ``closed_qa`` passages and their instructions as the questions) and
 the loop runs in a data dir inside it, exactly as ``python -m engine loop`` runs (the same steps, the
 same recipe), so the minutes are what a user waits. A HotpotQA adapter is looked up in the data dir
-given by STUDIO_DATA_DIR and copied in.
+given by STUDIO_DATA_DIR and copied in before the loop runs: as in a user's data dir, the loop's training
+continues it where it fits the collection's answers (``--start-from auto``).
 """
 
 from __future__ import annotations
@@ -105,10 +106,7 @@ def main() -> int:
         engine(data_dir, "data", "import", str(work / "questions.jsonl"), "--dataset", "dev-questions")
         engine(data_dir, "loop", "dev", "--folder", str(work / "documents"), "--questions", "dev-questions",
                "--until", "ingest")  # fmt: skip
-    engine(data_dir, "loop", "dev")
-    record = json.loads((data_dir / "loops" / "dev.json").read_text(encoding="utf-8"))
-    hotpot = None
-    if a.hotpotqa_adapter:
+    if a.hotpotqa_adapter:  # copied in first: the loop's training continues it where it fits (--start-from auto)
         import shutil
 
         from engine.settings import load_settings
@@ -117,7 +115,9 @@ def main() -> int:
         target = data_dir / "adapters" / a.hotpotqa_adapter
         if not target.exists():
             shutil.copytree(source, target)
-        hotpot = hotpotqa_row(data_dir, a.hotpotqa_adapter, record)
+    engine(data_dir, "loop", "dev")
+    record = json.loads((data_dir / "loops" / "dev.json").read_text(encoding="utf-8"))
+    hotpot = hotpotqa_row(data_dir, a.hotpotqa_adapter, record) if a.hotpotqa_adapter else None
     emit(table(record, hotpot, a.hotpotqa_adapter, a.source), a.out)
     return 0
 

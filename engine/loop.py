@@ -6,7 +6,8 @@ Steps, in order, each resumable and recorded in ``data_dir/loops/<name>.json`` a
 2. ``generate``: QA pairs generated from its chunks (dataset ``<name>-qa``);
 3. ``split``: split by document, so no document's pairs are in two splits;
 4. ``baseline``: the base model on the evaluation questions, retrieving from the knowledge base;
-5. ``train``: a LoRA adapter ``<name>-lora`` on the training split, with the measured collection recipe;
+5. ``train``: a LoRA adapter ``<name>-lora`` on the training split, with the measured collection recipe,
+   continuing a HotpotQA-trained adapter where one fits (``loop_steps.starting_adapter``);
 6. ``evaluate``: the adapter on the same questions;
 7. ``compare``: the paired difference (adapter - base) with its 95% bootstrap interval;
 8. ``activate``: the adapter becomes the model the Query page and ``engine ask`` answer with, if it won.
@@ -30,6 +31,7 @@ from engine.names import check_safe_name
 from engine.settings import Settings
 from engine.write_policy import write_atomic
 
+AUTO = "auto"  # the loop picks the adapter its training continues (loop_steps.starting_adapter)
 STEPS = ("ingest", "generate", "split", "baseline", "train", "evaluate", "compare", "activate")
 Progress = Callable[[float, str], None]
 
@@ -44,11 +46,14 @@ class LoopSpec:
     eval_limit: int = 300
     k: int = 5  # sources per question, as the Query page retrieves
     train: tuple[tuple[str, object], ...] = ()  # changes to the collection recipe (TrainSpec fields)
+    start_from: str = AUTO  # the adapter training continues: auto (a fitting HotpotQA adapter, if any), a name, "" none
 
     def __post_init__(self) -> None:
         check_safe_name(self.name, "collection")
         if not str(self.folder).strip():
             raise InputError("Name the folder of documents the loop starts from.")
+        if self.start_from not in (AUTO, ""):
+            object.__setattr__(self, "start_from", check_safe_name(self.start_from, "adapter"))
         if self.eval_limit < 2 or self.k < 1 or self.passages < 0 or self.answers_per_passage < 1:
             raise InputError("The loop needs at least 2 evaluation questions, k >= 1, answers per passage >= 1.")
 
@@ -85,7 +90,7 @@ def start_loop(settings: Settings, spec: LoopSpec, restart: bool = False) -> dic
     record = {"spec": asdict(spec) | {"train": dict(spec.train)}, "steps": {}}
     if path.is_file() and not restart:
         old = json.loads(path.read_text(encoding="utf-8"))
-        if old["spec"] != record["spec"]:
+        if asdict(LoopSpec.from_dict(old["spec"])) | {"train": dict(spec.train)} != record["spec"]:
             raise InputError(f"A loop {spec.name!r} with other settings exists: restart it, or choose another name.")
         return old
     write_atomic(path, json.dumps(record, indent=1))
@@ -141,6 +146,12 @@ def add_loop_arguments(sub) -> None:
     lp.add_argument("--passages", type=int, default=0, help="chunks to generate QA from (0: all)")
     lp.add_argument("--answers-per-passage", type=int, default=LoopSpec.answers_per_passage)
     lp.add_argument("--eval-limit", type=int, default=LoopSpec.eval_limit)
+    lp.add_argument(
+        "--start-from",
+        default=AUTO,
+        help="the adapter training continues: auto (the best HotpotQA-trained adapter for the "
+        "collection's kind of answers, if one is saved), an adapter's name, or none (a new adapter)",
+    )
     lp.add_argument("--until", default="", choices=["", *STEPS], help="stop after this step")
     lp.add_argument("--restart", action="store_true", help="forget the finished steps and start again")
 
@@ -150,7 +161,9 @@ def run_loop_command(a) -> int:
 
     settings = load_settings()
     if a.folder or a.restart:
-        spec = LoopSpec(a.name, a.folder, a.questions, a.passages, a.answers_per_passage, a.eval_limit)
+        start = "" if a.start_from.strip().lower() == "none" else a.start_from.strip()
+        spec = LoopSpec(a.name, a.folder, a.questions, a.passages, a.answers_per_passage, a.eval_limit,
+                        start_from=start)  # fmt: skip
         start_loop(settings, spec, restart=a.restart)
     record = run_loop(settings, a.name, lambda f, m: print(f"[{100 * f:5.1f}%] {m}", flush=True), until=a.until)
     for step, found in record["steps"].items():

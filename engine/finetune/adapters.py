@@ -216,6 +216,28 @@ def same_base(a: dict, b: ModelSpec) -> bool:
         return False
 
 
+def check_base(info: AdapterInfo, loaded) -> None:
+    """InputError unless the adapter was trained on the loaded model's weights (or records no base)."""
+    if info.base and not same_base(info.base, loaded.spec):
+        need = info.base.get("source", "?") + (f" ({info.base['gguf_file']})" if info.base.get("gguf_file") else "")
+        raise InputError(
+            f"Adapter {info.name!r} was trained on {need}, not on the loaded model {loaded.spec.name!r}: "
+            "load that base model first."
+        )
+
+
+def continue_adapter(loaded, info: AdapterInfo):
+    """``loaded.model`` with a saved adapter attached for more training: its LoRA weights trainable (rank and
+    target modules as saved), the base frozen."""
+    from peft import PeftModel
+
+    from engine.models.loader import LOADING
+
+    check_base(info, loaded)
+    with LOADING:
+        return PeftModel.from_pretrained(loaded.model, str(info.path), is_trainable=True)
+
+
 def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = True):
     """``loaded.model`` with the adapter applied, in eval mode; merged into the weights by default.
 
@@ -230,12 +252,7 @@ def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = 
     if not (path / "adapter_config.json").is_file():
         raise InputError(f"{path} is not a saved adapter (no adapter_config.json).")
     info = info_or_path if isinstance(info_or_path, AdapterInfo) else read_info(path)
-    if info.base and not same_base(info.base, loaded.spec):
-        need = info.base.get("source", "?") + (f" ({info.base['gguf_file']})" if info.base.get("gguf_file") else "")
-        raise InputError(
-            f"Adapter {info.name!r} was trained on {need}, not on the loaded model {loaded.spec.name!r}: "
-            "load that base model first."
-        )
+    check_base(info, loaded)
     with LOADING:  # PEFT builds layers too: keep clear of a model load in another thread
         model = PeftModel.from_pretrained(loaded.model, str(info.path))
         if merge:

@@ -13,6 +13,7 @@ from engine.measure_commands import MODEL_HELP
 
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     from engine.finetune.presets import PRESETS, RECIPE_7, preset_for
+    from engine.rag.prompt import TRAINED_STYLES
 
     collection = preset_for("my-qa").name
     arg = tr.add_argument
@@ -26,6 +27,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     arg("--kb", default="",
         help="the collection's knowledge base: retrieved training sources and validation come from it, as the "
         "Query page retrieves")  # fmt: skip
+    arg("--start-from", default=None,
+        help="a saved adapter to continue training instead of a new one (its rank and targets are kept), e.g. a "
+        "HotpotQA adapter under a collection's QA set (collection-recipe-4)")  # fmt: skip
     arg("--base", default=None, help=MODEL_HELP)
     arg("--quantization", default=None, choices=["none", "8bit", "4bit"])
     arg("--r", type=int, default=None)
@@ -47,9 +51,10 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     arg("--sources-k", type=int, default=None, help="passages per example with --sources retrieved")
     arg("--follow-links", type=int, default=None,
         help="HotpotQA's retrieval: passages named in the first N move up (0: off)")  # fmt: skip
-    arg("--answer-style", default=None, choices=["short", "evidence", "auto"],
-        help="what the adapter writes: the answer alone, the evidence sentences then it, or per question (auto: "
-        "sentences for 'What is X?', why and how questions, the answer alone for the others)")  # fmt: skip
+    arg("--answer-style", default=None, choices=TRAINED_STYLES,
+        help="what the adapter writes: the answer alone, the evidence sentences then it, the sources' sentences "
+        "that hold the answer, or per question (auto: sentences for 'What is X?', why and how questions, the "
+        "answer alone for the others)")  # fmt: skip
     arg("--distractors", type=int, default=None)
     arg("--source-chars", type=int, default=None, help="each passage cut to N characters")
     arg("--limit", type=int, default=None, help="at most N training examples")
@@ -84,7 +89,7 @@ FLAGS = {
     "grad_accum": ("grad_accum", ""), "max_length": ("max_length", ""), "scheduler": ("scheduler", ""),
     "warmup": ("warmup_ratio", ""), "eval_every": ("eval_every", ""), "val_limit": ("val_limit", ""),
     "stop_on": ("stop_on", ""), "patience": ("patience", ""), "gradient_checkpointing": ("gradient_checkpointing", ""),
-    "precision": ("precision", ""), "seed": ("seed", ""),
+    "precision": ("precision", ""), "seed": ("seed", ""), "start_from": ("start_from", ""),
 }  # fmt: skip
 
 

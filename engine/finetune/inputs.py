@@ -252,6 +252,24 @@ def load_base(spec: TrainSpec, settings: Settings):
     return loaded
 
 
+def lora_model(loaded, spec: TrainSpec, settings: Settings):
+    """(the trainable PEFT model, its targets): a new LoRA from ``spec.lora``, or the saved adapter
+    ``spec.start_from`` continued (its rank and targets as it was trained)."""
+    from peft import get_peft_model
+
+    from engine.finetune.lora import Targets, detect_targets, to_lora_config
+
+    if not spec.start_from:
+        return get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config)), detect_targets(
+            loaded.model.config, spec.lora)  # fmt: skip
+    from engine.finetune.adapters import AdapterRegistry, continue_adapter
+
+    model = continue_adapter(loaded, AdapterRegistry(settings).get(spec.start_from))
+    modules = model.peft_config["default"].target_modules
+    modules = modules if isinstance(modules, str) else tuple(sorted(modules))
+    return model, Targets(modules, f"adapter {spec.start_from!r}, continued")
+
+
 @dataclass(frozen=True)
 class Plan:
     targets: str
@@ -263,17 +281,14 @@ class Plan:
 
 def plan(spec: TrainSpec, settings: Settings) -> Plan:
     """Load the base, build the examples and the adapter, and estimate memory and time; trains nothing."""
-    from peft import get_peft_model
-
-    from engine.finetune.lora import detect_targets, summarize, to_lora_config
+    from engine.finetune.lora import summarize
     from engine.finetune.preflight import estimate
     from engine.models.generation import Generator
 
     loaded = load_base(spec, settings)
     train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
     lengths = train_rows.lengths  # estimated where a row is not made yet
-    targets = detect_targets(loaded.model.config, spec.lora)
-    model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
+    model, targets = lora_model(loaded, spec, settings)
     summary = summarize(model)
     found = estimate(
         loaded.model.config, summary.total, summary.trainable, len(train_rows), sum(lengths) / len(lengths),

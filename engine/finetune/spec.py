@@ -9,6 +9,7 @@ from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.models.spec import BNB_QUANTIZATIONS
+from engine.names import check_safe_name
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -23,6 +24,7 @@ class TrainSpec:
     base: str = ""  # model source; empty: the bundled model
     quantization: str = "none"  # "8bit" / "4bit": QLoRA
     lora: LoraSpec = field(default_factory=LoraSpec)
+    start_from: str = ""  # a saved adapter to continue training (its rank and targets are kept); empty: a new one
     dataset: str = ""  # the QA set trained on: a dataset NAME[@VERSION] (its splits); empty: HotpotQA's fixed split
     kb: str = ""  # the collection's knowledge base: retrieved sources and validation come from it
     data: str = "hotpotqa-dev.jsonl"
@@ -62,6 +64,10 @@ class TrainSpec:
             raise InputError(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if self.stop_on not in STOP_ON:
             raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
+        if self.start_from.strip():
+            object.__setattr__(self, "start_from", check_safe_name(self.start_from, "adapter"))
+            if self.start_from == self.adapter.strip():
+                raise InputError("An adapter cannot start from itself: give the new one another name.")
         if "closed_qa" in self.dolly_categories:
             raise InputError("Dolly's closed_qa is never trained on: it is the forgetting check.")
         if self.mix.uses("dolly") and not self.dolly_categories:

@@ -115,24 +115,26 @@ def train(
 def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint,
            main, began) -> TrainResult:  # fmt: skip
     """:func:`train` once the adapter name is claimed and its run folder is ready."""
-    from peft import get_peft_model
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
     from engine.finetune.adapters import AdapterRegistry
     from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
     from engine.finetune.encoding import Collator
-    from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, validation
-    from engine.finetune.lora import detect_targets, summarize, to_lora_config
+    from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
+    from engine.finetune.lora import summarize
     from engine.tracking import TRAINING
 
     registry = AdapterRegistry(settings)
+    if spec.start_from:
+        registry.get(spec.start_from)  # a missing adapter is said now, before the slow start
     report(0.0, "loading the base model")
     loaded = load_base(spec, settings)
     from engine.models.generation import Generator
 
     generator = Generator(loaded)  # the base model's answers (self-distillation), with the adapter switched off
-    targets = detect_targets(loaded.model.config, spec.lora)
-    model = get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config))
+    if spec.start_from:
+        report(0.0, f"continuing adapter {spec.start_from}")
+    model, targets = lora_model(loaded, spec, settings)
     summary = summarize(model)
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
@@ -195,7 +197,7 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     meta = {
         "base": dict(vars(loaded.spec)),
         "datasets": datasets,
-        "lora": spec.to_dict()["lora"] | {"targets": targets.modules, "trainable": summary.trainable},
+        "lora": lora_record(spec, registry, targets.modules, summary.trainable),
         "prompt": "few-shot" if spec.rag.few_shot else "zero-shot",
         "max_source_chars": spec.rag.max_source_chars,
         "metrics": {"best_" + args.metric_for_best_model: best} if best is not None else {},
@@ -216,6 +218,16 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     )  # fmt: skip
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result
+
+
+def lora_record(spec: TrainSpec, registry, targets, trainable: int) -> dict:
+    """The LoRA settings the adapter has: the spec's, or those of the adapter it continued (whose rank and
+    targets it keeps)."""
+    lora = spec.to_dict()["lora"]
+    if spec.start_from:
+        kept = ("r", "alpha", "dropout", "include_mlp")
+        lora |= {k: v for k, v in registry.get(spec.start_from).lora.items() if k in kept}
+    return lora | {"targets": targets, "trainable": trainable}
 
 
 def answer_logits_supported(model) -> bool:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from engine import jobs
 from engine.data.versions import DatasetStore
-from engine.errors import InputError
+from engine.errors import InputError, NotFoundError
 from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import RagExampleSpec
@@ -174,3 +174,34 @@ def test_training_on_a_qa_set_uses_its_splits_and_its_knowledge_base(collection,
     assert result.steps >= 1 and info.datasets[0]["dataset"] == "notes-qa"
     with pytest.raises(InputError, match="share of it in the mix"):
         spec(dataset="notes-qa")  # the default mix has no share of the QA set
+
+
+def test_continuing_an_adapter_starts_from_its_weights_and_keeps_its_rank(settings) -> None:
+    from engine.finetune.inputs import lora_model, load_base
+
+    first = train(spec(adapter="first", lora={"r": 4, "alpha": 8}, train_limit=4), settings, None, quiet)
+    saved = load_file(AdapterRegistry(settings).get("first").path / "adapter_model.safetensors")
+    later = spec(adapter="later", start_from="first", train_limit=4)  # the spec's own r (8) is not used
+    model, targets = lora_model(load_base(later, settings), later, settings)
+    attached = {k.replace(".default", ""): v for k, v in model.state_dict().items() if "lora_" in k}
+    assert set(saved) == set(attached) and all(torch.equal(saved[k], attached[k]) for k in saved)
+    assert targets.modules == ("k_proj", "o_proj", "q_proj", "v_proj") and "continued" in targets.note
+
+    result = train(later, settings, None, quiet)
+    assert result.steps == 1 and first.steps == 1
+    info = AdapterRegistry(settings).get("later")
+    trained = load_file(info.path / "adapter_model.safetensors")
+    assert set(trained) == set(saved)  # rank 4 kept: the same tensors, the same shapes
+    assert all(trained[k].shape == saved[k].shape for k in saved)
+    assert any(not torch.equal(trained[k], saved[k]) for k in saved)  # trained further
+    assert info.lora["r"] == 4 and info.train["start_from"] == "first"
+    # the adapter started from is left as it was
+    assert all(torch.equal(v, saved[k]) for k, v in load_file(first_path(settings)).items())
+    with pytest.raises(NotFoundError, match="No adapter named 'missing'"):
+        train(spec(adapter="orphan", start_from="missing"), settings, None, quiet)
+    with pytest.raises(InputError, match="cannot start from itself"):
+        spec(adapter="same", start_from="same")
+
+
+def first_path(settings):
+    return AdapterRegistry(settings).get("first").path / "adapter_model.safetensors"
