@@ -177,7 +177,7 @@ def test_training_on_a_qa_set_uses_its_splits_and_its_knowledge_base(collection,
 
 
 def test_continuing_an_adapter_starts_from_its_weights_and_keeps_its_rank(settings) -> None:
-    from engine.finetune.inputs import lora_model, load_base
+    from engine.finetune.inputs import load_base, lora_model
 
     first = train(spec(adapter="first", lora={"r": 4, "alpha": 8}, train_limit=4), settings, None, quiet)
     saved = load_file(AdapterRegistry(settings).get("first").path / "adapter_model.safetensors")
