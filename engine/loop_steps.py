@@ -115,28 +115,11 @@ def baseline(spec, record, settings: Settings, report, check) -> dict:
 
 def starting_adapter(spec, style: str, settings: Settings) -> str:
     """The adapter the loop's training continues: the one ``spec.start_from`` names, none (""), or for ``auto``
-    the saved adapter trained on HotpotQA, on the default model's weights, for the collection's kind of answers
-    (sentences, or not) with the best validation F1. Continued on the collection's QA set, recipe 7's adapter
-    gained +5.5 F1 over itself on the HotpotQA development collection (docs/collections.md)."""
-    from engine.finetune.adapters import AdapterRegistry, same_base
+    the best saved HotpotQA adapter for the collection's kind of answers (``fitting_hotpotqa_adapter``)."""
+    from engine.finetune.adapters import fitting_hotpotqa_adapter
     from engine.loop import AUTO
-    from engine.models.catalog import default_spec
 
-    if spec.start_from != AUTO:
-        return spec.start_from
-    model, fitting = default_spec(), []
-    for info in AdapterRegistry(settings).list():
-        sources = (info.train.get("mix") or {}).get("sources") or [["", 0]]
-        trained_style = (info.train.get("rag") or {}).get("answer_style", "")
-        if (
-            (info.train.get("dataset") or "hotpotqa") == "hotpotqa"
-            and sources[0][0] == "hotpotqa"
-            and info.base
-            and same_base(info.base, model)
-            and (trained_style == "sentences") == (style == "sentences")
-        ):
-            fitting.append((info.metrics.get("best_eval_f1", 0.0), info.created, info.name))  # fmt: skip
-    return max(fitting)[2] if fitting else ""
+    return fitting_hotpotqa_adapter(settings, style == "sentences") if spec.start_from == AUTO else spec.start_from
 
 
 def train(spec, record, settings: Settings, report, check) -> dict:

@@ -1,5 +1,7 @@
 """The Fine-tune page's widgets: the training-settings form and the live training curves."""
 
+from dataclasses import replace
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -24,7 +26,8 @@ STYLE_LABELS = {
 def data_choice() -> tuple[str, str, TrainSpec]:
     """What to train on (a QA set, HotpotQA built in), its knowledge base, and the recipe the form starts from."""
     from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
-    from engine.finetune.presets import PRESETS, preset_for, preset_spec
+    from engine.finetune.adapters import fitting_hotpotqa_adapter
+    from engine.finetune.presets import CONTINUED, PRESETS, preset_for, preset_spec
 
     names = qa_set_names(r.settings())
     cols = st.columns(3)
@@ -50,7 +53,10 @@ def data_choice() -> tuple[str, str, TrainSpec]:
         help="The form starts from a measured recipe; what it was measured on is below.",
     )
     st.caption(f"**{preset}** — measured on {PRESETS[preset].measured}.")
-    return ("" if dataset == HOTPOTQA else dataset), kb, preset_spec(preset)
+    found = preset_spec(preset)
+    if preset == CONTINUED.name:  # the recipe continues a HotpotQA adapter: the best one saved, to begin with
+        found = replace(found, start_from=fitting_hotpotqa_adapter(r.settings(), found.rag.answer_style == "sentences"))
+    return ("" if dataset == HOTPOTQA else dataset), kb, found
 
 
 def settings_form() -> tuple[TrainSpec, str]:
@@ -60,9 +66,15 @@ def settings_form() -> tuple[TrainSpec, str]:
     dataset, kb, D = data_choice()
     shares = dict(D.mix.sources)
     with st.form("train"):
-        top = st.columns(3)
+        top, starts = st.columns(4), ["", *r.adapter_names()]
         name = dataset.partition("@")[0] or "hotpotqa"
         adapter = top[0].text_input("Adapter name", f"{name}-lora", help="Letters, digits, '.', '_' and '-'.")
+        start_from = top[3].selectbox(
+            "Start from", starts, starts.index(D.start_from) if D.start_from in starts else 0,
+            format_func=lambda a: a or "a new adapter",
+            help="Continue a saved adapter instead of starting a new one: its rank and target modules are kept "
+            "(the LoRA settings below are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
+        )  # fmt: skip
         base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         quant = top[2].selectbox(
             "Quantization", ("none", "8bit", "4bit"),
@@ -175,7 +187,7 @@ def settings_form() -> tuple[TrainSpec, str]:
         checked = buttons[0].form_submit_button("Pre-flight check")
         started = buttons[1].form_submit_button("Start training", type="primary")
     spec = TrainSpec(
-        adapter=adapter.strip(), base=base.strip(), quantization=quant,
+        adapter=adapter.strip(), base=base.strip(), quantization=quant, start_from=start_from,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
         dataset=dataset, kb=kb,
         mix=MixSpec.with_shares(dolly, generated, 0, primary_pool(dataset), hotpotqa),

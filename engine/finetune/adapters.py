@@ -216,6 +216,22 @@ def same_base(a: dict, b: ModelSpec) -> bool:
         return False
 
 
+def fitting_hotpotqa_adapter(settings: Settings, sentences: bool) -> str:
+    """The saved adapter trained on HotpotQA, on the default model's weights, for sentences or not (as asked),
+    with the best validation F1; "" if there is none. The one to continue on a collection's QA set: recipe 7's
+    adapter so continued gained +5.5 F1 over itself on the HotpotQA development collection (docs/collections.md)."""
+    from engine.models.catalog import default_spec
+
+    model, fitting = default_spec(), []
+    for info in AdapterRegistry(settings).list():
+        sources = (info.train.get("mix") or {}).get("sources") or [["", 0]]
+        style = (info.train.get("rag") or {}).get("answer_style", "")
+        on_hotpotqa = (info.train.get("dataset") or "hotpotqa") == "hotpotqa" and sources[0][0] == "hotpotqa"
+        if on_hotpotqa and info.base and same_base(info.base, model) and (style == "sentences") == sentences:
+            fitting.append((info.metrics.get("best_eval_f1", 0.0), info.created, info.name))
+    return max(fitting)[2] if fitting else ""
+
+
 def check_base(info: AdapterInfo, loaded) -> None:
     """InputError unless the adapter was trained on the loaded model's weights (or records no base)."""
     if info.base and not same_base(info.base, loaded.spec):

@@ -40,7 +40,9 @@ def test_a_loop_starts_on_home_runs_as_a_job_and_shows_its_steps(app_env, tmp_pa
     assert not at.error, [e.value for e in at.error]
     state = jobs.wait_job(at.session_state["loop-job"], timeout=TIMEOUT)
     assert state.status == "succeeded", jobs.tail_log(state.id, 30)
-    assert list(read_loop(app_env, "notes")["steps"]) == ["ingest"]  # it stopped where it was asked to
+    record = read_loop(app_env, "notes")
+    assert list(record["steps"]) == ["ingest"]  # it stopped where it was asked to
+    assert record["spec"]["start_from"] == "auto"  # training will continue a fitting HotpotQA adapter, if saved
 
     at.run()
     assert not at.exception, at.exception

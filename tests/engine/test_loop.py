@@ -61,6 +61,8 @@ def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
     trained = AdapterRegistry(settings).get("notes-lora")
     assert trained.datasets[0]["dataset"] == "notes-qa"
     assert trained.train["rag"]["answer_style"] == "auto"  # asked per question, as the evaluation asked it
+    train = record["steps"]["train"]  # no HotpotQA adapter is saved here: a new adapter, collection recipe 3
+    assert train["started_from"] == "" and train["recipe"] == "collection-recipe-3" and not trained.train["start_from"]
     activated = record["steps"]["activate"]["activated"]
     assert activated == (compare["verdict"] == "better")
     assert read_active(settings).adapter == ("notes-lora" if activated else "")
@@ -109,3 +111,35 @@ def test_a_collection_whose_people_answer_in_sentences_is_trained_and_asked_in_s
     assert styles == {"short-answers": "auto", "sentence-answers": "sentences", "": "auto"}
     spec = LoopSpec("notes", str(tmp_path), questions="sentence-answers")
     assert eval_spec(spec, {}, style="sentences").answer_style == "sentences"
+
+
+def saved_adapter(settings, name: str, base: dict, f1: float, dataset: str = "", primary: str = "hotpotqa",
+                  style: str = "short") -> None:  # fmt: skip
+    """An adapter's record as training writes it (``studio.json``); its weights are not needed to choose it."""
+    folder = settings.data_dir / "adapters" / name
+    folder.mkdir(parents=True)
+    train = {"dataset": dataset, "mix": {"sources": [[primary, 0.75], ["dolly", 0.25]]}, "rag": {"answer_style": style}}
+    meta = {"base": base, "metrics": {"best_eval_f1": f1}, "train": train, "created": "2026-12-06T10:00:00+00:00"}
+    (folder / "studio.json").write_text(json.dumps(meta))
+
+
+def test_the_loop_continues_the_best_hotpotqa_adapter_that_fits_the_collections_answers(settings, tmp_path):
+    from engine.loop_steps import starting_adapter
+    from engine.models.catalog import default_spec
+
+    base = dict(vars(default_spec()))
+    spec = LoopSpec("notes", str(tmp_path))
+    assert spec.start_from == "auto" and starting_adapter(spec, "auto", settings) == ""  # none saved: a new one
+    saved_adapter(settings, "hotpotqa-short", base, 29.1)
+    saved_adapter(settings, "hotpotqa-better", base, 31.0)
+    saved_adapter(settings, "hotpotqa-sentences", base, 12.0, style="sentences")
+    saved_adapter(settings, "other-collection", base, 80.0, dataset="notes-qa", primary="dataset")
+    saved_adapter(settings, "other-base", base | {"source": "HuggingFaceTB/SmolLM2-360M-Instruct", "gguf_file": None},
+                  90.0)  # fmt: skip
+    assert starting_adapter(spec, "auto", settings) == "hotpotqa-better"  # the best on the default model's weights
+    assert starting_adapter(spec, "sentences", settings) == "hotpotqa-sentences"  # trained for sentences
+    assert starting_adapter(LoopSpec("notes", str(tmp_path), start_from=""), "auto", settings) == ""
+    named = LoopSpec("notes", str(tmp_path), start_from="hotpotqa-short")
+    assert starting_adapter(named, "sentences", settings) == "hotpotqa-short"  # a name is taken as given
+    with pytest.raises(InputError, match="Invalid adapter name"):
+        LoopSpec("notes", str(tmp_path), start_from="../x")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InputError
-from engine.finetune.presets import COLLECTION, COLLECTION_2, PRESETS, RECIPE_7, preset_for, preset_spec
+from engine.finetune.presets import COLLECTION, COLLECTION_2, CONTINUED, PRESETS, RECIPE_7, preset_for, preset_spec
 from engine.finetune.spec import TrainSpec
 
 
@@ -19,3 +19,17 @@ def test_a_preset_is_its_changes_and_overrides_change_only_what_they_name():
     assert all(p.measured for p in PRESETS.values())
     with pytest.raises(InputError, match="Unknown preset"):
         preset_spec("recipe-99")
+
+
+def test_the_train_command_reads_a_start_adapter_and_every_trained_style():
+    import argparse
+
+    from engine.finetune.commands import add_train_arguments, train_spec
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    a = parser.parse_args(["--dataset", "notes-qa", "--preset", CONTINUED.name, "--start-from", "hotpotqa-v7",
+                           "--answer-style", "sentences"])  # fmt: skip
+    spec = train_spec(a)
+    assert (spec.start_from, spec.rag.answer_style, spec.epochs) == ("hotpotqa-v7", "sentences", 1.0)
+    assert spec.adapter == "notes-qa-lora" and train_spec(parser.parse_args([])).start_from == ""
