@@ -95,6 +95,7 @@ def main() -> int:
     p.add_argument("--work", required=True, help="a new folder, or one this script made (to continue)")
     p.add_argument("--documents", type=int, default=200)
     p.add_argument("--source", choices=sorted(SOURCES), default="hotpotqa", help="see bench/dev_collection.py")
+    p.add_argument("--skip", type=int, default=0, help="see bench/dev_collection.py: another HotpotQA collection")
     p.add_argument("--hotpotqa-adapter", default="", help="a HotpotQA-trained adapter to compare with")
     p.add_argument("--out")
     a = p.parse_args()
@@ -102,7 +103,7 @@ def main() -> int:
     data_dir = work / "data"
     if not (work / "questions.jsonl").is_file():
         subprocess.run([sys.executable, str(ROOT / "bench" / "dev_collection.py"), "--documents", str(a.documents),
-                        "--source", a.source, "--out", str(work)], check=True)  # fmt: skip
+                        "--source", a.source, "--skip", str(a.skip), "--out", str(work)], check=True)  # fmt: skip
         engine(data_dir, "data", "import", str(work / "questions.jsonl"), "--dataset", "dev-questions")
         engine(data_dir, "loop", "dev", "--folder", str(work / "documents"), "--questions", "dev-questions",
                "--until", "ingest")  # fmt: skip

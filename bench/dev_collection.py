@@ -3,10 +3,11 @@
     .venv/bin/python bench/dev_collection.py --documents 200 --out /tmp/dev-collection
 
 The documents are Wikipedia paragraphs (one Markdown file each, its title as the heading) holding
-the gold paragraphs of HotpotQA questions of the fixed test split, taken in the split's order until
-there are ``--documents`` of them; the questions are those HotpotQA questions (written by people,
-never generated) whose gold paragraphs are all in the folder. No question of HotpotQA's training or
-validation split is used, so an adapter trained on HotpotQA has not seen them. Writes:
+the gold paragraphs of HotpotQA questions of the fixed test split, taken in the split's order (after
+the first ``--skip``) until there are ``--documents`` of them; the questions are those HotpotQA
+questions (written by people, never generated) whose gold paragraphs are all in the folder. No
+question of HotpotQA's training or validation split is used, so an adapter trained on HotpotQA has
+not seen them. Writes:
 
 - ``<out>/documents/*.md``: the folder a user would point the Studio at;
 - ``<out>/questions.jsonl``: the questions, answers, gold passages and their files (document ids), to
@@ -40,10 +41,10 @@ def file_name(title: str, taken: set[str]) -> str:
     return name
 
 
-def build(out: Path, documents: int, shared: Path, settings) -> dict:
+def build(out: Path, documents: int, shared: Path, settings, skip: int = 0) -> dict:
     from engine.finetune.splits import split_items
 
-    items = split_items(shared / "hotpotqa-dev.jsonl", settings, "test")
+    items = split_items(shared / "hotpotqa-dev.jsonl", settings, "test")[skip:]
     files: dict[str, str] = {}  # title -> file name
     texts: dict[str, str] = {}
     questions, taken = [], set()
@@ -116,6 +117,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--documents", type=int, default=200)
     p.add_argument("--source", choices=["hotpotqa", "dolly"], default="hotpotqa")
+    p.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="hotpotqa: start after this many test questions (another collection, other questions)",
+    )
     p.add_argument("--out", required=True, help="a new folder")
     a = p.parse_args()
     out = Path(a.out)
@@ -127,7 +134,7 @@ def main() -> int:
         print(json.dumps(build_dolly(out, a.documents, shared)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:  # the fixed split is made in a scratch data dir, not the user's
-        found = build(out, a.documents, shared, Settings(data_dir=Path(tmp), shared_data_dir=shared))
+        found = build(out, a.documents, shared, Settings(data_dir=Path(tmp), shared_data_dir=shared), a.skip)
     print(json.dumps(found))
     return 0
 
