@@ -60,7 +60,7 @@ CONTINUED = Preset(
     "collection recipe 3 for one epoch, continuing a HotpotQA adapter (--start-from; the loop picks one): on two "
     "HotpotQA development collections of 100 questions each, +24.9 [+16.8, +33.2] and +22.3 [+14.1, +30.9] F1 "
     "over the base, +5.5 [-1.4, +12.6] and +1.8 [-5.8, +9.5] over the recipe-7 adapter it continued; two epochs "
-    "did worse (docs/collections.md)",
+    "or a learning rate of 3e-4 did worse (docs/collections.md)",
     COLLECTION.changes | {"epochs": 1.0},
 )
 PRESETS = {p.name: p for p in (RECIPE_7, COLLECTION, CONTINUED, COLLECTION_2, COLLECTION_1)}
