@@ -7,7 +7,9 @@ from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import train
+from engine.models.catalog import default_spec
 from engine.settings import ROOT
+from tests.engine.test_loop import saved_adapter
 
 PAGE = str(ROOT / "pages" / "3_Fine-tune.py")
 
@@ -43,6 +45,10 @@ def test_preflight_shows_examples_memory_time_and_trainable_share(app_env):
     assert any("trainable" in i.value and "q_proj" not in i.value for i in at.info)
 
 
+def start_from(at: AppTest) -> str:
+    return next(s for s in at.selectbox if s.label == "Start from").value
+
+
 def recipe(at: AppTest) -> str:
     return next(s for s in at.selectbox if s.label == "Recipe").value
 
@@ -60,6 +66,13 @@ def test_a_qa_set_of_ones_own_starts_from_the_collection_recipe(app_env, collect
     metrics = {m.label: m.value for m in at.metric}
     train_split = sum(1 for r in DatasetStore(app_env).load("notes-qa", collection) if r.metadata["split"] == "train")
     assert metrics["Training examples"] == str(2 * train_split)  # as many again from HotpotQA (the recipe)
+    assert start_from(at) == ""  # a new adapter
+    saved_adapter(app_env, "hotpotqa-v7", dict(vars(default_spec())), 29.1)
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    next(s for s in at.selectbox if s.label == "Recipe").set_value("collection-recipe-4").run()
+    assert not at.exception, at.exception
+    assert start_from(at) == "hotpotqa-v7"  # recipe 4 continues the best HotpotQA adapter saved
+    assert next(w for w in at.number_input if w.label == "Epochs").value == 1.0
     at.selectbox(key="train-on").set_value("hotpotqa").run()
     assert recipe(at) == "hotpotqa-recipe-7"
     assert "Sources from knowledge base" not in {s.label for s in at.selectbox}
