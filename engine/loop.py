@@ -90,7 +90,8 @@ def start_loop(settings: Settings, spec: LoopSpec, restart: bool = False) -> dic
     record = {"spec": asdict(spec) | {"train": dict(spec.train)}, "steps": {}}
     if path.is_file() and not restart:
         old = json.loads(path.read_text(encoding="utf-8"))
-        if asdict(LoopSpec.from_dict(old["spec"])) | {"train": dict(spec.train)} != record["spec"]:
+        kept = LoopSpec.from_dict(old["spec"])  # a record from before a field was added gets its default
+        if asdict(kept) | {"train": dict(kept.train)} != record["spec"]:
             raise InputError(f"A loop {spec.name!r} with other settings exists: restart it, or choose another name.")
         return old
     write_atomic(path, json.dumps(record, indent=1))

@@ -197,7 +197,7 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     meta = {
         "base": dict(vars(loaded.spec)),
         "datasets": datasets,
-        "lora": lora_record(spec, registry, targets.modules, summary.trainable),
+        "lora": lora_record(spec, model, targets.modules, summary.trainable),
         "prompt": "few-shot" if spec.rag.few_shot else "zero-shot",
         "max_source_chars": spec.rag.max_source_chars,
         "metrics": {"best_" + args.metric_for_best_model: best} if best is not None else {},
@@ -220,13 +220,17 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     return result
 
 
-def lora_record(spec: TrainSpec, registry, targets, trainable: int) -> dict:
-    """The LoRA settings the adapter has: the spec's, or those of the adapter it continued (whose rank and
-    targets it keeps)."""
+def lora_record(spec: TrainSpec, model, targets, trainable: int) -> dict:
+    """The LoRA settings the adapter has: the spec's, or for a continued adapter its PEFT config's (the rank
+    and targets it was trained with)."""
+    from engine.finetune.lora import MLP
+
     lora = spec.to_dict()["lora"]
     if spec.start_from:
-        kept = ("r", "alpha", "dropout", "include_mlp")
-        lora |= {k: v for k, v in registry.get(spec.start_from).lora.items() if k in kept}
+        config = model.peft_config["default"]
+        mlp = {m for modules in MLP.values() for m in modules}
+        lora |= {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+                 "include_mlp": not isinstance(targets, str) and bool(mlp & set(targets))}  # fmt: skip
     return lora | {"targets": targets, "trainable": trainable}
 
 

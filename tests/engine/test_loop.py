@@ -92,6 +92,8 @@ def test_bad_loops_are_clear_errors(settings, tmp_path):
     start_loop(settings, LoopSpec("notes", str(tmp_path / "missing")))
     with pytest.raises(InputError, match="other settings"):
         start_loop(settings, LoopSpec("notes", str(tmp_path)))
+    with pytest.raises(InputError, match="other settings"):  # other training changes are other settings too
+        start_loop(settings, LoopSpec("notes", str(tmp_path / "missing"), train=(("epochs", 3.0),)))
     with pytest.raises(InputError, match="does not exist"):
         run_loop(settings, "notes")
     assert read_loop(settings, "notes")["steps"] == {}  # a failed step records nothing
