@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine.data.versions import DatasetStore
-from engine.resources import describe_device, snapshot
+from engine.machine import describe_device, snapshot
+from engine.qa.versions import DatasetStore
 from engine.tracking import EVALUATION, QUERY, TRAINING
 from ui import resources as r
 from ui.loop import loop_panel

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import emit  # noqa: E402
 from engine.evaluation.hotpotqa import load_hotpotqa  # noqa: E402
 from engine.evaluation.metrics import f1  # noqa: E402
-from engine.evaluation.runner import EvalSpec, resolve_data, run_evaluation  # noqa: E402
+from engine.evaluation.qa_sets import resolve_data  # noqa: E402
+from engine.evaluation.runner import EvalSpec, run_evaluation  # noqa: E402
 from engine.models.generation import load_generator  # noqa: E402
 from engine.rag.embedder import Embedder  # noqa: E402
 from engine.rag.pipeline import RagPipeline  # noqa: E402

@@ -40,7 +40,7 @@ def hotpotqa_row(data_dir: Path, adapter: str, record: dict) -> dict:
     """The HotpotQA adapter on the loop's questions, paired with the base and the collection adapter."""
     from engine.evaluation.runner import prepare_evaluation, run_evaluation
     from engine.loop import LoopSpec
-    from engine.loop_steps import eval_spec
+    from engine.loop.steps import eval_spec
     from engine.settings import Settings, load_settings
     from engine.stats.bootstrap import paired_bootstrap
 

@@ -130,7 +130,7 @@ def main() -> int:
 
     record("adapter on a 4-bit base", adapter_on_4bit)
 
-    from engine.evaluation.speed import SpeedSpec, measure_generator
+    from engine.benchmark.speed import SpeedSpec, measure_generator
 
     speed = SpeedSpec(prompt_tokens=300, new_tokens=64, batch_sizes=(4, 16), batch_new_tokens=32, repeats=3)
     for quant in ("none", "8bit", "4bit"):

@@ -20,16 +20,17 @@ from bench.report import emit  # noqa: E402
 
 
 def main() -> int:
+    from engine.cli.data import funnel_table, table
     from engine.data import steps
     from engine.data.augment import AugmentSpec
-    from engine.data.commands import funnel_table, table
     from engine.data.generation import GenerationSpec, generate_qa
+    from engine.data.knowledge import documents_from_records
     from engine.data.splits import SplitSpec
     from engine.data.topics import TopicSpec
-    from engine.data.versions import DatasetStore
     from engine.models.generation import load_generator
+    from engine.qa.versions import DatasetStore
     from engine.rag.embedder import Embedder
-    from engine.rag.refresh import documents_from_records, refresh_kb
+    from engine.rag.refresh import refresh_kb
     from engine.rag.store import KnowledgeBaseStore
     from engine.settings import load_settings
     from engine.tracking import Tracker

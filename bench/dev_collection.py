@@ -42,7 +42,7 @@ def file_name(title: str, taken: set[str]) -> str:
 
 
 def build(out: Path, documents: int, shared: Path, settings, skip: int = 0) -> dict:
-    from engine.finetune.splits import split_items
+    from engine.evaluation.splits import split_items
 
     items = split_items(shared / "hotpotqa-dev.jsonl", settings, "test")[skip:]
     files: dict[str, str] = {}  # title -> file name

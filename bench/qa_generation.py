@@ -39,7 +39,7 @@ def wiki_documents(shared: Path, n: int, seed: int):
 
 def measure(name: str, documents, settings, generator, embedder, answers: int) -> dict:
     from engine.data.generation import GenerationSpec, generate_qa
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
     from engine.rag.ingest import ingest_documents
     from engine.rag.store import KnowledgeBaseStore
 

@@ -23,7 +23,7 @@ from bench.report import emit  # noqa: E402
 def main() -> int:
     from engine.evaluation.hotpotqa import distractor_retriever
     from engine.evaluation.metrics import answer_in_context
-    from engine.finetune.splits import split_items
+    from engine.evaluation.splits import split_items
     from engine.settings import load_settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

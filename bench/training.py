@@ -50,9 +50,9 @@ def step_timer():
 
 
 def rows_and_model(settings):
+    from engine.evaluation.splits import split_items
     from engine.finetune.encoding import tokenize_all
     from engine.finetune.examples import rag_examples
-    from engine.finetune.splits import split_items
     from engine.models.generation import Generator
     from engine.models.loader import load_model
     from engine.models.spec import DEFAULT_MODEL

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from engine.memory import read_memory
+from engine.machine import read_memory
 from engine.models.catalog import PRESETS, find_entry, load_catalog
 from engine.models.downgrade import budget_gb
 from engine.models.preflight import device_kind, load_entry, preflight_rows

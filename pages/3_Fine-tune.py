@@ -6,9 +6,10 @@ from pathlib import Path
 import streamlit as st
 
 from engine import jobs
-from engine.finetune.adapters import AdapterRegistry, check_name, merge_export
 from engine.finetune.inputs import plan
 from engine.finetune.runs import run_dir_for
+from engine.models.adapters import AdapterRegistry, check_name
+from engine.models.export import merge_export
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
 from ui.finetune import adapters_table, curves, settings_form, show_plan, unfinished_runs

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import streamlit as st
 
 from engine import jobs
-from engine.data.versions import DatasetStore
+from engine.qa.versions import DatasetStore
 from ui import resources as r
 from ui.dataset_steps import augment_tab, export_tab, kb_tab, split_tab, topics_tab, versions_tab
 from ui.datasets import browser, funnel_chart, generation_form, import_tab, job_panel, version_picker

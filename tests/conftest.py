@@ -107,8 +107,8 @@ TITLE = "notes.md"
 
 def make_collection(shared_data, limit: int = 24) -> tuple[list, list]:
     """QA records of the first ``limit`` HotpotQA questions, and their gold paragraphs as documents."""
-    from engine.data.schema import Context, QARecord
     from engine.evaluation.hotpotqa import load_hotpotqa
+    from engine.qa.schema import Context, QARecord
     from engine.rag.documents import Document
 
     records, docs = [], {}
@@ -132,7 +132,7 @@ def collection_records(shared_data):
 def collection(settings, store, shared_data):
     """A split dataset ``notes-qa`` and its knowledge base ``notes``; returns the version id."""
     from engine.data.splits import split_records
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
     from engine.rag.ingest import ingest_documents
 
     records, docs = make_collection(shared_data)

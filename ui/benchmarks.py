@@ -10,10 +10,10 @@ import plotly.express as px
 import streamlit as st
 
 from engine import jobs
-from engine.evaluation.bench_runs import COLUMNS, differences, matrix_history, matrix_results, selection_from
-from engine.evaluation.benchmark import PRECISIONS, BenchSpec, llama_cpp_available
-from engine.evaluation.regression import METRICS, compare_runs
-from engine.evaluation.selection import OBJECTIVES, RULES, pareto_front
+from engine.benchmark.matrix import PRECISIONS, BenchSpec, llama_cpp_available
+from engine.benchmark.regression import METRICS, compare_runs
+from engine.benchmark.runs import COLUMNS, differences, matrix_history, matrix_results, selection_from
+from engine.benchmark.selection import OBJECTIVES, RULES, pareto_front
 from engine.models.spec import spec_for
 from ui import resources as r
 from ui.widgets import watch_job

@@ -9,11 +9,11 @@ import streamlit as st
 from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
-from engine.data.exports import jsonl_text
-from engine.data.summary import diff
 from engine.data.topics import TEXTS
-from engine.data.versions import DatasetStore
 from engine.evaluation.history import evaluation_runs
+from engine.qa.exports import jsonl_text
+from engine.qa.summary import diff
+from engine.qa.versions import DatasetStore
 from ui.datasets import job_panel, topic_map, version_picker
 
 

@@ -9,12 +9,12 @@ import plotly.express as px
 import streamlit as st
 
 from engine.data import steps
-from engine.data.exports import to_frame
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec, teacher_spec
-from engine.data.records import NORMALIZERS
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
+from engine.qa.exports import to_frame
+from engine.qa.records import NORMALIZERS
+from engine.qa.versions import DatasetStore
 from ui.widgets import current_job, job_status, user_errors
 
 SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")

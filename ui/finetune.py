@@ -26,7 +26,7 @@ STYLE_LABELS = {
 def data_choice() -> tuple[str, str, TrainSpec]:
     """What to train on (a QA set, HotpotQA built in), its knowledge base, and the recipe the form starts from."""
     from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
-    from engine.finetune.adapters import fitting_hotpotqa_adapter
+    from engine.finetune.continued import fitting_hotpotqa_adapter
     from engine.finetune.presets import CONTINUED, PRESETS, preset_for, preset_spec
 
     names = qa_set_names(r.settings())

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from engine import jobs
-from engine.data.versions import DatasetStore
 from engine.loop import AUTO, STEPS, LoopSpec, list_loops, misses_args, next_step, read_loop, start_loop, step_rows
+from engine.qa.versions import DatasetStore
 from ui import resources as r
 from ui.widgets import user_errors, watch_job
 

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.memory import read_memory
+from engine.machine import read_memory
 from engine.models.catalog import catalog_path, entry_as_dict, save_user_catalog
 from engine.models.manager import ModelManager, describe
 from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine.finetune.adapters import AdapterRegistry
-from engine.memory import default_budget_gb
+from engine.machine import default_budget_gb
 from engine.models.active import active_spec
+from engine.models.adapters import AdapterRegistry
 from engine.models.generation import Generator, load_generator
 from engine.models.manager import ModelManager
 from engine.models.spec import ModelSpec, spec_for

@@ -22,9 +22,9 @@ from engine.data.review import (
     save_review,
     table_changes,
 )
-from engine.data.schema import QARecord
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
+from engine.qa.schema import QARecord
+from engine.qa.versions import DatasetStore
 from ui.datasets import version_picker
 
 SHOW = ("Undecided", "All", "Accepted", "Edited", "Rejected")

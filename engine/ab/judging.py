@@ -14,9 +14,9 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.ab.results import experiments_dir, load_result
+from engine.ab.results import check_paired, experiments_dir, load_result
 from engine.errors import InputError
-from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec
+from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec, judge_pairs
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
 from engine.tracking import AB, Tracker, plain_json
@@ -113,7 +113,7 @@ def run_judge(
 ) -> JudgeResult:
     """Judge variant ``a`` against ``b`` of a saved experiment with the judge model of ``spec`` (or the
     ``generator`` given), save the verdicts beside it and log them when a ``tracker`` is given."""
-    from engine.evaluation.judge import judge_experiment, load_judge
+    from engine.evaluation.judge import load_judge
 
     settings = settings or load_settings()
     result = load_result(experiment_id, settings)
@@ -156,3 +156,25 @@ def judge_job(args: dict, ctx) -> dict:
                       int(args.get("batch_size", 8)), settings, Tracker(settings), progress)  # fmt: skip
     ctx.log(format_judge(judge))
     return {"experiment": args["experiment"], "summary": plain_json(judge.summary())}
+
+
+def judge_experiment(
+    generator,
+    result,
+    a: str,
+    b: str,
+    batch_size: int = 8,
+    spec: JudgeSpec = DEFAULT_JUDGE,
+    with_reference: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> JudgeResult:
+    """Judge variant ``a`` against ``b`` of an ExperimentResult, item by item (the rows are paired by
+    position, which :func:`engine.ab.results.check_paired` guarantees); the gold answer is the reference
+    when ``with_reference``."""
+    check_pair(result, a, b)
+    check_paired(result)
+    rows_a, rows_b = result.variants[a].rows, result.variants[b].rows
+    items = [(ra["question"], str(ra["prediction"]), str(rb["prediction"]), str(ra["gold"]) if with_reference else "")
+             for ra, rb in zip(rows_a, rows_b, strict=True)]  # fmt: skip
+    ids = [str(r["item_id"]) for r in rows_a]
+    return judge_pairs(generator, items, batch_size, spec, a, b, ids, on_progress)

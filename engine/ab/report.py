@@ -82,7 +82,7 @@ def build_report(
     first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`,
     or a list of them, one per judged pair) adds the judge's verdicts."""
     from engine.ab.results import check_paired
-    from engine.evaluation.selection import pareto_front
+    from engine.benchmark.selection import pareto_front
     from engine.stats import compare_variants
 
     names = list(result.variants)

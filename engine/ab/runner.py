@@ -2,7 +2,7 @@
 paired item by item, tested (paired tests, Holm-corrected), saved and logged to MLflow (``studio-ab``).
 
 A fresh (spawned) process per variant makes its load time and peak memory its own, as in the benchmark
-matrix (:mod:`engine.evaluation.benchmark`). Variants may run at once, each in its own process, where the
+matrix (:mod:`engine.benchmark.matrix`). Variants may run at once, each in its own process, where the
 memory budget and the cores allow it (:func:`plan_parallel`); latencies measured side by side include the
 competition for memory bandwidth, so compare latencies of variants that ran the same way.
 """
@@ -25,7 +25,7 @@ from engine.ab.results import (
 from engine.ab.spec import ExperimentSpec, VariantSpec, to_model_spec
 from engine.ab.workers import check_variants, experiment_items, run_in_processes
 from engine.errors import InputError, StudioError
-from engine.memory import read_memory
+from engine.machine import read_memory
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
 from engine.tracking import AB, Tracker, plain_json
@@ -57,7 +57,7 @@ def variant_device(variant: VariantSpec) -> str:
 def estimate_gb(variant: VariantSpec, spec: ExperimentSpec, settings: Settings, device: str) -> float:
     """The pre-flight memory estimate of one variant's process: its model at its precision with the KV cache
     of a batch, the runtime, and the embedding model where it retrieves."""
-    from engine.memory import estimate_footprint
+    from engine.machine import estimate_footprint
     from engine.models.catalog import BUNDLED, CatalogEntry
     from engine.models.preflight import model_shape, precision_of
 

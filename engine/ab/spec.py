@@ -144,7 +144,7 @@ class ExperimentSpec:
         if self.version and not self.dataset:
             raise InputError("A dataset version was given without its dataset.")
         if self.dataset:
-            from engine.data.versions import check_dataset_name
+            from engine.qa.versions import check_dataset_name
 
             object.__setattr__(self, "dataset", check_dataset_name(self.dataset))
 

@@ -35,7 +35,7 @@ def experiment_items(spec: ExperimentSpec, settings: Settings):
 
         items, _ = eval_items(EvalSpec(data=spec.data, limit=spec.limit, split=spec.split), settings)
     else:
-        from engine.data.versions import DatasetStore
+        from engine.qa.versions import DatasetStore
 
         store = DatasetStore(settings)
         version = spec.version or store.versions(spec.dataset)[0].id
@@ -58,7 +58,7 @@ def check_variants(spec: ExperimentSpec, settings: Settings) -> None:
     for variant in spec.variants:
         to_model_spec(variant)  # a model path that does not exist
         if variant.adapter:
-            from engine.finetune.adapters import AdapterRegistry
+            from engine.models.adapters import AdapterRegistry
 
             AdapterRegistry(settings).get(variant.adapter)
 
@@ -96,10 +96,10 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     optionally ``items`` (the QAItems; else read from the spec) and ``threads`` (torch's threads). Returns
     ``rows`` (see :func:`variant_rows`), ``load_s``, ``peak_memory_gb``, ``weights_gb``, ``device``, ``seconds``.
     """
+    from engine.benchmark.speed import peak_memory_gb
     from engine.evaluation.hotpotqa import distractor_retriever
     from engine.evaluation.runner import answer_items, templates
-    from engine.evaluation.speed import peak_memory_gb
-    from engine.memory import GB
+    from engine.machine import GB
     from engine.models.generation import load_generator
     from engine.models.manager import model_bytes
     from engine.rag.pipeline import RagPipeline

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from engine.data.schema import Context, QARecord
 from engine.errors import InputError
+from engine.qa.schema import Context, QARecord
 
 KINDS = ("paraphrase", "distractors", "shuffle", "typos")
 Retrieve = Callable[[str, int], Sequence[Context]]  # (question, k) -> passages, most similar first

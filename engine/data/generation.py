@@ -244,8 +244,8 @@ def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple
     """The passages to generate from (id, title, text, and the document they belong to) and their identity:
     a JSONL file's records, or the chunks of a knowledge base (a chunk's document is its ``doc_id``)."""
     if not spec.kb:
-        from engine.evaluation.runner import resolve_data
-        from engine.finetune.inputs import file_identity
+        from engine.evaluation.qa_sets import resolve_data
+        from engine.qa.versions import file_identity
 
         path = resolve_data(spec.source, settings)
         return load_passages(path), file_identity(path)
@@ -263,7 +263,7 @@ def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple
 
 
 def to_record(c: Candidate, model: str, doc_id: str = ""):
-    from engine.data.schema import Context, QARecord
+    from engine.qa.schema import Context, QARecord
 
     scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
     doc_id = doc_id or c.passage_id
@@ -278,7 +278,7 @@ def finish(
     spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings
 ) -> GenerationReport:
     """Save the kept pairs as a dataset version and write the run's report next to its work files."""
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
 
     began = time.perf_counter()
     records = [to_record(c, generator.name, documents.get(c.passage_id, "")) for c in kept]

@@ -7,10 +7,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.exports import nonempty
-from engine.data.records import ImportResult, collect
-from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.qa.exports import nonempty
+from engine.qa.records import ImportResult, collect
+from engine.qa.schema import QARecord
 from engine.write_policy import publish_folder
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.data.schema import QARecord
-from engine.data.versions import DatasetStore, Manifest, log_version
 from engine.errors import InputError
 from engine.file_locks import held
+from engine.qa.schema import QARecord
+from engine.qa.versions import DatasetStore, Manifest, log_version
 from engine.settings import Settings
 from engine.write_policy import remove_file, write_atomic
 

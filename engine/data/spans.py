@@ -9,7 +9,6 @@ passage; a span always is.
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 
@@ -148,32 +147,3 @@ def find_spans(text: str, title: str = "") -> list[Span]:
             seen.add(span.text)
             unique.append(span)
     return unique
-
-
-def pick_spans(text: str, title: str, n: int, rng: random.Random) -> list[Span]:
-    """Up to ``n`` spans, of different kinds where possible, chosen with ``rng``."""
-    from engine.data.definitions import definitions
-
-    described = description(text, title)  # a passage that defines its subject is asked what it is first
-    others = [d for d in definitions(text) if described is None or d.start != described.start]
-    spans = ([described] if described else []) + others + find_spans(text, title)
-    by_kind: dict[str, list[Span]] = {}
-    for span in spans:  # dates and years are one kind
-        by_kind.setdefault("time" if span.kind in ("date", "year") else span.kind, []).append(span)
-    # One date or year per passage: they are kept three times as often as names, and a passage with a date and a
-    # year made half of the kept pairs "In what year / On what date" ones. One other name: 6% of them were kept
-    # on the collections tried, and they were a third of the candidates (each costs two model calls).
-    for once in ("time", "name"):
-        if once in by_kind:
-            by_kind[once] = [by_kind[once][rng.randrange(len(by_kind[once]))]]
-    chosen: list[Span] = []
-    kinds = list(by_kind)
-    rng.shuffle(kinds)
-    # The description first; the date or year after people, places and numbers; the other name last, taken where
-    # the passage has too few spans of other kinds (7% kept on the dev collection, against 33-72% of the others).
-    kinds.sort(key=lambda k: {"description": 0, "time": 2, "name": 3}.get(k, 1))
-    while len(chosen) < n and any(by_kind.values()):
-        for kind in kinds:
-            if by_kind[kind] and len(chosen) < n:
-                chosen.append(by_kind[kind].pop(rng.randrange(len(by_kind[kind]))))
-    return sorted(chosen, key=lambda s: s.start)

@@ -15,9 +15,9 @@ from itertools import combinations
 
 import numpy as np
 
-from engine.data.schema import QARecord
 from engine.errors import InputError
 from engine.evaluation.metrics import normalize_answer
+from engine.qa.schema import QARecord
 
 Embed = Callable[[list[str]], list[list[float]]]
 

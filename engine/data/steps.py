@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.data.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.errors import InputError
+from engine.qa.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.rag.embedding_cache import cached_embedder
 from engine.settings import Settings
 
@@ -74,7 +74,7 @@ def import_source(settings: Settings, dataset: str, source, name: str = "", kind
     and lists the others in the result's ``dropped``.
     """
     from engine.data.hub import load_hf
-    from engine.data.records import read_records, unique_ids
+    from engine.qa.records import read_records, unique_ids
 
     dataset = check_dataset_name(dataset)  # before the source is read, which may take long
     label = name or "The uploaded data"
@@ -179,8 +179,8 @@ def export_version(settings: Settings, dataset: str, version: str, target: str |
 
     An existing target is an error; ``overwrite`` replaces only an unchanged earlier export of the Studio.
     """
-    from engine.data.exports import csv_text, jsonl_text
     from engine.data.hub import save_hf
+    from engine.qa.exports import csv_text, jsonl_text
     from engine.write_policy import check_export_target, publish_file
 
     target = Path(target).expanduser()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.qa.schema import QARecord
 
 Embed = Callable[[list[str]], list[list[float]]]
 

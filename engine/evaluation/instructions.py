@@ -9,11 +9,46 @@ SQuAD token F1.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.errors import InputError
 from engine.evaluation.metrics import exact_match, f1
 from engine.models.generation import SamplingSpec
+from engine.rag.documents import load_jsonl_records
+
+DOLLY_SYSTEM = "Answer the instruction. Use the context when there is one."
+
+
+@dataclass(frozen=True)
+class Example:
+    """Chat messages up to the user's last turn (without the answer), the answer, and where it came from."""
+
+    messages: tuple[dict, ...]
+    answer: str
+    source: str
+    id: str
+    complete: bool = True  # False: the answer was cut off, so no end-of-turn token is learned after it
+
+
+def dolly_examples(
+    path: str | Path, categories: tuple[str, ...] = (), exclude_ids: Sequence[str] = ()
+) -> list[Example]:
+    """Dolly instructions as examples; ids are ``dolly-<n>`` with n the record's 0-based position in the file."""
+    records = load_jsonl_records(path, required=("instruction", "response"))
+    known = {str(r.get("category", "")) for r in records}
+    if unknown := [c for c in categories if c not in known]:
+        raise InputError(f"{Path(path).name} has no category {', '.join(unknown)}: use {', '.join(sorted(known))}.")
+    excluded, examples = set(exclude_ids), []
+    for n, r in enumerate(records):
+        if (categories and r.get("category") not in categories) or f"dolly-{n}" in excluded:
+            continue
+        context = str(r.get("context") or "").strip()
+        user = r["instruction"].strip() + (f"\n\nContext:\n{context}" if context else "")
+        messages = ({"role": "system", "content": DOLLY_SYSTEM}, {"role": "user", "content": user})
+        examples.append(Example(messages, r["response"].strip(), "dolly", f"dolly-{n}"))
+    return examples
 
 
 @dataclass(frozen=True)
@@ -33,8 +68,8 @@ class InstructionSpec:
 
 def run_instructions(spec: InstructionSpec, generator, settings):
     """Answer the category's records with ``generator`` (greedy) and score them: an EvalResult."""
-    from engine.evaluation.runner import EvalResult, resolve_data
-    from engine.finetune.examples import dolly_examples
+    from engine.evaluation.qa_sets import resolve_data
+    from engine.evaluation.runner import EvalResult
 
     examples = dolly_examples(resolve_data(spec.data, settings), categories=(spec.category,))[: spec.limit]
     if not examples:

@@ -249,31 +249,6 @@ def generate_in_slices(generator, prompts, sampling, batch_size: int, on_progres
     return texts
 
 
-def judge_experiment(
-    generator,
-    result,
-    a: str,
-    b: str,
-    batch_size: int = 8,
-    spec: JudgeSpec = DEFAULT_JUDGE,
-    with_reference: bool = True,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> JudgeResult:
-    """Judge variant ``a`` against ``b`` of an ExperimentResult, item by item (the rows are paired by
-    position, which :func:`engine.ab.results.check_paired` guarantees); the gold answer is the reference
-    when ``with_reference``."""
-    from engine.ab.judging import check_pair
-    from engine.ab.results import check_paired
-
-    check_pair(result, a, b)
-    check_paired(result)
-    rows_a, rows_b = result.variants[a].rows, result.variants[b].rows
-    items = [(ra["question"], str(ra["prediction"]), str(rb["prediction"]), str(ra["gold"]) if with_reference else "")
-             for ra, rb in zip(rows_a, rows_b, strict=True)]  # fmt: skip
-    ids = [str(r["item_id"]) for r in rows_a]
-    return judge_pairs(generator, items, batch_size, spec, a, b, ids, on_progress)
-
-
 def load_judge(spec: JudgeSpec = DEFAULT_JUDGE, settings=None):
     """A Generator for the judge's model (the bundled model when ``spec.model`` is empty)."""
     from engine.models.generation import load_generator

@@ -9,22 +9,13 @@ a/an/the, collapse white space. HotpotQA adds one rule to F1: if either side is
 from __future__ import annotations
 
 import math
-import re
-import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-PUNCTUATION = set(string.punctuation)
+from engine.text import normalize_answer, token_share
+
 SPECIAL = ("yes", "no", "noanswer")
-
-
-def normalize_answer(s: str) -> str:
-    """The official SQuAD/HotpotQA normalization."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in PUNCTUATION)
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -80,11 +71,7 @@ def ndcg_at_k(retrieved: Sequence[str], relevant: Sequence[str], k: int) -> floa
 
 def context_utilization(prediction: str, context: str) -> float:
     """Share of the answer's (normalized) tokens that occur in the retrieved text."""
-    tokens = normalize_answer(prediction).split()
-    if not tokens:
-        return 0.0
-    context_tokens = set(normalize_answer(context).split())
-    return sum(t in context_tokens for t in tokens) / len(tokens)
+    return token_share(prediction, context)
 
 
 def answer_in_context(gold: str, context: str) -> float:

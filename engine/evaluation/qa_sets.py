@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem
@@ -17,6 +18,15 @@ from engine.settings import Settings
 HOTPOTQA = "hotpotqa"  # the built-in collection's name
 HOTPOTQA_FILE = "hotpotqa-dev.jsonl"
 SPLITS = ("train", "validation", "test")
+
+
+def resolve_data(data: str, settings: Settings) -> Path:
+    path = Path(data).expanduser()
+    if not path.exists() and (settings.shared_data_dir / data).exists():
+        path = settings.shared_data_dir / data
+    if not path.is_file():
+        raise InputError(f"Evaluation data {data!r} not found (looked in the shared data folder too).")
+    return path
 
 
 @dataclass(frozen=True)
@@ -74,13 +84,12 @@ def load_qa_set(settings: Settings, ref: str, split: str = "test", limit: int | 
     name, version = parse_ref(ref)
     if name == HOTPOTQA:
         from engine.evaluation.hotpotqa import load_hotpotqa
-        from engine.evaluation.runner import resolve_data
-        from engine.finetune.splits import split_items
+        from engine.evaluation.splits import split_items
 
         path = resolve_data(version or HOTPOTQA_FILE, settings)
         items = split_items(path, settings, split) if split else load_hotpotqa(path)
         return QASet(HOTPOTQA, path.name, split, items[:limit])
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
 
     store = DatasetStore(settings)
     version = version or store.versions(name)[0].id
@@ -92,6 +101,6 @@ def load_qa_set(settings: Settings, ref: str, split: str = "test", limit: int | 
 
 def qa_set_names(settings: Settings) -> list[str]:
     """The QA sets a page can offer: the built-in HotpotQA collection, then every saved dataset."""
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
 
     return [HOTPOTQA, *DatasetStore(settings).datasets()]

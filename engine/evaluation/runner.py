@@ -12,11 +12,11 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
+from engine.evaluation.qa_sets import load_qa_set, resolve_data
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
 from engine.rag.prompt import AUTO, STYLES, PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
@@ -80,27 +80,16 @@ class EvalResult:
     run_id: str | None = None
 
 
-def resolve_data(data: str, settings: Settings) -> Path:
-    path = Path(data).expanduser()
-    if not path.exists() and (settings.shared_data_dir / data).exists():
-        path = settings.shared_data_dir / data
-    if not path.is_file():
-        raise InputError(f"Evaluation data {data!r} not found (looked in the shared data folder too).")
-    return path
-
-
 def eval_items(spec: EvalSpec, settings: Settings) -> tuple[list[QAItem], dict]:
     """The spec's questions, and what identifies them (logged with the run)."""
     if spec.dataset:
-        from engine.evaluation.qa_sets import load_qa_set
-
         qa = load_qa_set(settings, spec.dataset, spec.split, spec.limit)
         return qa.items, {"dataset": qa.ref, "dataset_split": qa.split or "all"}
     path = resolve_data(spec.data, settings)
     identity = {"data_path": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
     if not spec.split:
         return load_hotpotqa(path, spec.limit), identity
-    from engine.finetune.splits import split_items
+    from engine.evaluation.splits import split_items
 
     return split_items(path, settings, spec.split)[: spec.limit], identity
 
@@ -115,7 +104,7 @@ def retrieval_keys(item: QAItem, hits) -> tuple[tuple[str, ...], tuple[str, ...]
 
 def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
-    from engine.finetune.adapters import prompt_for
+    from engine.rag.prompt import prompt_for
 
     return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars, spec.answer_style)
 
@@ -300,7 +289,7 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
 
     eval_items(spec, settings)  # a missing file, dataset, version or split fails before the model loads
     if spec.adapter:  # a missing adapter fails before the model loads
-        from engine.finetune.adapters import AdapterRegistry
+        from engine.models.adapters import AdapterRegistry
 
         AdapterRegistry(settings).get(spec.adapter)
     if spec.judge:

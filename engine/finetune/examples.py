@@ -7,29 +7,14 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem
-from engine.rag.documents import load_jsonl_records
+from engine.evaluation.instructions import Example
 from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
 from engine.rag.store import Hit
 
 log = logging.getLogger(__name__)
-
-DOLLY_SYSTEM = "Answer the instruction. Use the context when there is one."
-
-
-@dataclass(frozen=True)
-class Example:
-    """Chat messages up to the user's last turn (without the answer), the answer, and where it came from."""
-
-    messages: tuple[dict, ...]
-    answer: str
-    source: str
-    id: str
-    complete: bool = True  # False: the answer was cut off, so no end-of-turn token is learned after it
-
 
 SOURCES = ("gold", "retrieved")
 
@@ -175,25 +160,6 @@ def top_with_gold(item: QAItem, ranked: Sequence[Hit], k: int) -> list[tuple[str
     # The evidence outranks the weakest distractors; with fewer of those than gold, there are more than k.
     dropped = [p for p in reversed(top) if p[0] not in item.supporting_titles][: len(missing)]
     return [p for p in top if p not in dropped] + missing
-
-
-def dolly_examples(
-    path: str | Path, categories: tuple[str, ...] = (), exclude_ids: Sequence[str] = ()
-) -> list[Example]:
-    """Dolly instructions as examples; ids are ``dolly-<n>`` with n the record's 0-based position in the file."""
-    records = load_jsonl_records(path, required=("instruction", "response"))
-    known = {str(r.get("category", "")) for r in records}
-    if unknown := [c for c in categories if c not in known]:
-        raise InputError(f"{Path(path).name} has no category {', '.join(unknown)}: use {', '.join(sorted(known))}.")
-    excluded, examples = set(exclude_ids), []
-    for n, r in enumerate(records):
-        if (categories and r.get("category") not in categories) or f"dolly-{n}" in excluded:
-            continue
-        context = str(r.get("context") or "").strip()
-        user = r["instruction"].strip() + (f"\n\nContext:\n{context}" if context else "")
-        messages = ({"role": "system", "content": DOLLY_SYSTEM}, {"role": "user", "content": user})
-        examples.append(Example(messages, r["response"].strip(), "dolly", f"dolly-{n}"))
-    return examples
 
 
 def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) -> list[Example]:

@@ -4,18 +4,12 @@ function, and the pre-flight plan (memory and time) shown before it starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from engine.errors import InputError
-from engine.evaluation.runner import resolve_data
+from engine.evaluation.qa_sets import resolve_data
 from engine.finetune.spec import TrainSpec
+from engine.qa.versions import file_identity
 from engine.settings import Settings
-
-
-def file_identity(path: Path) -> dict:
-    import hashlib
-
-    return {"name": path.name, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True,
@@ -29,8 +23,9 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     estimates). Questions ranked among their own paragraphs and the base model's answers are made
     as training reaches them; the rest, and any question whose prompt might not fit, now.
     """
+    from engine.evaluation.instructions import dolly_examples
     from engine.finetune.encoding import drop_too_long
-    from engine.finetune.examples import dolly_examples, mix
+    from engine.finetune.examples import mix
     from engine.finetune.preparation import BLOCK, LazyRows, entries, preparer
 
     say = report or (lambda fraction, message: None)
@@ -147,8 +142,8 @@ def source_retriever(spec: TrainSpec, items, settings: Settings):
 
 def generated_pool(spec: TrainSpec, settings: Settings):
     """Grounded examples from a dataset version's training split (all of it when it is not split)."""
-    from engine.data.versions import DatasetStore
     from engine.finetune.examples import record_examples
+    from engine.qa.versions import DatasetStore
 
     store = DatasetStore(settings)
     name, _, version = spec.qa_dataset.strip().partition("@")
@@ -162,7 +157,7 @@ def generated_pool(spec: TrainSpec, settings: Settings):
 
 def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Settings) -> None:
     """Name the dataset versions a training run used as its MLflow inputs (digest: the version id)."""
-    from engine.data.versions import DatasetStore, log_dataset_input
+    from engine.qa.versions import DatasetStore, log_dataset_input
 
     store = DatasetStore(settings)
     for d in datasets:
@@ -262,7 +257,8 @@ def lora_model(loaded, spec: TrainSpec, settings: Settings):
     if not spec.start_from:
         return get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config)), detect_targets(
             loaded.model.config, spec.lora)  # fmt: skip
-    from engine.finetune.adapters import AdapterRegistry, continue_adapter
+    from engine.finetune.continued import continue_adapter
+    from engine.models.adapters import AdapterRegistry
 
     model = continue_adapter(loaded, AdapterRegistry(settings).get(spec.start_from))
     modules = model.peft_config["default"].target_modules

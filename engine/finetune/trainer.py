@@ -117,11 +117,11 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     """:func:`train` once the adapter name is claimed and its run folder is ready."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
-    from engine.finetune.adapters import AdapterRegistry
     from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
     from engine.finetune.encoding import Collator
     from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
     from engine.finetune.lora import summarize
+    from engine.models.adapters import AdapterRegistry
     from engine.tracking import TRAINING
 
     registry = AdapterRegistry(settings)

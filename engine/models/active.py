@@ -36,7 +36,7 @@ def active_spec(settings: Settings):
     """The saved choice as a model spec (the default model's preset for a model given by source). A model
     path or an adapter that is no longer there falls back to the default model, without that adapter."""
     from engine.errors import InputError
-    from engine.finetune.adapters import AdapterRegistry
+    from engine.models.adapters import AdapterRegistry
     from engine.models.catalog import default_spec
     from engine.models.spec import spec_for
 
@@ -52,7 +52,7 @@ def active_spec(settings: Settings):
 def set_active(settings: Settings, model: str = "", adapter: str = "") -> ActiveChoice:
     """Save the choice (an adapter must exist in the registry)."""
     if adapter:
-        from engine.finetune.adapters import AdapterRegistry
+        from engine.models.adapters import AdapterRegistry
 
         AdapterRegistry(settings).get(adapter)  # NotFoundError names the registered ones
     choice = ActiveChoice(model.strip(), adapter.strip())

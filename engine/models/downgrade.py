@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from engine.memory import Footprint, MemoryReading
+from engine.machine import Footprint, MemoryReading
 
 LADDER = ("float32", "bfloat16", "int8", "nf4")
 BUDGET_SHARE = {"low": 0.8, "moderate": 0.8, "high": 0.5, "critical": 0.0}

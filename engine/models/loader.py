@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InputError, first_line
+from engine.models.adapters import AdapterInfo, AdapterRegistry, check_base, read_info
 from engine.models.spec import (
     TORCH_QUANTIZATIONS,
     ModelSpec,
@@ -130,8 +131,6 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
     prepare_tokenizer(tokenizer)
     loaded = LoadedModel(spec, model, tokenizer, device, time.perf_counter() - start, from_cache)
     if spec.adapter:
-        from engine.finetune.adapters import AdapterRegistry, apply_adapter
-
         loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
     if spec.quantization in TORCH_QUANTIZATIONS:  # after an adapter is merged in: these layers take no LoRA
         from engine.models.quantize import quantize_model
@@ -146,3 +145,24 @@ def prepare_tokenizer(tokenizer) -> None:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+
+
+def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = True):
+    """``loaded.model`` with the adapter applied, in eval mode; merged into the weights by default.
+
+    The adapter's layers are injected into ``loaded.model`` itself (and merged into its weights):
+    pass a model that nobody else uses, never the shared generator's.
+    """
+    from peft import PeftModel
+
+    path = info_or_path.path if isinstance(info_or_path, AdapterInfo) else Path(info_or_path).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise InputError(f"{path} is not a saved adapter (no adapter_config.json).")
+    info = info_or_path if isinstance(info_or_path, AdapterInfo) else read_info(path)
+    check_base(info, loaded)
+    with LOADING:  # PEFT builds layers too: keep clear of a model load in another thread
+        model = PeftModel.from_pretrained(loaded.model, str(info.path))
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model

@@ -10,7 +10,6 @@ restart, and an answer being written finishes on the model it started with.
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from engine.memory import GB, read_memory, trim_heap
+from engine.machine import GB, read_memory, release_memory
 from engine.models.spec import ModelSpec
 
 
@@ -34,17 +33,6 @@ def model_bytes(model) -> int:
         if hasattr(module, "_packed_params") and callable(getattr(module, "weight", None)):
             total += module.weight().numel()
     return total
-
-
-def release_memory() -> None:
-    """Give freed memory back: collect cycles, empty the CUDA cache, and trim glibc's heap (Linux)."""
-    gc.collect()
-    with contextlib.suppress(Exception):
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    trim_heap()
 
 
 @dataclass

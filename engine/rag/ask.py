@@ -60,7 +60,7 @@ def ask_model_spec(model: str = "", adapter: str = "", settings: Settings | None
 
 def ask_template(question: str, spec: AskSpec, settings: Settings) -> PromptTemplate:
     """The prompt for ``question``: the adapter's (or the default few-shot one), in the chosen style."""
-    from engine.finetune.adapters import prompt_for
+    from engine.rag.prompt import prompt_for
 
     template = prompt_for(settings, spec.adapter, max_source_chars=spec.max_source_chars)
     trained = trained_style(settings, spec.adapter)

@@ -74,7 +74,7 @@ class Embedder:
         with LOADING:
             was_loaded, self._encoder = self._encoder is not None, None
         if was_loaded:
-            from engine.models.manager import release_memory
+            from engine.machine import release_memory
 
             release_memory()
         return was_loaded

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.evaluation.metrics import normalize_answer
 from engine.rag.prompt import FENCE, HEADING, TABLE_RULE, markdown_text
 from engine.rag.store import Hit
+from engine.text import normalize_answer
 
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 STOP_WORDS = frozenset(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from engine.machine import snapshot
 from engine.rag.pipeline import RagAnswer
-from engine.resources import snapshot
 from engine.tracking import QUERY, Tracker
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.memory import trim_heap
+from engine.machine import trim_heap
 from engine.rag.chunking import ChunkSpec, iter_chunks
 from engine.rag.documents import Document, StreamedDocument, load_documents, parse_upload
 from engine.rag.estimate import IngestEstimate, estimate

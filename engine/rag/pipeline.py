@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.errors import InputError
-from engine.evaluation.metrics import context_utilization, normalize_answer
 from engine.models.generation import Generator, SamplingSpec
 from engine.rag.prompt import PromptTemplate, cited_numbers
 from engine.rag.store import Hit
+from engine.text import normalize_answer, token_share
 
 DEFAULT_SAMPLING = SamplingSpec(max_new_tokens=32, stop=("\n",))
 
@@ -91,7 +91,7 @@ def find_citations(raw: str, answer: str, hits: Sequence[Hit], question: str = "
     content = " ".join(w for w in normalize_answer(answer).split() if w not in asked)
     if not content:
         return ()
-    return tuple(n for n, h in enumerate(hits, start=1) if context_utilization(content, h.text) >= 0.5)
+    return tuple(n for n, h in enumerate(hits, start=1) if token_share(content, h.text) >= 0.5)
 
 
 class RagPipeline:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from engine.errors import InputError
 from engine.rag.store import Hit
+from engine.settings import Settings
 
 SYSTEM = "Answer the question from the sources with a short answer of a few words, not a sentence."
 EVIDENCE_SYSTEM = (
@@ -254,3 +255,23 @@ def whole_sentences(text: str) -> str:
 def cited_numbers(text: str) -> list[int]:
     """The source numbers the model cited as [n], in order, without repeats."""
     return list(dict.fromkeys(int(n) for n in CITATION.findall(text)))
+
+
+def prompt_for(
+    settings: Settings, adapter: str = "", prompt: str = "", max_source_chars: int | None = None, answer_style: str = ""
+):
+    """The prompt template to ask with: ``prompt`` (few-shot / zero-shot) when given, else the one
+    the adapter was trained with, else few-shot; sources cut and answers styled as the adapter saw
+    them in training (unless given)."""
+    from engine.models.adapters import AdapterRegistry  # the registry reads the disk: only when asked
+
+    trained = AdapterRegistry(settings).get(adapter) if adapter else None
+    prompt = prompt or (trained.prompt if trained else "") or "few-shot"
+    rag = trained.train.get("rag", {}) if trained else {}
+    if max_source_chars is None:
+        max_source_chars = rag.get("max_source_chars", PromptTemplate.max_source_chars)
+    answer_style = answer_style or rag.get("answer_style", PromptTemplate.answer_style)
+    if answer_style == AUTO:
+        answer_style = "short"  # each question is styled by its caller (engine.rag.styles.question_template)
+    examples = () if prompt == "zero-shot" else PromptTemplate().examples
+    return PromptTemplate(examples=examples, max_source_chars=max_source_chars, answer_style=answer_style)

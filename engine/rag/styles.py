@@ -101,7 +101,7 @@ def trained_style(settings, adapter: str) -> str:
     """The answer style the registry's ``adapter`` was trained for ("" without an adapter)."""
     if not adapter.strip():
         return ""
-    from engine.finetune.adapters import AdapterRegistry
+    from engine.models.adapters import AdapterRegistry
 
     return style_of(AdapterRegistry(settings).get(adapter.strip()))
 

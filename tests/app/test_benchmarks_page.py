@@ -7,8 +7,8 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
-from engine.evaluation.bench_runs import degradation, log_matrix
-from engine.evaluation.benchmark import BenchSpec
+from engine.benchmark.matrix import BenchSpec
+from engine.benchmark.runs import degradation, log_matrix
 from engine.settings import ROOT
 
 TIMEOUT = 300

@@ -2,7 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
-from engine.data.versions import DatasetStore
+from engine.qa.versions import DatasetStore
 from engine.settings import ROOT
 
 PAGE = str(ROOT / "pages" / "4_Datasets.py")

@@ -2,12 +2,12 @@
 
 from streamlit.testing.v1 import AppTest
 
-from engine.data.versions import DatasetStore
-from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import train
+from engine.models.adapters import AdapterRegistry
 from engine.models.catalog import default_spec
+from engine.qa.versions import DatasetStore
 from engine.settings import ROOT
 from tests.engine.test_loop import saved_adapter
 

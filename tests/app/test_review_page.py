@@ -4,9 +4,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from engine.data.records import read_records
 from engine.data.review import load_decisions
-from engine.data.versions import DatasetStore
+from engine.qa.records import read_records
+from engine.qa.versions import DatasetStore
 from engine.settings import ROOT
 
 PAGE = str(ROOT / "pages" / "4_Datasets.py")

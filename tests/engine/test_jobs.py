@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from engine import job_worker, jobs
+from engine import jobs
 from engine.errors import InputError, NotFoundError
+from engine.jobs import worker as job_worker
 from engine.settings import ROOT, Settings
 
 
@@ -143,7 +144,7 @@ def test_list_jobs_newest_first_and_by_kind(settings):
 
 def test_kind_registered_at_run_time_reaches_the_worker(settings, monkeypatch):
     monkeypatch.setattr(jobs, "JOB_KINDS", dict(jobs.JOB_KINDS))
-    jobs.register_kind("nap", "engine.job_worker:sleep_task")
+    jobs.register_kind("nap", "engine.jobs.worker:sleep_task")
     with pytest.raises(InputError):
         jobs.register_kind("bad", "no-colon")
     job = jobs.start_job("nap", {"seconds": 0, "steps": 1}, settings)

@@ -12,11 +12,11 @@ import pytest
 
 from engine.data.augment import AugmentSpec
 from engine.data.steps import hard_case_version
-from engine.data.versions import DatasetStore
 from engine.errors import InputError, NotFoundError
-from engine.finetune.adapters import AdapterRegistry
 from engine.loop import STEPS, LoopSpec, list_loops, misses_args, read_loop, run_loop, start_loop, step_rows
 from engine.models.active import read_active
+from engine.models.adapters import AdapterRegistry
+from engine.qa.versions import DatasetStore
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +100,8 @@ def test_bad_loops_are_clear_errors(settings, tmp_path):
 
 
 def test_a_collection_whose_people_answer_in_sentences_is_trained_and_asked_in_sentences(settings, tmp_path):
-    from engine.data.schema import QARecord
-    from engine.loop_steps import collection_style, eval_spec
+    from engine.loop.steps import collection_style, eval_spec
+    from engine.qa.schema import QARecord
 
     short = [QARecord(f"Who wrote book {n}?", "Jane Austen") for n in range(5)]
     long = [QARecord(f"Why did the fair happen {n}?", "It happened because the city wanted to show its "
@@ -126,7 +126,7 @@ def saved_adapter(settings, name: str, base: dict, f1: float, dataset: str = "",
 
 
 def test_the_loop_continues_the_best_hotpotqa_adapter_that_fits_the_collections_answers(settings, tmp_path):
-    from engine.loop_steps import starting_adapter
+    from engine.loop.steps import starting_adapter
     from engine.models.catalog import default_spec
 
     base = dict(vars(default_spec()))

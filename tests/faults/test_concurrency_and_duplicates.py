@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.qa.schema import QARecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,7 +136,7 @@ def test_an_import_with_a_repeated_id_is_refused_naming_both_lines(settings, rep
 
 def test_dedupe_keeps_the_first_record_of_an_id_and_lists_the_dropped_line(settings, repeated_file) -> None:
     from engine.data.steps import import_source
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
 
     before = snapshot(repeated_file.parent)
     manifest, result = import_source(settings, "shared-ids", repeated_file, dedupe=True)
@@ -187,8 +187,8 @@ def test_the_cli_import_refuses_repeats_with_status_2_and_dedupes_on_request(set
 def test_diff_names_the_record_that_changed_or_went(settings) -> None:
     """A version that holds one id twice (a file's own ids, saved before imports refused repeats): the diff
     matched on the id alone, so it named the wrong one of the two as removed. Now it matches id and content."""
-    from engine.data.summary import diff
-    from engine.data.versions import DatasetStore
+    from engine.qa.summary import diff
+    from engine.qa.versions import DatasetStore
 
     store = DatasetStore(settings)
     hamlet = QARecord("Who wrote Hamlet?", "Shakespeare", id="q-1")

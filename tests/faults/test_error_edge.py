@@ -81,8 +81,8 @@ def test_datasets_adapters_experiments_and_rating_sessions_use_the_same_rule(set
     from engine.ab.spec import VariantSpec
     from engine.data import steps
     from engine.data.generation import GenerationSpec
-    from engine.data.versions import check_dataset_name
-    from engine.finetune.adapters import check_name as check_adapter_name
+    from engine.models.adapters import check_name as check_adapter_name
+    from engine.qa.versions import check_dataset_name
     from engine.rag.store import check_name as check_kb_name
     from engine.ratings import default_store
     from engine.ratings.sources import session_from_runs
@@ -235,7 +235,7 @@ def disk_on_fire(*args, **kwargs):
 
 def test_an_unexpected_error_at_the_command_line_is_one_line_and_a_log(settings, monkeypatch, capsys):
     from engine.cli import main
-    from engine.finetune.adapters import AdapterRegistry
+    from engine.models.adapters import AdapterRegistry
 
     monkeypatch.setattr(AdapterRegistry, "list", disk_on_fire)
     assert main(["adapters", "list"]) == 2
@@ -247,8 +247,8 @@ def test_an_unexpected_error_at_the_command_line_is_one_line_and_a_log(settings,
 
 def test_an_unexpected_error_in_a_job_fails_it_with_one_line_and_a_log(settings, monkeypatch):
     from engine import jobs
-    from engine.data.versions import DatasetStore
-    from engine.job_worker import run_job
+    from engine.jobs.worker import run_job
+    from engine.qa.versions import DatasetStore
 
     monkeypatch.setattr(DatasetStore, "load", disk_on_fire)
     job_id = "20990101-000000-abcdef"

@@ -117,7 +117,7 @@ def test_the_datasets_page_export_leaves_the_users_folder(settings, dataset, hom
 
 
 def test_an_adapter_merge_into_a_users_folder_is_refused_before_any_load(settings, home, monkeypatch):
-    from engine.finetune import adapters
+    from engine.models import adapters, export
 
     def no_load(*_a, **_k):
         raise AssertionError("the model was loaded before the target was checked")
@@ -127,7 +127,7 @@ def test_an_adapter_merge_into_a_users_folder_is_refused_before_any_load(setting
     registry = adapters.AdapterRegistry(settings)
     for overwrite in (False, True):
         with pytest.raises(InputError, match=str(home)):
-            adapters.merge_export(registry, "someadapter", home, settings, overwrite=overwrite)
+            export.merge_export(registry, "someadapter", home, settings, overwrite=overwrite)
     assert snapshot(home.parent) == before
 
 

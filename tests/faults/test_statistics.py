@@ -72,8 +72,8 @@ def test_the_mcnemar_sample_size_reaches_the_power_of_the_exact_test(p01, p10, a
 
 def _callers():
     from engine.ab.recommend import mean_interval
-    from engine.evaluation.bench_runs import degradation
-    from engine.evaluation.selection import Candidate, select_config
+    from engine.benchmark.runs import degradation
+    from engine.benchmark.selection import Candidate, select_config
     from engine.stats import bootstrap_mean, compare_paired, paired_bootstrap
 
     def select(scores):

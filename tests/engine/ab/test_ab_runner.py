@@ -12,7 +12,7 @@ from engine.ab.runner import experiment_items, plan_parallel, run_experiment
 from engine.ab.spec import ExperimentSpec, VariantSpec
 from engine.cli import main
 from engine.errors import InputError, StudioError
-from engine.memory import MemoryReading
+from engine.machine import MemoryReading
 from engine.tracking import AB
 
 
@@ -125,8 +125,8 @@ def test_cancelling_between_variants_keeps_nothing(settings):
 
 
 def test_dataset_version_items(settings):
-    from engine.data.schema import Context, QARecord
-    from engine.data.versions import DatasetStore
+    from engine.qa.schema import Context, QARecord
+    from engine.qa.versions import DatasetStore
 
     records = [QARecord(f"Question {i}?", f"answer {i}", (Context("T", f"Passage {i}."),),
                         metadata={"split": "test" if i % 2 else "train"}) for i in range(6)]  # fmt: skip
@@ -201,7 +201,7 @@ def real_job(tmp_path_factory, session_settings):
 
 
 def test_a_real_experiment_pairs_both_variants_on_the_same_items(real_job):
-    from engine.finetune.splits import split_items
+    from engine.evaluation.splits import split_items
 
     settings, state, log = real_job
     result = load_result(state.result["id"], settings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.data.schema import Context, QARecord
 from engine.evaluation.hotpotqa import load_hotpotqa
+from engine.qa.schema import Context, QARecord
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ from engine.data.augment import (
     shuffle_contexts,
     typo_noise,
 )
-from engine.data.schema import Context, QARecord, record_id
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.qa.schema import Context, QARecord, record_id
 
 SPLITS = ("train", "validation", "test")
 NO_MODEL = ("distractors", "shuffle", "typos")

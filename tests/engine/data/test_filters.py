@@ -9,7 +9,8 @@ import random
 import pytest
 
 from engine.data.filters import NAMES, Candidate, FilterSpec, apply_filters, copy_share, duplicate_scores
-from engine.data.spans import find_spans, pick_spans
+from engine.data.questions import pick_spans
+from engine.data.spans import find_spans
 from engine.errors import InputError
 
 PASSAGE = (

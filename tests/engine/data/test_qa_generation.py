@@ -9,8 +9,8 @@ import pytest
 from engine.data.filters import NAMES, FilterSpec
 from engine.data.generation import GenerationSpec, WorkFolder, generate_qa
 from engine.data.questions import clean_question, question_messages, question_stem, span_sentence
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
+from engine.qa.versions import DatasetStore
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.data.commands import main as data_main
+from engine.cli.data import main as data_main
 from engine.data.review import (
     Decision,
     apply_review,
@@ -20,9 +20,9 @@ from engine.data.review import (
     save_review,
     table_changes,
 )
-from engine.data.schema import QARecord
-from engine.data.versions import DatasetStore
 from engine.errors import InputError, NotFoundError
+from engine.qa.schema import QARecord
+from engine.qa.versions import DatasetStore
 
 
 @pytest.fixture

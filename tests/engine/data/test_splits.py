@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 import engine.data.splits as splits_module
-from engine.data.schema import QARecord
 from engine.data.splits import SPLITS, SplitSpec, check_leakage, split_records
 from engine.errors import InputError
+from engine.qa.schema import QARecord
 
 N_RECORDS = 300
 

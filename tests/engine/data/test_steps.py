@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from engine.cli.data import main as data_main
 from engine.data import steps
 from engine.data.augment import AugmentSpec
-from engine.data.commands import main as data_main
 from engine.data.splits import SplitSpec
-from engine.data.summary import diff
 from engine.data.topics import TopicSpec
-from engine.data.versions import DatasetStore
 from engine.errors import InputError, NotFoundError
+from engine.qa.summary import diff
+from engine.qa.versions import DatasetStore
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from engine.data.schema import QARecord
 from engine.data.topics import Topics, TopicSpec, cluster_topics, ctfidf, label_records
 from engine.errors import InputError
+from engine.qa.schema import QARecord
 
 N_RECORDS = 200
 

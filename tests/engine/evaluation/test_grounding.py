@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from engine.data.records import read_records
-from engine.data.schema import NO_GOLD, QARecord
 from engine.data.steps import import_source
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from engine.evaluation.grounding import grounding_messages, judge_grounding, read_support
 from engine.evaluation.qa_sets import load_qa_set
 from engine.evaluation.runner import EvalSpec, aggregate, format_table, run_evaluation
+from engine.qa.records import read_records
+from engine.qa.schema import NO_GOLD, QARecord
+from engine.qa.versions import DatasetStore
 
 
 def test_replies_read_as_supported_or_not() -> None:

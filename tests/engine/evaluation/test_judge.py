@@ -6,9 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from engine.ab.judging import judge_experiment
 from engine.ab.results import ExperimentResult, VariantResult
 from engine.errors import InputError
-from engine.evaluation.judge import JudgeSpec, judge_experiment, judge_from_texts, judge_messages, judge_pairs
+from engine.evaluation.judge import JudgeSpec, judge_from_texts, judge_messages, judge_pairs
 from engine.evaluation.verdicts import combine, parse_verdict, read_verdict
 
 

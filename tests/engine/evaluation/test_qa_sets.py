@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from engine.evaluation.qa_sets import load_qa_set, parse_ref
 from engine.evaluation.runner import EvalSpec, run_evaluation
-from engine.finetune.splits import split_items
+from engine.evaluation.splits import split_items
+from engine.qa.versions import DatasetStore
 from engine.settings import ROOT
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InputError
+from engine.evaluation.instructions import dolly_examples
 from engine.finetune.distill import cache_file, self_answers
 from engine.finetune.encoding import IGNORE, end_token_id, tokenize_all
-from engine.finetune.examples import MixSpec, dolly_examples
+from engine.finetune.examples import MixSpec
 from engine.finetune.spec import TrainSpec
 from engine.models.generation import SamplingSpec
 

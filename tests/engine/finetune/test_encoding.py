@@ -6,9 +6,10 @@ import pytest
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.evaluation.instructions import dolly_examples
+from engine.evaluation.splits import split_items
 from engine.finetune.encoding import IGNORE, Collator, drop_too_long, end_token_id, tokenize, tokenize_all
-from engine.finetune.examples import RagExampleSpec, dolly_examples, rag_examples
-from engine.finetune.splits import split_items
+from engine.finetune.examples import RagExampleSpec, rag_examples
 
 
 @pytest.fixture(scope="module")

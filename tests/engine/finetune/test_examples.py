@@ -10,12 +10,11 @@ import pytest
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.evaluation.instructions import DOLLY_SYSTEM, dolly_examples
 from engine.finetune.examples import (
-    DOLLY_SYSTEM,
     Example,
     MixSpec,
     RagExampleSpec,
-    dolly_examples,
     mix,
     rag_examples,
     shown_evidence,
@@ -268,8 +267,8 @@ def test_trained_per_question_a_descriptive_question_gets_the_sentences_prompt(i
 
 
 def test_trained_for_sentences_every_answer_is_the_sources_sentences_that_hold_it(items):
-    from engine.data.schema import Context, QARecord
     from engine.finetune.examples import record_examples
+    from engine.qa.schema import Context, QARecord
     from engine.rag.prompt import SENTENCES_SYSTEM
 
     spec = RagExampleSpec(answer_style="sentences")

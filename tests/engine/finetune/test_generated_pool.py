@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from engine.data.records import normalize_hotpotqa
-from engine.data.versions import DatasetStore
 from engine.errors import InputError
 from engine.finetune.examples import MixSpec, RagExampleSpec, record_examples
 from engine.finetune.inputs import generated_pool, log_dataset_inputs
 from engine.finetune.spec import TrainSpec
+from engine.qa.records import normalize_hotpotqa
+from engine.qa.versions import DatasetStore
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_a_preset_is_its_changes_and_overrides_change_only_what_they_name():
 def test_the_train_command_reads_a_start_adapter_and_every_trained_style():
     import argparse
 
-    from engine.finetune.commands import add_train_arguments, train_spec
+    from engine.cli.finetune import add_train_arguments, train_spec
 
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)

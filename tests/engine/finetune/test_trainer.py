@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file
 
 from engine import jobs
-from engine.data.versions import DatasetStore
 from engine.errors import InputError, NotFoundError
-from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.runs import last_checkpoint, run_dir_for
 from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import train
+from engine.models.adapters import AdapterRegistry
+from engine.qa.versions import DatasetStore
 from engine.tracking import TRAINING
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
-from engine.finetune.adapters import AdapterRegistry
 from engine.models.active import ACTIVE_FILE, active_spec, read_active, set_active
+from engine.models.adapters import AdapterRegistry
 from engine.models.catalog import default_spec
 from engine.rag.ask import ask_model_spec
-from tests.engine.finetune.test_adapters import FakePeft, meta
+from tests.engine.models.test_adapters import FakePeft, meta
 
 
 def test_nothing_saved_is_the_default_model(settings) -> None:

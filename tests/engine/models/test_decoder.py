@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from engine.evaluation.speed import forced_generate, rag_prompts
+from engine.benchmark.speed import forced_generate, rag_prompts
 from engine.models.decoder import FastDecoder, chooser, unsupported
 from engine.models.generation import SamplingSpec, load_generator
 from engine.models.quantize import Int4WeightLinear

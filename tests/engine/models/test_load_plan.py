@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InputError
-from engine.memory import MemoryReading
+from engine.machine import MemoryReading
 from engine.models.catalog import BUNDLED, CatalogEntry
 from engine.models.preflight import footprints, model_shape, plan_for, precision_of, with_precision
 from engine.models.spec import DEFAULT_MODEL, ModelSpec

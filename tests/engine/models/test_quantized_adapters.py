@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.finetune.adapters import AdapterRegistry
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.spec import TrainSpec
 from engine.finetune.trainer import train
+from engine.models.adapters import AdapterRegistry
 from engine.models.loader import load_model
 from engine.models.quantize import quantize_model
 from engine.models.spec import DEFAULT_MODEL

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.appserver import free_port
 from engine.rag.chunking import Chunk
 from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings
+from tests.support.appserver import free_port
 
 
 @pytest.fixture

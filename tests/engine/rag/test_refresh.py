@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.schema import Context, QARecord
+from engine.data.knowledge import documents_from_records, refresh_job
 from engine.errors import InputError
+from engine.qa.schema import Context, QARecord
 from engine.rag.chunking import ChunkSpec, chunk_document, chunk_documents
 from engine.rag.documents import Document
 from engine.rag.refresh import (
@@ -18,8 +19,6 @@ from engine.rag.refresh import (
     DOC_HASH,
     RefreshReport,
     document_hash,
-    documents_from_records,
-    refresh_job,
     refresh_kb,
 )
 from engine.rag.store import KnowledgeBaseStore
@@ -209,8 +208,8 @@ def test_refresh_job_needs_exactly_one_source(settings) -> None:
 
 @pytest.mark.slow
 def test_refresh_job_from_a_file_and_from_a_dataset_version(settings, embedder, wiki_rows, shared_data, tmp_path):
-    from engine.data.versions import DatasetStore
     from engine.evaluation.hotpotqa import load_hotpotqa
+    from engine.qa.versions import DatasetStore
 
     path = tmp_path / "wiki.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in wiki_rows[:8]), encoding="utf-8")

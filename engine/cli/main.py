@@ -9,11 +9,11 @@ import argparse
 import logging
 import sys
 
+from engine.cli.finetune import add_train_arguments, run_train
+from engine.cli.measure import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
+from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
 from engine.errors import InputError, exit_status
-from engine.finetune.commands import add_train_arguments, run_train
 from engine.loop import add_loop_arguments, run_loop_command
-from engine.measure_commands import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
-from engine.rag.commands import add_ingest_arguments, run_ingest, run_kbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,7 +159,8 @@ def run_ask(a) -> int:
 def run_adapters(a) -> int:
     from pathlib import Path
 
-    from engine.finetune.adapters import AdapterRegistry, merge_export
+    from engine.models.adapters import AdapterRegistry
+    from engine.models.export import merge_export
     from engine.settings import load_settings
 
     settings = load_settings()
@@ -190,11 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")  # see engine.allocator
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
-        from engine.job_worker import main_job
+        from engine.jobs.worker import main_job
 
         return main_job(argv[1:])
     if argv[:1] == ["data"]:
-        from engine.data.commands import main as main_data
+        from engine.cli.data import main as main_data
 
         return main_data(argv[1:])
     a = parser().parse_args(argv)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from engine.benchmark.regression import METRICS, Regression, compare_runs, parse_thresholds, regressions
 from engine.errors import InputError
-from engine.evaluation.regression import METRICS, Regression, compare_runs, parse_thresholds, regressions
 
 BASELINE = {
     "float32": {"decode_tok_s": 40.0, "f1": 36.0, "em": 25.0, "peak_rss_gb": 2.0, "ttft_s": 0.5},

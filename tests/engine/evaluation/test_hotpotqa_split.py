@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.evaluation.hotpotqa import load_hotpotqa
-from engine.finetune.splits import SPLIT_SIZES, hotpotqa_split, split_items
+from engine.evaluation.splits import SPLIT_SIZES, hotpotqa_split, split_items
 
 
 @pytest.fixture(scope="module")

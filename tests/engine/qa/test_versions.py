@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.records import read_records
-from engine.data.schema import QARecord
-from engine.data.summary import ANSWER_TYPES, answer_type, diff, stats
-from engine.data.versions import EXPERIMENT, DatasetStore, log_dataset_input, log_version
 from engine.errors import InputError, NotFoundError
+from engine.qa.records import read_records
+from engine.qa.schema import QARecord
+from engine.qa.summary import ANSWER_TYPES, answer_type, diff, stats
+from engine.qa.versions import EXPERIMENT, DatasetStore, log_dataset_input, log_version
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,7 +41,7 @@ def test_same_content_same_id_in_another_process_and_one_answer_changes_it(setti
     )
     # the id is a content hash: another interpreter (another hash seed) computes the same one
     code = (
-        "import sys; from engine.data.records import read_records; from engine.data.schema import content_hash;"
+        "import sys; from engine.qa.records import read_records; from engine.qa.schema import content_hash;"
         "print(content_hash(read_records(sys.argv[1]).records[:200]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}

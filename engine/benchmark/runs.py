@@ -9,8 +9,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.evaluation.benchmark import BenchSpec, environment, run_matrix
-from engine.evaluation.regression import compare_runs, parse_thresholds, regressions
+from engine.benchmark.matrix import BenchSpec, environment, run_matrix
+from engine.benchmark.regression import compare_runs, parse_thresholds, regressions
 from engine.settings import Settings, load_settings
 from engine.stats import PairedDifference, paired_bootstrap
 from engine.tracking import BENCHMARKS, Tracker
@@ -124,8 +124,8 @@ def matrix_history(tracker: Tracker, limit: int = 50):
 def selection_from(results: dict[str, dict], reference: str, tolerance: float = 1.0, objective: str = "fastest",
                    rule: str = "mean"):  # fmt: skip
     """The optimal configuration among those with per-question F1 (llama.cpp has none): speed is the
-    end-to-end tokens/s of a RAG answer, memory the peak (see engine.evaluation.selection)."""
-    from engine.evaluation.selection import Candidate, select_config
+    end-to-end tokens/s of a RAG answer, memory the peak (see engine.benchmark.selection)."""
+    from engine.benchmark.selection import Candidate, select_config
 
     candidates = [Candidate(c, tuple(r["scores"]["f1"]), r["metrics"]["e2e_tok_s"], r["metrics"]["peak_rss_gb"])
                   for c, r in results.items() if r["scores"].get("f1")]  # fmt: skip

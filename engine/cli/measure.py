@@ -63,8 +63,8 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run_bench(a) -> int:
-    from engine.evaluation.bench_runs import bench_matrix, matrix_results, selection_from
-    from engine.evaluation.benchmark import BenchSpec
+    from engine.benchmark.matrix import BenchSpec
+    from engine.benchmark.runs import bench_matrix, matrix_results, selection_from
     from engine.tracking import Tracker
     from engine.write_policy import check_export_target, publish_file
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.schema import QARecord
+from engine.qa.schema import QARecord
 
 ANSWER_TYPES = ("yes/no", "number", "date", "entity", "phrase", "long")
 LONG_WORDS = 20  # an answer of more words is "long"

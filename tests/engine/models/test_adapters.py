@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InputError, NotFoundError
-from engine.finetune.adapters import META_FILE, AdapterRegistry, apply_adapter, check_name, merge_export, read_info
 from engine.finetune.lora import LoraSpec
-from engine.models.loader import LoadedModel
+from engine.models.adapters import META_FILE, AdapterRegistry, check_name, read_info
+from engine.models.export import merge_export
+from engine.models.loader import LoadedModel, apply_adapter
 from engine.models.spec import DEFAULT_MODEL, ModelSpec
 from engine.settings import Settings
 
@@ -107,8 +108,8 @@ def test_failed_save_leaves_no_trace_and_keeps_the_old_adapter(settings) -> None
 
 
 def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_trained_with(settings) -> None:
-    from engine.finetune.adapters import prompt_for
     from engine.rag.pipeline import sampling_for
+    from engine.rag.prompt import prompt_for
 
     registry = AdapterRegistry(settings)
     rag = {"max_source_chars": 450, "answer_style": "evidence"}

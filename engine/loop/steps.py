@@ -6,6 +6,8 @@ from __future__ import annotations
 from engine.errors import InputError
 from engine.settings import Settings
 
+AUTO = "auto"  # the loop picks the adapter its training continues (loop_steps.starting_adapter)
+
 
 def ingest(spec, record, settings: Settings, report, check) -> dict:
     from engine.rag.embedder import Embedder
@@ -116,8 +118,7 @@ def baseline(spec, record, settings: Settings, report, check) -> dict:
 def starting_adapter(spec, style: str, settings: Settings) -> str:
     """The adapter the loop's training continues: the one ``spec.start_from`` names, none (""), or for ``auto``
     the best saved HotpotQA adapter for the collection's kind of answers (``fitting_hotpotqa_adapter``)."""
-    from engine.finetune.adapters import fitting_hotpotqa_adapter
-    from engine.loop import AUTO
+    from engine.finetune.continued import fitting_hotpotqa_adapter
 
     return fitting_hotpotqa_adapter(settings, style == "sentences") if spec.start_from == AUTO else spec.start_from
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.memory import GB
+from engine.machine import GB
 from engine.rag.prompt import PromptTemplate
 from engine.rag.store import Hit
 

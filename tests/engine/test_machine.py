@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InputError
-from engine.memory import (
+from engine.machine import (
     GB,
     MemoryReading,
     ModelShape,
@@ -76,7 +76,7 @@ def test_shape_of_counts_parameters_without_loading_weights():
 
 def estimate_by_table(table: dict[tuple[str, str], float]):
     def estimate(model: str, precision: str):
-        from engine.memory import Footprint
+        from engine.machine import Footprint
 
         return Footprint(precision, table[(model, precision)], 0.0, 0.0)
 

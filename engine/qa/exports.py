@@ -9,9 +9,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.records import JSON_COLUMNS
-from engine.data.schema import QARecord
 from engine.errors import InputError
+from engine.qa.records import JSON_COLUMNS
+from engine.qa.schema import QARecord
 from engine.write_policy import write_atomic
 
 CSV_COLUMNS = ("id", "question", "answer", "contexts", "doc_ids", "metadata")

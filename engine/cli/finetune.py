@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.cli.measure import MODEL_HELP
 from engine.errors import InputError
-from engine.measure_commands import MODEL_HELP
 
 
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""Memory now (RAM, and a GPU's own), its pressure level, and what a model needs at each precision.
+"""The machine: its device, memory now (RAM, and a GPU's own) and its pressure level, what a model needs at each
+precision, and giving memory back.
 
 Pressure is read from the share of memory still free: ``low`` above 30%, ``moderate`` above
 15%, ``high`` above 7%, ``critical`` below. On a CUDA device the GPU's free memory counts; on
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 from dataclasses import dataclass
 
 import psutil
+
+from engine.errors import InputError
 
 GB = 1024**3
 PRESSURE_LEVELS = ("low", "moderate", "high", "critical")
@@ -158,3 +162,68 @@ def largest_batch(shape: ModelShape, precision: str, budget_gb: float, tokens: i
         else:
             high = mid - 1
     return low
+
+
+def release_memory() -> None:
+    """Give freed memory back: collect cycles, empty the CUDA cache, and trim glibc's heap (Linux)."""
+    gc.collect()
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    trim_heap()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks cuda > mps > cpu; an explicit device that is absent is an error."""
+    import torch
+
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if device == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available.get(device, False):
+        raise InputError(f"Device {device!r} is not available on this machine; use 'auto' or 'cpu'.")
+    return device
+
+
+@dataclass(frozen=True)
+class ResourceSnapshot:
+    device: str
+    ram_total_gb: float
+    ram_used_gb: float
+    ram_available_gb: float
+    process_rss_mb: float
+    process_cpu_percent: float
+    cpu_count: int
+
+
+def describe_device() -> str:
+    """The device ``auto`` resolves to, with the accelerator's name where there is one."""
+    import torch
+
+    device = resolve_device("auto")
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    if device == "mps":
+        return "mps (Apple Silicon)"
+    return f"cpu ({psutil.cpu_count(logical=True)} threads, torch {torch.__version__})"
+
+
+def snapshot(device: str | None = None) -> ResourceSnapshot:
+    mem = psutil.virtual_memory()
+    proc = psutil.Process(os.getpid())
+    gb = 1024**3
+    return ResourceSnapshot(
+        device=device or describe_device(),
+        ram_total_gb=mem.total / gb,
+        ram_used_gb=(mem.total - mem.available) / gb,
+        ram_available_gb=mem.available / gb,
+        process_rss_mb=proc.memory_info().rss / 1024**2,
+        process_cpu_percent=proc.cpu_percent(interval=None),
+        cpu_count=psutil.cpu_count(logical=True) or 1,
+    )

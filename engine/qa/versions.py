@@ -2,7 +2,7 @@
 
 A version is a folder ``<data_dir>/datasets/<dataset>/<version>/`` holding ``records.jsonl``,
 ``manifest.json`` (where the data came from and how it was made) and ``report.json`` (its
-:func:`stats`). The version id is :func:`engine.data.schema.content_hash` of the records, so the
+:func:`stats`). The version id is :func:`engine.qa.schema.content_hash` of the records, so the
 same data always gets the same id and an existing version folder is never written again.
 """
 
@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.data.exports import to_frame, write_jsonl
-from engine.data.records import read_records
-from engine.data.schema import QARecord, content_hash
-from engine.data.summary import stats, tally
 from engine.errors import InputError, NotFoundError, StudioError
 from engine.names import check_safe_name, is_safe_name
+from engine.qa.exports import to_frame, write_jsonl
+from engine.qa.records import read_records
+from engine.qa.schema import QARecord, content_hash
+from engine.qa.summary import stats, tally
 from engine.settings import Settings
 from engine.write_policy import move, remove_tree, scratch_beside
 
@@ -72,8 +72,13 @@ def _source(source: str | os.PathLike | dict) -> dict:
     path = Path(source)
     if not path.is_file():
         raise InputError(f"The source file {path} does not exist.")
+    return file_identity(path.resolve())
+
+
+def file_identity(path: Path) -> dict:
+    """A source file's name, path and content hash, as lineage records it."""
     with open(path, "rb") as f:
-        return {"name": path.name, "path": str(path.resolve()), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        return {"name": path.name, "path": str(path), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
 def _counts(records: list[QARecord]) -> dict:

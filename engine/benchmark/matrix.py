@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from engine.benchmark.speed import SpeedSpec
 from engine.errors import InputError
-from engine.evaluation.speed import SpeedSpec
 from engine.settings import Settings, load_settings
 
 # A precision's changes to the model spec.
@@ -74,8 +74,8 @@ def environment() -> dict[str, str]:
     import torch
     import transformers
 
+    from engine.machine import describe_device
     from engine.models.spec import resolve_device
-    from engine.resources import describe_device
 
     cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
@@ -89,9 +89,9 @@ def measure_precision(payload: dict) -> dict:
     """One configuration in this (fresh) process: load, speed, perplexity, quality, peak memory."""
     import time
 
+    from engine.benchmark.speed import fixed_text, measure_generator, peak_memory_gb, perplexity
     from engine.evaluation.runner import EvalSpec, run_evaluation
-    from engine.evaluation.speed import fixed_text, measure_generator, peak_memory_gb, perplexity
-    from engine.memory import GB
+    from engine.machine import GB
     from engine.models.generation import load_generator
     from engine.models.manager import model_bytes
     from engine.models.spec import spec_for
@@ -123,7 +123,7 @@ def measure_llama(payload: dict) -> dict:
     """llama.cpp on the model's GGUF file, in this (fresh) process."""
     from transformers import AutoTokenizer
 
-    from engine.evaluation.speed import measure_llama_cpp, peak_memory_gb
+    from engine.benchmark.speed import measure_llama_cpp, peak_memory_gb
     from engine.models.generation import encode
     from engine.models.loader import gguf_cache_dir
     from engine.models.spec import resolve_source, spec_for

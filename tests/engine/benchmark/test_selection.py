@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from engine.benchmark.selection import Candidate, select_config
 from engine.errors import InputError
-from engine.evaluation.selection import Candidate, select_config
 
 N = 200
 RNG = np.random.default_rng(42)

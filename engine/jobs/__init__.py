@@ -7,7 +7,7 @@ closed tab or a stopped Streamlit; the page only reads the folder (:func:`get_jo
 
 A job kind maps to a ``"module:function"`` task, imported lazily in the worker; a task is
 ``fn(args: dict, ctx: JobContext) -> dict`` and its return value is the job's result. This
-module starts, reads and stops jobs; :mod:`engine.job_worker` runs them.
+module starts, reads and stops jobs; :mod:`engine.jobs.worker` runs them.
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ FINAL = ("succeeded", "failed", "cancelled")
 DIED = "the job's process exited unexpectedly (see its log)"
 JOB_KINDS: dict[str, str] = {
     "eval": "engine.evaluation.runner:eval_job",
-    "bench": "engine.evaluation.bench_runs:bench_job",
+    "bench": "engine.benchmark.runs:bench_job",
     "ab": "engine.ab.runner:ab_job",
     "judge": "engine.ab.judging:judge_job",
     "ingest": "engine.rag.ingest:ingest_job",
     "train": "engine.finetune.trainer:train_job",
     "generate-qa": "engine.data.generation:generate_job",
     "dataset": "engine.data.steps:step_job",
-    "refresh": "engine.rag.refresh:refresh_job",
+    "refresh": "engine.data.knowledge:refresh_job",
     "loop": "engine.loop:loop_job",
-    "sleep": "engine.job_worker:sleep_task",
-    "fail": "engine.job_worker:fail_task",
+    "sleep": "engine.jobs.worker:sleep_task",
+    "fail": "engine.jobs.worker:fail_task",
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _START_GRACE = 60.0  # a queued job with no pid after this long was never launched

@@ -18,7 +18,7 @@ from engine.errors import InputError, NotFoundError
 from engine.models.spec import ModelSpec, resolve_source
 from engine.names import check_safe_name, is_safe_name
 from engine.settings import Settings
-from engine.write_policy import check_export_target, move, publish_folder, remove_tree, scratch_beside, write_atomic
+from engine.write_policy import move, remove_tree, scratch_beside, write_atomic
 
 META_FILE = "studio.json"
 EXPORT_FILE = "studio-export.json"
@@ -216,22 +216,6 @@ def same_base(a: dict, b: ModelSpec) -> bool:
         return False
 
 
-def fitting_hotpotqa_adapter(settings: Settings, sentences: bool) -> str:
-    """The saved adapter trained on HotpotQA, on the default model's weights, for sentences or not (as asked),
-    with the best validation F1; "" if there is none. The one to continue on a collection's QA set: recipe 7's
-    adapter so continued gained +5.5 F1 over itself on the HotpotQA development collection (docs/collections.md)."""
-    from engine.models.catalog import default_spec
-
-    model, fitting = default_spec(), []
-    for info in AdapterRegistry(settings).list():
-        sources = (info.train.get("mix") or {}).get("sources") or [["", 0]]
-        style = (info.train.get("rag") or {}).get("answer_style", "")
-        on_hotpotqa = (info.train.get("dataset") or "hotpotqa") == "hotpotqa" and sources[0][0] == "hotpotqa"
-        if on_hotpotqa and info.base and same_base(info.base, model) and (style == "sentences") == sentences:
-            fitting.append((info.metrics.get("best_eval_f1", 0.0), info.created, info.name))
-    return max(fitting)[2] if fitting else ""
-
-
 def check_base(info: AdapterInfo, loaded) -> None:
     """InputError unless the adapter was trained on the loaded model's weights (or records no base)."""
     if info.base and not same_base(info.base, loaded.spec):
@@ -240,84 +224,3 @@ def check_base(info: AdapterInfo, loaded) -> None:
             f"Adapter {info.name!r} was trained on {need}, not on the loaded model {loaded.spec.name!r}: "
             "load that base model first."
         )
-
-
-def continue_adapter(loaded, info: AdapterInfo):
-    """``loaded.model`` with a saved adapter attached for more training: its LoRA weights trainable (rank and
-    target modules as saved), the base frozen."""
-    from peft import PeftModel
-
-    from engine.models.loader import LOADING
-
-    check_base(info, loaded)
-    with LOADING:
-        return PeftModel.from_pretrained(loaded.model, str(info.path), is_trainable=True)
-
-
-def apply_adapter(loaded, info_or_path: AdapterInfo | Path | str, merge: bool = True):
-    """``loaded.model`` with the adapter applied, in eval mode; merged into the weights by default.
-
-    The adapter's layers are injected into ``loaded.model`` itself (and merged into its weights):
-    pass a model that nobody else uses, never the shared generator's.
-    """
-    from peft import PeftModel
-
-    from engine.models.loader import LOADING
-
-    path = info_or_path.path if isinstance(info_or_path, AdapterInfo) else Path(info_or_path).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise InputError(f"{path} is not a saved adapter (no adapter_config.json).")
-    info = info_or_path if isinstance(info_or_path, AdapterInfo) else read_info(path)
-    check_base(info, loaded)
-    with LOADING:  # PEFT builds layers too: keep clear of a model load in another thread
-        model = PeftModel.from_pretrained(loaded.model, str(info.path))
-        if merge:
-            model = model.merge_and_unload()
-    model.eval()
-    return model
-
-
-def merge_export(
-    registry: AdapterRegistry, name: str, target: Path, settings: Settings, overwrite: bool = False
-) -> Path:
-    """Export base + adapter merged as a standalone model folder (safetensors, tokenizer, config).
-
-    The target must be new (or an empty folder); ``overwrite`` replaces only an earlier export of the Studio.
-    """
-    from engine.models.loader import load_model
-
-    target = check_export_target(target, overwrite)  # before the slow load
-    info = registry.get(name)
-    # full precision on CPU: merging into 8/4-bit or float16 weights would lose the adapter's small deltas
-    spec = dataclasses.replace(info.base_spec(), dtype="float32", device="cpu", quantization="none")
-    loaded = load_model(spec, settings)
-    model = apply_adapter(loaded, info, merge=True)
-
-    def build(folder: Path) -> None:
-        model.save_pretrained(str(folder))  # transformers 5 always writes safetensors
-        loaded.tokenizer.save_pretrained(str(folder))
-        export = {"base": info.base, "adapter": info.name, "adapter_created": info.created, "lora": info.lora}
-        write_json(folder / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics,
-                                          "exported": now_iso()})  # fmt: skip
-
-    return publish_folder(target, build, overwrite)
-
-
-def prompt_for(
-    settings: Settings, adapter: str = "", prompt: str = "", max_source_chars: int | None = None, answer_style: str = ""
-):
-    """The prompt template to ask with: ``prompt`` (few-shot / zero-shot) when given, else the one
-    the adapter was trained with, else few-shot; sources cut and answers styled as the adapter saw
-    them in training (unless given)."""
-    from engine.rag.prompt import AUTO, PromptTemplate
-
-    trained = AdapterRegistry(settings).get(adapter) if adapter else None
-    prompt = prompt or (trained.prompt if trained else "") or "few-shot"
-    rag = trained.train.get("rag", {}) if trained else {}
-    if max_source_chars is None:
-        max_source_chars = rag.get("max_source_chars", PromptTemplate.max_source_chars)
-    answer_style = answer_style or rag.get("answer_style", PromptTemplate.answer_style)
-    if answer_style == AUTO:
-        answer_style = "short"  # each question is styled by its caller (engine.rag.styles.question_template)
-    examples = () if prompt == "zero-shot" else PromptTemplate().examples
-    return PromptTemplate(examples=examples, max_source_chars=max_source_chars, answer_style=answer_style)

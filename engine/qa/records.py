@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.data.schema import NO_GOLD, Context, QARecord
 from engine.errors import InputError
+from engine.qa.schema import NO_GOLD, Context, QARecord
 from engine.rag.documents import MAX_LISTED_ERRORS, _decode
 
 JSON_COLUMNS = ("contexts", "doc_ids", "metadata")  # CSV cells that hold JSON

@@ -8,10 +8,9 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.errors import InputError
-from engine.evaluation import bench_runs
-from engine.evaluation.bench_runs import (
+from engine.benchmark import runs as bench_runs
+from engine.benchmark.matrix import BenchSpec, measure_precision, run_matrix
+from engine.benchmark.runs import (
     bench_matrix,
     degradation,
     format_matrix,
@@ -19,8 +18,9 @@ from engine.evaluation.bench_runs import (
     matrix_results,
     selection_from,
 )
-from engine.evaluation.benchmark import BenchSpec, measure_precision, run_matrix
-from engine.evaluation.speed import SpeedSpec
+from engine.benchmark.speed import SpeedSpec
+from engine.cli import main
+from engine.errors import InputError
 
 TINY = SpeedSpec(prompt_tokens=120, new_tokens=8, batch_sizes=(2,), batch_new_tokens=4, repeats=1, ppl_tokens=256)
 

@@ -10,7 +10,7 @@ from dataclasses import fields
 
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
-from engine.data.records import NORMALIZERS
+from engine.qa.records import NORMALIZERS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,7 +94,7 @@ def funnel_table(report) -> str:
 
 def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few lines)
     from engine.data import steps
-    from engine.data.versions import DatasetStore
+    from engine.qa.versions import DatasetStore
     from engine.tracking import Tracker
 
     store, tracker = DatasetStore(settings), Tracker(settings)
@@ -184,12 +184,12 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         ]
         return table(rows)
     if a.command == "diff":
-        from engine.data.summary import diff
+        from engine.qa.summary import diff
 
         d = diff(store.load(a.dataset, a.old), store.load(a.dataset, a.new))
         counts = {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed), "unchanged": d.unchanged}
         return f"{table([counts])}\n\n{table([{'stat': k, 'delta': v} for k, v in d.stat_deltas.items() if v])}"
-    from engine.rag.refresh import refresh_job  # refresh-kb: the job's code, run here
+    from engine.data.knowledge import refresh_job  # refresh-kb: the job's code, run here
 
     class Here:
         def progress(self, fraction, message=""):

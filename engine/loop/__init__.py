@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from engine.errors import InputError, NotFoundError
+from engine.loop import steps as loop_steps
+from engine.loop.steps import AUTO
 from engine.names import check_safe_name
 from engine.settings import Settings
 from engine.write_policy import write_atomic
 
-AUTO = "auto"  # the loop picks the adapter its training continues (loop_steps.starting_adapter)
 STEPS = ("ingest", "generate", "split", "baseline", "train", "evaluate", "compare", "activate")
 Progress = Callable[[float, str], None]
 
@@ -105,7 +106,6 @@ def next_step(record: dict) -> str | None:
 def run_loop(settings: Settings, name: str, progress: Progress = lambda f, m: None, check=lambda: None,
              until: str = "") -> dict:  # fmt: skip
     """Run the loop's unfinished steps in order (up to and including ``until``); each is saved as it ends."""
-    from engine import loop_steps
 
     record = read_loop(settings, name)
     spec = LoopSpec.from_dict(record["spec"])

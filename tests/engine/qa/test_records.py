@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.exports import to_frame, write_csv, write_jsonl
 from engine.data.hub import load_hf, save_hf, to_hf_dataset
-from engine.data.records import NORMALIZERS, detect_format, normalize_dolly, normalize_hotpotqa, read_records
-from engine.data.schema import Context, QARecord
 from engine.errors import InputError
+from engine.qa.exports import to_frame, write_csv, write_jsonl
+from engine.qa.records import NORMALIZERS, detect_format, normalize_dolly, normalize_hotpotqa, read_records
+from engine.qa.schema import Context, QARecord
 
 
 def raw(path: Path) -> list[dict]:

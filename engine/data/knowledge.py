@@ -1,0 +1,80 @@
+"""A knowledge base kept in step with a source: a folder or file, a Hugging Face dataset, or the contexts of a
+QA set version (the background-job kind ``refresh``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from engine.errors import InputError
+from engine.qa.schema import QARecord
+from engine.qa.versions import DatasetStore
+from engine.rag.chunking import ChunkSpec
+from engine.rag.documents import Document
+from engine.rag.refresh import refresh_kb
+from engine.rag.store import KnowledgeBaseStore, check_name
+
+DATASET_SOURCE = "dataset"
+
+
+def _context_id(title: str, text: str) -> str:
+    return hashlib.sha256(f"{title}\x00{text}".encode()).hexdigest()[:32]
+
+
+def documents_from_records(records: Iterable[QARecord]) -> list[Document]:
+    """The distinct contexts of QA records as documents (source ``dataset``), in first-seen order.
+
+    A context's id is its ``doc_id``, else a hash of its title and text; when two contexts share
+    an id, the first one is kept.
+    """
+    docs: dict[str, Document] = {}
+    for record in records:
+        for context in record.contexts:
+            if not context.text.strip():
+                continue
+            doc_id = context.doc_id or _context_id(context.title, context.text)
+            if doc_id not in docs:
+                docs[doc_id] = Document(doc_id, context.title, context.text, DATASET_SOURCE)
+    return list(docs.values())
+
+
+def refresh_job(args: dict, ctx) -> dict:
+    """The background-job form of a refresh (kind ``refresh``): ``kb`` plus one source.
+
+    The source is ``path``, ``hf_dataset`` (with ``split``), or ``dataset`` and ``version``
+    (a saved dataset version's contexts); ``chunk_size`` and ``overlap`` are optional.
+    """
+    from engine.rag.embedder import Embedder
+    from engine.rag.ingest import load_source
+    from engine.settings import load_settings
+
+    settings = load_settings()
+    spec = ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
+    kb = check_name(args.get("kb", ""))
+    sources = [k for k in ("path", "hf_dataset", "dataset") if args.get(k)]
+    if len(sources) != 1:
+        raise InputError("Give exactly one source: a path, a Hugging Face dataset, or a dataset and its version.")
+    ctx.progress(0.0, "reading documents")
+    if args.get("dataset"):
+        if not args.get("version"):
+            raise InputError(f"Say which version of dataset {args['dataset']!r} to build the knowledge base from.")
+
+        docs = documents_from_records(DatasetStore(settings).load(args["dataset"], args["version"]))
+        if not docs:
+            raise InputError(f"Dataset {args['dataset']!r} version {args['version']!r} has no contexts to index.")
+    else:
+        docs = load_source(args.get("path"), args.get("hf_dataset"), args.get("split", "train"))
+    ctx.progress(0.01, f"comparing {len(docs)} documents with {kb}")
+    store = KnowledgeBaseStore(settings, Embedder.shared())
+
+    def progress(done: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.progress(0.01 + 0.98 * done / total, f"{done}/{total} chunks")
+
+    report = refresh_kb(store, kb, docs, spec, progress)
+    ctx.log(
+        f"refreshed {report.kb}: {report.new_documents} new, {report.changed_documents} changed, "
+        f"{report.removed_documents} removed, {report.unchanged_documents} unchanged documents; "
+        f"{report.chunks_embedded} chunks written ({report.cache_hits} from the cache), {report.chunks_deleted} deleted"
+    )
+    return report.as_dict()

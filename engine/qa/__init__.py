@@ -1,0 +1,1 @@
+"""QA sets: records, their file formats and summaries, and immutable dataset versions."""
