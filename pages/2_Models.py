@@ -69,11 +69,8 @@ with user_errors():
             f"{plan.budget_gb:.2f} GB). RSS {outcome.rss_before_gb:.2f} -> {outcome.rss_after_gb:.2f} GB."
         )
         if plan.downgraded:
-            st.session_state["models-warning"] = (
-                f"Downgraded from {name} at {plan.steps[0].split(' at ')[1].split(' needs')[0]}: "
-                + "; ".join(plan.steps)
-                + f". Logged to MLflow (run {outcome.run_id})."
-            )
+            logged = f". Logged to MLflow (run {outcome.run_id})."
+            st.session_state["models-warning"] = plan.downgrade_note(name) + logged
         st.session_state["models-notice"] = message
         st.rerun()
 

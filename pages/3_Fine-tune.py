@@ -34,7 +34,7 @@ with user_errors():
             found = plan(spec, settings)
         show_plan(found)
     elif action == "start":
-        st.session_state["train-job"] = jobs.start_job("train", {"spec": spec.to_dict()}).id
+        st.session_state["train-job"] = jobs.start(spec).id
 
     @st.fragment(run_every=2.0)
     def live() -> None:

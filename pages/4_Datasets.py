@@ -1,6 +1,5 @@
 """QA datasets: import or generate, browse, review, topics, splits, versions, augmentation, export, KB refresh."""
 
-from dataclasses import asdict
 
 import streamlit as st
 
@@ -35,7 +34,7 @@ with tabs[1], user_errors():
         "keep the pairs that are well formed and survive a retrieval and answering round trip."
     )
     if spec := generation_form(r.store().names()):
-        st.session_state["generate-job"] = jobs.start_job("generate-qa", asdict(spec)).id
+        st.session_state["generate-job"] = jobs.start(spec).id
     job_panel("generate-qa", "generate-job", funnel_chart)
 
 with tabs[2], user_errors():

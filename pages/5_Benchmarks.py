@@ -18,7 +18,7 @@ page_header(
 )
 with user_errors():
     if spec := eval_form():
-        st.session_state["eval-job"] = jobs.start_job("eval", spec.__dict__).id
+        st.session_state["eval-job"] = jobs.start(spec).id
 
     @st.fragment(run_every=1.0)
     def progress() -> None:

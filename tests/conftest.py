@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from engine import jobs
 from engine.settings import Settings, load_settings
+
+# The job machinery's own test kinds; the worker process imports them by the target stored with the job.
+jobs.register_kind("sleep", "tests.support.tasks:sleep_task")
+jobs.register_kind("fail", "tests.support.tasks:fail_task")
 
 # Models loaded through the manager compile their fast decoder in the background (a minute of
 # CPU); tests of the decoder compile it themselves.

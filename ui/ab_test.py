@@ -84,7 +84,7 @@ def experiment_form() -> None:
                 dataset = "" if qa_set == HOTPOTQA else qa_set
                 spec = ExperimentSpec(name=name.strip(), variants=variants_from(frame), split=split, limit=int(limit),
                                       mode=mode, kb=kb, parallel=parallel, dataset=dataset)  # fmt: skip
-                st.session_state["ab-job"] = jobs.start_job("ab", spec.to_dict()).id
+                st.session_state["ab-job"] = jobs.start(spec).id
                 st.session_state.pop("ab-job-shown", None)
 
 
@@ -129,7 +129,7 @@ def report_section(experiments: list[str]) -> None:
 
 def judge_section(result, judges: list) -> None:
     """The local judge's verdicts on pairs of this experiment's variants, and a form to run it on a pair."""
-    from engine.ab.judging import check_pair
+    from engine.ab.judging import JudgeRun, check_pair
 
     st.subheader("Local judge")
     if judges:
@@ -158,8 +158,8 @@ def judge_section(result, judges: list) -> None:
         if st.form_submit_button("Run the judge"):
             with user_errors():
                 check_pair(result, a, b)
-                args = {"experiment": result.id, "a": a, "b": b, "model": model.strip(), "with_reference": reference}
-                st.session_state["ab-judge-job"] = jobs.start_job("judge", args).id
+                run = JudgeRun(result.id, a, b, model.strip(), reference)
+                st.session_state["ab-judge-job"] = jobs.start(run).id
                 st.session_state.pop("ab-judge-job-shown", None)
     judge_progress()
 

@@ -45,7 +45,7 @@ def matrix_form(runs: pd.DataFrame) -> None:
                 llama_cpp=llama, baseline=baseline, thresholds=thresholds,
             )  # fmt: skip
             spec_for(spec.model)  # a bad path is reported now, not in the job
-            st.session_state["bench-job"] = jobs.start_job("bench", asdict(spec)).id
+            st.session_state["bench-job"] = jobs.start(spec).id
 
 
 @st.fragment(run_every=1.0)

@@ -9,6 +9,8 @@ import streamlit as st
 from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
+from engine.data.knowledge import RefreshRun
+from engine.data.steps import DatasetStep
 from engine.data.topics import TEXTS
 from engine.evaluation.history import evaluation_runs
 from engine.qa.exports import jsonl_text
@@ -23,8 +25,7 @@ def show_saved(result: dict) -> None:
 
 def start_step(job_key: str, step: str, picked: tuple[str, str], **args) -> None:
     """Start the background ``dataset`` job of ``step`` on the picked version; the page shows it under ``job_key``."""
-    args = {"step": step, "dataset": picked[0], "version": picked[1], **args}
-    st.session_state[job_key] = jobs.start_job("dataset", args).id
+    st.session_state[job_key] = jobs.start(DatasetStep(step, picked[0], picked[1], **args)).id
 
 
 def topics_tab(store: DatasetStore) -> None:
@@ -126,6 +127,6 @@ def kb_tab(store: DatasetStore) -> None:
     picked = version_picker(store, "kb") if source.startswith("a dataset") else None
     path = st.text_input("Path", placeholder="../shared/data/wiki-passages.jsonl") if picked is None else ""
     if st.button("Build or refresh"):
-        args = {"kb": kb.strip()} | ({"dataset": picked[0], "version": picked[1]} if picked else {"path": path.strip()})
-        st.session_state["refresh-job"] = jobs.start_job("refresh", args).id
+        source = {"dataset": picked[0], "version": picked[1]} if picked else {"path": path.strip()}
+        st.session_state["refresh-job"] = jobs.start(RefreshRun(kb.strip(), **source)).id
     job_panel("refresh", "refresh-job", lambda res: st.dataframe(pd.DataFrame([res]), hide_index=True))

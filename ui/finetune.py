@@ -249,6 +249,7 @@ def unfinished_runs(settings) -> None:
     """Runs with a checkpoint and no saved adapter, not training now, each with a Resume button."""
     from engine import jobs
     from engine.finetune.runs import list_runs
+    from engine.finetune.spec import ResumeRun
 
     active = {j.args.get("spec", {}).get("adapter") for j in jobs.list_jobs("train") if not j.done}
     runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved and run.adapter not in active]
@@ -258,6 +259,5 @@ def unfinished_runs(settings) -> None:
             cols = st.columns([3, 1])
             cols[0].write(f"**{run.adapter}**: last checkpoint at step {run.checkpoint_step}")
             if cols[1].button("Resume", key=f"resume-{run.adapter}"):
-                args = {"spec": {"adapter": run.adapter}, "resume": True}
-                st.session_state["train-job"] = jobs.start_job("train", args).id
+                st.session_state["train-job"] = jobs.start(ResumeRun(run.adapter)).id
                 st.rerun()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine import jobs
 from engine.errors import InputError
-from engine.rag.ingest import kb_state, preview_source, rollback_ingest
+from engine.rag.ingest import IngestRun, kb_state, preview_source, rollback_ingest
 from engine.rag.store import KnowledgeBaseStore, check_name
 from engine.write_policy import write_atomic
 from ui.widgets import job_status, user_errors
@@ -50,7 +50,7 @@ def show_preview(shown: dict) -> None:
         with st.expander(f"Left out ({len(shown['skipped'])})", expanded=True):
             st.markdown("\n".join(f"- {line}" for line in shown["skipped"]))
     if st.button("Start ingest", type="primary", key="ingest-start"):
-        st.session_state["ingest-job"] = jobs.start_job("ingest", shown["args"]).id
+        st.session_state["ingest-job"] = jobs.start(IngestRun.from_args(shown["args"])).id
         del st.session_state["ingest-preview"]
         st.rerun()
 
@@ -81,7 +81,7 @@ def incomplete_panel(store: KnowledgeBaseStore, incomplete: dict[str, str]) -> N
         st.warning(f"**{kb}** is {label} (from `{state.source}`, started {state.started}).")
         left, right = st.columns(2)
         if left.button("Resume", key=f"resume-{kb}", disabled=not state.args):
-            st.session_state["ingest-job"] = jobs.start_job("ingest", state.args).id
+            st.session_state["ingest-job"] = jobs.start(IngestRun.from_args(state.args)).id
             st.rerun()
         if right.button("Roll back", key=f"rollback-{kb}"):
             st.success(f"{kb}: {rollback_ingest(store, kb)} chunks of the unfinished ingest removed.")

@@ -4,7 +4,19 @@ import pandas as pd
 import streamlit as st
 
 from engine import jobs
-from engine.loop import AUTO, STEPS, LoopSpec, list_loops, misses_args, next_step, read_loop, start_loop, step_rows
+from engine.data.steps import DatasetStep
+from engine.loop import (
+    AUTO,
+    STEPS,
+    LoopRun,
+    LoopSpec,
+    list_loops,
+    misses_args,
+    next_step,
+    read_loop,
+    start_loop,
+    step_rows,
+)
 from engine.qa.versions import DatasetStore
 from ui import resources as r
 from ui.widgets import user_errors, watch_job
@@ -55,7 +67,7 @@ def new_loop_form() -> None:
             spec = LoopSpec(name.strip(), folder.strip(), questions, int(passages), eval_limit=int(limit),
                             start_from=start)  # fmt: skip
             start_loop(r.settings(), spec)
-            st.session_state["loop-job"] = jobs.start_job("loop", {"name": spec.name, "until": stop}).id
+            st.session_state["loop-job"] = jobs.start(LoopRun(spec.name, stop)).id
             st.session_state["loop-name"] = spec.name
 
 
@@ -83,14 +95,14 @@ def live(name: str) -> None:
         if (step := next_step(record)) and not running:
             cols = st.columns([1, 1, 3])
             if cols[0].button(f"Run from {step}", type="primary", key="loop-continue"):
-                st.session_state["loop-job"] = jobs.start_job("loop", {"name": name}).id
+                st.session_state["loop-job"] = jobs.start(LoopRun(name)).id
                 st.rerun()
             if cols[1].button(f"Run {step} only", key="loop-one"):
-                st.session_state["loop-job"] = jobs.start_job("loop", {"name": name, "until": step}).id
+                st.session_state["loop-job"] = jobs.start(LoopRun(name, step)).id
                 st.rerun()
         if (args := misses_args(record)) and not running:
             if st.button("Make training items from the test misses", key="loop-misses",
                          help="A new version of the QA set: the training items nearest to each question the adapter "
                          "got wrong, varied. A test question is never trained on."):  # fmt: skip
-                st.session_state["loop-misses-job"] = jobs.start_job("dataset", args).id
+                st.session_state["loop-misses-job"] = jobs.start(DatasetStep(**args)).id
             watch_job("dataset", "loop-misses-job")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.ab.results import check_paired, experiments_dir, load_result
 from engine.errors import InputError
 from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec, judge_pairs
+from engine.job_kinds import register_job_kind
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
 from engine.tracking import AB, Tracker, plain_json
@@ -178,3 +179,17 @@ def judge_experiment(
              for ra, rb in zip(rows_a, rows_b, strict=True)]  # fmt: skip
     ids = [str(r["item_id"]) for r in rows_a]
     return judge_pairs(generator, items, batch_size, spec, a, b, ids, on_progress)
+
+
+@dataclass(frozen=True)
+class JudgeRun:
+    """A judge job: variant ``a`` against ``b`` of an experiment, by ``model`` (empty: the bundled one)."""
+
+    experiment: str
+    a: str
+    b: str
+    model: str = ""
+    with_reference: bool = True  # the judge sees the correct answer
+
+
+register_job_kind("judge", judge_job, JudgeRun)

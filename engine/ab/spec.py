@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from engine.errors import InputError
+from engine.job_kinds import register_job_kind
 from engine.names import check_safe_name
 
 PARALLEL = ("auto", "always", "never")
@@ -202,3 +203,7 @@ def to_eval_spec(variant: VariantSpec, experiment: ExperimentSpec):
     return EvalSpec(data=experiment.data, mode=experiment.mode, limit=experiment.limit, k=variant.k,
                     batch_size=experiment.batch_size, model=variant.model, adapter=variant.adapter, dtype=variant.dtype,
                     split=experiment.split, prompt=variant.prompt)  # fmt: skip
+
+
+# The job runs in its own module (it imports the heavy libraries); the spec's module is what a page imports.
+register_job_kind("ab", "engine.ab.runner:ab_job", ExperimentSpec, ExperimentSpec.to_dict)

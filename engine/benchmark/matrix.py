@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engine.benchmark.speed import SpeedSpec
 from engine.errors import InputError
+from engine.job_kinds import register_job_kind
 from engine.settings import Settings, load_settings
 
 # A precision's changes to the model spec.
@@ -187,3 +188,7 @@ def run_matrix(
             on_progress(n / len(configs), f"{config} ({n + 1}/{len(configs)})")
         results[config] = measure(config, payload | {"precision": config})
     return results
+
+
+# The job runs in its own module (it imports the heavy libraries); the spec's module is what a page imports.
+register_job_kind("bench", "engine.benchmark.runs:bench_job", BenchSpec)

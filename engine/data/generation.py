@@ -28,6 +28,7 @@ from engine.data.questions import (
     question_stem,
 )
 from engine.errors import InputError
+from engine.job_kinds import register_job_kind
 from engine.names import check_safe_name
 from engine.settings import Settings
 
@@ -332,3 +333,6 @@ def generate_job(args: dict, ctx) -> dict:
                          ctx.check_cancelled)  # fmt: skip
     ctx.log(f"kept {report.kept} of {report.candidates} candidates: version {report.version} of {report.dataset}")
     return asdict(report)
+
+
+register_job_kind("generate-qa", generate_job, GenerationSpec)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.job_kinds import register_job_kind
 from engine.qa.schema import QARecord
 from engine.qa.versions import DatasetStore
 from engine.rag.chunking import ChunkSpec
@@ -78,3 +80,18 @@ def refresh_job(args: dict, ctx) -> dict:
         f"{report.chunks_embedded} chunks written ({report.cache_hits} from the cache), {report.chunks_deleted} deleted"
     )
     return report.as_dict()
+
+
+@dataclass(frozen=True)
+class RefreshRun:
+    """A refresh job: knowledge base ``kb`` and one source (a path, a Hugging Face dataset, or a dataset version)."""
+
+    kb: str
+    path: str = ""
+    hf_dataset: str = ""
+    split: str = "train"
+    dataset: str = ""
+    version: str = ""
+
+
+register_job_kind("refresh", refresh_job, RefreshRun)

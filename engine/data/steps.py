@@ -7,10 +7,11 @@ is logged to MLflow when a tracker is given.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.job_kinds import register_job_kind
 from engine.qa.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.rag.embedding_cache import cached_embedder
 from engine.settings import Settings
@@ -230,3 +231,24 @@ def step_job(args: dict, ctx) -> dict:
     if step == "split":
         out["sizes"] = result[2]
     return out
+
+
+@dataclass(frozen=True)
+class DatasetStep:
+    """A dataset job: ``step`` (one of STEPS) on a dataset version, with the step's settings (``spec``, a dict of its
+    spec's fields) and, for hard cases, the evaluation run and its threshold."""
+
+    step: str
+    dataset: str
+    version: str
+    spec: dict = field(default_factory=dict)
+    run_id: str = ""
+    threshold: float | None = None
+
+
+def step_args(step: DatasetStep) -> dict:
+    """The job's arguments: what the step was given (``run_id`` and ``threshold`` only where they apply)."""
+    return {k: v for k, v in asdict(step).items() if v not in ("", None)}
+
+
+register_job_kind("dataset", step_job, DatasetStep, step_args)

@@ -17,6 +17,7 @@ from engine.errors import InputError
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.evaluation.qa_sets import load_qa_set, resolve_data
+from engine.job_kinds import register_job_kind
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
 from engine.rag.prompt import AUTO, STYLES, PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
@@ -317,3 +318,6 @@ def eval_job(args: dict, ctx) -> dict:
     ctx.set_run_id(result.run_id)
     ctx.log(format_table(result))
     return {"metrics": result.metrics, "run_id": result.run_id}
+
+
+register_job_kind("eval", eval_job, EvalSpec)

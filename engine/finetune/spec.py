@@ -8,6 +8,7 @@ from engine.errors import InputError
 from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
+from engine.job_kinds import register_job_kind
 from engine.models.spec import BNB_QUANTIZATIONS
 from engine.names import check_safe_name
 
@@ -125,3 +126,18 @@ def resolve_precision(precision: str, device: str) -> str:
     if native_bf16(device):
         return "bf16"
     return "fp16" if device.startswith("cuda") else "fp32"
+
+
+# The job runs in its own module (it imports the heavy libraries); the spec's module is what a page imports.
+register_job_kind("train", "engine.finetune.trainer:train_job", TrainSpec, lambda spec: {"spec": spec.to_dict()})
+
+
+@dataclass(frozen=True)
+class ResumeRun:
+    """A training job that resumes adapter ``adapter``'s unfinished run from its last checkpoint."""
+
+    adapter: str
+
+
+register_job_kind("train", "engine.finetune.trainer:train_job", ResumeRun,
+                  lambda run: {"spec": {"adapter": run.adapter}, "resume": True})  # fmt: skip

@@ -5,8 +5,9 @@ worker's output and :meth:`JobContext.log` lines) and, once asked, a ``cancel`` 
 The worker is ``python -m engine job run <job_dir>`` in its own session, so it outlives a
 closed tab or a stopped Streamlit; the page only reads the folder (:func:`get_job`).
 
-A job kind maps to a ``"module:function"`` task, imported lazily in the worker; a task is
-``fn(args: dict, ctx: JobContext) -> dict`` and its return value is the job's result. This
+A job kind (:mod:`engine.job_kinds`, registered by the package that owns the work) maps to a
+``"module:function"`` task, imported lazily in the worker; a task is ``fn(args: dict, ctx: JobContext) -> dict``
+and its return value is the job's result. :func:`start` starts the job a typed spec describes. This
 module starts, reads and stops jobs; :mod:`engine.jobs.worker` runs them.
 """
 
@@ -30,25 +31,12 @@ import psutil
 
 from engine.allocator import allocator_env
 from engine.errors import InputError, NotFoundError, StudioError
+from engine.job_kinds import job_kind, job_start, register_job_kind
 from engine.settings import ROOT, Settings, load_settings
 from engine.write_policy import write_atomic
 
 FINAL = ("succeeded", "failed", "cancelled")
 DIED = "the job's process exited unexpectedly (see its log)"
-JOB_KINDS: dict[str, str] = {
-    "eval": "engine.evaluation.runner:eval_job",
-    "bench": "engine.benchmark.runs:bench_job",
-    "ab": "engine.ab.runner:ab_job",
-    "judge": "engine.ab.judging:judge_job",
-    "ingest": "engine.rag.ingest:ingest_job",
-    "train": "engine.finetune.trainer:train_job",
-    "generate-qa": "engine.data.generation:generate_job",
-    "dataset": "engine.data.steps:step_job",
-    "refresh": "engine.data.knowledge:refresh_job",
-    "loop": "engine.loop:loop_job",
-    "sleep": "engine.jobs.worker:sleep_task",
-    "fail": "engine.jobs.worker:fail_task",
-}
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _START_GRACE = 60.0  # a queued job with no pid after this long was never launched
 _CHILDREN: dict[int, Popen] = {}  # workers started here, kept to be reaped (no zombies, no warnings)
@@ -85,10 +73,8 @@ class JobState:
 
 
 def register_kind(kind: str, target: str) -> None:
-    """Make ``kind`` start the task ``target`` (``"package.module:function"``)."""
-    if not _ID_RE.match(kind) or ":" not in target:
-        raise InputError(f"Bad job kind {kind!r} -> {target!r}: expected a name and 'module:function'.")
-    JOB_KINDS[kind] = target
+    """Make ``kind`` start the task ``target`` (``"package.module:function"``), with arguments as a dict."""
+    register_job_kind(kind, target)
 
 
 def read_state(job_dir: Path) -> dict:
@@ -148,11 +134,16 @@ def _is_dead(state: JobState) -> bool:
         return False
 
 
+def start(spec, settings: Settings | None = None) -> JobState:
+    """Start the background job a spec describes (an EvalSpec, a TrainSpec, ...: its class names the kind)."""
+    start_ = job_start(spec)
+    return start_job(start_.kind.name, start_.to_args(spec), settings)
+
+
 def start_job(kind: str, args: dict, settings: Settings | None = None) -> JobState:
     """Create a job folder and launch its worker process; returns the queued state."""
     settings = settings or load_settings()
-    if kind not in JOB_KINDS:
-        raise InputError(f"Unknown job kind {kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))}.")
+    target = job_kind(kind).target
     try:
         json.dumps(args)
     except (TypeError, ValueError) as e:
@@ -166,7 +157,7 @@ def start_job(kind: str, args: dict, settings: Settings | None = None) -> JobSta
             break
     state = JobState(job_id, kind, dict(args), "queued", 0.0, "", time.time())
     # The target is stored too: a kind registered at run time is unknown to the fresh worker.
-    _write(job_dir, {**asdict(state), "target": JOB_KINDS[kind]})
+    _write(job_dir, {**asdict(state), "target": target})
     env = {**os.environ, "STUDIO_DATA_DIR": str(settings.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     env = allocator_env(env, release_freed=kind == "ingest")  # faster, in less memory: see engine.allocator
     cmd = [sys.executable, "-m", "engine", "job", "run", str(job_dir)]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError, StudioError, describe, exit_status
+from engine.job_kinds import KINDS
 from engine.jobs import (
-    JOB_KINDS,
     JobState,
     append_log,
     cancel_job,
@@ -117,7 +117,7 @@ def run_job(job_dir: Path | str) -> JobState:
     try:
         update_state(job_dir, status="running", pid=os.getpid(), started=time.time())
         ctx.check_cancelled()
-        target = data.get("target") or JOB_KINDS.get(data["kind"], "")
+        target = data.get("target") or getattr(KINDS.get(data["kind"]), "target", "")
         if ":" not in str(target):
             raise InputError(f"Job {data['id']} is of an unknown kind {data['kind']!r}.")
         module, _, name = str(target).partition(":")
@@ -144,26 +144,6 @@ def run_job(job_dir: Path | str) -> JobState:
     state = update_state(job_dir, message=ctx.message, finished=time.time(), **final)
     append_log(job_dir, f"job {state.id} {state.status}" + (f": {state.error}" if state.error else ""))
     return state
-
-
-def sleep_task(args: dict, ctx: JobContext) -> dict:
-    """Built-in ``sleep`` kind: sleep ``seconds`` in ``steps`` steps (smoke test)."""
-    seconds, steps = float(args.get("seconds", 1.0)), int(args.get("steps", 10))
-    if seconds < 0 or steps < 1:
-        raise InputError("sleep needs seconds >= 0 and steps >= 1.")
-    for i in range(steps):
-        ctx.check_cancelled()
-        time.sleep(seconds / steps)
-        ctx.progress((i + 1) / steps, f"step {i + 1}/{steps}")
-    return {"slept": seconds}
-
-
-def fail_task(args: dict, ctx: JobContext) -> dict:
-    """Built-in ``fail`` kind: raises ``InputError`` if ``args["user_error"]``, else ValueError."""
-    ctx.progress(0.5, "about to fail")
-    if args.get("user_error"):
-        raise InputError(args.get("message", "bad input"))
-    raise ValueError("boom")
 
 
 def main_job(argv: list[str]) -> int:

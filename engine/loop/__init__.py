@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from engine.errors import InputError, NotFoundError
+from engine.job_kinds import register_job_kind
 from engine.loop import steps as loop_steps
 from engine.loop.steps import AUTO
 from engine.names import check_safe_name
@@ -204,3 +205,14 @@ def step_rows(record: dict, running: str = "") -> list[dict]:
         rows.append({"step": step, "state": state, "minutes": round(found["seconds"] / 60, 1) if found else None,
                      "result": (found or {}).get("summary", "")})  # fmt: skip
     return rows
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """A loop job: the loop ``name``'s unfinished steps, up to and including ``until`` (empty: all)."""
+
+    name: str
+    until: str = ""
+
+
+register_job_kind("loop", loop_job, LoopRun)

@@ -31,10 +31,15 @@ class LoadPlan:
     budget_gb: float
     pressure: str
     steps: tuple[str, ...] = field(default=())
+    asked_precision: str = ""  # the precision tried first (the asked one, or where the device's ladder starts)
 
     @property
     def downgraded(self) -> bool:
         return bool(self.steps)
+
+    def downgrade_note(self, asked: str) -> str:
+        """Why the model asked for (``asked``, its name) was not loaded as asked: one sentence per step."""
+        return f"Downgraded from {asked} at {self.asked_precision}: " + "; ".join(self.steps)
 
 
 def budget_gb(reading: MemoryReading) -> float:
@@ -66,11 +71,12 @@ def plan_load(
         )
     steps: list[str] = []
     tried: list[str] = []
+    first = precisions_from(precision, device)[0]
     for model in models:
         for p in precisions_from(precision, device):
             need = estimate(model, p)
             if need.total_gb <= budget:
-                return LoadPlan(model, p, need, budget, reading.pressure, tuple(steps))
+                return LoadPlan(model, p, need, budget, reading.pressure, tuple(steps), first)
             tried.append(f"{model} {p} {need.total_gb:.2f} GB")
             steps.append(
                 f"{model} at {p} needs about {need.total_gb:.2f} GB, more than the {budget:.2f} GB budget "

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from engine import jobs
+from engine import job_kinds, jobs
 from engine.errors import InputError, NotFoundError
 from engine.jobs import worker as job_worker
 from engine.settings import ROOT, Settings
@@ -143,8 +143,8 @@ def test_list_jobs_newest_first_and_by_kind(settings):
 
 
 def test_kind_registered_at_run_time_reaches_the_worker(settings, monkeypatch):
-    monkeypatch.setattr(jobs, "JOB_KINDS", dict(jobs.JOB_KINDS))
-    jobs.register_kind("nap", "engine.jobs.worker:sleep_task")
+    monkeypatch.setattr(job_kinds, "KINDS", dict(job_kinds.KINDS))
+    jobs.register_kind("nap", "tests.support.tasks:sleep_task")
     with pytest.raises(InputError):
         jobs.register_kind("bad", "no-colon")
     job = jobs.start_job("nap", {"seconds": 0, "steps": 1}, settings)
@@ -190,3 +190,41 @@ def test_cli(settings):
     assert missing.returncode == 2 and missing.stderr == "error: No job 'nope'.\n"
     assert cli("job", "frobnicate").returncode == 2
     assert cli("something-else").returncode == 2
+
+
+def test_every_product_kind_is_registered_by_its_package_and_reaches_a_task():
+    import importlib
+
+    from engine.ab.judging import JudgeRun
+    from engine.ab.spec import ExperimentSpec
+    from engine.benchmark.matrix import BenchSpec
+    from engine.data.generation import GenerationSpec
+    from engine.data.knowledge import RefreshRun
+    from engine.data.steps import DatasetStep
+    from engine.evaluation.runner import EvalSpec
+    from engine.finetune.spec import ResumeRun, TrainSpec
+    from engine.loop import LoopRun
+    from engine.rag.ingest import IngestRun
+
+    experiment = ExperimentSpec.from_dict({"variants": [{"name": "base"}, {"name": "other"}]})
+    specs = [
+        (EvalSpec(), "eval"), (BenchSpec(), "bench"), (TrainSpec(), "train"), (ResumeRun("a"), "train"),
+        (GenerationSpec(), "generate-qa"), (JudgeRun("e", "a", "b"), "judge"), (RefreshRun("kb", path="x"), "refresh"),
+        (DatasetStep("split", "d", "v"), "dataset"), (LoopRun("notes"), "loop"), (IngestRun("kb", path="x"), "ingest"),
+        (experiment, "ab"),
+    ]  # fmt: skip
+    for spec, kind in specs:
+        start = job_kinds.job_start(spec)
+        assert start.kind.name == kind
+        json.dumps(start.to_args(spec))  # what the worker reads back
+        module, _, name = start.kind.target.partition(":")
+        assert callable(getattr(importlib.import_module(module), name))
+    assert job_kinds.job_start(ResumeRun("a")).to_args(ResumeRun("a")) == {"spec": {"adapter": "a"}, "resume": True}
+    assert job_kinds.job_start(DatasetStep("split", "d", "v")).to_args(DatasetStep("split", "d", "v")) == {
+        "step": "split",
+        "dataset": "d",
+        "version": "v",
+        "spec": {},
+    }
+    with pytest.raises(InputError, match="No job kind starts from a dict"):
+        jobs.start({"kind": "eval"}, None)

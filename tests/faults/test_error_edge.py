@@ -247,6 +247,8 @@ def test_an_unexpected_error_at_the_command_line_is_one_line_and_a_log(settings,
 
 def test_an_unexpected_error_in_a_job_fails_it_with_one_line_and_a_log(settings, monkeypatch):
     from engine import jobs
+    from engine.data.steps import DatasetStep  # noqa: F401 (registers the dataset kind)
+    from engine.job_kinds import job_kind
     from engine.jobs.worker import run_job
     from engine.qa.versions import DatasetStore
 
@@ -256,7 +258,7 @@ def test_an_unexpected_error_in_a_job_fails_it_with_one_line_and_a_log(settings,
     job_dir.mkdir(parents=True)
     queued = jobs.JobState(job_id, "dataset", {"step": "split", "dataset": "mine", "version": "v1"}, "queued", 0.0, "",
                            time.time())  # fmt: skip
-    (job_dir / "state.json").write_text(json.dumps({**asdict(queued), "target": jobs.JOB_KINDS["dataset"]}))
+    (job_dir / "state.json").write_text(json.dumps({**asdict(queued), "target": job_kind("dataset").target}))
 
     state = run_job(job_dir)  # the worker's entry point, here in this process
     assert state.status == "failed" and state.finished is not None
