@@ -13,7 +13,8 @@ from engine.models.export import merge_export
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
 from ui.finetune import adapters_table, curves, settings_form, show_plan, unfinished_runs
-from ui.widgets import current_job, job_status, page_header, user_errors
+from ui.job_panel import job_panel
+from ui.widgets import page_header, user_errors
 
 page_header(
     "Fine-tune",
@@ -36,22 +37,9 @@ with user_errors():
     elif action == "start":
         st.session_state["train-job"] = jobs.start(spec).id
 
-    @st.fragment(run_every=2.0)
-    def live() -> None:
-        job_id = current_job("train", "train-job")
-        if not job_id:
-            return
-        with user_errors():
-            state = job_status(job_id)
-            if not state.done and st.button("Stop (keeps a checkpoint and the adapter)", key=f"stop-{job_id}"):
-                jobs.request_stop(job_id)
-                st.toast("Stopping after this step…")
-            if state.mlflow_run_id:
-                st.caption(f"MLflow run `{state.mlflow_run_id}` (experiment studio-training)")
-            curves(run_dir_for(state.args["spec"]["adapter"], settings))
-
     st.subheader("Current run")
-    live()
+    job_panel("train", "train-job", stop="Stop (keeps a checkpoint and the adapter)", rerun_when_done=True,
+              always=lambda state: curves(run_dir_for(state.args["spec"]["adapter"], settings)))  # fmt: skip
 
     unfinished_runs(settings)
 

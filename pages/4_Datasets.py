@@ -1,13 +1,13 @@
 """QA datasets: import or generate, browse, review, topics, splits, versions, augmentation, export, KB refresh."""
 
-
 import streamlit as st
 
 from engine import jobs
 from engine.qa.versions import DatasetStore
 from ui import resources as r
 from ui.dataset_steps import augment_tab, export_tab, kb_tab, split_tab, topics_tab, versions_tab
-from ui.datasets import browser, funnel_chart, generation_form, import_tab, job_panel, version_picker
+from ui.datasets import browser, funnel_chart, generation_form, import_tab, version_picker
+from ui.job_panel import job_panel
 from ui.review import review_tab
 from ui.widgets import page_header, user_errors
 

@@ -7,7 +7,8 @@ from engine import jobs
 from engine.evaluation.history import evaluation_runs, per_question
 from ui import resources as r
 from ui.benchmarks import eval_form, matrix_section, result_metrics, row_scores
-from ui.widgets import page_header, user_errors, watch_job
+from ui.job_panel import job_panel
+from ui.widgets import page_header, user_errors
 
 page_header(
     "Benchmarks",
@@ -20,11 +21,7 @@ with user_errors():
     if spec := eval_form():
         st.session_state["eval-job"] = jobs.start(spec).id
 
-    @st.fragment(run_every=1.0)
-    def progress() -> None:
-        watch_job("eval", "eval-job")
-
-    progress()
+    job_panel("eval", "eval-job", rerun_when_done=True)
 
     tracker = r.tracker()
     job_id = st.session_state.get("eval-job")

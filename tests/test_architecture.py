@@ -67,3 +67,20 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
     graph.add_import(importer="pkg.b", imported="pkg.a")
     graph.add_import(importer="pkg.c", imported="pkg.a")
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def app_files() -> list[Path]:
+    return [ROOT / "Home.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]
+
+
+def test_pages_are_thin() -> None:
+    pages = [ROOT / "Home.py", *sorted((ROOT / "pages").glob("*.py"))]
+    assert len(pages) == 8
+    assert {p.name: n for p in pages if (n := len(p.read_text().splitlines())) > 85} == {}
+
+
+def test_the_app_starts_jobs_from_typed_specs_and_shows_them_in_one_panel() -> None:
+    texts = {p.relative_to(ROOT).as_posix(): p.read_text() for p in app_files()}
+    assert [name for name, text in texts.items() if "start_job(" in text] == []
+    watching = [name for name, text in texts.items() if "tail_log(" in text or "cancel_job(" in text]
+    assert watching == ["ui/job_panel.py"]

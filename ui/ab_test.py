@@ -10,7 +10,8 @@ from engine import jobs
 from engine.ab.spec import MODES, ExperimentSpec, VariantSpec
 from engine.models.spec import DTYPES, QUANTIZATIONS
 from ui import resources as r
-from ui.widgets import user_errors, watch_job
+from ui.job_panel import job_panel
+from ui.widgets import user_errors
 
 DEFAULT_VARIANTS = pd.DataFrame([
     {"name": "base", "model": "", "quantization": "none", "dtype": "float32", "adapter": "", "prompt": "", "k": 5,
@@ -88,11 +89,11 @@ def experiment_form() -> None:
                 st.session_state.pop("ab-job-shown", None)
 
 
-@st.fragment(run_every=1.0)
 def progress() -> None:
-    state = watch_job("ab", "ab-job")
-    if state is not None and state.status == "succeeded":
-        st.session_state.setdefault("ab-experiment", state.result.get("id"))
+    """The experiment's job; once it succeeded, its report is the one shown below."""
+    job_panel("ab", "ab-job", lambda res: st.session_state.setdefault("ab-experiment", res.get("id")),
+              next_step="Read the report below; rate its answers blind on the Human Eval page.",
+              rerun_when_done=True)  # fmt: skip
 
 
 def report_section(experiments: list[str]) -> None:
@@ -161,12 +162,7 @@ def judge_section(result, judges: list) -> None:
                 run = JudgeRun(result.id, a, b, model.strip(), reference)
                 st.session_state["ab-judge-job"] = jobs.start(run).id
                 st.session_state.pop("ab-judge-job-shown", None)
-    judge_progress()
-
-
-@st.fragment(run_every=1.0)
-def judge_progress() -> None:
-    watch_job("judge", "ab-judge-job")
+    job_panel("judge", "ab-judge-job", rerun_when_done=True)
 
 
 def sample_size_calculator() -> None:

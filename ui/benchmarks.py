@@ -16,7 +16,7 @@ from engine.benchmark.runs import COLUMNS, differences, matrix_history, matrix_r
 from engine.benchmark.selection import OBJECTIVES, RULES, pareto_front
 from engine.models.spec import spec_for
 from ui import resources as r
-from ui.widgets import watch_job
+from ui.job_panel import job_panel
 
 
 def matrix_form(runs: pd.DataFrame) -> None:
@@ -48,11 +48,9 @@ def matrix_form(runs: pd.DataFrame) -> None:
             st.session_state["bench-job"] = jobs.start(spec).id
 
 
-@st.fragment(run_every=1.0)
-def matrix_progress() -> None:
-    state = watch_job("bench", "bench-job")
-    if state is not None and state.status == "succeeded" and state.result.get("regressions"):
-        st.error("Regressions against the baseline:\n\n" + "\n".join(f"- {x}" for x in state.result["regressions"]))
+def regressions(result: dict) -> None:
+    if result.get("regressions"):
+        st.error("Regressions against the baseline:\n\n" + "\n".join(f"- {x}" for x in result["regressions"]))
 
 
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:
@@ -147,7 +145,7 @@ def trends(runs: pd.DataFrame) -> None:
 def matrix_section() -> None:
     runs = matrix_history(r.tracker())
     matrix_form(runs)
-    matrix_progress()
+    job_panel("bench", "bench-job", regressions, rerun_when_done=True)
     if runs.empty:
         st.info("No benchmark matrix has run yet.")
         return

@@ -16,7 +16,8 @@ from engine.evaluation.history import evaluation_runs
 from engine.qa.exports import jsonl_text
 from engine.qa.summary import diff
 from engine.qa.versions import DatasetStore
-from ui.datasets import job_panel, topic_map, version_picker
+from ui.datasets import topic_map, version_picker
+from ui.job_panel import job_panel
 
 
 def show_saved(result: dict) -> None:

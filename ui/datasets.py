@@ -15,7 +15,6 @@ from engine.errors import InputError
 from engine.qa.exports import to_frame
 from engine.qa.records import NORMALIZERS
 from engine.qa.versions import DatasetStore
-from ui.widgets import current_job, job_status, user_errors
 
 SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
 FILTER_HELP = {
@@ -174,15 +173,3 @@ def topic_map(records) -> None:
     left.plotly_chart(px.bar(sizes, x="records", y="topic", orientation="h", title="Topic sizes"), width="stretch")
     fig = px.scatter(frame, x="map_x", y="map_y", color="topic_label", hover_data=["question"], title="Topic map")
     right.plotly_chart(fig, width="stretch")
-
-
-@st.fragment(run_every=2.0)
-def job_panel(kind: str, key: str, render) -> None:
-    """The status of the page's latest job of ``kind`` and, once it succeeded, ``render(result)``."""
-    job_id = current_job(kind, key)
-    if not job_id:
-        return
-    with user_errors():
-        state = job_status(job_id)
-        if state.status == "succeeded" and state.result:
-            render(state.result)

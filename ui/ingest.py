@@ -12,7 +12,8 @@ from engine.errors import InputError
 from engine.rag.ingest import IngestRun, kb_state, preview_source, rollback_ingest
 from engine.rag.store import KnowledgeBaseStore, check_name
 from engine.write_policy import write_atomic
-from ui.widgets import job_status, user_errors
+from ui.job_panel import job_panel
+from ui.widgets import user_errors
 
 SOURCES = ("Upload a file", "Local path", "Hugging Face dataset (online)")
 
@@ -55,20 +56,13 @@ def show_preview(shown: dict) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def ingest_progress() -> None:
-    job_id = st.session_state.get("ingest-job")
-    if job_id:
-        with user_errors():
-            state = job_status(job_id)
-            if state.status == "succeeded":
-                res = state.result or {}
-                st.success(
-                    f"Ingested into {res.get('kb')}: {res.get('added')} chunks added, "
-                    f"{res.get('unchanged')} already there."
-                )
-            elif state.status in ("cancelled", "failed"):
-                st.caption("What was stored is kept: the knowledge base is marked incomplete (see below).")
+def ingested(res: dict) -> None:
+    st.success(f"Ingested into {res.get('kb')}: {res.get('added')} chunks added, {res.get('unchanged')} already there.")
+
+
+def kept_note(state: jobs.JobState) -> None:
+    if state.status in ("cancelled", "failed"):
+        st.caption("What was stored is kept: the knowledge base is marked incomplete (see below).")
 
 
 def incomplete_panel(store: KnowledgeBaseStore, incomplete: dict[str, str]) -> None:
@@ -115,5 +109,5 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 running = [j for j in jobs.list_jobs("ingest") if not j.done]
                 if running:
                     st.session_state["ingest-job"] = running[0].id
-            ingest_progress()
+            job_panel("ingest", "ingest-job", ingested, "Ask about the documents on the Query page.", always=kept_note)
             incomplete_panel(store, incomplete)

@@ -19,7 +19,8 @@ from engine.loop import (
 )
 from engine.qa.versions import DatasetStore
 from ui import resources as r
-from ui.widgets import user_errors, watch_job
+from ui.job_panel import show_job
+from ui.widgets import user_errors
 
 HELP = (
     "Point the Studio at a folder of your documents. It builds a knowledge base, writes QA pairs from them "
@@ -88,7 +89,7 @@ def live(name: str) -> None:
     """The loop's steps (done, running, to do), its job's progress, and the buttons that continue it."""
     with user_errors():
         record = read_loop(r.settings(), name)
-        state = watch_job("loop", "loop-job")
+        state = show_job("loop", "loop-job", rerun_when_done=True)
         running = bool(state and not state.done and state.args.get("name") == name)
         st.dataframe(pd.DataFrame(step_rows(record, next_step(record) if running else "")), hide_index=True,
                      width="stretch")  # fmt: skip
@@ -105,4 +106,4 @@ def live(name: str) -> None:
                          help="A new version of the QA set: the training items nearest to each question the adapter "
                          "got wrong, varied. A test question is never trained on."):  # fmt: skip
                 st.session_state["loop-misses-job"] = jobs.start(DatasetStep(**args)).id
-            watch_job("dataset", "loop-misses-job")
+            show_job("dataset", "loop-misses-job", rerun_when_done=True)

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 
 import streamlit as st
 
-from engine import jobs
 from engine.errors import StudioError, describe
 
 
@@ -48,52 +47,6 @@ def kb_picker(
     if kb in incomplete:
         st.warning(f"{kb} is {incomplete[kb]}: answers can miss what is not stored yet. Resume or roll back below.")
     return kb
-
-
-def job_status(job_id: str) -> jobs.JobState:
-    """Progress bar, message, last log lines and a cancel button for one background job."""
-    state = jobs.get_job(job_id)
-    # A finished job's last progress message ("loading the model") would read as if it were still at it.
-    shown = state.message and state.status != "succeeded"
-    label = f"{state.kind} · {state.status} · {state.message}" if shown else f"{state.kind} · {state.status}"
-    st.progress(min(max(state.progress, 0.0), 1.0), text=label)
-    cols = st.columns([1, 1, 4])
-    cols[0].caption(f"{state.elapsed:.0f} s")
-    if not state.done and cols[1].button("Cancel", key=f"cancel-{job_id}"):
-        jobs.cancel_job(job_id)
-        state = jobs.get_job(job_id)
-    if state.status == "failed":
-        st.error(f"The job failed: {state.error}")
-    elif state.status == "cancelled":
-        st.warning("The job was cancelled.")
-    with st.expander("Log", expanded=state.status == "failed"):
-        st.code("\n".join(jobs.tail_log(job_id, 15)) or "(empty)")
-    return state
-
-
-def current_job(kind: str, key: str) -> str | None:
-    """The job this page shows: the one it started (kept in the session), else after a reload
-    the newest job of its kind, running or finished."""
-    if key not in st.session_state:
-        recent = jobs.list_jobs(kind)
-        if recent:
-            st.session_state[key] = recent[0].id
-    return st.session_state.get(key)
-
-
-def watch_job(kind: str, key: str) -> jobs.JobState | None:
-    """Show the page's current job of ``kind`` (progress, log, errors); when it finishes, rerun the
-    whole page once so the results below it appear. Call inside a fragment that reruns itself."""
-    job_id = current_job(kind, key)
-    if not job_id:
-        return None
-    with user_errors():
-        state = job_status(job_id)
-        if state.done and st.session_state.get(f"{key}-shown") != job_id:
-            st.session_state[f"{key}-shown"] = job_id
-            st.rerun()
-        return state
-    return None
 
 
 def seconds_since(ts: float) -> str:
