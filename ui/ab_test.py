@@ -100,7 +100,7 @@ def report_section(experiments: list[str]) -> None:
     """A finished experiment's report: recommendations, tables, charts, downloads."""
     from engine.ab.charts import latency_figure, pareto_figure, quality_figure
     from engine.ab.judging import load_judges
-    from engine.ab.report import build_report
+    from engine.ab.report import experiment_report
     from engine.ab.results import load_result
 
     chosen = st.session_state.get("ab-experiment")
@@ -108,8 +108,7 @@ def report_section(experiments: list[str]) -> None:
                               index=experiments.index(chosen) if chosen in experiments else 0)  # fmt: skip
     result = load_result(experiment, r.settings())
     judges = load_judges(experiment, r.settings())
-    with st.spinner("Computing the paired tests…"):
-        report = build_report(result, judge=judges, resamples=2000)
+    report = experiment_report(result, r.settings(), judges)  # computed once, by the job; read here
     st.subheader("Recommendations")
     for rec in report.recommendations:
         st.markdown(f"- **{rec.goal}: {rec.prefer or rec.variant}**: {rec.reason}")

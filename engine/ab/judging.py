@@ -75,7 +75,7 @@ def judge_metrics(judge: JudgeResult) -> dict[str, float]:
 def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) -> str:
     """Log ``judge`` (saved already) to the experiment's MLflow run (a new ``studio-ab`` run when it has none):
     its figures, its per-item verdicts and the report rebuilt with every saved judgement; returns the run id."""
-    from engine.ab.report import build_report, log_report
+    from engine.ab.report import build_report, log_report, save_report
 
     run_id = result.run_id
     if not run_id:
@@ -84,8 +84,11 @@ def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) 
     tracker.log_metrics(run_id, judge_metrics(judge))
     tracker.log_dict(run_id, {"summary": plain_json(judge.summary()), "rows": judge.rows()},
                      f"{PREFIX}{judge.a}-{judge.b}.json")  # fmt: skip
-    if result.run_id:  # the judgement is saved already: the report takes every saved one
-        log_report(tracker, run_id, build_report(result, judge=load_judges(result.id, settings)))
+    # The judgement is saved already: the report, saved again and logged, takes every saved one.
+    report = build_report(result, judge=load_judges(result.id, settings))
+    save_report(report, settings)
+    if result.run_id:
+        log_report(tracker, run_id, report)
     else:
         tracker.end(run_id)
     return run_id

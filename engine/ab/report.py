@@ -7,8 +7,9 @@ significance of the F1 differences (:class:`Comparison`), so they can be tested 
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from engine.ab.charts import latency_figure, pareto_figure, quality_figure
 from engine.ab.document import Document
@@ -23,8 +24,11 @@ from engine.ab.recommend import (
     percent_interval,
     recommend,
 )
+from engine.ab.results import check_paired, experiments_dir
 from engine.errors import InputError
 from engine.evaluation.judge import JudgeResult
+from engine.settings import Settings
+from engine.write_policy import write_atomic
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,18 @@ class Report:
     comparisons: list[Comparison]
     recommendations: list[Recommendation]
     pareto: list[str]
+    paired: object = field(default=None, repr=False, compare=False)  # the full paired tests (not saved)
+
+    def to_dict(self) -> dict:
+        """The report as JSON data (without ``paired``: the tables and the text hold what it found)."""
+        return {k: v for k, v in asdict(self).items() if k != "paired"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        return cls(**{**data, "quality": {n: VariantQuality(q["name"], q["n"], tuple(q["em"]), tuple(q["f1"]))
+                                  for n, q in data["quality"].items()},
+                      "comparisons": [Comparison(**c) for c in data["comparisons"]],
+                      "recommendations": [Recommendation(**r) for r in data["recommendations"]]})  # fmt: skip
 
 
 def _ci(t: tuple[float, float, float], digits: int = 1) -> str:
@@ -77,11 +93,12 @@ def build_report(
     alpha: float = ALPHA,
     resamples: int = 10_000,
     seed: int = 0,
+    paired=None,
 ) -> Report:
     """The report of ``result`` (an :class:`engine.ab.results.ExperimentResult`): ``reference`` (default: the
     first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`,
-    or a list of them, one per judged pair) adds the judge's verdicts."""
-    from engine.ab.results import check_paired
+    or a list of them, one per judged pair) adds the judge's verdicts. ``paired``: the paired tests, when they were
+    computed already (:func:`engine.ab.runner.compare_result`, with the same reference)."""
     from engine.benchmark.selection import pareto_front
     from engine.stats import compare_variants
 
@@ -109,7 +126,8 @@ def build_report(
     for n in names:  # the report shows EM in percent whatever the rows' scale
         summaries[n]["em"] = quality[n].em[0]
     multi = len(names) >= 3
-    paired = compare_variants(f1, em, reference, alpha, resamples, seed) if len(names) >= 2 and n_items >= 2 else None
+    if paired is None and len(names) >= 2 and n_items >= 2:
+        paired = compare_variants(f1, em, reference, alpha, resamples, seed)
     comparisons = comparisons_from(paired) if paired else []
     recs = recommend(summaries, comparisons, alpha)
     points = {n: (summaries[n]["f1"], -summaries[n]["latency_p50_s"], summaries[n]["peak_memory_gb"]) for n in names}
@@ -204,7 +222,8 @@ def build_report(
 
     md = Document([b for b in doc.blocks if b[0] != "figure"])
     md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
-    return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front)
+    return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front,
+                  paired)  # fmt: skip
 
 
 def sensitivity_section(doc: Document, paired, alpha: float, power: float = 0.8) -> None:
@@ -252,3 +271,22 @@ def log_report(tracker, run_id: str, report: Report) -> None:
     """Log the report to MLflow run ``run_id`` as the artifacts ``report.md`` and ``report.html``."""
     tracker.log_text(run_id, report.markdown, "report.md")
     tracker.log_text(run_id, report.html, "report.html")
+
+
+REPORT_FILE = "report.json"
+
+
+def save_report(report: Report, settings: Settings) -> None:
+    """Keep the report beside its experiment: the page and the downloads read it, never recompute it."""
+    write_atomic(experiments_dir(settings) / report.experiment_id / REPORT_FILE, json.dumps(report.to_dict()))
+
+
+def experiment_report(result, settings: Settings, judges=()) -> Report:
+    """The saved report of ``result``, else (an experiment from before reports were saved) built now with its
+    saved ``judges`` and saved."""
+    path = experiments_dir(settings) / result.id / REPORT_FILE
+    if path.is_file():
+        return Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    report = build_report(result, judge=list(judges) or None)
+    save_report(report, settings)
+    return report

@@ -61,6 +61,7 @@ class ExperimentResult:
     variants: dict[str, VariantResult]
     created: str = ""
     run_id: str | None = None
+    report: object = field(default=None, repr=False, compare=False)  # the Report, once made (saved on its own)
 
     def item_ids(self) -> list[str]:
         first = next(iter(self.variants.values()), None)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from engine.ab.report import build_report, log_report, save_report
 from engine.ab.results import (
     ExperimentResult,
     VariantResult,
@@ -239,12 +240,15 @@ def run_experiment(
     if result.item_ids() != [it.id for it in items]:
         raise StudioError("The variants did not answer the experiment's items in order: results cannot be paired.")
     save_result(result, settings)  # the answers are kept even if logging fails
+    # The paired tests are computed once: logged, put in the report, saved with it; the page reads the saved one.
+    paired = compare_result(result)
     if tracker is not None:
-        result.run_id = log_experiment(tracker, result, compare_result(result), plan)
+        result.run_id = log_experiment(tracker, result, paired, plan)
         save_result(result, settings)
-        from engine.ab.report import build_report, log_report
-
-        log_report(tracker, result.run_id, build_report(result))  # report.md and report.html as artifacts
+    result.report = build_report(result, paired=paired)
+    save_report(result.report, settings)
+    if tracker is not None:
+        log_report(tracker, result.run_id, result.report)  # report.md and report.html as artifacts
     if on_progress:
         on_progress(1.0, f"experiment {result.id} done")
     return result
@@ -284,6 +288,6 @@ def ab_job(args: dict, ctx) -> dict:
                             check_cancelled=ctx.check_cancelled)  # fmt: skip
     if result.run_id:
         ctx.set_run_id(result.run_id)
-    ctx.log(f"experiment {result.id}\n{format_result(result, compare_result(result))}")
+    ctx.log(f"experiment {result.id}\n{format_result(result, result.report.paired)}")
     return {"id": result.id, "run_id": result.run_id,
             "summary": {n: v.summary() for n, v in result.variants.items()}}  # fmt: skip

@@ -91,7 +91,7 @@ def run_bench(a) -> int:
 
 
 def run_ab(a) -> int:
-    from engine.ab.runner import compare_result, format_result, run_experiment
+    from engine.ab.runner import format_result, run_experiment
     from engine.ab.spec import ExperimentSpec, parse_variant
     from engine.tracking import Tracker
 
@@ -104,7 +104,7 @@ def run_ab(a) -> int:
     tracker = None if a.no_mlflow else Tracker(settings)
 
     result = run_experiment(spec, settings, tracker, on_progress=_progress)
-    print(format_result(result, compare_result(result)))
+    print(format_result(result, result.report.paired))
     print(f"\nexperiment {result.id}" + (f", MLflow run {result.run_id}" if result.run_id else ""))
     return 0
 

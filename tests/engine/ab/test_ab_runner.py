@@ -4,6 +4,8 @@ variants of the bundled model, each loaded in a fresh process)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.ab import runner
@@ -270,3 +272,20 @@ def test_a_variant_answers_a_qa_set_retrieving_from_its_knowledge_base(collectio
     assert [r["item_id"] for r in rows] == [i.id for i in items]
     with pytest.raises(InputError, match="Mode kb needs a knowledge base"):
         spec_of(mode="kb")
+
+
+def test_the_report_is_computed_once_saved_and_read_back(settings, tracker, monkeypatch, tmp_path):
+    from engine.ab import report as report_module
+
+    result = run_experiment(spec_of(limit=12, parallel="never"), settings, tracker, run_group=fake_group)
+    logged = tracker.client.download_artifacts(result.run_id, "report.md", str(tmp_path))
+    saved = report_module.experiment_report(result, settings)
+    assert saved == result.report and saved.markdown == Path(logged).read_text(encoding="utf-8")
+    assert saved.comparisons and saved.comparisons[0].b == "int4" and saved.paired is None  # the tables, not the tests
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("the page must read the saved report")
+
+    monkeypatch.setattr(report_module, "build_report", recompute)
+    again = report_module.experiment_report(load_result(result.id, settings), settings)
+    assert again.comparisons == result.report.comparisons and again.html == result.report.html
