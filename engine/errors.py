@@ -134,3 +134,11 @@ def exit_status(command, interrupted: str = "interrupted") -> int:
     except Exception as exc:
         print(f"error: {describe(exc, 'command line: ' + ' '.join(sys.argv))}", file=sys.stderr)
         return 2
+
+
+def check_choice(value, choices, what: str, context: str = "") -> None:
+    """InputError unless ``value`` is one of ``choices``: "Unknown <what> 'x': choose one of a, b." (after
+    ``context`` and a colon, when given: "Variant 'v': unknown dtype 'x': ...")."""
+    if value not in choices:
+        lead = f"{context}: unknown" if context else "Unknown"
+        raise InputError(f"{lead} {what} {value!r}: choose one of {', '.join(str(c) for c in choices)}.")

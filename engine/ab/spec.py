@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.job_kinds import register_job_kind
 from engine.names import check_safe_name
 
@@ -50,13 +50,8 @@ class VariantSpec:
         from engine.models.spec import DTYPES, QUANTIZATIONS
 
         object.__setattr__(self, "name", check_safe_name(self.name, "variant"))
-        if self.quantization not in QUANTIZATIONS:
-            raise InputError(
-                f"Variant {self.name!r}: unknown quantization {self.quantization!r}: "
-                f"choose one of {', '.join(QUANTIZATIONS)}."
-            )
-        if self.dtype not in DTYPES:
-            raise InputError(f"Variant {self.name!r}: unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}.")
+        check_choice(self.quantization, QUANTIZATIONS, "quantization", f"Variant {self.name!r}")
+        check_choice(self.dtype, DTYPES, "dtype", f"Variant {self.name!r}")
         if self.prompt not in PROMPTS:
             raise InputError(f"Variant {self.name!r}: unknown prompt {self.prompt!r}: choose few-shot or zero-shot.")
         if not isinstance(self.k, int) or self.k < 1:
@@ -130,8 +125,7 @@ class ExperimentSpec:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise InputError(f"Variant names must be unique: {', '.join(repeated)} is used more than once.")
-        if self.parallel not in PARALLEL:
-            raise InputError(f"Unknown parallel setting {self.parallel!r}: choose one of {', '.join(PARALLEL)}.")
+        check_choice(self.parallel, PARALLEL, "parallel setting")
         if self.mode not in MODES:
             raise InputError(f"Unknown mode {self.mode!r}: an experiment runs {' or '.join(MODES)}.")
         if self.split not in SPLITS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.stats import paired_bootstrap
 
 OBJECTIVES = ("fastest", "smallest")
@@ -55,10 +55,8 @@ class Selection:
 def _check(candidates: Sequence[Candidate], reference: str, tolerance: float, objective: str, rule: str) -> Candidate:
     if not candidates:
         raise InputError("There are no configurations to choose from.")
-    if objective not in OBJECTIVES:
-        raise InputError(f"Unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}.")
-    if rule not in RULES:
-        raise InputError(f"Unknown rule {rule!r}; choose one of {', '.join(RULES)}.")
+    check_choice(objective, OBJECTIVES, "objective")
+    check_choice(rule, RULES, "rule")
     if not tolerance >= 0:  # written this way so NaN is rejected too
         raise InputError(f"The quality tolerance must be >= 0 F1 points, not {tolerance}.")
     names = [c.config for c in candidates]

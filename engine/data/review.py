@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.file_locks import held
 from engine.qa.schema import QARecord
 from engine.qa.versions import DatasetStore, Manifest, log_version
@@ -38,8 +38,7 @@ class Decision:
     answer: str | None = None
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise InputError(f"Unknown review decision {self.action!r}: use one of {', '.join(ACTIONS)}.")
+        check_choice(self.action, ACTIONS, "review decision")
         if self.action != EDIT:
             if self.question is not None or self.answer is not None:
                 raise InputError(f"Only an edit has a new question or answer, not {self.action!r}.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.job_kinds import register_job_kind
 from engine.qa.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.rag.embedding_cache import cached_embedder
@@ -209,8 +209,7 @@ def step_job(args: dict, ctx) -> dict:
     from engine.tracking import Tracker
 
     step = args.get("step", "")
-    if step not in STEPS:
-        raise InputError(f"Unknown dataset step {step!r}: use one of {', '.join(STEPS)}.")
+    check_choice(step, STEPS, "dataset step")
     settings = load_settings()
     kwargs = {k: v for k, v in args.items() if k in ("run_id", "threshold")}
     spec_type = {"topics": TopicSpec, "split": SplitSpec, "augment": AugmentSpec, "hard-cases": AugmentSpec}[step]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.qa.schema import QARecord
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -43,8 +43,7 @@ class TopicSpec:
     min_cluster_size: int = 5  # HDBSCAN: the smallest group of records that counts as a topic
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise InputError(f"Unknown clustering method {self.method!r}: use one of {', '.join(METHODS)}.")
+        check_choice(self.method, METHODS, "clustering method")
         if self.text not in TEXTS:
             raise InputError(f"Unknown text {self.text!r} to cluster on: use one of {', '.join(TEXTS)}.")
         if not 2 <= self.k_min <= self.k_max:

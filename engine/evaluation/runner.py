@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.evaluation.qa_sets import load_qa_set, resolve_data
@@ -56,8 +56,7 @@ class EvalSpec:
     judge: str = ""  # the groundedness judge for questions without a gold answer (empty: the bundled model)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InputError(f"Unknown mode {self.mode!r}: choose one of {', '.join(MODES)}.")
+        check_choice(self.mode, MODES, "mode")
         if self.prompt not in PROMPTS:
             raise InputError(f"Unknown prompt {self.prompt!r}: choose few-shot or zero-shot.")
         if self.limit is not None and self.limit < 1:

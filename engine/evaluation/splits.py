@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
 from engine.settings import Settings
 from engine.write_policy import write_atomic
@@ -66,8 +66,7 @@ def write_json(target: Path, data: dict) -> None:
 
 def split_items(path: str | Path, settings: Settings, split: str) -> list[QAItem]:
     """The questions of one split of the HotpotQA file, in split order."""
-    if split not in SPLIT_SIZES:
-        raise InputError(f"Unknown split {split!r}: use one of {', '.join(SPLIT_SIZES)}.")
+    check_choice(split, SPLIT_SIZES, "split")
     ids = hotpotqa_split(path, settings)[split]
     by_id = {item.id: item for item in load_hotpotqa(path)}
     return [by_id[i] for i in ids]

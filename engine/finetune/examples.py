@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem
 from engine.evaluation.instructions import Example
 from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
@@ -44,8 +44,7 @@ class RagExampleSpec:
             raise InputError("distractors must be 0 or more.")
         if self.max_source_chars < 1:
             raise InputError("max_source_chars must be at least 1.")
-        if self.sources not in SOURCES:
-            raise InputError(f"Unknown training sources {self.sources!r}: choose one of {', '.join(SOURCES)}.")
+        check_choice(self.sources, SOURCES, "training sources")
         if self.follow_links < 0:
             raise InputError("follow_links must be 0 or more.")
         if self.answer_style not in TRAINED_STYLES:

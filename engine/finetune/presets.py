@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import InputError
+from engine.errors import check_choice
 from engine.finetune.spec import TrainSpec
 
 
@@ -77,8 +77,7 @@ def preset_for(dataset: str) -> Preset:
 def preset_spec(name: str, **overrides) -> TrainSpec:
     """TrainSpec with a preset's changes, then ``overrides`` (top-level fields, e.g. adapter, dataset, kb; a
     nested spec given as a dict changes only the fields it names)."""
-    if name not in PRESETS:
-        raise InputError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    check_choice(name, PRESETS, "preset")
     values = TrainSpec().to_dict()
     for changes in (PRESETS[name].changes, overrides):
         for key, value in changes.items():

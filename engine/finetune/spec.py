@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
@@ -59,12 +59,9 @@ class TrainSpec:
                 f"Quantization {self.quantization!r} cannot be trained: QLoRA needs a bitsandbytes base "
                 f"({', '.join(BNB_QUANTIZATIONS)}) or none."
             )
-        if self.scheduler not in SCHEDULERS:
-            raise InputError(f"Unknown schedule {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
-        if self.stop_on not in STOP_ON:
-            raise InputError(f"Unknown early-stopping metric {self.stop_on!r}: choose one of {', '.join(STOP_ON)}.")
+        check_choice(self.scheduler, SCHEDULERS, "schedule")
+        check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.stop_on, STOP_ON, "early-stopping metric")
         if self.start_from.strip():
             object.__setattr__(self, "start_from", check_safe_name(self.start_from, "adapter"))
             if self.start_from == self.adapter.strip():
@@ -73,8 +70,7 @@ class TrainSpec:
             raise InputError("Dolly's closed_qa is never trained on: it is the forgetting check.")
         if self.mix.uses("dolly") and not self.dolly_categories:
             raise InputError("A Dolly share needs at least one Dolly category.")
-        if self.dolly_targets not in TARGETS:
-            raise InputError(f"Unknown Dolly targets {self.dolly_targets!r}: choose one of {', '.join(TARGETS)}.")
+        check_choice(self.dolly_targets, TARGETS, "Dolly targets")
         if self.mix.uses("generated") and not self.qa_dataset.strip():
             raise InputError("A share of generated QA pairs needs a dataset: name one (Datasets page).")
         on_qa_set = self.dataset.strip() and self.dataset.partition("@")[0].strip() != "hotpotqa"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.models.spec import BUNDLED_GGUF, BUNDLED_PACKAGE, DTYPES, QUANTIZATIONS, ModelSpec
 from engine.settings import Settings
 from engine.write_policy import write_atomic
@@ -86,10 +86,8 @@ class CatalogEntry:
     bundled: bool = False
 
     def preset(self, device_kind: str, aim: str = "balanced") -> Preset:
-        if device_kind not in DEVICE_KINDS:
-            raise InputError(f"Unknown device kind {device_kind!r}: choose one of {', '.join(DEVICE_KINDS)}.")
-        if aim not in PRESETS:
-            raise InputError(f"Unknown preset {aim!r}: choose one of {', '.join(PRESETS)}.")
+        check_choice(device_kind, DEVICE_KINDS, "device kind")
+        check_choice(aim, PRESETS, "preset")
         return self.presets[device_kind][aim]
 
     def model_spec(self, device_kind: str = "cpu", aim: str = "balanced") -> ModelSpec:

