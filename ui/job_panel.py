@@ -91,15 +91,5 @@ def show_job(
     return None
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def job_panel(
-    kind: str,
-    key: str,
-    render: Callable[[dict], None] | None = None,
-    next_step: str = "",
-    rerun_when_done: bool = False,
-    stop: str = "",
-    always: Callable[[jobs.JobState], None] | None = None,
-) -> None:
-    """:func:`show_job`, polled every second (a fragment: only the panel reruns)."""
-    show_job(kind, key, render, next_step, rerun_when_done, stop, always)
+# show_job polled every second: a fragment, so only the panel reruns.
+job_panel = st.fragment(show_job, run_every=POLL_SECONDS)
