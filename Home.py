@@ -45,7 +45,7 @@ with user_errors():
                 [
                     {"name": k.name, "documents": k.documents, "chunks": k.chunks, "state": k.incomplete or "complete"}
                     for k in kbs
-                ]  # fmt: skip
+                ]
             ),
             hide_index=True,
             width="stretch",
@@ -64,10 +64,15 @@ with user_errors():
         tracker = r.tracker()
         runs = tracker.recent(QUERY, 5) + tracker.recent(EVALUATION, 5) + tracker.recent(TRAINING, 5)
         rows = [
-            {"when": seconds_since(x.start_time), "activity": x.experiment.removeprefix("studio-"), "run": x.name,
-             "F1": x.metrics.get("f1"), "total s": x.metrics.get("total_s", x.metrics.get("seconds"))}
+            {
+                "when": seconds_since(x.start_time),
+                "activity": x.experiment.removeprefix("studio-"),
+                "run": x.name,
+                "F1": x.metrics.get("f1"),
+                "total s": x.metrics.get("total_s", x.metrics.get("seconds")),
+            }
             for x in sorted(runs, key=lambda x: -x.start_time)
-        ]  # fmt: skip
+        ]
         st.dataframe(pd.DataFrame(rows).round(1), hide_index=True, width="stretch")
         st.link_button("Open MLflow", "http://127.0.0.1:5000")
         st.caption(f"Start it with `mlflow ui --backend-store-uri {tracker.uri} --port 5000`")

@@ -131,11 +131,16 @@ class Tracker:
         )
         return [
             RunSummary(
-                r.info.run_id, experiment, r.info.run_name or "", r.info.status, r.info.start_time / 1000,
-                dict(r.data.params), dict(r.data.metrics),
+                r.info.run_id,
+                experiment,
+                r.info.run_name or "",
+                r.info.status,
+                r.info.start_time / 1000,
+                dict(r.data.params),
+                dict(r.data.metrics),
             )
             for r in runs
-        ]  # fmt: skip
+        ]
 
     def load_table(self, run_id: str, path: str):
         """A table logged with :meth:`log_table`, as a pandas DataFrame."""

@@ -38,8 +38,13 @@ with user_errors():
         st.session_state["train-job"] = jobs.start(spec).id
 
     st.subheader("Current run")
-    job_panel("train", "train-job", stop="Stop (keeps a checkpoint and the adapter)", rerun_when_done=True,
-              always=lambda state: curves(run_dir_for(state.args["spec"]["adapter"], settings)))  # fmt: skip
+    job_panel(
+        "train",
+        "train-job",
+        stop="Stop (keeps a checkpoint and the adapter)",
+        rerun_when_done=True,
+        always=lambda state: curves(run_dir_for(state.args["spec"]["adapter"], settings)),
+    )
 
     unfinished_runs(settings)
 

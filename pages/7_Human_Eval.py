@@ -28,9 +28,12 @@ with user_errors():
     chosen = st.session_state.get("he-session")
     ids = list(sessions)
     session_id = st.selectbox(
-        "Session", ids, index=ids.index(chosen) if chosen in sessions else 0, key="he-session-pick",
+        "Session",
+        ids,
+        index=ids.index(chosen) if chosen in sessions else 0,
+        key="he-session-pick",
         format_func=lambda i: f"{sessions[i].name} · {len(store.items(i))} items",
-    )  # fmt: skip
+    )
     st.session_state["he-session"] = session_id
     rate_tab, board_tab = st.tabs(["Rate", "Leaderboard and agreement"])
     with rate_tab:

@@ -13,12 +13,32 @@ from ui import resources as r
 from ui.job_panel import job_panel
 from ui.widgets import user_errors
 
-DEFAULT_VARIANTS = pd.DataFrame([
-    {"name": "base", "model": "", "quantization": "none", "dtype": "float32", "adapter": "", "prompt": "", "k": 5,
-     "temperature": 0.0, "seed": 0},
-    {"name": "int4", "model": "", "quantization": "int4-weight", "dtype": "auto", "adapter": "", "prompt": "", "k": 5,
-     "temperature": 0.0, "seed": 0},
-])  # fmt: skip
+DEFAULT_VARIANTS = pd.DataFrame(
+    [
+        {
+            "name": "base",
+            "model": "",
+            "quantization": "none",
+            "dtype": "float32",
+            "adapter": "",
+            "prompt": "",
+            "k": 5,
+            "temperature": 0.0,
+            "seed": 0,
+        },
+        {
+            "name": "int4",
+            "model": "",
+            "quantization": "int4-weight",
+            "dtype": "auto",
+            "adapter": "",
+            "prompt": "",
+            "k": 5,
+            "temperature": 0.0,
+            "seed": 0,
+        },
+    ]
+)
 
 
 def variants_from(frame: pd.DataFrame) -> tuple[VariantSpec, ...]:
@@ -41,7 +61,10 @@ def experiment_form() -> None:
     st.caption("Every variant answers the same items; the first row is the reference of the paired tests.")
     adapters = ["", *r.adapter_names()]
     frame = st.data_editor(
-        DEFAULT_VARIANTS, num_rows="dynamic", hide_index=True, key="ab-variants",
+        DEFAULT_VARIANTS,
+        num_rows="dynamic",
+        hide_index=True,
+        key="ab-variants",
         column_config={
             "name": st.column_config.TextColumn("name", required=True),
             "model": st.column_config.TextColumn("model", help="empty: the bundled model; " + r.MODEL_HELP),
@@ -53,7 +76,7 @@ def experiment_form() -> None:
             "temperature": st.column_config.NumberColumn("temperature", min_value=0.0, max_value=2.0),
             "seed": st.column_config.NumberColumn("seed", min_value=0, step=1),
         },
-    )  # fmt: skip
+    )
     from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 
     with st.form("ab"):
@@ -74,26 +97,47 @@ def experiment_form() -> None:
         )
         limit = cols[3].number_input("Items", 2, 1000, 30, key="ab-limit")
         more = st.columns(3)
-        mode = more[0].selectbox("Mode", MODES, index=MODES.index("distractor"), key="ab-mode",
-                                 help="distractor: each question's own passages; kb: retrieval from a knowledge "
-                                 "base, as the Query page does")  # fmt: skip
+        mode = more[0].selectbox(
+            "Mode",
+            MODES,
+            index=MODES.index("distractor"),
+            key="ab-mode",
+            help="distractor: each question's own passages; kb: retrieval from a knowledge "
+            "base, as the Query page does",
+        )
         kb = more[1].selectbox("Knowledge base (mode kb)", ["", *r.store().names()], key="ab-kb")
-        parallel = more[2].selectbox("Run variants", ["auto", "never", "always"], key="ab-parallel",
-                                     help="auto: side by side where memory and cores allow")  # fmt: skip
+        parallel = more[2].selectbox(
+            "Run variants",
+            ["auto", "never", "always"],
+            key="ab-parallel",
+            help="auto: side by side where memory and cores allow",
+        )
         if st.form_submit_button("Run experiment", type="primary"):
             with user_errors():
                 dataset = "" if qa_set == HOTPOTQA else qa_set
-                spec = ExperimentSpec(name=name.strip(), variants=variants_from(frame), split=split, limit=int(limit),
-                                      mode=mode, kb=kb, parallel=parallel, dataset=dataset)  # fmt: skip
+                spec = ExperimentSpec(
+                    name=name.strip(),
+                    variants=variants_from(frame),
+                    split=split,
+                    limit=int(limit),
+                    mode=mode,
+                    kb=kb,
+                    parallel=parallel,
+                    dataset=dataset,
+                )
                 st.session_state["ab-job"] = jobs.start(spec).id
                 st.session_state.pop("ab-job-shown", None)
 
 
 def progress() -> None:
     """The experiment's job; once it succeeded, its report is the one shown below."""
-    job_panel("ab", "ab-job", lambda res: st.session_state.setdefault("ab-experiment", res.get("id")),
-              next_step="Read the report below; rate its answers blind on the Human Eval page.",
-              rerun_when_done=True)  # fmt: skip
+    job_panel(
+        "ab",
+        "ab-job",
+        lambda res: st.session_state.setdefault("ab-experiment", res.get("id")),
+        next_step="Read the report below; rate its answers blind on the Human Eval page.",
+        rerun_when_done=True,
+    )
 
 
 def report_section(experiments: list[str]) -> None:
@@ -104,8 +148,9 @@ def report_section(experiments: list[str]) -> None:
     from engine.ab.results import load_result
 
     chosen = st.session_state.get("ab-experiment")
-    experiment = st.selectbox("Experiment", experiments, key="ab-pick",
-                              index=experiments.index(chosen) if chosen in experiments else 0)  # fmt: skip
+    experiment = st.selectbox(
+        "Experiment", experiments, key="ab-pick", index=experiments.index(chosen) if chosen in experiments else 0
+    )
     result = load_result(experiment, r.settings())
     judges = load_judges(experiment, r.settings())
     report = experiment_report(result, r.settings(), judges)  # computed once, by the job; read here
@@ -133,14 +178,25 @@ def judge_section(result, judges: list) -> None:
 
     st.subheader("Local judge")
     if judges:
-        rows = [{"pair": f"{j.a} vs {j.b}", "judge model": j.model, "items": j.n, "judged": sum(j.judged),
-                 "verdicts": f"{j.a} {j.wins_a} · {j.b} {j.wins_b} · tie {j.ties}",
-                 "position-flip rate": f"{j.flip_rate:.0%}", "position 1 picked": f"{j.position_1_rate:.0%}",
-                 "unreadable replies": j.unparsed} for j in judges]  # fmt: skip
+        rows = [
+            {
+                "pair": f"{j.a} vs {j.b}",
+                "judge model": j.model,
+                "items": j.n,
+                "judged": sum(j.judged),
+                "verdicts": f"{j.a} {j.wins_a} · {j.b} {j.wins_b} · tie {j.ties}",
+                "position-flip rate": f"{j.flip_rate:.0%}",
+                "position 1 picked": f"{j.position_1_rate:.0%}",
+                "unreadable replies": j.unparsed,
+            }
+            for j in judges
+        ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="ab-judges")
         if any(j.follows_positions for j in judges):
-            st.warning("A judge changed its verdict with the answers' order on most items: its verdicts say little. "
-                       "A larger judge model reads answers rather than positions.")  # fmt: skip
+            st.warning(
+                "A judge changed its verdict with the answers' order on most items: its verdicts say little. "
+                "A larger judge model reads answers rather than positions."
+            )
     else:
         st.caption("No judge has been run on this experiment yet.")
     names = list(result.variants)
@@ -152,8 +208,9 @@ def judge_section(result, judges: list) -> None:
         cols = st.columns(4)
         a = cols[0].selectbox("Variant", names, key="ab-judge-a")
         b = cols[1].selectbox("against", names, index=min(1, len(names) - 1), key="ab-judge-b")
-        model = cols[2].text_input("Judge model", "", key="ab-judge-model",
-                                   help="empty: the bundled model; " + r.MODEL_HELP)  # fmt: skip
+        model = cols[2].text_input(
+            "Judge model", "", key="ab-judge-model", help="empty: the bundled model; " + r.MODEL_HELP
+        )
         reference = cols[3].checkbox("Show it the correct answer", True, key="ab-judge-reference")
         if st.form_submit_button("Run the judge"):
             with user_errors():
@@ -177,8 +234,10 @@ def sample_size_calculator() -> None:
         power = cols[3].number_input("Power", 0.5, 0.99, 0.8, key="ab-power-power")
         with user_errors():
             n = minimum_sample_size(gain / sd, alpha, power)
-            st.markdown(f"**{n} items** for a paired t-test to detect +{gain:g} F1 (d_z = {gain / sd:.2f}) "
-                        f"with {power:.0%} power at α = {alpha:g}.")  # fmt: skip
+            st.markdown(
+                f"**{n} items** for a paired t-test to detect +{gain:g} F1 (d_z = {gain / sd:.2f}) "
+                f"with {power:.0%} power at α = {alpha:g}."
+            )
         cols = st.columns(2)
         fixes = cols[0].number_input("Items B gets right and A wrong (%)", 0.0, 100.0, 10.0, key="ab-power-p01")
         breaks = cols[1].number_input("Items A gets right and B wrong (%)", 0.0, 100.0, 5.0, key="ab-power-p10")

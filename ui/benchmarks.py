@@ -25,25 +25,45 @@ def matrix_form(runs: pd.DataFrame) -> None:
         cols = st.columns([2, 4, 1, 1])
         model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP, key="bench-model")
         precisions = cols[1].multiselect("Precisions", list(PRECISIONS), list(BenchSpec.precisions), key="bench-prec")
-        reference = cols[2].selectbox("Reference", list(PRECISIONS), key="bench-ref",
-                                      help="quality differences are against this precision")  # fmt: skip
+        reference = cols[2].selectbox(
+            "Reference", list(PRECISIONS), key="bench-ref", help="quality differences are against this precision"
+        )
         questions = cols[3].number_input(
             "Questions", 0, 1000, 100, key="bench-n", help="HotpotQA test questions (distractor) for EM/F1; 0: none"
         )
         more = st.columns([2, 2, 2])
         ids = run_labels(runs)
-        baseline = more[0].selectbox("Baseline run", ["", *ids], format_func=lambda i: ids.get(i, "none"),
-                                     key="bench-baseline", help="regressions are flagged against this run")  # fmt: skip
-        thresholds = more[1].text_input("Thresholds", placeholder="f1=1.0,decode_tok_s=0.15", key="bench-thr",
-                                        help="overrides of the default regression thresholds")  # fmt: skip
+        baseline = more[0].selectbox(
+            "Baseline run",
+            ["", *ids],
+            format_func=lambda i: ids.get(i, "none"),
+            key="bench-baseline",
+            help="regressions are flagged against this run",
+        )
+        thresholds = more[1].text_input(
+            "Thresholds",
+            placeholder="f1=1.0,decode_tok_s=0.15",
+            key="bench-thr",
+            help="overrides of the default regression thresholds",
+        )
         missing = llama_cpp_available(BenchSpec(model=model.strip()))
-        llama = more[2].checkbox("llama.cpp beside it", not missing, disabled=bool(missing), key="bench-llama",
-                                 help=missing or "the same GGUF file through llama-cpp-python")  # fmt: skip
+        llama = more[2].checkbox(
+            "llama.cpp beside it",
+            not missing,
+            disabled=bool(missing),
+            key="bench-llama",
+            help=missing or "the same GGUF file through llama-cpp-python",
+        )
         if st.form_submit_button("Run matrix", type="primary"):
             spec = BenchSpec(
-                model=model.strip(), precisions=tuple(precisions), reference=reference, questions=int(questions),
-                llama_cpp=llama, baseline=baseline, thresholds=thresholds,
-            )  # fmt: skip
+                model=model.strip(),
+                precisions=tuple(precisions),
+                reference=reference,
+                questions=int(questions),
+                llama_cpp=llama,
+                baseline=baseline,
+                thresholds=thresholds,
+            )
             spec_for(spec.model)  # a bad path is reported now, not in the job
             st.session_state["bench-job"] = jobs.start(spec).id
 
@@ -59,9 +79,16 @@ def run_labels(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def matrix_frame(results: dict[str, dict]) -> pd.DataFrame:
-    rows = [{"configuration": c, **{COLUMNS[m][0]: v for m, v in res["metrics"].items() if m in COLUMNS},
-             "F1 vs reference": res["metrics"].get("f1_diff"), "CI low": res["metrics"].get("f1_diff_low"),
-             "CI high": res["metrics"].get("f1_diff_high")} for c, res in results.items()]  # fmt: skip
+    rows = [
+        {
+            "configuration": c,
+            **{COLUMNS[m][0]: v for m, v in res["metrics"].items() if m in COLUMNS},
+            "F1 vs reference": res["metrics"].get("f1_diff"),
+            "CI low": res["metrics"].get("f1_diff_low"),
+            "CI high": res["metrics"].get("f1_diff_high"),
+        }
+        for c, res in results.items()
+    ]
     return pd.DataFrame(rows).round(3)
 
 
@@ -81,22 +108,43 @@ def badges(results: dict[str, dict], baseline: dict[str, dict]) -> None:
 
 
 def pareto_chart(results: dict[str, dict]) -> None:
-    points = {c: (res["metrics"].get("f1", float("nan")), res["metrics"]["e2e_tok_s"], res["metrics"]["peak_rss_gb"])
-              for c, res in results.items() if "e2e_tok_s" in res["metrics"]}  # fmt: skip
+    points = {
+        c: (res["metrics"].get("f1", float("nan")), res["metrics"]["e2e_tok_s"], res["metrics"]["peak_rss_gb"])
+        for c, res in results.items()
+        if "e2e_tok_s" in res["metrics"]
+    }
     quality = {c: p for c, p in points.items() if p[0] == p[0]}  # llama.cpp has no F1 here
     front = set(pareto_front(quality))
-    rows = [{"configuration": c, "F1": p[0], "tokens/s (RAG answer, end to end)": p[1], "peak memory (GB)": p[2],
-             "Pareto front": c in front} for c, p in quality.items()]  # fmt: skip
+    rows = [
+        {
+            "configuration": c,
+            "F1": p[0],
+            "tokens/s (RAG answer, end to end)": p[1],
+            "peak memory (GB)": p[2],
+            "Pareto front": c in front,
+        }
+        for c, p in quality.items()
+    ]
     frame = pd.DataFrame(rows)
     if frame.empty:
         st.caption("No configuration has both speed and F1 yet.")
         return
-    fig = px.scatter(frame, x="tokens/s (RAG answer, end to end)", y="F1", size="peak memory (GB)",
-                     color="configuration", symbol="Pareto front", text="configuration", size_max=40,
-                     title="Quality vs speed (marker size: peak memory)")  # fmt: skip
+    fig = px.scatter(
+        frame,
+        x="tokens/s (RAG answer, end to end)",
+        y="F1",
+        size="peak memory (GB)",
+        color="configuration",
+        symbol="Pareto front",
+        text="configuration",
+        size_max=40,
+        title="Quality vs speed (marker size: peak memory)",
+    )
     st.plotly_chart(fig, width="stretch", key="pareto")
-    st.caption(f"On the Pareto front (no other configuration is better on F1, speed and memory at once): "
-               f"{', '.join(sorted(front))}.")  # fmt: skip
+    st.caption(
+        f"On the Pareto front (no other configuration is better on F1, speed and memory at once): "
+        f"{', '.join(sorted(front))}."
+    )
 
 
 def pick(results: dict[str, dict], reference: str) -> None:
@@ -104,9 +152,12 @@ def pick(results: dict[str, dict], reference: str) -> None:
     tolerance = cols[0].number_input("Quality tolerance (F1 points)", 0.0, 50.0, 1.0, 0.5, key="bench-tol")
     objective = cols[1].radio("Pick the", OBJECTIVES, horizontal=True, key="bench-obj")
     rule = cols[2].radio(
-        "Judged on", RULES, horizontal=True, key="bench-rule",
+        "Judged on",
+        RULES,
+        horizontal=True,
+        key="bench-rule",
         help="mean: the mean paired difference; ci: the 95% interval's lower bound (strict)",
-    )  # fmt: skip
+    )
     chosen = selection_from(results, reference, tolerance, objective, rule)
     st.success(f"**{chosen.chosen}** — {chosen.explanation}")
     st.dataframe(pd.DataFrame([asdict(v) for v in chosen.verdicts]).round(2), hide_index=True, width="stretch")
@@ -119,8 +170,9 @@ def matrix_view(runs: pd.DataFrame) -> None:
     results = matrix_results(r.tracker(), run_id)
     st.dataframe(matrix_frame(results), hide_index=True, width="stretch")
     others = [i for i in ids if i != run_id]
-    baseline = st.selectbox("Compare with", ["", *others], format_func=lambda i: ids.get(i, "no baseline"),
-                            key="bench-compare")  # fmt: skip
+    baseline = st.selectbox(
+        "Compare with", ["", *others], format_func=lambda i: ids.get(i, "no baseline"), key="bench-compare"
+    )
     if baseline:
         if changed := differences(r.tracker(), run_id, baseline):
             st.warning("The runs differ in " + "; ".join(changed) + ": their numbers are not strictly comparable.")
@@ -137,8 +189,15 @@ def trends(runs: pd.DataFrame) -> None:
     names = sorted(set(runs["metric"]), key=lambda m: (m not in METRICS, m))
     metric = st.selectbox("Metric", names, key="bench-trend")
     frame = runs[runs["metric"] == metric].sort_values("started")
-    fig = px.line(frame, x="started", y="value", color="config", markers=True, title=f"{metric} by matrix run",
-                  hover_data=["run_id"])  # fmt: skip
+    fig = px.line(
+        frame,
+        x="started",
+        y="value",
+        color="config",
+        markers=True,
+        title=f"{metric} by matrix run",
+        hover_data=["run_id"],
+    )
     st.plotly_chart(fig, width="stretch", key="trend")
 
 
@@ -173,32 +232,53 @@ def eval_form():
             help="A QA set of yours (Datasets page), or hotpotqa, the built-in benchmark.",
         )
         split = cols[1].selectbox(
-            "Split", ["test", "", "validation", "train"], format_func=lambda s: s or "all (HotpotQA: the first N)",
+            "Split",
+            ["test", "", "validation", "train"],
+            format_func=lambda s: s or "all (HotpotQA: the first N)",
             help="HotpotQA: the fixed split used for fine-tuning (600/100/300); a QA set of yours: its split.",
-        )  # fmt: skip
+        )
         mode = cols[2].selectbox("Mode", MODES, index=1, help=MODE_HELP)
         kb = cols[3].selectbox("Knowledge base (mode kb)", ["hotpotqa-wiki", *r.store().names()])
         limit = cols[4].number_input("Questions (at most)", 1, 5000, 50)
         more = st.columns(6)
         model = more[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
-        adapter = more[1].selectbox("Adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none",
-                                    help="A LoRA adapter from the Fine-tune page, merged into the model.")  # fmt: skip
-        prompt = more[2].selectbox("Prompt", ["", "few-shot", "zero-shot"], format_func=lambda p: p or "automatic",
-                                   help="automatic: the adapter's training prompt, else few-shot.")  # fmt: skip
+        adapter = more[1].selectbox(
+            "Adapter",
+            ["", *r.adapter_names()],
+            format_func=lambda a: a or "none",
+            help="A LoRA adapter from the Fine-tune page, merged into the model.",
+        )
+        prompt = more[2].selectbox(
+            "Prompt",
+            ["", "few-shot", "zero-shot"],
+            format_func=lambda p: p or "automatic",
+            help="automatic: the adapter's training prompt, else few-shot.",
+        )
         k = more[3].number_input("k", 1, 10, 5)
         batch = more[4].number_input("Batch size", 1, 64, 16)
         follow = more[5].number_input(
-            "Follow links from the first", 0, 5, EvalSpec.follow_links,
+            "Follow links from the first",
+            0,
+            5,
+            EvalSpec.follow_links,
             help="distractor mode: passages whose title the first N retrieved passages mention move up "
             "(a second hop for multi-hop questions); 0: the embedding ranking only.",
-        )  # fmt: skip
+        )
         if not st.form_submit_button("Start evaluation", type="primary"):
             return None
     spec = EvalSpec(
-        dataset="" if qa_set == HOTPOTQA else qa_set, mode=mode, kb=kb, limit=int(limit), k=int(k),
-        batch_size=int(batch), model=model.strip(), adapter=adapter, split=split, prompt=prompt,
+        dataset="" if qa_set == HOTPOTQA else qa_set,
+        mode=mode,
+        kb=kb,
+        limit=int(limit),
+        k=int(k),
+        batch_size=int(batch),
+        model=model.strip(),
+        adapter=adapter,
+        split=split,
+        prompt=prompt,
         follow_links=int(follow),
-    )  # fmt: skip
+    )
     spec_for(spec.model)  # bad paths are reported here, before a job starts
     eval_items(spec, r.settings())  # and a QA set that is not split, or has no such split
     return spec

@@ -37,8 +37,9 @@ def topics_tab(store: DatasetStore) -> None:
     method = cols[0].selectbox("Method", ("kmeans", "hdbscan"), help="KMeans with k chosen by silhouette.")
     k_min = cols[1].number_input("k from", 2, 50, 4)
     k_max = cols[2].number_input("k to", 2, 80, 16)
-    text = cols[3].selectbox("Cluster on", TEXTS, help="What is embedded: the passage (what an item is about), "
-                             "the question, or both.")  # fmt: skip
+    text = cols[3].selectbox(
+        "Cluster on", TEXTS, help="What is embedded: the passage (what an item is about), the question, or both."
+    )
     if st.button("Cluster into topics (a new version)"):
         spec = {"method": method, "k_min": int(k_min), "k_max": int(k_max), "text": text}
         start_step("topics-job", "topics", picked, spec=spec)
@@ -78,8 +79,10 @@ def versions_tab(store: DatasetStore) -> None:
     old = cols[0].selectbox("Compare", ids, index=min(1, len(ids) - 1))
     new = cols[1].selectbox("with", ids, index=0)
     found = diff(store.load(dataset, old), store.load(dataset, new))
-    st.write(f"**{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed, "
-             f"{found.unchanged} unchanged**")  # fmt: skip
+    st.write(
+        f"**{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed, "
+        f"{found.unchanged} unchanged**"
+    )
     st.dataframe(pd.DataFrame([{"stat": k, "change": v} for k, v in found.stat_deltas.items() if v]))
 
 
@@ -91,20 +94,25 @@ def augment_tab(store: DatasetStore, tracker) -> None:
     kinds = st.multiselect("Kinds", KINDS, default=list(KINDS), help="Each variant stays in its origin's split.")
     if st.button("Augment (a new version)"):
         start_step("augment-job", "augment", picked, spec={"kinds": kinds})
-    st.markdown("**Hard cases**: variants of the items an evaluation run got wrong. A test or validation miss "
-                "is never trained on: its most similar training items are varied instead.")  # fmt: skip
+    st.markdown(
+        "**Hard cases**: variants of the items an evaluation run got wrong. A test or validation miss "
+        "is never trained on: its most similar training items are varied instead."
+    )
     runs = evaluation_runs(tracker(), 30)
     if runs.empty:
         st.caption("No evaluation run yet (Benchmarks page).")
     else:
-        about = {row.run_id: f"{row.run_id[:8]} · {row.mode} · {row.model} · "
-                 + (f"F1 {row.f1:.1f}" if pd.notna(row.f1) else "no gold answers")
-                 for row in runs.itertuples()}  # fmt: skip
+        about = {
+            row.run_id: f"{row.run_id[:8]} · {row.mode} · {row.model} · "
+            + (f"F1 {row.f1:.1f}" if pd.notna(row.f1) else "no gold answers")
+            for row in runs.itertuples()
+        }
         run_id = st.selectbox("Evaluation run", list(about), format_func=about.get)
         threshold = st.slider("Wrong below F1", 1, 100, 50)
         if st.button("Make hard cases (a new version)"):
-            start_step("augment-job", "hard-cases", picked, run_id=run_id, threshold=float(threshold),
-                       spec={"kinds": kinds})  # fmt: skip
+            start_step(
+                "augment-job", "hard-cases", picked, run_id=run_id, threshold=float(threshold), spec={"kinds": kinds}
+            )
     job_panel("dataset", "augment-job", show_saved)
 
 
@@ -121,8 +129,10 @@ def export_tab(settings, store: DatasetStore) -> None:
 
 def kb_tab(store: DatasetStore) -> None:
     """Build or refresh a knowledge base from a version's passages or a local path (a background job)."""
-    st.caption("Only new or changed documents are embedded; removed ones are deleted; an on-disk cache "
-               "(content hash + embedder) makes re-embedding free.")  # fmt: skip
+    st.caption(
+        "Only new or changed documents are embedded; removed ones are deleted; an on-disk cache "
+        "(content hash + embedder) makes re-embedding free."
+    )
     kb = st.text_input("Knowledge base", "my-qa-kb")
     source = st.radio("From", ("a dataset version's passages", "a local path"), horizontal=True)
     picked = version_picker(store, "kb") if source.startswith("a dataset") else None

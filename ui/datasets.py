@@ -53,12 +53,19 @@ def import_form() -> dict | None:
         path = st.text_input("Local path", placeholder="/path/to/qa.jsonl or a saved Hugging Face dataset folder")
         hub = st.text_input("Hugging Face dataset name", placeholder="owner/name")
         cols = st.columns(2)
-        kind = cols[0].selectbox("Record kind", ("auto", *NORMALIZERS),
-                                 help="questions: a file of questions without gold answers (evaluated for "
-                                 "groundedness by the local judge, never trained on); answers: several gold "
-                                 "answers per question (SQuAD's answers), any of which scores")  # fmt: skip
-        skip = cols[1].radio("Malformed lines", ("stop and list them", "skip them"), horizontal=True,
-                             help="Skipped lines are listed with their line numbers.")  # fmt: skip
+        kind = cols[0].selectbox(
+            "Record kind",
+            ("auto", *NORMALIZERS),
+            help="questions: a file of questions without gold answers (evaluated for "
+            "groundedness by the local judge, never trained on); answers: several gold "
+            "answers per question (SQuAD's answers), any of which scores",
+        )
+        skip = cols[1].radio(
+            "Malformed lines",
+            ("stop and list them", "skip them"),
+            horizontal=True,
+            help="Skipped lines are listed with their line numbers.",
+        )
         dedupe = st.checkbox(
             "Keep one record of each repeated id",
             help="Otherwise records that share an id stop the import, listed with their line numbers; "
@@ -74,8 +81,14 @@ def import_form() -> dict | None:
         source, name = upload.getvalue(), upload.name
     if not source:
         raise InputError("Say where the data is: a path or a dataset name.")
-    return {"dataset": dataset.strip(), "source": source, "name": name, "kind": kind,
-            "on_error": "skip" if skip == "skip them" else "abort", "dedupe": dedupe}  # fmt: skip
+    return {
+        "dataset": dataset.strip(),
+        "source": source,
+        "name": name,
+        "kind": kind,
+        "on_error": "skip" if skip == "skip them" else "abort",
+        "dedupe": dedupe,
+    }
 
 
 def import_tab(settings, tracker) -> None:
@@ -97,13 +110,21 @@ def generation_form(kbs: list[str]) -> GenerationSpec | None:
     d = GenerationSpec()
     with st.form("generate"):
         cols = st.columns(3)
-        kb = cols[0].selectbox("Passages from", ["", *kbs], format_func=lambda k: f"knowledge base {k}" if k else
-                               "the JSONL file", help="A knowledge base's chunks: QA pairs about your documents, "
-                               "each naming its document (the split keeps a document's pairs together).")  # fmt: skip
+        kb = cols[0].selectbox(
+            "Passages from",
+            ["", *kbs],
+            format_func=lambda k: f"knowledge base {k}" if k else "the JSONL file",
+            help="A knowledge base's chunks: QA pairs about your documents, "
+            "each naming its document (the split keeps a document's pairs together).",
+        )
         source = cols[1].text_input("JSONL file (id, title, text)", d.source, help="A path or a shared file.")
-        model = cols[2].text_input("Teacher model", placeholder="the default model", help="The model that writes "
-                                   "the questions: a Hugging Face id (online), a model folder or a .gguf file. A "
-                                   "larger teacher writes better questions, slower.")  # fmt: skip
+        model = cols[2].text_input(
+            "Teacher model",
+            placeholder="the default model",
+            help="The model that writes "
+            "the questions: a Hugging Face id (online), a model folder or a .gguf file. A "
+            "larger teacher writes better questions, slower.",
+        )
         cols = st.columns(3)
         dataset = cols[0].text_input("Save to dataset", d.dataset)
         passages = cols[1].number_input("Passages to sample (0: all)", 0, 100_000, d.passages)
@@ -117,8 +138,15 @@ def generation_form(kbs: list[str]) -> GenerationSpec | None:
             )
         if not st.form_submit_button("Generate", type="primary"):
             return None
-    spec = GenerationSpec(source=source.strip(), kb=kb, dataset=dataset.strip(), passages=int(passages),
-                          answers_per_passage=int(per), model=model.strip(), filters=FilterSpec(**values))  # fmt: skip
+    spec = GenerationSpec(
+        source=source.strip(),
+        kb=kb,
+        dataset=dataset.strip(),
+        passages=int(passages),
+        answers_per_passage=int(per),
+        model=model.strip(),
+        filters=FilterSpec(**values),
+    )
     teacher_spec(spec)  # a teacher path that does not exist is a message now, not a failed job
     return spec
 
@@ -137,8 +165,11 @@ def funnel_chart(result: dict) -> None:
     left.dataframe(pd.DataFrame(result["sample"])[["question", "answer"]], hide_index=True, width="stretch")
     right.markdown("**Rejected, with the filter that rejected them**")
     if result["rejected_sample"]:
-        right.dataframe(pd.DataFrame(result["rejected_sample"])[["question", "answer", "rejected_by"]],
-                        hide_index=True, width="stretch")  # fmt: skip
+        right.dataframe(
+            pd.DataFrame(result["rejected_sample"])[["question", "answer", "rejected_by"]],
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def browser(records) -> None:

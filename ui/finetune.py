@@ -32,18 +32,29 @@ def data_choice() -> tuple[str, str, TrainSpec]:
     names = qa_set_names(r.settings())
     cols = st.columns(3)
     dataset = cols[0].selectbox(
-        "Train on", names, index=1 if len(names) > 1 else 0, key="train-on",
+        "Train on",
+        names,
+        index=1 if len(names) > 1 else 0,
+        key="train-on",
         help="A QA set of yours (Datasets page: generated from your documents, reviewed, split by document): its "
         "train split is trained on, its validation split validates, its test split is never seen. hotpotqa: "
         "the built-in benchmark (600 train / 100 validation / 300 test questions).",
-    )  # fmt: skip
+    )
     kbs = r.store().names()
     guess = dataset.removesuffix("-qa")
-    kb = "" if dataset == HOTPOTQA else cols[1].selectbox(
-        "Sources from knowledge base", kbs, index=kbs.index(guess) if guess in kbs else 0, key="train-kb",
-        help="Each training question is shown the passages this knowledge base returns for it, as the Query page "
-        "retrieves (its own passage is kept), so training looks like use.",
-    ) or ""  # fmt: skip
+    kb = (
+        ""
+        if dataset == HOTPOTQA
+        else cols[1].selectbox(
+            "Sources from knowledge base",
+            kbs,
+            index=kbs.index(guess) if guess in kbs else 0,
+            key="train-kb",
+            help="Each training question is shown the passages this knowledge base returns for it, as the Query page "
+            "retrieves (its own passage is kept), so training looks like use.",
+        )
+        or ""
+    )
     default = preset_for("" if dataset == HOTPOTQA else dataset).name
     preset = cols[2].selectbox(
         "Recipe",
@@ -70,50 +81,68 @@ def settings_form() -> tuple[TrainSpec, str]:
         name = dataset.partition("@")[0] or "hotpotqa"
         adapter = top[0].text_input("Adapter name", f"{name}-lora", help="Letters, digits, '.', '_' and '-'.")
         start_from = top[3].selectbox(
-            "Start from", starts, starts.index(D.start_from) if D.start_from in starts else 0,
+            "Start from",
+            starts,
+            starts.index(D.start_from) if D.start_from in starts else 0,
             format_func=lambda a: a or "a new adapter",
             help="Continue a saved adapter instead of starting a new one: its rank and target modules are kept "
             "(the LoRA settings below are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
-        )  # fmt: skip
+        )
         base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
         quant = top[2].selectbox(
-            "Quantization", ("none", "8bit", "4bit"),
+            "Quantization",
+            ("none", "8bit", "4bit"),
             help="QLoRA: load the frozen base in 8-bit or 4-bit (nf4) with bitsandbytes to save memory. "
             "CPU and CUDA only; on Apple Silicon choose none.",
-        )  # fmt: skip
+        )
         st.markdown("**Data**")
         data = st.columns(5)
         dolly = data[0].slider(
-            "Dolly share", 0.0, 0.5, shares.get("dolly", 0.0), 0.05,
+            "Dolly share",
+            0.0,
+            0.5,
+            shares.get("dolly", 0.0),
+            0.05,
             help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
-        )  # fmt: skip
+        )
         dolly_targets = data[4].selectbox(
-            "Dolly answers", ("base", "reference"), index=("base", "reference").index(D.dolly_targets),
+            "Dolly answers",
+            ("base", "reference"),
+            index=("base", "reference").index(D.dolly_targets),
             help="base: the base model's own answers to the Dolly instructions (self-distillation), so the adapter "
             "keeps the base's behaviour outside the RAG prompt; generated once before training and cached. "
             "reference: Dolly's human responses.",
-        )  # fmt: skip
+        )
         distractors = data[1].number_input(
-            "Distractor passages", 0, 8, D.rag.distractors,
+            "Distractor passages",
+            0,
+            8,
+            D.rag.distractors,
             help="Non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick "
             "(with gold + distractors sources).",
-        )  # fmt: skip
+        )
         limit = data[2].number_input("Max training examples", 0, 5000, 0, help="0: all of them.")
         max_length = data[3].number_input(
             "Max length (tokens)", 64, 4096, D.max_length, help="Longer examples are cut; prompts must fit."
         )
         more = st.columns([1, 2, 1, 1])
         sources = more[2].selectbox(
-            "Training sources", ("gold", "retrieved"), ("gold", "retrieved").index(D.rag.sources),
+            "Training sources",
+            ("gold", "retrieved"),
+            ("gold", "retrieved").index(D.rag.sources),
             format_func=SOURCE_LABELS.get,
             help="gold + distractors: each question's gold paragraphs and N others, shuffled. retrieved: the 5 "
             "paragraphs the evaluation's retriever ranks first, in its order (a gold one it ranks lower replaces "
             "the last other one), so training shows what evaluation and the Query page show.",
-        )  # fmt: skip
+        )
         source_chars = more[3].number_input(
-            "Source length (chars)", 50, 4000, D.rag.max_source_chars, 50,
+            "Source length (chars)",
+            50,
+            4000,
+            D.rag.max_source_chars,
+            50,
             help="Each passage is cut to this many characters: shorter trains faster; the answer must stay in.",
-        )  # fmt: skip
+        )
         hotpotqa, generated, qa_dataset = 0.0, 0.0, ""
         if dataset:
             hotpotqa = more[0].slider(
@@ -126,17 +155,25 @@ def settings_form() -> tuple[TrainSpec, str]:
             )
         else:
             generated = more[0].slider(
-                "Generated QA share", 0.0, 0.5, 0.0, 0.05,
+                "Generated QA share",
+                0.0,
+                0.5,
+                0.0,
+                0.05,
                 help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
-            )  # fmt: skip
+            )
             qa_dataset = more[1].text_input(
-                "Generated QA dataset", placeholder="wiki-qa  or  wiki-qa@<version>",
+                "Generated QA dataset",
+                placeholder="wiki-qa  or  wiki-qa@<version>",
                 help="A dataset name (its newest version) or name@version; its validation and test splits are "
                 "never used.",
-            )  # fmt: skip
+            )
         shape = st.columns(2)
         answer_style = shape[0].selectbox(
-            "Answer style", TRAINED_STYLES, TRAINED_STYLES.index(D.rag.answer_style), format_func=STYLE_LABELS.get,
+            "Answer style",
+            TRAINED_STYLES,
+            TRAINED_STYLES.index(D.rag.answer_style),
+            format_func=STYLE_LABELS.get,
             help="What the adapter learns to write. short answer: the answer alone. by the question: the answer "
             "alone for who/when/where/which/how many questions, one to three sentences of the sources for 'What is "
             "X?', 'What does X do?', why and how questions, as the Query page asks them. sentences: for every question "
@@ -146,17 +183,22 @@ def settings_form() -> tuple[TrainSpec, str]:
             "tokens to generate per question). Evaluations and the Query page read the answer after 'Answer:'. "
             "Measured on HotpotQA, evidence is much worse than short answers (test F1 23.9 against 36.1; "
             "docs/fine-tuning.md).",
-        )  # fmt: skip
+        )
         follow_links = shape[1].number_input(
-            "Follow links from the first N sources", 0, 5, D.rag.follow_links,
+            "Follow links from the first N sources",
+            0,
+            5,
+            D.rag.follow_links,
             help="Retrieval's second hop (retrieved sources and validation): passages whose title the first N "
             "passages mention move up, as the evaluation ranks them. 0: the embedding ranking only.",
-        )  # fmt: skip
+        )
         categories = st.multiselect(
-            "Dolly categories", DOLLY_CATEGORIES, D.dolly_categories,
+            "Dolly categories",
+            DOLLY_CATEGORIES,
+            D.dolly_categories,
             help="Which Dolly instructions the Dolly share draws from. closed_qa is never offered: the forgetting "
             "check scores it. information_extraction and summarization carry a context paragraph, as closed_qa does.",
-        )  # fmt: skip
+        )
         st.markdown("**LoRA**")
         lora = st.columns(5)
         rank = lora[0].number_input("Rank r", 1, 256, D.lora.r, help="Size of the low-rank update (capacity).")
@@ -187,19 +229,40 @@ def settings_form() -> tuple[TrainSpec, str]:
         checked = buttons[0].form_submit_button("Pre-flight check")
         started = buttons[1].form_submit_button("Start training", type="primary")
     spec = TrainSpec(
-        adapter=adapter.strip(), base=base.strip(), quantization=quant, start_from=start_from,
+        adapter=adapter.strip(),
+        base=base.strip(),
+        quantization=quant,
+        start_from=start_from,
         lora=LoraSpec(int(rank), int(alpha), float(dropout), mlp, tuple(t.strip() for t in targets.split(",") if t)),
-        dataset=dataset, kb=kb,
+        dataset=dataset,
+        kb=kb,
         mix=MixSpec.with_shares(dolly, generated, 0, primary_pool(dataset), hotpotqa),
-        dolly_targets=dolly_targets, qa_dataset=qa_dataset.strip(),
+        dolly_targets=dolly_targets,
+        qa_dataset=qa_dataset.strip(),
         dolly_categories=tuple(categories),
-        rag=RagExampleSpec(distractors=int(distractors), max_source_chars=int(source_chars), sources=sources,
-                           follow_links=int(follow_links), answer_style=answer_style),
-        train_limit=int(limit) or None, epochs=float(epochs),
-        learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum), max_length=int(max_length),
-        scheduler=scheduler, warmup_ratio=float(warmup), eval_every=int(every), val_limit=int(val_limit), val_f1=val_f1,
-        stop_on=stop_on, patience=int(patience), gradient_checkpointing=checkpointing, precision=precision,
-    )  # fmt: skip
+        rag=RagExampleSpec(
+            distractors=int(distractors),
+            max_source_chars=int(source_chars),
+            sources=sources,
+            follow_links=int(follow_links),
+            answer_style=answer_style,
+        ),
+        train_limit=int(limit) or None,
+        epochs=float(epochs),
+        learning_rate=float(lr),
+        batch_size=int(batch),
+        grad_accum=int(accum),
+        max_length=int(max_length),
+        scheduler=scheduler,
+        warmup_ratio=float(warmup),
+        eval_every=int(every),
+        val_limit=int(val_limit),
+        val_f1=val_f1,
+        stop_on=stop_on,
+        patience=int(patience),
+        gradient_checkpointing=checkpointing,
+        precision=precision,
+    )
     return spec, "check" if checked else "start" if started else ""
 
 
@@ -219,18 +282,29 @@ def curves(run_dir) -> None:
         left.plotly_chart(fig, width="stretch")
     if "eval_f1" in frame:
         val = frame.dropna(subset=["eval_f1"])
-        right.plotly_chart(px.line(val, x="step", y=["eval_f1", "eval_em"], markers=True, title="Validation"),
-                           width="stretch")  # fmt: skip
+        right.plotly_chart(
+            px.line(val, x="step", y=["eval_f1", "eval_em"], markers=True, title="Validation"), width="stretch"
+        )
 
 
 def adapters_table(adapters) -> pd.DataFrame:
     """One row per adapter: base, prompt, answer style trained for, rank, metrics, size, MLflow run."""
     return pd.DataFrame(
-        [{"name": a.name, "base": a.base.get("name", ""), "created": a.created, "prompt": a.prompt,
-          "answers": STYLE_LABELS.get(style_of(a), style_of(a)), "r": a.lora.get("r"),
-          **{k: round(v, 2) for k, v in a.metrics.items()},
-          "MB": round(a.size_bytes / 2**20, 1), "mlflow run": a.mlflow_run_id} for a in adapters]
-    )  # fmt: skip
+        [
+            {
+                "name": a.name,
+                "base": a.base.get("name", ""),
+                "created": a.created,
+                "prompt": a.prompt,
+                "answers": STYLE_LABELS.get(style_of(a), style_of(a)),
+                "r": a.lora.get("r"),
+                **{k: round(v, 2) for k, v in a.metrics.items()},
+                "MB": round(a.size_bytes / 2**20, 1),
+                "mlflow run": a.mlflow_run_id,
+            }
+            for a in adapters
+        ]
+    )
 
 
 def show_plan(found) -> None:

@@ -44,8 +44,10 @@ def new_session(store: RatingStore) -> None:
         if len(runs) < 2:
             st.caption("Two evaluation runs are needed (the Benchmarks page runs them).")
             return
-        label = {row.run_id: f"{row.started:%Y-%m-%d %H:%M} · {row.mode} · {row.model} · n={row.limit}"
-                 for row in runs.itertuples()}  # fmt: skip
+        label = {
+            row.run_id: f"{row.started:%Y-%m-%d %H:%M} · {row.mode} · {row.model} · n={row.limit}"
+            for row in runs.itertuples()
+        }
         cols = st.columns(2)
         run_a = cols[0].selectbox("Run A", list(label), format_func=label.get, key="he-run-a")
         run_b = cols[1].selectbox("Run B", [x for x in label if x != run_a], format_func=label.get, key="he-run-b")
@@ -101,8 +103,9 @@ def rate(store: RatingStore, session_id: str, rater: str) -> None:
                 st.error("Choose a preference: A, B, tie or both bad.")
                 return
             with user_errors():
-                new = store.submit(Rating(session_id, item.item_id, rater, PREFERENCES[preference], **scores,
-                                          comment=comment))  # fmt: skip
+                new = store.submit(
+                    Rating(session_id, item.item_id, rater, PREFERENCES[preference], **scores, comment=comment)
+                )
                 sides = store.reveal(session_id, item.item_id)
                 note = "" if new else " (you had rated it already: the first rating counts)"
                 st.session_state["he-revealed"] = (
@@ -121,10 +124,29 @@ def results(store: RatingStore, session_id: str) -> None:
     board = leaderboard(ratings, resamples=500)
     tops = st.columns(len(board))
     for column, row in zip(tops, board.itertuples(), strict=True):
-        column.metric(f"{row.variant}: win rate", f"{row.win_rate:.0%}", f"{row.wins} wins, {row.losses} losses",
-                      delta_color="off")  # fmt: skip
-    columns = ["rank", "variant", "wins", "ties", "losses", "both_bad", "win_rate", "win_rate_low", "win_rate_high",
-               "bt", "bt_low", "bt_high", "elo", "elo_low", "elo_high"]  # fmt: skip
+        column.metric(
+            f"{row.variant}: win rate",
+            f"{row.win_rate:.0%}",
+            f"{row.wins} wins, {row.losses} losses",
+            delta_color="off",
+        )
+    columns = [
+        "rank",
+        "variant",
+        "wins",
+        "ties",
+        "losses",
+        "both_bad",
+        "win_rate",
+        "win_rate_low",
+        "win_rate_high",
+        "bt",
+        "bt_low",
+        "bt_high",
+        "elo",
+        "elo_low",
+        "elo_high",
+    ]
     st.dataframe(board[[c for c in columns if c in board.columns]].round(3), hide_index=True, key="he-leaderboard")
     agree = agreement(ratings)
     cols = st.columns(4)
@@ -132,10 +154,15 @@ def results(store: RatingStore, session_id: str) -> None:
     cols[1].metric("Raters", ratings["rater"].nunique())
     cols[2].metric("Items rated by 2+", agree.items_shared)
     cols[3].metric("Agreement", "—" if pd.isna(agree.percent) else f"{agree.percent:.0f}%")
-    kappas = {"Cohen's kappa": agree.cohen_kappa, "Fleiss' kappa": agree.fleiss_kappa,
-              "Krippendorff's alpha": agree.krippendorff_alpha}  # fmt: skip
-    st.caption(" · ".join(f"{k} {'—' if pd.isna(v) else f'{v:.2f}'}" for k, v in kappas.items())
-               + " (— : needs items rated by two raters or more)")  # fmt: skip
+    kappas = {
+        "Cohen's kappa": agree.cohen_kappa,
+        "Fleiss' kappa": agree.fleiss_kappa,
+        "Krippendorff's alpha": agree.krippendorff_alpha,
+    }
+    st.caption(
+        " · ".join(f"{k} {'—' if pd.isna(v) else f'{v:.2f}'}" for k, v in kappas.items())
+        + " (— : needs items rated by two raters or more)"
+    )
     session = store.session(session_id)
     judge = judge_verdicts(session, r.settings())
     if judge is not None:
@@ -148,8 +175,9 @@ def results(store: RatingStore, session_id: str) -> None:
     elif session.source.get("experiment"):
         st.caption("Run the local judge on these two variants (A/B Test page) to see how it agrees with the raters.")
     cols = st.columns(2)
-    cols[0].download_button("Export ratings (CSV)", ratings.to_csv(index=False), f"ratings-{session_id}.csv",
-                            "text/csv", key="he-export")  # fmt: skip
+    cols[0].download_button(
+        "Export ratings (CSV)", ratings.to_csv(index=False), f"ratings-{session_id}.csv", "text/csv", key="he-export"
+    )
     if cols[1].button("Log to MLflow", key="he-log"):
         from engine.ratings.tracking import log_session
 

@@ -38,8 +38,11 @@ def ingest_args(store: KnowledgeBaseStore, kb: str, source: str, upload, path: s
 def preview(store: KnowledgeBaseStore, args: dict) -> dict:
     """The checked source and its estimate, computed once (a large file takes seconds to check)."""
     if "path" not in args:
-        return {"args": args, "summary": f"Hugging Face dataset `{args['hf_dataset']}`, read when the job starts",
-                "skipped": []}  # fmt: skip
+        return {
+            "args": args,
+            "summary": f"Hugging Face dataset `{args['hf_dataset']}`, read when the job starts",
+            "skipped": [],
+        }
     scan, guess = preview_source(args, store.embedder)
     return {"args": args, "summary": f"`{scan.path}`: {guess.summary}", "skipped": list(scan.skipped)}
 
@@ -95,8 +98,11 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 "Local path (file or folder)", placeholder="../shared/data/wiki-passages.jsonl", key="ingest-path"
             )
             hf = st.text_input("Hugging Face dataset", placeholder="owner/name")
-            skip = st.checkbox("Skip bad files", key="ingest-skip", help="A folder: ingest the good files and list "
-                               "the bad ones, instead of stopping at them.")  # fmt: skip
+            skip = st.checkbox(
+                "Skip bad files",
+                key="ingest-skip",
+                help="A folder: ingest the good files and list the bad ones, instead of stopping at them.",
+            )
             if st.form_submit_button("Check and estimate"):
                 with user_errors():
                     args = ingest_args(store, kb, source, upload, path, hf, skip)

@@ -36,28 +36,34 @@ START_LABELS = {AUTO: "a fitting HotpotQA adapter (auto)", "": "a new adapter"}
 def new_loop_form() -> None:
     with st.form("new-loop"):
         cols = st.columns([1, 2, 1])
-        name = cols[0].text_input("Collection name", placeholder="my-notes", help="Names the knowledge base, "
-                                  "<name>-qa and <name>-lora. Letters, digits, '.', '_' and '-'.")  # fmt: skip
+        name = cols[0].text_input(
+            "Collection name",
+            placeholder="my-notes",
+            help="Names the knowledge base, <name>-qa and <name>-lora. Letters, digits, '.', '_' and '-'.",
+        )
         folder = cols[1].text_input(
             "Folder of documents",
             placeholder="/home/me/notes",
             help="Text, Markdown, PDF, HTML, Word (.docx) and JSONL files; links out of it are left out.",
         )
         questions = cols[2].selectbox(
-            "Your test questions", ["", *DatasetStore(r.settings()).datasets()],
+            "Your test questions",
+            ["", *DatasetStore(r.settings()).datasets()],
             format_func=lambda d: d or "the generated test split",
             help="Questions written by people, with their answers (import a JSONL/CSV on the Datasets page). Every "
             "claim of 'better' should rest on them; generated questions are a weaker check, and the report says so.",
-        )  # fmt: skip
+        )
         more = st.columns(4)
         passages = more[0].number_input("Passages to generate from", 0, 100_000, 0, help="0: every chunk.")
         limit = more[1].number_input("Evaluation questions (at most)", 2, 5000, LoopSpec.eval_limit)
         start = more[2].selectbox(
-            "Training starts from", [AUTO, "", *r.adapter_names()], format_func=lambda a: START_LABELS.get(a, a),
+            "Training starts from",
+            [AUTO, "", *r.adapter_names()],
+            format_func=lambda a: START_LABELS.get(a, a),
             help="auto: the best HotpotQA-trained adapter saved here that was trained for your kind of answers, "
             "continued on your documents' QA pairs (measured: +5.5 F1 over that adapter on a HotpotQA collection); "
             "a new adapter where there is none. Or an adapter of your choice, or a new one.",
-        )  # fmt: skip
+        )
         stop = more[3].selectbox(
             "Stop after",
             ["", *STEPS],
@@ -65,8 +71,9 @@ def new_loop_form() -> None:
             help="e.g. generate: review the pairs on the Datasets page, then continue.",
         )
         if st.form_submit_button("Start the loop", type="primary"):
-            spec = LoopSpec(name.strip(), folder.strip(), questions, int(passages), eval_limit=int(limit),
-                            start_from=start)  # fmt: skip
+            spec = LoopSpec(
+                name.strip(), folder.strip(), questions, int(passages), eval_limit=int(limit), start_from=start
+            )
             start_loop(r.settings(), spec)
             st.session_state["loop-job"] = jobs.start(LoopRun(spec.name, stop)).id
             st.session_state["loop-name"] = spec.name
@@ -91,8 +98,9 @@ def live(name: str) -> None:
         record = read_loop(r.settings(), name)
         state = show_job("loop", "loop-job", rerun_when_done=True)
         running = bool(state and not state.done and state.args.get("name") == name)
-        st.dataframe(pd.DataFrame(step_rows(record, next_step(record) if running else "")), hide_index=True,
-                     width="stretch")  # fmt: skip
+        st.dataframe(
+            pd.DataFrame(step_rows(record, next_step(record) if running else "")), hide_index=True, width="stretch"
+        )
         if (step := next_step(record)) and not running:
             cols = st.columns([1, 1, 3])
             if cols[0].button(f"Run from {step}", type="primary", key="loop-continue"):
@@ -102,8 +110,11 @@ def live(name: str) -> None:
                 st.session_state["loop-job"] = jobs.start(LoopRun(name, step)).id
                 st.rerun()
         if (args := misses_args(record)) and not running:
-            if st.button("Make training items from the test misses", key="loop-misses",
-                         help="A new version of the QA set: the training items nearest to each question the adapter "
-                         "got wrong, varied. A test question is never trained on."):  # fmt: skip
+            if st.button(
+                "Make training items from the test misses",
+                key="loop-misses",
+                help="A new version of the QA set: the training items nearest to each question the adapter "
+                "got wrong, varied. A test question is never trained on.",
+            ):
                 st.session_state["loop-misses-job"] = jobs.start(DatasetStep(**args)).id
             show_job("dataset", "loop-misses-job", rerun_when_done=True)

@@ -9,8 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.machine import read_memory
-from engine.models.catalog import catalog_path, entry_as_dict, save_user_catalog
+from engine.models.catalog import PRESETS, catalog_path, entry_as_dict, find_entry, save_user_catalog
+from engine.models.downgrade import budget_gb
 from engine.models.manager import ModelManager, describe
+from engine.models.preflight import load_entry, preflight_rows
 from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS
 from engine.rag.embedder import IDLE_SECONDS, Embedder
 from ui import resources as r
@@ -26,12 +28,17 @@ def memory_gauge(manager: ModelManager, device: str) -> None:
     used = now.limit_gb - now.free_gb
     gauge = go.Figure(
         go.Indicator(
-            mode="gauge+number", value=100 * used / now.limit_gb, number={"suffix": " %"},
+            mode="gauge+number",
+            value=100 * used / now.limit_gb,
+            number={"suffix": " %"},
             title={"text": f"{'GPU' if now.device_total_gb else 'RAM'} in use"},
-            gauge={"axis": {"range": [0, 100]}, "bar": {"color": PRESSURE_COLOURS[now.pressure]},
-                   "steps": [{"range": [70, 85], "color": "#fde2b3"}, {"range": [85, 100], "color": "#f8c0c0"}]},
+            gauge={
+                "axis": {"range": [0, 100]},
+                "bar": {"color": PRESSURE_COLOURS[now.pressure]},
+                "steps": [{"range": [70, 85], "color": "#fde2b3"}, {"range": [85, 100], "color": "#f8c0c0"}],
+            },
         )
-    )  # fmt: skip
+    )
     gauge.update_layout(height=220, margin={"t": 40, "b": 10, "l": 20, "r": 20})
     left, right = st.columns([2, 3])
     left.plotly_chart(gauge, width="stretch", key="memory-gauge")
@@ -81,10 +88,12 @@ def quantize_form(manager: ModelManager, device: str) -> None:
     labels = {describe(s): s for s in full}
     target = cols[0].selectbox("Loaded model", list(labels), key="quantize-model")
     quantization = cols[1].selectbox(
-        "Quantization", choices, key="quantize-to",
+        "Quantization",
+        choices,
+        key="quantize-to",
         help="8bit / 4bit (nf4) / 4bit-fp4: bitsandbytes; int8-dynamic: torch's dynamic int8 (CPU only). "
         "The Benchmarks page measures what each costs in quality and gains in speed.",
-    )  # fmt: skip
+    )
     if cols[2].button("Quantize", key="quantize-go"):
         with user_errors(), st.spinner(f"Quantizing {target} to {quantization}…"):
             spec = manager.quantize(labels[target], quantization)
@@ -119,10 +128,16 @@ def history(manager: ModelManager) -> None:
         st.caption("Nothing yet.")
         return
     rows = [
-        {"time": time.strftime("%H:%M:%S", time.localtime(e.at)), "event": e.kind, "model": e.model,
-         "detail": e.detail, "RSS before (GB)": round(e.rss_before_gb, 2), "RSS after (GB)": round(e.rss_after_gb, 2)}
+        {
+            "time": time.strftime("%H:%M:%S", time.localtime(e.at)),
+            "event": e.kind,
+            "model": e.model,
+            "detail": e.detail,
+            "RSS before (GB)": round(e.rss_before_gb, 2),
+            "RSS after (GB)": round(e.rss_after_gb, 2),
+        }
         for e in reversed(manager.events)
-    ]  # fmt: skip
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
@@ -148,3 +163,47 @@ def catalog_editor(entries) -> None:
                     saved = save_user_catalog(r.settings(), text)
                     st.session_state["models-notice"] = f"Saved {len(saved)} entr{'y' if len(saved) == 1 else 'ies'}."
                     st.rerun()
+
+
+def load_form(manager: ModelManager, catalog, kind: str, device: str) -> None:
+    """A catalog entry and a preset, their pre-flight estimate, and the button that loads it (stepping down
+    where it would not fit, and saying why)."""
+    cols = st.columns([3, 2, 2])
+    name = cols[0].selectbox("Catalog entry", [e.name for e in catalog], key="models-entry")
+    aim = cols[1].radio(
+        "Preset",
+        PRESETS,
+        index=1,
+        horizontal=True,
+        key="models-aim",
+        help="quality: full precision; balanced: the device's fast native precision; "
+        "speed: 8-bit / 4-bit weights where bitsandbytes runs (not on Apple Silicon).",
+    )
+    entry = find_entry(catalog, name)
+    preset = entry.preset(kind, aim)
+    cols[2].markdown(
+        f"**{kind}** · dtype `{preset.dtype}` · quantization `{preset.quantization}` · "
+        f"{preset.max_new_tokens} new tokens · batch {preset.batch_size}"
+    )
+    st.caption(entry.description or entry.source)
+    budget = budget_gb(read_memory(device))
+    with st.spinner("Estimating memory…"):
+        rows = preflight_rows(entry, r.settings(), preset.batch_size, budget)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+    st.caption(
+        f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime; "
+        f"the largest batch is the one whose estimate fits the {budget:.1f} GB the free memory allows now."
+    )
+    if st.button("Load and make active", type="primary"):
+        with st.spinner(f"Loading {name}…"):
+            outcome = load_entry(manager, entry, aim, catalog, r.settings(), r.tracker())
+        plan = outcome.plan
+        message = (
+            f"Active: {plan.model} at {plan.precision} (estimate {plan.footprint.total_gb:.2f} GB, budget "
+            f"{plan.budget_gb:.2f} GB). RSS {outcome.rss_before_gb:.2f} -> {outcome.rss_after_gb:.2f} GB."
+        )
+        if plan.downgraded:
+            logged = f". Logged to MLflow (run {outcome.run_id})."
+            st.session_state["models-warning"] = plan.downgrade_note(name) + logged
+        st.session_state["models-notice"] = message
+        st.rerun()

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.rag.ask import AskSpec
+from engine.rag.styles import ASK_STYLES, STYLE_HELP
+from ui import resources as r
+from ui.widgets import kb_picker
+
 STYLE_WORDS = {"short": "a short answer", "sentences": "one to three sentences", "evidence": "evidence, then answer"}
 
 
@@ -32,3 +37,44 @@ def show_answer(answer) -> None:
         with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
             st.write(hit.text)
             st.caption(f"source: {hit.source} · id: {hit.id}")
+
+
+def ask_controls(store) -> tuple[str | None, AskSpec, str]:
+    """The knowledge base, how to ask (sources, answer style, links, adapter) and the model (empty: the active
+    one), from the Query page's side panel; the defaults are those `engine ask` answers with."""
+    D = AskSpec()
+    kb = kb_picker(store.names(), key="query-kb", incomplete=store.incomplete())
+    k = st.slider("Sources (k)", 1, 10, D.k, key="query-k")
+    style = st.selectbox(
+        "Answer style",
+        ASK_STYLES,
+        key="query-style",
+        help=STYLE_HELP + "; an adapter answers in the style it was trained for unless another is chosen here.",
+    )
+    follow = st.number_input(
+        "Follow links from the first",
+        0,
+        5,
+        D.follow_links,
+        key="query-follow",
+        help="A second hop for questions that need two documents: chunks whose title the first N retrieved "
+        "chunks mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off.",
+    )
+    model = st.text_input(
+        "Model",
+        key="query-model",
+        placeholder="the active model (Models page)",
+        help="Empty: the model made active on the Models page (at first the bundled SmolLM2-135M-Instruct). "
+        "Or a Hugging Face id (online), a local model folder, a .gguf file.",
+    )
+    adapters = ["", *r.adapter_names()]
+    adapter = st.selectbox(
+        "Adapter",
+        adapters,
+        r.active_adapter_index(adapters),
+        key="query-adapter",
+        format_func=lambda a: a or "none",
+        help="A LoRA adapter trained on the Fine-tune page, merged into the model; at first the active one "
+        "(the guided loop makes a measurably better adapter active).",
+    )
+    return kb, AskSpec(kb or "", k, style, int(follow), adapter), model

@@ -29,8 +29,10 @@ from ui.datasets import version_picker
 
 SHOW = ("Undecided", "All", "Accepted", "Edited", "Rejected")
 UNDECIDED = "undecided"
-KEYS = ("Keys: **A** accept · **E** save edit · **X** reject · **S** skip · **B** back · **U** undecide. "
-        "Enter in the answer box (Ctrl+Enter in the question box) accepts, with your changes as an edit.")  # fmt: skip
+KEYS = (
+    "Keys: **A** accept · **E** save edit · **X** reject · **S** skip · **B** back · **U** undecide. "
+    "Enter in the answer box (Ctrl+Enter in the question box) accepts, with your changes as an edit."
+)
 MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
 
 
@@ -62,8 +64,11 @@ def empty_queue(show: str) -> str:
 def progress(records: list[QARecord], decisions: dict[str, Decision]) -> None:
     counts = review_counts(records, decisions)
     done = len(records) - counts["left"]
-    st.progress(done / len(records), text=f"{done} of {len(records)} decided · {counts['accepted']} accepted · "
-                f"{counts['edited']} edited · {counts['rejected']} rejected")  # fmt: skip
+    st.progress(
+        done / len(records),
+        text=f"{done} of {len(records)} decided · {counts['accepted']} accepted · "
+        f"{counts['edited']} edited · {counts['rejected']} rejected",
+    )
 
 
 def source_passages(record: QARecord) -> list:
@@ -92,8 +97,10 @@ def facts(record: QARecord) -> None:
     ]
     if meta.get("review"):
         found.append(f"reviewed before: {meta['review']}")
-    found += [f"{k.replace('_', ' ')} {v:.2f}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
-              for k, v in (meta.get("scores") or {}).items()]  # fmt: skip
+    found += [
+        f"{k.replace('_', ' ')} {v:.2f}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+        for k, v in (meta.get("scores") or {}).items()
+    ]
     if meta.get("model_answer"):
         found.append(f"the model's answer from the passage: {meta['model_answer']}")
     if found:
@@ -152,8 +159,16 @@ def table_rows(records: list[QARecord], decisions: dict) -> pd.DataFrame:
         d = decisions.get(r.id)
         scores = {f"scores.{k}": v for k, v in (r.metadata.get("scores") or {}).items()}
         passage = " / ".join(c.text[:300] for c in source_passages(r))
-        rows.append({"decision": d.action if d else UNDECIDED, "question": (d and d.question) or r.question,
-                     "answer": (d and d.answer) or r.answer, "passage": passage, **scores, "id": r.id})  # fmt: skip
+        rows.append(
+            {
+                "decision": d.action if d else UNDECIDED,
+                "question": (d and d.question) or r.question,
+                "answer": (d and d.answer) or r.answer,
+                "passage": passage,
+                **scores,
+                "id": r.id,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -167,10 +182,12 @@ def in_bulk(picked: tuple[str, str], records: list[QARecord], decisions: dict, s
     frame = table_rows(queue, decisions)
     with st.form(f"review-table-{picked[1]}"):
         edited = st.data_editor(
-            frame, hide_index=True, key=f"review-table-{picked[1]}-{nonce}",
+            frame,
+            hide_index=True,
+            key=f"review-table-{picked[1]}-{nonce}",
             disabled=[c for c in frame.columns if c not in ("decision", "question", "answer")],
             column_config={"decision": st.column_config.SelectboxColumn(options=[UNDECIDED, *PAST], required=True)},
-        )  # fmt: skip
+        )
         submitted = st.form_submit_button("Save table decisions", type="primary")
     st.caption("Changing a question or an answer makes the pair an edit (unless it is rejected).")
     if not submitted:
@@ -198,8 +215,10 @@ def review_tab(settings, tracker) -> None:
     only = cols[0].checkbox("Keep only the reviewed pairs", help="Otherwise undecided pairs are kept as they are.")
     if cols[1].button("Save reviewed version", type="primary", disabled=not decisions):
         manifest, _ = save_review(settings, *picked, keep_undecided=not only, tracker=tracker())
-        st.success(f"Saved version {manifest.id} ({manifest.counts['records']} records, from {picked[1]}): "
-                   f"{manifest.note}. Your decisions stay here until you discard them.")  # fmt: skip
+        st.success(
+            f"Saved version {manifest.id} ({manifest.counts['records']} records, from {picked[1]}): "
+            f"{manifest.note}. Your decisions stay here until you discard them."
+        )
     if decisions:
         with cols[2].popover("Discard decisions"):
             if st.button(f"Forget all {len(decisions)} decisions on {picked[1]}", key="review-discard"):

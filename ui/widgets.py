@@ -41,9 +41,12 @@ def kb_picker(
     incomplete = incomplete or {}
     index = names.index(default) if default in names else 0
     kb = st.selectbox(
-        "Knowledge base", names, index=index, key=key,
+        "Knowledge base",
+        names,
+        index=index,
+        key=key,
         format_func=lambda n: f"{n} ({incomplete[n]})" if n in incomplete else n,
-    )  # fmt: skip
+    )
     if kb in incomplete:
         st.warning(f"{kb} is {incomplete[kb]}: answers can miss what is not stored yet. Resume or roll back below.")
     return kb

@@ -64,20 +64,27 @@ class Document:
                 parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif kind == "figure":
                 # offline: plotly.js is embedded once, in the first figure; later figures reuse it
-                div = block[1].to_html(full_html=False, include_plotlyjs=not plotly_included,
-                                       config={"displaylogo": False, "topojsonURL": "topojson/"})  # fmt: skip
+                div = block[1].to_html(
+                    full_html=False,
+                    include_plotlyjs=not plotly_included,
+                    config={"displaylogo": False, "topojsonURL": "topojson/"},
+                )
                 if not plotly_included:
                     # plotly.js's default map-data URL (never fetched: no map is drawn) would be the page's only
                     # reference to a network address; point it at a local folder instead
                     div = div.replace("https://cdn.plot.ly/un/", "topojson/")
                 plotly_included = True
                 parts.append(f'<div class="figure">{div}</div>')
-        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-                 "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}"
-                 ".figure{margin:1em 0}")  # fmt: skip
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html_lib.escape(title)}</title>'
-                f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")  # fmt: skip
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+            "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}"
+            ".figure{margin:1em 0}"
+        )
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html_lib.escape(title)}</title>'
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        )
 
 
 def inline_text(text) -> str:

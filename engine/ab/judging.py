@@ -37,8 +37,13 @@ def save_judge(
 ) -> Path:
     """Keep ``judge`` (with how it was judged) beside its experiment; returns the file."""
     path = judge_file(experiment_id, judge.a, judge.b, settings)
-    data = {"experiment": experiment_id, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "spec": asdict(spec), "with_reference": with_reference, "result": plain_json(asdict(judge))}  # fmt: skip
+    data = {
+        "experiment": experiment_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "spec": asdict(spec),
+        "with_reference": with_reference,
+        "result": plain_json(asdict(judge)),
+    }
     write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False))
     return path
 
@@ -79,11 +84,16 @@ def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) 
 
     run_id = result.run_id
     if not run_id:
-        run_id = tracker.start(AB, f"judge {judge.a} vs {judge.b} on {result.id}", {"experiment_id": result.id},
-                               {"experiment_id": result.id})  # fmt: skip
+        run_id = tracker.start(
+            AB,
+            f"judge {judge.a} vs {judge.b} on {result.id}",
+            {"experiment_id": result.id},
+            {"experiment_id": result.id},
+        )
     tracker.log_metrics(run_id, judge_metrics(judge))
-    tracker.log_dict(run_id, {"summary": plain_json(judge.summary()), "rows": judge.rows()},
-                     f"{PREFIX}{judge.a}-{judge.b}.json")  # fmt: skip
+    tracker.log_dict(
+        run_id, {"summary": plain_json(judge.summary()), "rows": judge.rows()}, f"{PREFIX}{judge.a}-{judge.b}.json"
+    )
     # The judgement is saved already: the report, saved again and logged, takes every saved one.
     report = build_report(result, judge=load_judges(result.id, settings))
     save_report(report, settings)
@@ -141,9 +151,11 @@ def run_judge(
 
 def format_judge(judge: JudgeResult) -> str:
     """A judgement's outcome in one line."""
-    return (f"judge {judge.model or ''}: {judge.a} preferred {judge.wins_a}, {judge.b} preferred {judge.wins_b}, "
-            f"ties {judge.ties} of {judge.n}; position-flip rate {100 * judge.flip_rate:.0f}%, "
-            f"position 1 picked {100 * judge.position_1_rate:.0f}% of decisive judgements")  # fmt: skip
+    return (
+        f"judge {judge.model or ''}: {judge.a} preferred {judge.wins_a}, {judge.b} preferred {judge.wins_b}, "
+        f"ties {judge.ties} of {judge.n}; position-flip rate {100 * judge.flip_rate:.0f}%, "
+        f"position 1 picked {100 * judge.position_1_rate:.0f}% of decisive judgements"
+    )
 
 
 def judge_job(args: dict, ctx) -> dict:
@@ -156,8 +168,17 @@ def judge_job(args: dict, ctx) -> dict:
         ctx.check_cancelled()
         ctx.progress(fraction, message)
 
-    judge = run_judge(args["experiment"], args["a"], args["b"], spec, bool(args.get("with_reference", True)),
-                      int(args.get("batch_size", 8)), settings, Tracker(settings), progress)  # fmt: skip
+    judge = run_judge(
+        args["experiment"],
+        args["a"],
+        args["b"],
+        spec,
+        bool(args.get("with_reference", True)),
+        int(args.get("batch_size", 8)),
+        settings,
+        Tracker(settings),
+        progress,
+    )
     ctx.log(format_judge(judge))
     return {"experiment": args["experiment"], "summary": plain_json(judge.summary())}
 
@@ -178,8 +199,10 @@ def judge_experiment(
     check_pair(result, a, b)
     check_paired(result)
     rows_a, rows_b = result.variants[a].rows, result.variants[b].rows
-    items = [(ra["question"], str(ra["prediction"]), str(rb["prediction"]), str(ra["gold"]) if with_reference else "")
-             for ra, rb in zip(rows_a, rows_b, strict=True)]  # fmt: skip
+    items = [
+        (ra["question"], str(ra["prediction"]), str(rb["prediction"]), str(ra["gold"]) if with_reference else "")
+        for ra, rb in zip(rows_a, rows_b, strict=True)
+    ]
     ids = [str(r["item_id"]) for r in rows_a]
     return judge_pairs(generator, items, batch_size, spec, a, b, ids, on_progress)
 

@@ -118,11 +118,13 @@ def recommend(
     elif len(pool) == 1:
         runner = max(excluded, key=lambda n: f1[n])
         quality = Recommendation(
-            "quality", best,
+            "quality",
+            best,
             f"{best} has the highest F1 ({f1[best]:.1f}) and its lead is significant after Holm over every other "
             f"variant, the closest being {runner} (F1 {f1[runner]:.1f}; {_versus(comparisons, runner, best)}).",
-            rules[0], True,
-        )  # fmt: skip
+            rules[0],
+            True,
+        )
     else:
         tied = [n for n in pool if n != best]
         cheap = min(pool, key=by_speed)

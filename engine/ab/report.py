@@ -63,10 +63,17 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:
-        return cls(**{**data, "quality": {n: VariantQuality(q["name"], q["n"], tuple(q["em"]), tuple(q["f1"]))
-                                  for n, q in data["quality"].items()},
-                      "comparisons": [Comparison(**c) for c in data["comparisons"]],
-                      "recommendations": [Recommendation(**r) for r in data["recommendations"]]})  # fmt: skip
+        return cls(
+            **{
+                **data,
+                "quality": {
+                    n: VariantQuality(q["name"], q["n"], tuple(q["em"]), tuple(q["f1"]))
+                    for n, q in data["quality"].items()
+                },
+                "comparisons": [Comparison(**c) for c in data["comparisons"]],
+                "recommendations": [Recommendation(**r) for r in data["recommendations"]],
+            }
+        )
 
 
 def _ci(t: tuple[float, float, float], digits: int = 1) -> str:
@@ -144,8 +151,12 @@ def build_report(
         doc.p(f"Created {result.created}" + (f"; MLflow run `{result.run_id}`." if result.run_id else "."))
 
     doc.h(2, "Recommendations")
-    doc.ul([f"**{r.goal}**: {r.variant or 'none'}" + (f" (prefer {r.prefer})" if r.prefer else "") + f". {r.reason}"
-            for r in recs])  # fmt: skip
+    doc.ul(
+        [
+            f"**{r.goal}**: {r.variant or 'none'}" + (f" (prefer {r.prefer})" if r.prefer else "") + f". {r.reason}"
+            for r in recs
+        ]
+    )
     doc.p("Rules: " + " ".join(f"*{r.goal}*: {r.rule}" for r in recs))
 
     doc.h(2, "Quality")
@@ -160,10 +171,21 @@ def build_report(
             diff_f1 = f"{c.gain(n):+.1f} [{c.low:+.1f}, {c.high:+.1f}]" if c else "n/a"
             diff_em = f"{100 * (sum(em[n]) - sum(em[reference])) / max(1, q.n):+.1f}"
         rows.append([n, str(q.n), _ci(q.em), _ci(q.f1), diff_f1, diff_em])
-    doc.table(["variant", "items", "EM % [95% CI]", "F1 [95% CI]", f"ΔF1 vs {reference} [95% CI]",
-               f"ΔEM vs {reference} (points)"], rows)  # fmt: skip
-    doc.p("Per-variant intervals: BCa bootstrap of the item scores (scipy). Differences: paired BCa bootstrap of "
-          "the per-item F1 differences (items resampled with both variants' scores kept together).")  # fmt: skip
+    doc.table(
+        [
+            "variant",
+            "items",
+            "EM % [95% CI]",
+            "F1 [95% CI]",
+            f"ΔF1 vs {reference} [95% CI]",
+            f"ΔEM vs {reference} (points)",
+        ],
+        rows,
+    )
+    doc.p(
+        "Per-variant intervals: BCa bootstrap of the item scores (scipy). Differences: paired BCa bootstrap of "
+        "the per-item F1 differences (items resampled with both variants' scores kept together)."
+    )
 
     doc.h(2, "Paired tests")
     if paired is None:
@@ -191,24 +213,49 @@ def build_report(
             )
         else:
             family = "With two variants there is one comparison, so no correction for multiple comparisons is needed. "
-        doc.p("McNemar's exact test on the 0/1 exact matches (effect: discordant odds ratio, above 1 when the first-"
-              "named variant fixes more than it breaks); Wilcoxon signed-rank and the paired permutation test on "
-              "per-item F1 (effects: rank-biserial correlation and Cohen's d_z, positive when the first-named is "
-              f"higher). {family}*Significant*: the {SIGNIFICANCE_TEST} test's "
-              f"{'Holm-adjusted ' if multi else ''}p below {alpha}.")  # fmt: skip
+        doc.p(
+            "McNemar's exact test on the 0/1 exact matches (effect: discordant odds ratio, above 1 when the first-"
+            "named variant fixes more than it breaks); Wilcoxon signed-rank and the paired permutation test on "
+            "per-item F1 (effects: rank-biserial correlation and Cohen's d_z, positive when the first-named is "
+            f"higher). {family}*Significant*: the {SIGNIFICANCE_TEST} test's "
+            f"{'Holm-adjusted ' if multi else ''}p below {alpha}."
+        )
 
         sensitivity_section(doc, paired, alpha)
 
     doc.h(2, "Latency and memory")
     rows = [
-        [n, _num(s["latency_p50_s"], 3), _num(s["latency_p95_s"], 3), _num(s["new_tokens"], 1), _num(s["load_s"], 1),
-         _num(s["peak_memory_gb"]), _num(s["weights_gb"]), variants[n].device, "yes" if n in front else "no"]
+        [
+            n,
+            _num(s["latency_p50_s"], 3),
+            _num(s["latency_p95_s"], 3),
+            _num(s["new_tokens"], 1),
+            _num(s["load_s"], 1),
+            _num(s["peak_memory_gb"]),
+            _num(s["weights_gb"]),
+            variants[n].device,
+            "yes" if n in front else "no",
+        ]
         for n, s in summaries.items()
-    ]  # fmt: skip
-    doc.table(["variant", "p50 latency (s)", "p95 latency (s)", "new tokens", "load (s)", "peak memory (GB)",
-               "weights (GB)", "device", "Pareto-optimal"], rows)  # fmt: skip
-    doc.p(f"Pareto-optimal (no other variant has at least the F1, at most the p50 latency and at most the peak "
-          f"memory, and is better on one): {', '.join(front)}.")  # fmt: skip
+    ]
+    doc.table(
+        [
+            "variant",
+            "p50 latency (s)",
+            "p95 latency (s)",
+            "new tokens",
+            "load (s)",
+            "peak memory (GB)",
+            "weights (GB)",
+            "device",
+            "Pareto-optimal",
+        ],
+        rows,
+    )
+    doc.p(
+        f"Pareto-optimal (no other variant has at least the F1, at most the p50 latency and at most the peak "
+        f"memory, and is better on one): {', '.join(front)}."
+    )
     doc.figure(quality_figure(quality, reference))
     doc.figure(pareto_figure(summaries, front))
     doc.figure(latency_figure(variants))
@@ -222,8 +269,9 @@ def build_report(
 
     md = Document([b for b in doc.blocks if b[0] != "figure"])
     md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
-    return Report(result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front,
-                  paired)  # fmt: skip
+    return Report(
+        result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front, paired
+    )
 
 
 def sensitivity_section(doc: Document, paired, alpha: float, power: float = 0.8) -> None:
@@ -237,14 +285,31 @@ def sensitivity_section(doc: Document, paired, alpha: float, power: float = 0.8)
         found = sensitivity(t.effect, t.n, alpha, power)
         sd = float(t.detail.get("sd_diff", math.nan))
         needed = "—" if found.items_needed is None else str(found.items_needed)
-        rows.append([label, _num(found.effect_dz), _num(100 * found.power, 0) + "%", needed,
-                     f"{found.detectable_dz:.2f} (≈ {_num(found.detectable_dz * sd, 1)} F1 points)"])  # fmt: skip
+        rows.append(
+            [
+                label,
+                _num(found.effect_dz),
+                _num(100 * found.power, 0) + "%",
+                needed,
+                f"{found.detectable_dz:.2f} (≈ {_num(found.detectable_dz * sd, 1)} F1 points)",
+            ]
+        )
     doc.h(3, "Sensitivity")
-    doc.table(["comparison", "observed d_z", "power at this effect", f"items for {power:.0%} power",
-               f"smallest d_z detectable with {power:.0%} power"], rows)  # fmt: skip
-    doc.p(f"Power of a two-sided paired t-test at α={alpha} (statsmodels TTestPower) on the per-item F1 "
-          "differences. A comparison without a significant difference and with low power says little either "
-          "way; more items would tell.")  # fmt: skip
+    doc.table(
+        [
+            "comparison",
+            "observed d_z",
+            "power at this effect",
+            f"items for {power:.0%} power",
+            f"smallest d_z detectable with {power:.0%} power",
+        ],
+        rows,
+    )
+    doc.p(
+        f"Power of a two-sided paired t-test at α={alpha} (statsmodels TTestPower) on the per-item F1 "
+        "differences. A comparison without a significant difference and with low power says little either "
+        "way; more items would tell."
+    )
 
 
 def judge_section(doc: Document, judge: JudgeResult, titled: bool) -> None:
@@ -253,16 +318,23 @@ def judge_section(doc: Document, judge: JudgeResult, titled: bool) -> None:
     if titled:
         doc.h(3, f"{judge.b} vs {judge.a}")
     model = f" ({js['model']})" if js.get("model") else ""
-    doc.p(f"A local model{model} judged {js['judged']} of {js['items']} item pairs twice, once in each order "
-          f"(identical answers count as ties without a judgement); a verdict stands only when it picks the "
-          f"same answer in both orders.")  # fmt: skip
-    outcomes = [[f"{judge.a} preferred", str(judge.wins_a)], [f"{judge.b} preferred", str(judge.wins_b)],
-                ["tie", str(judge.ties)]]  # fmt: skip
+    doc.p(
+        f"A local model{model} judged {js['judged']} of {js['items']} item pairs twice, once in each order "
+        f"(identical answers count as ties without a judgement); a verdict stands only when it picks the "
+        f"same answer in both orders."
+    )
+    outcomes = [
+        [f"{judge.a} preferred", str(judge.wins_a)],
+        [f"{judge.b} preferred", str(judge.wins_b)],
+        ["tie", str(judge.ties)],
+    ]
     doc.table(["judge's verdict", "items"], outcomes)
     flip, pos1 = judge.flip_rate, judge.position_1_rate
-    doc.p(f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
-          f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
-          f"{js['unparsed']} unreadable replies (read as ties).")  # fmt: skip
+    doc.p(
+        f"Position-flip rate {_num(100 * flip, 0)}% (judged items whose verdict followed the position rather "
+        f"than the answer); position 1 picked in {_num(100 * pos1, 0)}% of the decisive judgements; "
+        f"{js['unparsed']} unreadable replies (read as ties)."
+    )
     if judge.follows_positions:
         doc.p("**Caution**: the judge mostly follows the answers' positions, so its verdicts say little.")
 

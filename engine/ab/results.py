@@ -45,11 +45,16 @@ class VariantResult:
         latency = np.asarray(self.scores("latency_s")) if self.rows else np.zeros(1)
         n = max(1, len(self.rows))
         return {
-            "em": sum(self.scores("em")) / n, "f1": sum(self.scores("f1")) / n,
-            "latency_p50_s": float(np.percentile(latency, 50)), "latency_p95_s": float(np.percentile(latency, 95)),
-            "new_tokens": sum(self.scores("new_tokens")) / n, "load_s": self.load_s,
-            "peak_memory_gb": self.peak_memory_gb, "weights_gb": self.weights_gb, "items": float(len(self.rows)),
-        }  # fmt: skip
+            "em": sum(self.scores("em")) / n,
+            "f1": sum(self.scores("f1")) / n,
+            "latency_p50_s": float(np.percentile(latency, 50)),
+            "latency_p95_s": float(np.percentile(latency, 95)),
+            "new_tokens": sum(self.scores("new_tokens")) / n,
+            "load_s": self.load_s,
+            "peak_memory_gb": self.peak_memory_gb,
+            "weights_gb": self.weights_gb,
+            "items": float(len(self.rows)),
+        }
 
 
 @dataclass
@@ -77,15 +82,18 @@ def save_result(result: ExperimentResult, settings: Settings) -> Path:
     ``experiment.json`` is an unfinished experiment)."""
     folder = experiments_dir(settings) / check_safe_name(result.id, "experiment")
     folder.mkdir(parents=True, exist_ok=True)
-    summary = {"id": result.id, "spec": result.spec, "created": result.created, "run_id": result.run_id,
-               "variants": {}}  # fmt: skip
+    summary = {"id": result.id, "spec": result.spec, "created": result.created, "run_id": result.run_id, "variants": {}}
     for name, variant in result.variants.items():
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in variant.rows)
         write_atomic(folder / f"{check_safe_name(name, 'variant')}.jsonl", lines)
         summary["variants"][name] = {
-            "spec": variant.spec, "load_s": variant.load_s, "peak_memory_gb": variant.peak_memory_gb,
-            "weights_gb": variant.weights_gb, "device": variant.device, "seconds": variant.seconds,
-        }  # fmt: skip
+            "spec": variant.spec,
+            "load_s": variant.load_s,
+            "peak_memory_gb": variant.peak_memory_gb,
+            "weights_gb": variant.weights_gb,
+            "device": variant.device,
+            "seconds": variant.seconds,
+        }
     write_atomic(folder / "experiment.json", json.dumps(summary, indent=2))
     return folder
 
@@ -100,8 +108,16 @@ def load_result(experiment_id: str, settings: Settings) -> ExperimentResult:
     for name, info in summary["variants"].items():
         path = folder / f"{name}.jsonl"
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        variants[name] = VariantResult(name, info["spec"], rows, info["load_s"], info["peak_memory_gb"],
-                                       info["weights_gb"], info["device"], info["seconds"])  # fmt: skip
+        variants[name] = VariantResult(
+            name,
+            info["spec"],
+            rows,
+            info["load_s"],
+            info["peak_memory_gb"],
+            info["weights_gb"],
+            info["device"],
+            info["seconds"],
+        )
     result = ExperimentResult(summary["id"], summary["spec"], variants, summary["created"], summary["run_id"])
     check_paired(result)
     return result

@@ -96,8 +96,10 @@ def plan_parallel(spec: ExperimentSpec, settings: Settings) -> tuple[list[list[s
         """Why ``group`` cannot run at once ('' when it can)."""
         on_cpu = sum(devices[n] == "cpu" for n in group)
         if on_cpu > 1 and cores < CORES_PER_PROCESS * on_cpu:
-            return (f"{cores} CPU cores cannot give {on_cpu} processes {CORES_PER_PROCESS} cores each (two "
-                    "processes on two cores only compete for them)")  # fmt: skip
+            return (
+                f"{cores} CPU cores cannot give {on_cpu} processes {CORES_PER_PROCESS} cores each (two "
+                "processes on two cores only compete for them)"
+            )
         for device, budget in budgets.items():
             need = sum(needs[n] for n in group if devices[n] == device)
             if need > budget:
@@ -116,8 +118,10 @@ def plan_parallel(spec: ExperimentSpec, settings: Settings) -> tuple[list[list[s
     budget = ", ".join(f"{b:.2f} GB on {d}" for d, b in budgets.items())
     if len(groups) == 1:
         total = sum(needs.values())
-        return groups, (f"all {len(names)} variants at once: about {total:.2f} GB together within the budget "
-                        f"({budget}), {cores} cores")  # fmt: skip
+        return groups, (
+            f"all {len(names)} variants at once: about {total:.2f} GB together within the budget "
+            f"({budget}), {cores} cores"
+        )
     if len(groups) == len(names):
         return groups, f"one variant at a time: {refusal}"
     listed = "; ".join(" + ".join(g) for g in groups)
@@ -223,8 +227,12 @@ def run_experiment(
 
     if on_progress:
         on_progress(0.0, f"plan: {plan}")
-    shared = {"experiment": spec.to_dict(), "data_dir": str(settings.data_dir),
-              "shared_dir": str(settings.shared_data_dir), "items": items}  # fmt: skip
+    shared = {
+        "experiment": spec.to_dict(),
+        "data_dir": str(settings.data_dir),
+        "shared_dir": str(settings.shared_data_dir),
+        "items": items,
+    }
     answered: dict[str, dict] = {}
     for group in groups:
         if check_cancelled:
@@ -234,8 +242,9 @@ def run_experiment(
             on_progress(min(0.99, sum(done.values()) / total), f"loading {', '.join(group)}")
         answered |= run_group([shared | {"variant": n, "threads": threads} for n in group], report, check_cancelled)
     variants = {v.name: VariantResult(v.name, v.to_dict(), **answered[v.name]) for v in spec.variants}
-    result = ExperimentResult(new_id(spec.name, settings), spec.to_dict(), variants,
-                              datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    result = ExperimentResult(
+        new_id(spec.name, settings), spec.to_dict(), variants, datetime.now(UTC).isoformat(timespec="seconds")
+    )
     check_paired(result)
     if result.item_ids() != [it.id for it in items]:
         raise StudioError("The variants did not answer the experiment's items in order: results cannot be paired.")
@@ -259,14 +268,17 @@ def run_experiment(
 
 def format_result(result: ExperimentResult, comparison=None) -> str:
     """Each variant's EM / F1 / latency / cost, then the paired tests against the reference, as text."""
-    head = (f"{'variant':<20} {'n':>4} {'EM':>6} {'F1':>6} {'p50 s':>7} {'p95 s':>7} {'load s':>7} "
-            f"{'peak GB':>8}  device")  # fmt: skip
+    head = (
+        f"{'variant':<20} {'n':>4} {'EM':>6} {'F1':>6} {'p50 s':>7} {'p95 s':>7} {'load s':>7} {'peak GB':>8}  device"
+    )
     lines = [head]
     for name, variant in result.variants.items():
         s = variant.summary()
-        lines.append(f"{name:<20} {int(s['items']):>4} {s['em']:>6.1f} {s['f1']:>6.1f} {s['latency_p50_s']:>7.3f} "
-                     f"{s['latency_p95_s']:>7.3f} {s['load_s']:>7.1f} {s['peak_memory_gb']:>8.2f}  "
-                     f"{variant.device}")  # fmt: skip
+        lines.append(
+            f"{name:<20} {int(s['items']):>4} {s['em']:>6.1f} {s['f1']:>6.1f} {s['latency_p50_s']:>7.3f} "
+            f"{s['latency_p95_s']:>7.3f} {s['load_s']:>7.1f} {s['peak_memory_gb']:>8.2f}  "
+            f"{variant.device}"
+        )
     if comparison is not None:
         lines.append(f"\nPaired tests (B - A; Holm-adjusted p in brackets, alpha {comparison.alpha}):")
         names = {"mcnemar": "McNemar EM", "wilcoxon": "Wilcoxon F1", "permutation": "permutation F1", "t": "t F1"}
@@ -284,10 +296,10 @@ def ab_job(args: dict, ctx) -> dict:
     """The background-job form of :func:`run_experiment` (kind ``ab``): ``args`` is the ExperimentSpec as a dict."""
     settings = load_settings()
     spec = ExperimentSpec.from_dict(args)
-    result = run_experiment(spec, settings, Tracker(settings), on_progress=ctx.progress,
-                            check_cancelled=ctx.check_cancelled)  # fmt: skip
+    result = run_experiment(
+        spec, settings, Tracker(settings), on_progress=ctx.progress, check_cancelled=ctx.check_cancelled
+    )
     if result.run_id:
         ctx.set_run_id(result.run_id)
     ctx.log(f"experiment {result.id}\n{format_result(result, result.report.paired)}")
-    return {"id": result.id, "run_id": result.run_id,
-            "summary": {n: v.summary() for n, v in result.variants.items()}}  # fmt: skip
+    return {"id": result.id, "run_id": result.run_id, "summary": {n: v.summary() for n, v in result.variants.items()}}

@@ -185,8 +185,13 @@ def to_model_spec(variant: VariantSpec):
     from engine.models.spec import TORCH_QUANTIZATIONS, spec_for
 
     device = "cpu" if variant.quantization in TORCH_QUANTIZATIONS else "auto"
-    return replace(spec_for(variant.model), dtype=variant.dtype, quantization=variant.quantization,
-                   adapter=variant.adapter, device=device)  # fmt: skip
+    return replace(
+        spec_for(variant.model),
+        dtype=variant.dtype,
+        quantization=variant.quantization,
+        adapter=variant.adapter,
+        device=device,
+    )
 
 
 def to_eval_spec(variant: VariantSpec, experiment: ExperimentSpec):
@@ -194,9 +199,18 @@ def to_eval_spec(variant: VariantSpec, experiment: ExperimentSpec):
     :func:`to_model_spec` and :func:`engine.ab.runner.sampling_of`)."""
     from engine.evaluation.runner import EvalSpec
 
-    return EvalSpec(data=experiment.data, mode=experiment.mode, limit=experiment.limit, k=variant.k,
-                    batch_size=experiment.batch_size, model=variant.model, adapter=variant.adapter, dtype=variant.dtype,
-                    split=experiment.split, prompt=variant.prompt)  # fmt: skip
+    return EvalSpec(
+        data=experiment.data,
+        mode=experiment.mode,
+        limit=experiment.limit,
+        k=variant.k,
+        batch_size=experiment.batch_size,
+        model=variant.model,
+        adapter=variant.adapter,
+        dtype=variant.dtype,
+        split=experiment.split,
+        prompt=variant.prompt,
+    )
 
 
 # The job runs in its own module (it imports the heavy libraries); the spec's module is what a page imports.

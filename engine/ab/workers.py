@@ -48,8 +48,9 @@ def experiment_items(spec: ExperimentSpec, settings: Settings):
         # paired F1 and EM need a gold answer: questions without one are left out (Benchmarks judges them)
         items = [record_item(r) for r in records if r.has_gold]
     if len(items) < 2:
-        raise InputError(f"The experiment has {len(items)} item(s) with a gold answer: the paired tests need "
-                         "at least 2.")  # fmt: skip
+        raise InputError(
+            f"The experiment has {len(items)} item(s) with a gold answer: the paired tests need at least 2."
+        )
     return items, spec
 
 
@@ -81,9 +82,17 @@ def variant_rows(items, answers) -> list[dict]:
 
     rows = []
     for item, answer, scored in zip(items, answers, score(items, answers, with_retrieval=False), strict=True):
-        row = {"item_id": item.id, "question": item.question, "gold": item.answer, "prediction": answer.answer,
-               "em": scored["em"], "f1": scored["f1"], "latency_s": answer.retrieve_s + answer.generate_s,
-               "prompt_tokens": answer.prompt_tokens, "new_tokens": answer.new_tokens}  # fmt: skip
+        row = {
+            "item_id": item.id,
+            "question": item.question,
+            "gold": item.answer,
+            "prediction": answer.answer,
+            "em": scored["em"],
+            "f1": scored["f1"],
+            "latency_s": answer.retrieve_s + answer.generate_s,
+            "prompt_tokens": answer.prompt_tokens,
+            "new_tokens": answer.new_tokens,
+        }
         rows.append({k: row[k] for k in ROW_FIELDS} | {"raw": answer.raw, "context": answer.context})
     return rows
 
@@ -129,14 +138,23 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     start = time.perf_counter()
     # Each question in the style the variant's adapter asks it in (per question for an adapter trained "auto").
     answers = answer_items(
-        items, templates(evaluation, items, settings),
+        items,
+        templates(evaluation, items, settings),
         lambda prompt: RagPipeline(retriever, generator, prompt, sampling_of(variant, prompt)),
-        variant.k, experiment.batch_size, PROGRESS_STEP * experiment.batch_size, on_progress,
-    )  # fmt: skip
+        variant.k,
+        experiment.batch_size,
+        PROGRESS_STEP * experiment.batch_size,
+        on_progress,
+    )
     seconds = time.perf_counter() - start
-    return {"rows": variant_rows(items, answers), "load_s": load_s,
-            "peak_memory_gb": peak_memory_gb(generator.loaded.device), "weights_gb": model_bytes(generator.model) / GB,
-            "device": str(generator.loaded.device), "seconds": seconds}  # fmt: skip
+    return {
+        "rows": variant_rows(items, answers),
+        "load_s": load_s,
+        "peak_memory_gb": peak_memory_gb(generator.loaded.device),
+        "weights_gb": model_bytes(generator.model) / GB,
+        "device": str(generator.loaded.device),
+        "seconds": seconds,
+    }
 
 
 def _variant_process(payload: dict, messages) -> None:
@@ -162,8 +180,10 @@ def run_in_processes(
     second, and whatever it raises (or an error in a process) stops every process of the group."""
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
-    procs = {p["variant"]: context.Process(target=_variant_process, args=(p, messages), name=f"ab-{p['variant']}")
-             for p in payloads}  # fmt: skip
+    procs = {
+        p["variant"]: context.Process(target=_variant_process, args=(p, messages), name=f"ab-{p['variant']}")
+        for p in payloads
+    }
     results: dict[str, dict] = {}
     dead_since: dict[str, float] = {}
     finished = False

@@ -81,9 +81,16 @@ def environment() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    return {"cpu": names[0] if names else cpu, "cores": str(os.cpu_count()), "threads": str(torch.get_num_threads()),
-            "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
-            "device": resolve_device("auto"), "device_name": describe_device()}  # fmt: skip
+    return {
+        "cpu": names[0] if names else cpu,
+        "cores": str(os.cpu_count()),
+        "threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "device": resolve_device("auto"),
+        "device_name": describe_device(),
+    }
 
 
 def measure_precision(payload: dict) -> dict:
@@ -134,8 +141,9 @@ def measure_llama(payload: dict) -> dict:
     model = spec_for(spec.model)
     tokenizer = AutoTokenizer.from_pretrained(gguf_cache_dir(model, settings))  # the GGUF's vocabulary
     gguf = Path(resolve_source(model.source)) / model.gguf_file
-    metrics = measure_llama_cpp(gguf, spec.speed, settings.shared_data_dir, lambda m: encode(tokenizer, m),
-                                threads=int(payload["threads"]))  # fmt: skip
+    metrics = measure_llama_cpp(
+        gguf, spec.speed, settings.shared_data_dir, lambda m: encode(tokenizer, m), threads=int(payload["threads"])
+    )
     metrics["weights_gb"] = gguf.stat().st_size / 1024**3
     metrics["peak_rss_gb"] = peak_memory_gb("cpu")
     return {"metrics": metrics, "scores": {}}
@@ -178,8 +186,12 @@ def run_matrix(
     import torch
 
     settings = settings or load_settings()
-    payload = {"spec": asdict(spec), "data_dir": str(settings.data_dir),
-               "shared_dir": str(settings.shared_data_dir), "threads": torch.get_num_threads()}  # fmt: skip
+    payload = {
+        "spec": asdict(spec),
+        "data_dir": str(settings.data_dir),
+        "shared_dir": str(settings.shared_data_dir),
+        "threads": torch.get_num_threads(),
+    }
     measure = measure or (lambda c, p: in_fresh_process(measure_llama if c == LLAMA_CPP else measure_precision, p))
     configs = configurations(spec)
     results = {}

@@ -16,14 +16,20 @@ from engine.stats import PairedDifference, paired_bootstrap
 from engine.tracking import BENCHMARKS, Tracker
 
 COLUMNS = {  # metric -> (column title, format)
-    "load_s": ("load (s)", "{:.1f}"), "compile_s": ("compile (s)", "{:.1f}"),
-    "ttft_s": ("TTFT (s)", "{:.2f}"), "e2e_s": ("300+64 tokens (s)", "{:.2f}"),
+    "load_s": ("load (s)", "{:.1f}"),
+    "compile_s": ("compile (s)", "{:.1f}"),
+    "ttft_s": ("TTFT (s)", "{:.2f}"),
+    "e2e_s": ("300+64 tokens (s)", "{:.2f}"),
     "short_s": ("300+8 tokens (s)", "{:.2f}"),
-    "decode_tok_s": ("decode tok/s", "{:.1f}"), "batch4_tok_s": ("batch 4 tok/s", "{:.1f}"),
-    "batch16_tok_s": ("batch 16 tok/s", "{:.1f}"), "weights_gb": ("weights (GB)", "{:.2f}"),
-    "peak_rss_gb": ("peak memory (GB)", "{:.2f}"), "perplexity": ("perplexity", "{:.2f}"),
-    "em": ("EM", "{:.1f}"), "f1": ("F1", "{:.1f}"),
-}  # fmt: skip
+    "decode_tok_s": ("decode tok/s", "{:.1f}"),
+    "batch4_tok_s": ("batch 4 tok/s", "{:.1f}"),
+    "batch16_tok_s": ("batch 16 tok/s", "{:.1f}"),
+    "weights_gb": ("weights (GB)", "{:.2f}"),
+    "peak_rss_gb": ("peak memory (GB)", "{:.2f}"),
+    "perplexity": ("perplexity", "{:.2f}"),
+    "em": ("EM", "{:.1f}"),
+    "f1": ("F1", "{:.1f}"),
+}
 
 
 def degradation(results: dict[str, dict], reference: str, metric: str = "f1") -> dict[str, PairedDifference]:
@@ -81,8 +87,12 @@ def format_matrix(results: dict[str, dict], deltas: dict[str, PairedDifference],
 def log_matrix(tracker: Tracker, spec: BenchSpec, results: dict, deltas: dict, extra: dict, env: dict) -> str:
     """One MLflow run: metrics as ``config/metric``, the F1 differences, the environment as tags."""
     params = {k: v for k, v in asdict(spec).items() if k != "speed"} | asdict(spec.speed)
-    run_id = tracker.start(BENCHMARKS, f"matrix {spec.model or 'bundled'} x{len(results)}", params,
-                           {"kind": "matrix", **{f"env.{k}": v for k, v in env.items()}})  # fmt: skip
+    run_id = tracker.start(
+        BENCHMARKS,
+        f"matrix {spec.model or 'bundled'} x{len(results)}",
+        params,
+        {"kind": "matrix", **{f"env.{k}": v for k, v in env.items()}},
+    )
     metrics = {f"{c}/{m}": v for c, r in results.items() for m, v in r["metrics"].items() if not math.isnan(v)}
     for config, d in deltas.items():
         metrics |= {f"{config}/f1_diff": d.mean, f"{config}/f1_diff_low": d.low, f"{config}/f1_diff_high": d.high}
@@ -115,20 +125,32 @@ def matrix_history(tracker: Tracker, limit: int = 50):
     """Every logged matrix, long form: one row per run, configuration and metric (for trend charts)."""
     import pandas as pd
 
-    rows = [{"run_id": r.run_id, "started": pd.to_datetime(r.start_time, unit="s"), "config": name.rpartition("/")[0]
-             or "all", "metric": name.rpartition("/")[2], "value": value}
-            for r in tracker.recent(BENCHMARKS, limit) for name, value in r.metrics.items()]  # fmt: skip
+    rows = [
+        {
+            "run_id": r.run_id,
+            "started": pd.to_datetime(r.start_time, unit="s"),
+            "config": name.rpartition("/")[0] or "all",
+            "metric": name.rpartition("/")[2],
+            "value": value,
+        }
+        for r in tracker.recent(BENCHMARKS, limit)
+        for name, value in r.metrics.items()
+    ]
     return pd.DataFrame(rows, columns=["run_id", "started", "config", "metric", "value"])
 
 
-def selection_from(results: dict[str, dict], reference: str, tolerance: float = 1.0, objective: str = "fastest",
-                   rule: str = "mean"):  # fmt: skip
+def selection_from(
+    results: dict[str, dict], reference: str, tolerance: float = 1.0, objective: str = "fastest", rule: str = "mean"
+):
     """The optimal configuration among those with per-question F1 (llama.cpp has none): speed is the
     end-to-end tokens/s of a RAG answer, memory the peak (see engine.benchmark.selection)."""
     from engine.benchmark.selection import Candidate, select_config
 
-    candidates = [Candidate(c, tuple(r["scores"]["f1"]), r["metrics"]["e2e_tok_s"], r["metrics"]["peak_rss_gb"])
-                  for c, r in results.items() if r["scores"].get("f1")]  # fmt: skip
+    candidates = [
+        Candidate(c, tuple(r["scores"]["f1"]), r["metrics"]["e2e_tok_s"], r["metrics"]["peak_rss_gb"])
+        for c, r in results.items()
+        if r["scores"].get("f1")
+    ]
     return select_config(candidates, reference, tolerance, objective, rule)
 
 
@@ -157,8 +179,10 @@ def bench_matrix(spec: BenchSpec, settings: Settings | None = None, tracker: Tra
     deltas = degradation(results, spec.reference)
     run_id = log_matrix(tracker, spec, results, deltas, extra, environment())
     table = format_matrix(results, deltas, spec.reference)
-    table += (f"\n\nEmbedding: {extra['embed_per_s']:.1f} passages/s; "
-              f"retrieval: {extra['retrieval_ms']:.1f} ms per question (MiniLM, Chroma).")  # fmt: skip
+    table += (
+        f"\n\nEmbedding: {extra['embed_per_s']:.1f} passages/s; "
+        f"retrieval: {extra['retrieval_ms']:.1f} ms per question (MiniLM, Chroma)."
+    )
     found = []
     if baseline is not None and on_progress:
         for d in differences(tracker, run_id, spec.baseline):

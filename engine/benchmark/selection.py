@@ -86,8 +86,17 @@ def _judge(candidate: Candidate, ref: Candidate, tolerance: float, rule: str) ->
         f"{paired.mean:+.1f} F1 [{paired.low:+.1f}, {paired.high:+.1f}] {what}"
         f"{'within' if meets else 'beyond'} {tolerance:.1f}"
     )
-    return Verdict(candidate.config, mean, paired.mean, paired.low, paired.high, candidate.speed,
-                   candidate.memory_gb, meets, reason)  # fmt: skip
+    return Verdict(
+        candidate.config,
+        mean,
+        paired.mean,
+        paired.low,
+        paired.high,
+        candidate.speed,
+        candidate.memory_gb,
+        meets,
+        reason,
+    )
 
 
 def _ratio(value: float, reference: float) -> str:
@@ -108,9 +117,12 @@ def _explain(chosen: Verdict, ref: Verdict, verdicts: Sequence[Verdict], objecti
 
 
 def select_config(
-    candidates: Sequence[Candidate], reference: str, tolerance: float = 1.0, objective: str = "fastest",
+    candidates: Sequence[Candidate],
+    reference: str,
+    tolerance: float = 1.0,
+    objective: str = "fastest",
     rule: str = "mean",
-) -> Selection:  # fmt: skip
+) -> Selection:
     """Choose among the candidates that meet the tolerance (F1 points below the reference): by the mean
     paired difference (rule "mean") or by its 95% CI lower bound (rule "ci", stricter). Objective
     "fastest" takes the highest speed, "smallest" the least memory; ties go to the other objective,

@@ -49,8 +49,10 @@ def rag_prompts(
     with (shared_data / "hotpotqa-dev.jsonl").open(encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
-            hits = [Hit(str(n), title, " ".join(sentences), "hotpotqa", 1.0)
-                    for n, (title, sentences) in enumerate(record["context"])]  # fmt: skip
+            hits = [
+                Hit(str(n), title, " ".join(sentences), "hotpotqa", 1.0)
+                for n, (title, sentences) in enumerate(record["context"])
+            ]
             sources = "\n".join(f"{h.title}: {h.text}" for h in hits)
             if len(encode(conversation(record["question"], sources))) < target_tokens:
                 continue  # too short to reach the target: every prompt is at least that long
@@ -103,10 +105,16 @@ def forced_generate(generator, rows: list[list[int]], new_tokens: int) -> None:
     device = generator.loaded.device
     with generator.lock, torch.inference_mode():
         generator.model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
             pad_token_id=generator.tokenizer.pad_token_id,
-        )  # fmt: skip
+        )
 
 
 def measure_generator(generator, spec: SpeedSpec, shared_data: Path) -> dict[str, float]:
@@ -133,8 +141,13 @@ def measure_runs(run: Callable[[list[list[int]], int], None], encode, spec: Spee
 
 def timing(prompt_tokens: int, ttft: float, e2e: float, new_tokens: int) -> dict[str, float]:
     """The batch-1 figures: end-to-end tokens/s counts the prompt's reading, decoding tokens/s does not."""
-    return {"prompt_tokens": float(prompt_tokens), "ttft_s": ttft, "e2e_s": e2e, "e2e_tok_s": new_tokens / e2e,
-            "decode_tok_s": (new_tokens - 1) / max(e2e - ttft, 1e-9)}  # fmt: skip
+    return {
+        "prompt_tokens": float(prompt_tokens),
+        "ttft_s": ttft,
+        "e2e_s": e2e,
+        "e2e_tok_s": new_tokens / e2e,
+        "decode_tok_s": (new_tokens - 1) / max(e2e - ttft, 1e-9),
+    }
 
 
 def fixed_text(shared_data: Path, chars: int = 20_000) -> str:

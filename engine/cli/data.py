@@ -87,8 +87,10 @@ def table(rows: list[dict]) -> str:
 
 def funnel_table(report) -> str:
     rows = [{"step": "candidates (answer spans)", "in": "", "kept": report.candidates, "pass rate": ""}]
-    rows += [{"step": s["name"], "in": s["entered"], "kept": s["passed"], "pass rate": f"{100 * s['rate']:.1f}%"}
-             for s in report.funnel]  # fmt: skip
+    rows += [
+        {"step": s["name"], "in": s["entered"], "kept": s["passed"], "pass rate": f"{100 * s['rate']:.1f}%"}
+        for s in report.funnel
+    ]
     return table(rows)
 
 
@@ -102,8 +104,15 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
     if a.command in ("topics", "split", "augment", "hard-cases", "show", "export"):
         version = a.version or store.versions(a.dataset)[0].id  # the newest by default
     if a.command == "import":
-        manifest, result = steps.import_source(settings, a.dataset, a.source, kind=a.kind, tracker=tracker,
-                                               on_error="skip" if a.skip_bad else "abort", dedupe=a.dedupe)  # fmt: skip
+        manifest, result = steps.import_source(
+            settings,
+            a.dataset,
+            a.source,
+            kind=a.kind,
+            tracker=tracker,
+            on_error="skip" if a.skip_bad else "abort",
+            dedupe=a.dedupe,
+        )
         skipped = "".join(f"\n  skipped {p}" for p in result.problems)
         dropped = "".join(f"\n  dropped {p}" for p in result.dropped)
         return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
@@ -113,8 +122,9 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         from engine.rag.embedder import Embedder
 
         filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
-        spec = GenerationSpec(**{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"},
-                              filters=filters)  # fmt: skip
+        spec = GenerationSpec(
+            **{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"}, filters=filters
+        )
 
         def progress(fraction: float, message: str) -> None:
             print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
@@ -136,10 +146,13 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
     if a.command == "split":
         from engine.data.splits import SplitSpec
 
-        manifest, leaks, sizes = steps.split_version(settings, a.dataset, version, SplitSpec(seed=a.seed),
-                                                     a.threshold, tracker)  # fmt: skip
-        return (f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"
-                f"{table([leaks.counts()])}")  # fmt: skip
+        manifest, leaks, sizes = steps.split_version(
+            settings, a.dataset, version, SplitSpec(seed=a.seed), a.threshold, tracker
+        )
+        return (
+            f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"
+            f"{table([leaks.counts()])}"
+        )
     if a.command in ("augment", "hard-cases"):
         from engine.data.augment import AugmentSpec
 
@@ -152,12 +165,15 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         if a.command == "augment":
             manifest, report = steps.augment_version(settings, a.dataset, version, spec, generator, tracker)
         else:
-            manifest, report = steps.hard_case_version(settings, a.dataset, version, a.run, a.threshold, spec,
-                                                       generator, tracker)  # fmt: skip
+            manifest, report = steps.hard_case_version(
+                settings, a.dataset, version, a.run, a.threshold, spec, generator, tracker
+            )
         return f"{a.dataset}@{manifest.id}\n\n{json.dumps(report, indent=1)}"
     if a.command == "show":
-        return json.dumps({"manifest": store.manifest(a.dataset, version).to_dict(),
-                           "report": store.report(a.dataset, version)}, indent=1)  # fmt: skip
+        return json.dumps(
+            {"manifest": store.manifest(a.dataset, version).to_dict(), "report": store.report(a.dataset, version)},
+            indent=1,
+        )
     if a.command == "export":
         return str(steps.export_version(settings, a.dataset, version, a.to, overwrite=a.overwrite))
     if a.command == "review":
@@ -201,8 +217,12 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         def check_cancelled(self):
             pass
 
-    args = {"kb": a.kb, "path": a.path, "dataset": a.dataset,
-            "version": a.version or (store.versions(a.dataset)[0].id if a.dataset else "")}  # fmt: skip
+    args = {
+        "kb": a.kb,
+        "path": a.path,
+        "dataset": a.dataset,
+        "version": a.version or (store.versions(a.dataset)[0].id if a.dataset else ""),
+    }
     return table([refresh_job(args, Here())])
 
 

@@ -17,19 +17,32 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
 
     collection = preset_for("my-qa").name
     arg = tr.add_argument
-    arg("--preset", default="", choices=["", *PRESETS],
+    arg(
+        "--preset",
+        default="",
+        choices=["", *PRESETS],
         help=f"the recipe every other flag changes (default: {RECIPE_7.name} for HotpotQA, {collection} for "
-        "a QA set of your own; see docs/fine-tuning.md)")  # fmt: skip
+        "a QA set of your own; see docs/fine-tuning.md)",
+    )
     arg("--adapter", default="", help="name of the adapter to train or resume (default: <QA set>-lora)")
-    arg("--dataset", default="",
+    arg(
+        "--dataset",
+        default="",
         help="the QA set to train on: a dataset NAME or NAME@VERSION, split (its train split is trained on, its "
-        "validation split validates); default: HotpotQA's fixed split")  # fmt: skip
-    arg("--kb", default="",
+        "validation split validates); default: HotpotQA's fixed split",
+    )
+    arg(
+        "--kb",
+        default="",
         help="the collection's knowledge base: retrieved training sources and validation come from it, as the "
-        "Query page retrieves")  # fmt: skip
-    arg("--start-from", default=None,
+        "Query page retrieves",
+    )
+    arg(
+        "--start-from",
+        default=None,
         help="a saved adapter to continue training instead of a new one (its rank and targets are kept), e.g. a "
-        "HotpotQA adapter under a collection's QA set (collection-recipe-4)")  # fmt: skip
+        "HotpotQA adapter under a collection's QA set (collection-recipe-4)",
+    )
     arg("--base", default=None, help=MODEL_HELP)
     arg("--quantization", default=None, choices=["none", "8bit", "4bit"])
     arg("--r", type=int, default=None)
@@ -39,22 +52,41 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     arg("--targets", default=None, help="comma-separated module names (default: by architecture)")
     arg("--hotpotqa", type=float, default=None, help="with --dataset: share of HotpotQA examples (0..1)")
     arg("--dolly", type=float, default=None, help="share of Dolly examples in the mix (0..1)")
-    arg("--dolly-targets", default=None, choices=["reference", "base"],
-        help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)")  # fmt: skip
-    arg("--dolly-categories", default=None,
-        help="comma-separated Dolly categories to draw from (never closed_qa, the forgetting check)")  # fmt: skip
+    arg(
+        "--dolly-targets",
+        default=None,
+        choices=["reference", "base"],
+        help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)",
+    )
+    arg(
+        "--dolly-categories",
+        default=None,
+        help="comma-separated Dolly categories to draw from (never closed_qa, the forgetting check)",
+    )
     arg("--qa-dataset", default=None, help="generated QA pairs mixed in: a dataset NAME or NAME@VERSION")
     arg("--qa-share", type=float, default=None, help="share of the --qa-dataset pairs in the mix (0..1)")
-    arg("--sources", default=None, choices=["gold", "retrieved"],
+    arg(
+        "--sources",
+        default=None,
+        choices=["gold", "retrieved"],
         help="training passages: gold + --distractors others, or the top --sources-k the retriever ranks first "
-        "(gold always kept)")  # fmt: skip
+        "(gold always kept)",
+    )
     arg("--sources-k", type=int, default=None, help="passages per example with --sources retrieved")
-    arg("--follow-links", type=int, default=None,
-        help="HotpotQA's retrieval: passages named in the first N move up (0: off)")  # fmt: skip
-    arg("--answer-style", default=None, choices=TRAINED_STYLES,
+    arg(
+        "--follow-links",
+        type=int,
+        default=None,
+        help="HotpotQA's retrieval: passages named in the first N move up (0: off)",
+    )
+    arg(
+        "--answer-style",
+        default=None,
+        choices=TRAINED_STYLES,
         help="what the adapter writes: the answer alone, the evidence sentences then it, the sources' sentences "
         "that hold the answer, or per question (auto: sentences for 'What is X?', why and how questions, the "
-        "answer alone for the others)")  # fmt: skip
+        "answer alone for the others)",
+    )
     arg("--distractors", type=int, default=None)
     arg("--source-chars", type=int, default=None, help="each passage cut to N characters")
     arg("--limit", type=int, default=None, help="at most N training examples")
@@ -80,17 +112,37 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
 
 # flag -> (TrainSpec field, nested spec or "") for the flags that change one setting as they are
 FLAGS = {
-    "base": ("base", ""), "quantization": ("quantization", ""), "r": ("r", "lora"), "alpha": ("alpha", "lora"),
-    "dropout": ("dropout", "lora"), "mlp": ("include_mlp", "lora"), "dolly_targets": ("dolly_targets", ""),
-    "qa_dataset": ("qa_dataset", ""), "sources": ("sources", "rag"), "sources_k": ("k", "rag"),
-    "follow_links": ("follow_links", "rag"), "answer_style": ("answer_style", "rag"),
-    "distractors": ("distractors", "rag"), "source_chars": ("max_source_chars", "rag"), "limit": ("train_limit", ""),
-    "epochs": ("epochs", ""), "lr": ("learning_rate", ""), "batch_size": ("batch_size", ""),
-    "grad_accum": ("grad_accum", ""), "max_length": ("max_length", ""), "scheduler": ("scheduler", ""),
-    "warmup": ("warmup_ratio", ""), "eval_every": ("eval_every", ""), "val_limit": ("val_limit", ""),
-    "stop_on": ("stop_on", ""), "patience": ("patience", ""), "gradient_checkpointing": ("gradient_checkpointing", ""),
-    "precision": ("precision", ""), "seed": ("seed", ""), "start_from": ("start_from", ""),
-}  # fmt: skip
+    "base": ("base", ""),
+    "quantization": ("quantization", ""),
+    "r": ("r", "lora"),
+    "alpha": ("alpha", "lora"),
+    "dropout": ("dropout", "lora"),
+    "mlp": ("include_mlp", "lora"),
+    "dolly_targets": ("dolly_targets", ""),
+    "qa_dataset": ("qa_dataset", ""),
+    "sources": ("sources", "rag"),
+    "sources_k": ("k", "rag"),
+    "follow_links": ("follow_links", "rag"),
+    "answer_style": ("answer_style", "rag"),
+    "distractors": ("distractors", "rag"),
+    "source_chars": ("max_source_chars", "rag"),
+    "limit": ("train_limit", ""),
+    "epochs": ("epochs", ""),
+    "lr": ("learning_rate", ""),
+    "batch_size": ("batch_size", ""),
+    "grad_accum": ("grad_accum", ""),
+    "max_length": ("max_length", ""),
+    "scheduler": ("scheduler", ""),
+    "warmup": ("warmup_ratio", ""),
+    "eval_every": ("eval_every", ""),
+    "val_limit": ("val_limit", ""),
+    "stop_on": ("stop_on", ""),
+    "patience": ("patience", ""),
+    "gradient_checkpointing": ("gradient_checkpointing", ""),
+    "precision": ("precision", ""),
+    "seed": ("seed", ""),
+    "start_from": ("start_from", ""),
+}
 
 
 def categories_of(text: str) -> tuple[str, ...]:
@@ -132,9 +184,10 @@ def train_spec(a) -> object:
     mix = MixSpec.with_shares(
         shares.get("dolly", 0.0) if a.dolly is None else a.dolly,
         shares.get("generated", 0.0) if a.qa_share is None else a.qa_share,
-        values["seed"], primary,
+        values["seed"],
+        primary,
         shares.get("hotpotqa", 0.0) if a.hotpotqa is None else a.hotpotqa,
-    )  # fmt: skip
+    )
     values["mix"] = {"sources": mix.sources, "total": None, "seed": mix.seed}
     name = parse_ref(dataset)[0] if dataset else "hotpotqa"
     values |= {"dataset": dataset, "kb": a.kb.strip(), "adapter": a.adapter.strip() or f"{name}-lora"}
@@ -149,6 +202,5 @@ def run_train(a) -> int:
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
     result = train(train_spec(a), settings, tracker, resume=a.resume, overwrite=a.overwrite)
-    print(f"adapter {result.adapter}: {result.steps} steps in {result.seconds / 60:.1f} min, "
-          f"best {result.best_metric}")  # fmt: skip
+    print(f"adapter {result.adapter}: {result.steps} steps in {result.seconds / 60:.1f} min, best {result.best_metric}")
     return 0

@@ -39,25 +39,48 @@ def parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--limit", type=int, default=200, help="the first N questions")
     ev.add_argument("--k", type=int, default=5, help="sources per question")
-    ev.add_argument("--follow-links", type=int, default=2,
-                    help="distractor mode: passages named in the first N move up (0: dense only)")  # fmt: skip
+    ev.add_argument(
+        "--follow-links",
+        type=int,
+        default=2,
+        help="distractor mode: passages named in the first N move up (0: dense only)",
+    )
     ev.add_argument("--kb", default="hotpotqa-wiki", help="knowledge base for --mode kb")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=0, help="0: what the answer style needs (32, 256)")
-    ev.add_argument("--answer-style", default="", choices=["", "short", "evidence", "sentences", "auto"],
-                    help="default: the adapter's training style, else short; auto: per question, as the Query page "
-                    "asks (short, or sentences for 'What is X?', why and how questions)")  # fmt: skip
+    ev.add_argument(
+        "--answer-style",
+        default="",
+        choices=["", "short", "evidence", "sentences", "auto"],
+        help="default: the adapter's training style, else short; auto: per question, as the Query page "
+        "asks (short, or sentences for 'What is X?', why and how questions)",
+    )
     ev.add_argument("--model", default="", help=MODEL_HELP)
     ev.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
-    ev.add_argument("--split", default="", choices=["", "train", "validation", "test"],
-                    help="a split of the QA set (HotpotQA: the fixed split, not the first questions)")  # fmt: skip
-    ev.add_argument("--prompt", default="", choices=["", "few-shot", "zero-shot"],
-                    help="default: the adapter's training prompt, else few-shot")  # fmt: skip
+    ev.add_argument(
+        "--split",
+        default="",
+        choices=["", "train", "validation", "test"],
+        help="a split of the QA set (HotpotQA: the fixed split, not the first questions)",
+    )
+    ev.add_argument(
+        "--prompt",
+        default="",
+        choices=["", "few-shot", "zero-shot"],
+        help="default: the adapter's training prompt, else few-shot",
+    )
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    ev.add_argument("--quantization", default="none", choices=["none", "int4-weight", "int8-dynamic", "8bit", "4bit"],
-                    help="int4-weight: the app's default on a CPU (what the Query page answers with)")  # fmt: skip
-    ev.add_argument("--judge", default="", help="the model that judges groundedness for questions without a gold "
-                    "answer (default: the bundled model)")  # fmt: skip
+    ev.add_argument(
+        "--quantization",
+        default="none",
+        choices=["none", "int4-weight", "int8-dynamic", "8bit", "4bit"],
+        help="int4-weight: the app's default on a CPU (what the Query page answers with)",
+    )
+    ev.add_argument(
+        "--judge",
+        default="",
+        help="the model that judges groundedness for questions without a gold answer (default: the bundled model)",
+    )
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     add_bench_arguments(sub)
@@ -92,11 +115,24 @@ def run_eval(a) -> int:
 
     settings = load_settings()
     spec = EvalSpec(
-        data=a.data, dataset=a.dataset, mode=a.mode, limit=a.limit, k=a.k, kb=a.kb, batch_size=a.batch_size,
-        max_new_tokens=a.max_new_tokens, model=a.model, adapter=a.adapter, dtype=a.dtype, split=a.split,
-        prompt=a.prompt, follow_links=a.follow_links, answer_style=a.answer_style,
-        quantization=a.quantization, judge=a.judge,
-    )  # fmt: skip
+        data=a.data,
+        dataset=a.dataset,
+        mode=a.mode,
+        limit=a.limit,
+        k=a.k,
+        kb=a.kb,
+        batch_size=a.batch_size,
+        max_new_tokens=a.max_new_tokens,
+        model=a.model,
+        adapter=a.adapter,
+        dtype=a.dtype,
+        split=a.split,
+        prompt=a.prompt,
+        follow_links=a.follow_links,
+        answer_style=a.answer_style,
+        quantization=a.quantization,
+        judge=a.judge,
+    )
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 
@@ -119,16 +155,24 @@ def add_ask_arguments(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--kb", default=d.kb)
     ask.add_argument("--k", type=int, default=d.k, help="sources in the prompt")
     ask.add_argument("--style", default=d.style, choices=ASK_STYLES, help=STYLE_HELP)
-    ask.add_argument("--follow-links", type=int, default=d.follow_links,
-                     help="sources named in the first N retrieved move up (0: off)")  # fmt: skip
+    ask.add_argument(
+        "--follow-links",
+        type=int,
+        default=d.follow_links,
+        help="sources named in the first N retrieved move up (0: off)",
+    )
     ask.add_argument(
         "--model",
         default="",
         help="a Hugging Face id, a local model folder or a .gguf file "
         "(default: the active model, as the app: at first the bundled SmolLM2-135M with the catalog's balanced preset)",
     )
-    ask.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`; default: "
-                     "the active one, with the active model, when --model is not given either)")  # fmt: skip
+    ask.add_argument(
+        "--adapter",
+        default="",
+        help="a LoRA adapter from the registry (see `adapters`; default: "
+        "the active one, with the active model, when --model is not given either)",
+    )
 
 
 def run_ask(a) -> int:
@@ -173,8 +217,10 @@ def run_adapters(a) -> int:
 
         for info in registry.list():
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in info.metrics.items())
-            print(f"{info.name}: base {info.base.get('name', '?')}, prompt {info.prompt}, "
-                  f"{style_of(info)} answers, {metrics or 'no metrics'}")  # fmt: skip
+            print(
+                f"{info.name}: base {info.base.get('name', '?')}, prompt {info.prompt}, "
+                f"{style_of(info)} answers, {metrics or 'no metrics'}"
+            )
     elif a.action == "rename":
         registry.rename(*a.names)
     elif a.action == "delete":
@@ -200,7 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    handlers = {"eval": run_eval, "bench": run_bench, "ab": run_ab, "judge": run_judge, "ingest": run_ingest,
-                "ask": run_ask, "kbs": run_kbs, "train": run_train, "adapters": run_adapters,
-                "loop": run_loop_command}  # fmt: skip
+    handlers = {
+        "eval": run_eval,
+        "bench": run_bench,
+        "ab": run_ab,
+        "judge": run_judge,
+        "ingest": run_ingest,
+        "ask": run_ask,
+        "kbs": run_kbs,
+        "train": run_train,
+        "adapters": run_adapters,
+        "loop": run_loop_command,
+    }
     return exit_status(lambda: handlers[a.command](a))

@@ -14,8 +14,12 @@ def add_bench_arguments(sub) -> None:
     """The ``bench`` subcommand's arguments."""
     be = sub.add_parser("bench", help="benchmark matrix: speed, memory, quality per precision (exit 1 on regression)")
     be.add_argument("--model", default="", help=MODEL_HELP)
-    be.add_argument("--precisions", default="", help="comma-separated (default: float32, bfloat16, int8-dynamic, "
-                    "int4-weight, 4bit; also float16, 8bit, 4bit-fp4)")  # fmt: skip
+    be.add_argument(
+        "--precisions",
+        default="",
+        help="comma-separated (default: float32, bfloat16, int8-dynamic, "
+        "int4-weight, 4bit; also float16, 8bit, 4bit-fp4)",
+    )
     be.add_argument("--reference", default="float32", help="the precision quality differences are against")
     be.add_argument("--questions", type=int, default=100, help="HotpotQA questions for EM/F1 (0: skip quality)")
     be.add_argument("--split", default="test", choices=["", "train", "validation", "test"])
@@ -31,21 +35,38 @@ def add_bench_arguments(sub) -> None:
 def add_ab_arguments(sub) -> None:
     """The ``ab`` subcommand's arguments."""
     ab = sub.add_parser("ab", help="A/B experiment: variants answer the same items; paired tests (see docs)")
-    ab.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE,...",
-                    help="a variant, e.g. name=int4,quantization=int4-weight (keys: name, model, quantization, dtype, "
-                    "adapter, prompt, k, temperature, seed); two or more, the first is the reference")  # fmt: skip
+    ab.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="a variant, e.g. name=int4,quantization=int4-weight (keys: name, model, quantization, dtype, "
+        "adapter, prompt, k, temperature, seed); two or more, the first is the reference",
+    )
     ab.add_argument("--name", default="ab", help="the experiment's name")
     ab.add_argument("--data", default="hotpotqa-dev.jsonl", help="path, or a file in the shared data folder")
-    ab.add_argument("--split", default="test", choices=["", "all", "train", "validation", "test"],
-                    help="the fixed HotpotQA split (or the dataset's split); '' or all: no split")  # fmt: skip
+    ab.add_argument(
+        "--split",
+        default="test",
+        choices=["", "all", "train", "validation", "test"],
+        help="the fixed HotpotQA split (or the dataset's split); '' or all: no split",
+    )
     ab.add_argument("--dataset", default="", help="a saved dataset version's records instead of HotpotQA")
     ab.add_argument("--version", default="", help="the dataset's version (default: its newest)")
     ab.add_argument("--limit", type=int, default=100, help="at most N items")
-    ab.add_argument("--mode", default="distractor", choices=["closed-book", "distractor", "kb"],
-                    help="kb: every variant retrieves from --kb, as the Query page does")  # fmt: skip
+    ab.add_argument(
+        "--mode",
+        default="distractor",
+        choices=["closed-book", "distractor", "kb"],
+        help="kb: every variant retrieves from --kb, as the Query page does",
+    )
     ab.add_argument("--kb", default="", help="the knowledge base of --mode kb")
-    ab.add_argument("--parallel", default="auto", choices=["auto", "always", "never"],
-                    help="auto: variants run at once where memory and cores allow")  # fmt: skip
+    ab.add_argument(
+        "--parallel",
+        default="auto",
+        choices=["auto", "always", "never"],
+        help="auto: variants run at once where memory and cores allow",
+    )
     ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
     ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
     ju = sub.add_parser("judge", help="a local model judges two variants of a saved A/B experiment, both orders")
@@ -72,15 +93,21 @@ def run_bench(a) -> int:
     if a.out:
         check_export_target(a.out, a.overwrite)  # before the matrix runs, not after
     spec = BenchSpec(
-        model=a.model, precisions=precisions,
-        reference=a.reference, questions=a.questions, split=a.split, llama_cpp=not a.no_llama_cpp,
-        baseline=a.baseline, thresholds=a.thresholds,
-    )  # fmt: skip
+        model=a.model,
+        precisions=precisions,
+        reference=a.reference,
+        questions=a.questions,
+        split=a.split,
+        llama_cpp=not a.no_llama_cpp,
+        baseline=a.baseline,
+        thresholds=a.thresholds,
+    )
     run_id, table, found = bench_matrix(spec, on_progress=lambda f, m: print(f"[{100 * f:3.0f}%] {m}", flush=True))
     print(table)
     if spec.questions:
-        chosen = selection_from(matrix_results(Tracker(load_settings()), run_id), spec.reference, a.tolerance,
-                                a.objective)  # fmt: skip
+        chosen = selection_from(
+            matrix_results(Tracker(load_settings()), run_id), spec.reference, a.tolerance, a.objective
+        )
         print(f"\nPick: {chosen.explanation}")
     if a.out:
         publish_file(a.out, table + "\n", a.overwrite)
@@ -96,10 +123,18 @@ def run_ab(a) -> int:
     from engine.tracking import Tracker
 
     spec = ExperimentSpec(
-        name=a.name, variants=tuple(parse_variant(v) for v in a.variant), data=a.data,
-        split="" if a.split == "all" else a.split, dataset=a.dataset, version=a.version, limit=a.limit, mode=a.mode,
-        kb=a.kb, parallel=a.parallel, batch_size=a.batch_size,
-    )  # fmt: skip
+        name=a.name,
+        variants=tuple(parse_variant(v) for v in a.variant),
+        data=a.data,
+        split="" if a.split == "all" else a.split,
+        dataset=a.dataset,
+        version=a.version,
+        limit=a.limit,
+        mode=a.mode,
+        kb=a.kb,
+        parallel=a.parallel,
+        batch_size=a.batch_size,
+    )
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
 

@@ -27,8 +27,14 @@ def run_ingest(a) -> int:
     from engine.settings import load_settings
 
     kb = check_name(a.kb)
-    args = {"kb": kb, "path": a.path, "hf_dataset": a.hf_dataset, "chunk_size": a.chunk_size, "overlap": a.overlap,
-            "on_error": "skip" if a.skip_bad else "abort"}  # fmt: skip
+    args = {
+        "kb": kb,
+        "path": a.path,
+        "hf_dataset": a.hf_dataset,
+        "chunk_size": a.chunk_size,
+        "overlap": a.overlap,
+        "on_error": "skip" if a.skip_bad else "abort",
+    }
     if a.estimate:
         scan, guess = preview_source(args, Embedder.shared())
         print(f"{scan.path}: {guess.summary}")
@@ -44,12 +50,16 @@ def run_ingest(a) -> int:
             raise InputError(f"Knowledge base {kb!r} has no unfinished ingest to resume.")
         args = state.args
     report = ingest_source(
-        store, args, lambda d, t: print(f"\r{d:,} of about {t:,} chunks", end="", file=sys.stderr, flush=True),
+        store,
+        args,
+        lambda d, t: print(f"\r{d:,} of about {t:,} chunks", end="", file=sys.stderr, flush=True),
         lambda line: print(line, file=sys.stderr),
-    )  # fmt: skip
+    )
     print(file=sys.stderr)
-    print(f"{report.kb}: {report.documents} documents, {report.chunks} chunks, {report.added} added, "
-          f"{report.unchanged} already there")  # fmt: skip
+    print(
+        f"{report.kb}: {report.documents} documents, {report.chunks} chunks, {report.added} added, "
+        f"{report.unchanged} already there"
+    )
     print("".join(f"  left out: {line}\n" for line in report.skipped), end="")
     return 0
 

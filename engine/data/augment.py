@@ -333,9 +333,15 @@ def hard_cases(
     pool = context_pool(records) if retrieve is None and pool is None else pool
     variants, report = augment([r for r, _, _ in origins.values()], spec, generator, retrieve, pool)
     variants = [mark_hard(v, *origins[v.metadata["origin"]][1:]) for v in variants]
-    counts = {"rows": len(rows), "wrong": wrong, "matched": len(matched), "held_out": len(held),
-              "external": len(external), "neighbours": sum(1 for _, _, miss in origins.values() if miss),
-              "variants": len(variants)}  # fmt: skip
+    counts = {
+        "rows": len(rows),
+        "wrong": wrong,
+        "matched": len(matched),
+        "held_out": len(held),
+        "external": len(external),
+        "neighbours": sum(1 for _, _, miss in origins.values() if miss),
+        "variants": len(variants),
+    }
     return variants, counts | report
 
 

@@ -23,29 +23,35 @@ from engine.data.spans import Span
 # item, a table row or a heading; a stop inside a word ("+20.3", "config.toml") does not end it.
 SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S)|\n(?![ \t]*(?:\n|[-*+|#>]|\d+\.)))+[.!?](?=\s|$)")
 # A list item that defines a term: "- **Term**: text", "- `term`: text", "* Term - text".
-TERM = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)[ \t]+(?P<lead>\*\*[^*\n]{2,50}\*\*|`[^`\n]{2,50}`|[^*`:\n]{2,50}?)[ \t]*"
-                  r"(?::|—| - )[ \t]+(?P<text>[^\n]{20,}(?:\n[ \t]+[^\n]+)*)", re.MULTILINE)  # fmt: skip
-NOT_SUBJECTS = {"no", "not", "everything", "nothing", "in", "on", "at", "by", "for", "from", "with", "without",
-                "after", "before", "during", "it", "this", "that", "there", "these", "those", "here", "each", "every",
-                "some", "which", "what", "one", "all", "both", "they", "he", "she", "we", "you", "i", "its", "his",
-                "her", "their", "our", "your", "if", "when", "so", "but", "and", "or", "then", "also", "only", "such",
-                "to", "as", "how", "why", "where", "who", "most", "more", "many", "few", "any"}  # fmt: skip
+TERM = re.compile(
+    r"^[ \t]*(?:[-*+]|\d+\.)[ \t]+(?P<lead>\*\*[^*\n]{2,50}\*\*|`[^`\n]{2,50}`|[^*`:\n]{2,50}?)[ \t]*"
+    r"(?::|—| - )[ \t]+(?P<text>[^\n]{20,}(?:\n[ \t]+[^\n]+)*)",
+    re.MULTILINE,
+)
+NOT_SUBJECTS = set(
+    "no not everything nothing in on at by for from with without after before during it this that there "
+    "these those here each every some which what one all both they he she we you i its his her their our "
+    "your if when so but and or then also only such to as how why where who most more many few any".split()
+)
 IS = re.compile(r"^(?P<subject>[^,;:()]{2,60}?)\s+(?P<verb>is|are|was|were)\s+(?P<next>[\w`*\"'-]+)")
 # After the verb: a passive ("are stored in", "is written once") or an adverb says how or where something is
 # done, not what it is.
-NOT_AFTER = {"not", "also", "then", "now", "still", "only", "never", "always", "often", "usually", "therefore",
-             "written", "made", "kept", "shown", "given", "taken", "known", "built", "run", "done", "found", "held",
-             "read", "set", "put", "left", "sent", "seen", "cut", "split", "spent", "told", "drawn",
-             "chosen"}  # fmt: skip
+NOT_AFTER = set(
+    "not also then now still only never always often usually therefore written made kept shown given "
+    "taken known built run done found held read set put left sent seen cut split spent told drawn chosen".split()
+)
 # "The Trainer reads ...": a subject, then a verb in the third person (not "is", "has", "does" or a word that
 # merely ends in s).
 # A verb is told from a plural noun by what follows it: "reads the rows" (a verb), "figures therefore" (not).
-DOES = re.compile(r"^(?P<subject>[^,;:()]{2,60}?)\s+(?P<verb>[a-z]{3,}s)\s+(?:the|a|an|it|its|them|each|every|all|"
-                  r"one|two|any|no|what|how|whether|`)\b")  # fmt: skip
-NOT_VERBS = {"is", "was", "has", "does", "this", "its", "always", "perhaps", "less", "unless", "thus", "yes", "plus",
-             "across", "whereas", "as", "us", "series", "news", "status", "process", "access",
-             "class", "bias", "focus", "basis", "analysis", "axis", "lens", "gas", "bus", "alias", "address",
-             "success", "loss", "pass", "miss", "cross"}  # fmt: skip
+DOES = re.compile(
+    r"^(?P<subject>[^,;:()]{2,60}?)\s+(?P<verb>[a-z]{3,}s)\s+(?:the|a|an|it|its|them|each|every|all|"
+    r"one|two|any|no|what|how|whether|`)\b"
+)
+NOT_VERBS = set(
+    "is was has does this its always perhaps less unless thus yes plus across whereas as us series news "
+    "status process access class bias focus basis analysis axis lens gas bus alias address success loss "
+    "pass miss cross".split()
+)
 
 
 def subject_of(sentence: str) -> tuple[str, str]:
@@ -112,8 +118,11 @@ def descriptive_question(title: str, sentence: str, passage: str = "") -> str:
     own, form = subject_of(sentence)
     named = re.sub(r"\s*\([^)]*\)$", "", title.strip())  # "X (1996 film)": ask for X
     if not own or named.lower()[:12] in own.lower():
-        verb = form if form and form != "does" else next(
-            (w for w in ("is", "was", "are", "were") if f" {w} " in f" {sentence} "), "is")  # fmt: skip
+        verb = (
+            form
+            if form and form != "does"
+            else next((w for w in ("is", "was", "are", "were") if f" {w} " in f" {sentence} "), "is")
+        )
         return f"What {verb} {named or own}?"
     subject = lowered(own, passage)
     return f"What does {subject} do?" if form == "does" else f"What {form} {subject}?"

@@ -71,9 +71,13 @@ def words(text: str) -> list[str]:
 def well_formed(c: Candidate) -> float:
     q = c.question.strip()
     ok = (
-        q.endswith("?") and q[:1].isupper() and "\n" not in q and not LEFTOVER.search(q)
-        and normalize_answer(c.answer) not in normalize_answer(q) and q.count("?") == 1
-    )  # fmt: skip
+        q.endswith("?")
+        and q[:1].isupper()
+        and "\n" not in q
+        and not LEFTOVER.search(q)
+        and normalize_answer(c.answer) not in normalize_answer(q)
+        and q.count("?") == 1
+    )
     return 1.0 if ok else 0.0
 
 
@@ -109,26 +113,54 @@ def round_trip_score(c: Candidate) -> float:
 
 
 FILTERS: tuple[Filter, ...] = (
-    Filter("well_formed", "One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
-           well_formed, lambda s, spec, c: s == 1.0),
-    Filter("question_length", "Question length in words, within the bounds.",
-           lambda c: float(len(words(c.question))),
-           lambda s, spec, c: spec.min_question_words <= s <= spec.max_question_words or c.kind == DESCRIPTION),
-    Filter("answer_length", "Answer length in words, at most the maximum (a descriptive answer: its sentence's).",
-           lambda c: float(len(words(c.answer))),
-           lambda s, spec, c: 1 <= s <= (spec.max_sentence_words if c.kind == DESCRIPTION else spec.max_answer_words)),
-    Filter("not_copy", "Share of the question copied verbatim from the passage (longest run), at most the maximum "
-           "(a descriptive question is made by rule from the title).",
-           copy_share, lambda s, spec, c: s <= spec.max_copy or c.kind == DESCRIPTION),
-    Filter("near_duplicate", "Cosine similarity to a question kept before, below the maximum.",
-           lambda c: c.evidence["max_cosine"], lambda s, spec, c: s < spec.max_similarity, "max_cosine"),
-    Filter("round_trip_retrieval", "Rank of the source passage when retrieving with the question (0: not found).",
-           lambda c: float(c.evidence["retrieval_rank"]), lambda s, spec, c: 1 <= s <= spec.retrieval_k,
-           "retrieval_rank"),
-    Filter("round_trip_answer", "Share of the answer span's words in the model's answer from the source passage (a "
-           "descriptive answer: the share of the model's answer found in its sentence).",
-           round_trip_score, lambda s, spec, c: s >= spec.min_answer_f1, "model_answer"),
-)  # fmt: skip
+    Filter(
+        "well_formed",
+        "One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
+        well_formed,
+        lambda s, spec, c: s == 1.0,
+    ),
+    Filter(
+        "question_length",
+        "Question length in words, within the bounds.",
+        lambda c: float(len(words(c.question))),
+        lambda s, spec, c: spec.min_question_words <= s <= spec.max_question_words or c.kind == DESCRIPTION,
+    ),
+    Filter(
+        "answer_length",
+        "Answer length in words, at most the maximum (a descriptive answer: its sentence's).",
+        lambda c: float(len(words(c.answer))),
+        lambda s, spec, c: 1 <= s <= (spec.max_sentence_words if c.kind == DESCRIPTION else spec.max_answer_words),
+    ),
+    Filter(
+        "not_copy",
+        "Share of the question copied verbatim from the passage (longest run), at most the maximum "
+        "(a descriptive question is made by rule from the title).",
+        copy_share,
+        lambda s, spec, c: s <= spec.max_copy or c.kind == DESCRIPTION,
+    ),
+    Filter(
+        "near_duplicate",
+        "Cosine similarity to a question kept before, below the maximum.",
+        lambda c: c.evidence["max_cosine"],
+        lambda s, spec, c: s < spec.max_similarity,
+        "max_cosine",
+    ),
+    Filter(
+        "round_trip_retrieval",
+        "Rank of the source passage when retrieving with the question (0: not found).",
+        lambda c: float(c.evidence["retrieval_rank"]),
+        lambda s, spec, c: 1 <= s <= spec.retrieval_k,
+        "retrieval_rank",
+    ),
+    Filter(
+        "round_trip_answer",
+        "Share of the answer span's words in the model's answer from the source passage (a "
+        "descriptive answer: the share of the model's answer found in its sentence).",
+        round_trip_score,
+        lambda s, spec, c: s >= spec.min_answer_f1,
+        "model_answer",
+    ),
+)
 NAMES = tuple(f.name for f in FILTERS)
 
 
@@ -186,8 +218,9 @@ def apply_filters(
         c.evidence.pop("rejected_by", None)
     for f in FILTERS:
         if f.name == "near_duplicate" and vectors is not None:
-            for c, score in zip(alive, duplicate_scores([vectors[c.key] for c in alive], spec.max_similarity),
-                                strict=True):  # fmt: skip
+            for c, score in zip(
+                alive, duplicate_scores([vectors[c.key] for c in alive], spec.max_similarity), strict=True
+            ):
                 c.evidence["max_cosine"] = score
         kept, _ = run_filter(f, alive, spec)
         funnel.append(FunnelStep(f.name, len(alive), len(kept)))

@@ -209,8 +209,10 @@ def generate_qa(
             found = [(row, c) for row, c in zip(rows, batch, strict=True) if unanswered(row, k)]
             for tokens in sorted({round_trip_tokens(c.kind) for _, c in found}):
                 part = [(row, c) for row, c in found if round_trip_tokens(c.kind) == tokens]
-                asks = [template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
-                        for _, c in part]  # fmt: skip
+                asks = [
+                    template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
+                    for _, c in part
+                ]
                 outs = generator.generate(asks, SamplingSpec(max_new_tokens=tokens), spec.batch_size)
                 for (row, _), out in zip(part, outs, strict=True):
                     row["model_answer"] = clean_answer(out.text)
@@ -254,10 +256,13 @@ def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple
 
     got = KnowledgeBaseStore(settings, embedder).collection(spec.kb).get(include=["documents", "metadatas"])
     passages = sorted(
-        ({"id": i, "title": (m or {}).get("title", ""), "text": d, "doc_id": (m or {}).get("doc_id", i)}
-         for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True) if (d or "").strip()),
+        (
+            {"id": i, "title": (m or {}).get("title", ""), "text": d, "doc_id": (m or {}).get("doc_id", i)}
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            if (d or "").strip()
+        ),
         key=lambda p: p["id"],
-    )  # fmt: skip
+    )
     if not passages:
         raise InputError(f"Knowledge base {spec.kb!r} is empty: ingest documents into it first.")
     return passages, {"name": f"knowledge base {spec.kb}", "kb": spec.kb, "chunks": len(passages)}
@@ -269,10 +274,19 @@ def to_record(c: Candidate, model: str, doc_id: str = ""):
     scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
     doc_id = doc_id or c.passage_id
     return QARecord(
-        c.question, c.answer, (Context(c.title, c.passage, doc_id),), (doc_id,),
-        {"source": "generated", "generator": model, "passage_id": c.passage_id, "answer_kind": c.kind,
-         "model_answer": c.evidence.get("model_answer", ""), "scores": scores},
-    )  # fmt: skip
+        c.question,
+        c.answer,
+        (Context(c.title, c.passage, doc_id),),
+        (doc_id,),
+        {
+            "source": "generated",
+            "generator": model,
+            "passage_id": c.passage_id,
+            "answer_kind": c.kind,
+            "model_answer": c.evidence.get("model_answer", ""),
+            "scores": scores,
+        },
+    )
 
 
 def finish(
@@ -288,10 +302,15 @@ def finish(
     prompt = json.dumps(question_messages("{title}", "{sentence}", "{answer}", "year"), ensure_ascii=False)
     steps = [{"name": f.name, "entered": f.entered, "passed": f.passed, "rate": round(f.rate, 4)} for f in funnel]
     manifest = DatasetStore(settings).save(
-        spec.dataset, records, sources=[source], generator=generator.name, prompt=prompt,
-        thresholds=asdict(spec.filters), note=f"generated from {len(candidates)} candidates of {source['name']}",
+        spec.dataset,
+        records,
+        sources=[source],
+        generator=generator.name,
+        prompt=prompt,
+        thresholds=asdict(spec.filters),
+        note=f"generated from {len(candidates)} candidates of {source['name']}",
         counts={"candidates": len(candidates), "funnel": {s["name"]: s["passed"] for s in steps}},
-    )  # fmt: skip
+    )
     seconds["save version"] = time.perf_counter() - began
     rejected = []
     for name in NAMES:
@@ -302,8 +321,17 @@ def finish(
     sample = [r.to_dict() | {"passage": r.contexts[0].text[:300]} for r in records[:10]]
     for row in sample:
         row.pop("contexts")
-    report = GenerationReport(spec.dataset, manifest.id, len(candidates), len(records), steps,
-                              {k: round(v, 1) for k, v in seconds.items()}, sample, rejected, resumed)  # fmt: skip
+    report = GenerationReport(
+        spec.dataset,
+        manifest.id,
+        len(candidates),
+        len(records),
+        steps,
+        {k: round(v, 1) for k, v in seconds.items()},
+        sample,
+        rejected,
+        resumed,
+    )
     (work.path / "report.json").write_text(json.dumps(asdict(report), indent=1, ensure_ascii=False))
     return report
 
@@ -329,8 +357,14 @@ def generate_job(args: dict, ctx) -> dict:
     spec = GenerationSpec(**fields_)
     ctx.progress(0.0, "loading the model")
     settings = load_settings()
-    report = generate_qa(spec, load_generator(teacher_spec(spec), settings), Embedder.shared(), settings, ctx.progress,
-                         ctx.check_cancelled)  # fmt: skip
+    report = generate_qa(
+        spec,
+        load_generator(teacher_spec(spec), settings),
+        Embedder.shared(),
+        settings,
+        ctx.progress,
+        ctx.check_cancelled,
+    )
     ctx.log(f"kept {report.kept} of {report.candidates} candidates: version {report.version} of {report.dataset}")
     return asdict(report)
 

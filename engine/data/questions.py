@@ -23,11 +23,19 @@ QUESTION_SYSTEM = (
     "and the question must not contain the answer."
 )
 QUESTION_EXAMPLES = (
-    ("The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was designed by the company of "
-     "Gustave Eiffel and completed in 1889.", "1889", "In what year was the Eiffel Tower completed?"),
-    ("Abbey Road is the eleventh studio album by the English rock band the Beatles, released on 26 September "
-     "1969 by Apple Records.", "Apple Records", "Which record label released the Beatles album Abbey Road?"),
-)  # fmt: skip
+    (
+        "The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was designed by the company of "
+        "Gustave Eiffel and completed in 1889.",
+        "1889",
+        "In what year was the Eiffel Tower completed?",
+    ),
+    (
+        "Abbey Road is the eleventh studio album by the English rock band the Beatles, released on 26 September "
+        "1969 by Apple Records.",
+        "Apple Records",
+        "Which record label released the Beatles album Abbey Road?",
+    ),
+)
 
 
 SENTENCE_END = re.compile(r"[.!?](?:\s+|$)")

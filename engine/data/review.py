@@ -136,8 +136,10 @@ def apply_review(
     records = list(records)
     unknown = set(decisions) - {r.id for r in records}
     if unknown:
-        raise InputError(f"{len(unknown)} decisions name records that are not in this version: "
-                         f"{', '.join(sorted(unknown)[:5])}. Review the version they were made on.")  # fmt: skip
+        raise InputError(
+            f"{len(unknown)} decisions name records that are not in this version: "
+            f"{', '.join(sorted(unknown)[:5])}. Review the version they were made on."
+        )
     out = []
     for r in records:
         d = decisions.get(r.id)
@@ -149,13 +151,22 @@ def apply_review(
         elif d.action == ACCEPT or (d.question or r.question, d.answer or r.answer) == (r.question, r.answer):
             out.append(r.with_metadata(review=PAST[ACCEPT]))  # an edit to the same texts changes nothing
         else:
-            out.append(QARecord(d.question or r.question, d.answer or r.answer, r.contexts, r.doc_ids,
-                                {**r.metadata, "origin": r.id, "review": PAST[EDIT]}))  # fmt: skip
+            out.append(
+                QARecord(
+                    d.question or r.question,
+                    d.answer or r.answer,
+                    r.contexts,
+                    r.doc_ids,
+                    {**r.metadata, "origin": r.id, "review": PAST[EDIT]},
+                )
+            )
     seen: dict[str, QARecord] = {}
     for r in out:
         if r.id in seen:  # an edit made a pair identical to another one: the version would hold one id twice
-            raise InputError(f"The edited pair {r.question[:60]!r} / {r.answer[:40]!r} is now the same as another "
-                             "pair of this version: reject one of them instead.")  # fmt: skip
+            raise InputError(
+                f"The edited pair {r.question[:60]!r} / {r.answer[:40]!r} is now the same as another "
+                "pair of this version: reject one of them instead."
+            )
         seen[r.id] = r
     return out
 
@@ -186,8 +197,9 @@ def load_decisions(settings: Settings, dataset: str, version: str) -> dict[str, 
         data = json.loads(path.read_text(encoding="utf-8"))
         return parse_decisions(data)
     except (ValueError, InputError) as exc:
-        raise InputError(f"The review decisions in {path} cannot be read ({exc}): discard them to start again."
-                         ) from None  # fmt: skip
+        raise InputError(
+            f"The review decisions in {path} cannot be read ({exc}): discard them to start again."
+        ) from None
 
 
 def record_decisions(
@@ -202,8 +214,12 @@ def record_decisions(
                 decisions.pop(record_id, None)
             else:
                 decisions[record_id] = decision
-        data = {"dataset": dataset, "version": version, "updated": datetime.now(UTC).isoformat(),
-                "decisions": {k: d.to_dict() for k, d in decisions.items()}}  # fmt: skip
+        data = {
+            "dataset": dataset,
+            "version": version,
+            "updated": datetime.now(UTC).isoformat(),
+            "decisions": {k: d.to_dict() for k, d in decisions.items()},
+        }
         write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False))
     return decisions
 

@@ -26,17 +26,23 @@ SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n[ \t]*(?:[-*+>#]+[ \t]+|\d+\.[ \
 ADJECTIVE = re.compile(r"(?:an|ese|ish|ic|i)$")
 LEADING = re.compile(r"^(?:In|On|At|After|During|By|From|With|For|When|While|Since|Although) ")  # "In September"
 MONTH = re.compile(rf"^(?:{MONTHS})$")
-STOP_NAMES = {"The", "A", "An", "It", "He", "She", "They", "This", "In", "On", "At", "His", "Her", "Its", "After",
-              "During", "As", "By", "From", "With", "For", "When", "While", "Since", "Although", "There"}  # fmt: skip
+STOP_NAMES = set(
+    "The A An It He She They This In On At His Her Its After During As By From With For When While Since "
+    "Although There".split()
+)
 
 
 # What a name is, from the words around it: the question's first word follows ("Who", "Where").
 PLACE_BEFORE = re.compile(r"\b(?:in|at|near|from|to|across|outside|inside|into)\s+(?:the\s+)?$")
 PERSON_BEFORE = re.compile(r"\b(?:by|with|and|directed by|written by|starring|married|son of|daughter of)\s+$")
-PERSON_AFTER = re.compile(r"^(?:\s*\((?:born|died|\d{4})|,? who\b|,? (?:an?|the) (?:American|British|English|"
-                          r"Canadian|Australian|French|German|Indian|Irish|Scottish|Italian|Japanese)\b)")  # fmt: skip
-ORG_WORDS = re.compile(r"\b(?:University|College|School|Company|Records|Inc|Ltd|Corporation|Club|Party|Council|"
-                       r"Association|Band|Group|Airlines|Studios|Team|League|Church|Museum|Institute)\b")  # fmt: skip
+PERSON_AFTER = re.compile(
+    r"^(?:\s*\((?:born|died|\d{4})|,? who\b|,? (?:an?|the) (?:American|British|English|"
+    r"Canadian|Australian|French|German|Indian|Irish|Scottish|Italian|Japanese)\b)"
+)
+ORG_WORDS = re.compile(
+    r"\b(?:University|College|School|Company|Records|Inc|Ltd|Corporation|Club|Party|Council|"
+    r"Association|Band|Group|Airlines|Studios|Team|League|Church|Museum|Institute)\b"
+)
 # A passage that opens by saying what its subject is: "X is/was a ..." (the descriptive question's answer).
 DEFINES = re.compile(r"^(?P<subject>[^.!?]{2,120}?)\s+(?P<verb>is|was|are|were)\s+(?:an?|the|one)\b[^.!?]*[.!?]")
 SENTENCE = re.compile(r"[^.!?]+[.!?]")

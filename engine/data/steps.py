@@ -67,8 +67,16 @@ def saved(store: DatasetStore, tracker, dataset: str, records, **manifest) -> Ma
     return found
 
 
-def import_source(settings: Settings, dataset: str, source, name: str = "", kind: str = "auto",
-                  on_error: str = "abort", tracker=None, dedupe: bool = False):  # fmt: skip
+def import_source(
+    settings: Settings,
+    dataset: str,
+    source,
+    name: str = "",
+    kind: str = "auto",
+    on_error: str = "abort",
+    tracker=None,
+    dedupe: bool = False,
+):
     """Import a file (path or uploaded bytes), a saved HF dataset folder or a hub name: (manifest, ImportResult).
 
     Records that repeat an id are refused with their line numbers; ``dedupe`` keeps the first of each instead
@@ -96,8 +104,11 @@ def import_source(settings: Settings, dataset: str, source, name: str = "", kind
             raise InputError(f"{source} is neither a file, a saved dataset folder, nor a Hugging Face dataset name.")
         sources = [path if path.is_file() else {"description": str(source)}]
     result = unique_ids(result, label, dedupe)  # before anything is saved
-    left_out = [f"{n} {what}" for n, what in ((result.skipped, "malformed lines skipped"),
-                                              (len(result.dropped), "repeated ids left out")) if n]  # fmt: skip
+    left_out = [
+        f"{n} {what}"
+        for n, what in ((result.skipped, "malformed lines skipped"), (len(result.dropped), "repeated ids left out"))
+        if n
+    ]
     note = f"imported ({result.format}); {', '.join(left_out)}" if left_out else ""
     return saved(DatasetStore(settings), tracker, dataset, result.records, sources=sources, note=note), result
 
@@ -111,8 +122,10 @@ def cluster_version(settings: Settings, dataset: str, version: str, spec=None, t
     records = store.load(dataset, version)
     topics = cluster_topics(records, cached_embedder(settings).embed, spec)
     # The 2-D map goes with each record, so a page can draw any labelled version without clustering again.
-    labelled = [r.with_metadata(map_x=round(x, 4), map_y=round(y, 4))
-                for r, (x, y) in zip(label_records(records, topics), topics.coords, strict=True)]  # fmt: skip
+    labelled = [
+        r.with_metadata(map_x=round(x, 4), map_y=round(y, 4))
+        for r, (x, y) in zip(label_records(records, topics), topics.coords, strict=True)
+    ]
     found = saved(store, tracker, dataset, labelled, parent=version, note=f"topics: {spec.method}, k = {topics.k}")
     return found, topics
 
@@ -143,13 +156,28 @@ def augment_version(settings: Settings, dataset: str, version: str, spec=None, g
     made, report = augment(records, spec, generator, retrieve)
     if not made:
         raise InputError("No augmented record was made: choose other kinds, or records with contexts.")
-    found = saved(store, tracker, dataset, records + made, parent=version, note=f"augmented: {report['made']}",
-                  generator=getattr(generator, "name", ""))  # fmt: skip
+    found = saved(
+        store,
+        tracker,
+        dataset,
+        records + made,
+        parent=version,
+        note=f"augmented: {report['made']}",
+        generator=getattr(generator, "name", ""),
+    )
     return found, report
 
 
-def hard_case_version(settings: Settings, dataset: str, version: str, run_id: str, threshold: float = 50.0,
-                      spec=None, generator=None, tracker=None):  # fmt: skip
+def hard_case_version(
+    settings: Settings,
+    dataset: str,
+    version: str,
+    run_id: str,
+    threshold: float = 50.0,
+    spec=None,
+    generator=None,
+    tracker=None,
+):
     """Variants of the records an evaluation run got wrong, as a new version: (new manifest, report).
     A test or validation miss, or a missed question that is not in the split version (people's questions),
     is never varied itself: its nearest training records are (see ``engine.data.augment.hard_cases``), so
@@ -167,15 +195,26 @@ def hard_case_version(settings: Settings, dataset: str, version: str, run_id: st
     nearest = question_nearest(records, settings) if split else None
     variants, report = hard_cases(rows, records, threshold, spec, generator, retrieve, nearest=nearest)
     if not variants:
-        raise InputError(f"Run {run_id} has {report['wrong']} questions under F1 {threshold:g}, of which "
-                         f"{report['matched']} are in {dataset}@{version}: no variants to make.")  # fmt: skip
-    found = saved(store, tracker, dataset, records + variants, parent=version, note=f"hard cases of run {run_id}",
-                  sources=[{"mlflow_run": run_id}], generator=getattr(generator, "name", ""))  # fmt: skip
+        raise InputError(
+            f"Run {run_id} has {report['wrong']} questions under F1 {threshold:g}, of which "
+            f"{report['matched']} are in {dataset}@{version}: no variants to make."
+        )
+    found = saved(
+        store,
+        tracker,
+        dataset,
+        records + variants,
+        parent=version,
+        note=f"hard cases of run {run_id}",
+        sources=[{"mlflow_run": run_id}],
+        generator=getattr(generator, "name", ""),
+    )
     return found, report
 
 
-def export_version(settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "",
-                   overwrite: bool = False) -> Path:  # fmt: skip
+def export_version(
+    settings: Settings, dataset: str, version: str, target: str | Path, fmt: str = "", overwrite: bool = False
+) -> Path:
     """Export a version as JSONL, CSV (by the target's suffix, or ``fmt``) or a Hugging Face dataset folder.
 
     An existing target is an error; ``overwrite`` replaces only an unchanged earlier export of the Studio.
@@ -195,8 +234,7 @@ def export_version(settings: Settings, dataset: str, version: str, target: str |
     return publish_file(target, (jsonl_text if fmt == "jsonl" else csv_text)(records), overwrite)
 
 
-STEPS = {"topics": cluster_version, "split": split_version, "augment": augment_version,
-         "hard-cases": hard_case_version}  # fmt: skip
+STEPS = {"topics": cluster_version, "split": split_version, "augment": augment_version, "hard-cases": hard_case_version}
 
 
 def step_job(args: dict, ctx) -> dict:
@@ -225,8 +263,13 @@ def step_job(args: dict, ctx) -> dict:
     ctx.log(f"{step}: saved {manifest.dataset}@{manifest.id} ({manifest.counts.get('records')} records)")
     out = {"dataset": manifest.dataset, "version": manifest.id, "counts": manifest.counts}
     extra = result[1]
-    out["report"] = extra.counts() if hasattr(extra, "counts") else extra if isinstance(extra, dict) else {
-        "k": extra.k, "names": extra.names, "sizes": extra.sizes, "silhouette": extra.silhouette}  # fmt: skip
+    out["report"] = (
+        extra.counts()
+        if hasattr(extra, "counts")
+        else extra
+        if isinstance(extra, dict)
+        else {"k": extra.k, "names": extra.names, "sizes": extra.sizes, "silhouette": extra.silhouette}
+    )
     if step == "split":
         out["sizes"] = result[2]
     return out

@@ -12,12 +12,17 @@ COLUMNS = ("em", "f1", "groundedness", "recall_at_5", "mrr", "answer_in_context"
 def evaluation_runs(tracker: Tracker, limit: int = 100) -> pd.DataFrame:
     """One row per finished evaluation run: when, mode, model, size, and its metrics."""
     rows = [
-        {"run_id": r.run_id, "started": pd.to_datetime(r.start_time, unit="s"), "mode": r.params.get("mode", ""),
-         "model": r.params.get("model", ""), "limit": r.params.get("limit", ""),
-         **{c: r.metrics.get(c) for c in COLUMNS}}
+        {
+            "run_id": r.run_id,
+            "started": pd.to_datetime(r.start_time, unit="s"),
+            "mode": r.params.get("mode", ""),
+            "model": r.params.get("model", ""),
+            "limit": r.params.get("limit", ""),
+            **{c: r.metrics.get(c) for c in COLUMNS},
+        }
         for r in tracker.recent(EVALUATION, limit)
         if r.status == "FINISHED"
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows, columns=["run_id", "started", "mode", "model", "limit", *COLUMNS])
 
 

@@ -79,9 +79,15 @@ def run_instructions(spec: InstructionSpec, generator, settings):
     completions = generator.generate([list(e.messages) for e in examples], sampling, spec.batch_size)
     seconds = time.perf_counter() - start
     rows = [
-        {"id": e.id, "prediction": c.text.strip(), "reference": e.answer,
-         "f1": 100 * f1(c.text, e.answer), "em": 100 * exact_match(c.text, e.answer), "new_tokens": c.new_tokens}
+        {
+            "id": e.id,
+            "prediction": c.text.strip(),
+            "reference": e.answer,
+            "f1": 100 * f1(c.text, e.answer),
+            "em": 100 * exact_match(c.text, e.answer),
+            "new_tokens": c.new_tokens,
+        }
         for e, c in zip(examples, completions, strict=True)
-    ]  # fmt: skip
+    ]
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in ("f1", "em", "new_tokens")}
     return EvalResult(spec, metrics | {"records": len(rows), "seconds": seconds}, rows, seconds)

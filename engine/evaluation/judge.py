@@ -87,8 +87,12 @@ def judge_messages(
     """The chat asking which of ``first`` (answer 1) and ``second`` (answer 2) better answers ``question``
     (with the correct ``reference`` answer, when given), ending with the start of the judge's reply."""
     ref = spec.reference_line.format(reference=reference.strip()) if reference.strip() else ""
-    user = spec.template.format(question=question.strip(), reference=ref, answer_1=first.strip() or "(no answer)",
-                                answer_2=second.strip() or "(no answer)")  # fmt: skip
+    user = spec.template.format(
+        question=question.strip(),
+        reference=ref,
+        answer_1=first.strip() or "(no answer)",
+        answer_2=second.strip() or "(no answer)",
+    )
     messages = [{"role": "system", "content": spec.system}] if spec.system else []
     messages.append({"role": "user", "content": user})
     if spec.prefill:
@@ -145,8 +149,11 @@ class JudgeResult:
     def position_1_rate(self) -> float:
         """Share of the decisive judgements (1 or 2, both orders) that picked position 1: 0.5 for a judge
         without position bias, 1.0 for one that always picks the first answer (NaN when none was decisive)."""
-        picks = [v for v, j in zip(self.first_verdicts + self.second_verdicts, self.judged * 2, strict=True)
-                 if j and v != "tie"]  # fmt: skip
+        picks = [
+            v
+            for v, j in zip(self.first_verdicts + self.second_verdicts, self.judged * 2, strict=True)
+            if j and v != "tie"
+        ]
         return picks.count("1") / len(picks) if picks else math.nan
 
     @property
@@ -156,18 +163,46 @@ class JudgeResult:
 
     def summary(self) -> dict[str, float | int | str]:
         """The counts and rates, for MLflow and the report."""
-        return {"a": self.a, "b": self.b, "items": self.n, "judged": sum(self.judged), "wins_a": self.wins_a,
-                "wins_b": self.wins_b, "ties": self.ties, "flip_rate": self.flip_rate,
-                "position_1_rate": self.position_1_rate, "unparsed": self.unparsed, "model": self.model}  # fmt: skip
+        return {
+            "a": self.a,
+            "b": self.b,
+            "items": self.n,
+            "judged": sum(self.judged),
+            "wins_a": self.wins_a,
+            "wins_b": self.wins_b,
+            "ties": self.ties,
+            "flip_rate": self.flip_rate,
+            "position_1_rate": self.position_1_rate,
+            "unparsed": self.unparsed,
+            "model": self.model,
+        }
 
     def rows(self) -> list[dict]:
         """One row per item: its id, the outcome and both orders' replies."""
         ids = self.item_ids or [str(i) for i in range(self.n)]
-        return [{"item_id": i, "verdict": v, "a_first": t1, "b_first": t2, "a_first_pick": v1, "b_first_pick": v2,
-                 "flipped": f, "judged": j}
-                for i, v, t1, t2, v1, v2, f, j in zip(ids, self.verdicts, self.first_texts, self.second_texts,
-                                                       self.first_verdicts, self.second_verdicts, self.flipped,
-                                                       self.judged, strict=True)]  # fmt: skip
+        return [
+            {
+                "item_id": i,
+                "verdict": v,
+                "a_first": t1,
+                "b_first": t2,
+                "a_first_pick": v1,
+                "b_first_pick": v2,
+                "flipped": f,
+                "judged": j,
+            }
+            for i, v, t1, t2, v1, v2, f, j in zip(
+                ids,
+                self.verdicts,
+                self.first_texts,
+                self.second_texts,
+                self.first_verdicts,
+                self.second_verdicts,
+                self.flipped,
+                self.judged,
+                strict=True,
+            )
+        ]
 
 
 def judge_from_texts(
@@ -195,8 +230,20 @@ def judge_from_texts(
         firsts.append(v1)
         seconds.append(v2)
         flipped.append(flip)
-    return JudgeResult(verdicts, list(first_texts), list(second_texts), firsts, seconds, flipped, judged, unparsed,
-                       a, b, list(item_ids), model)  # fmt: skip
+    return JudgeResult(
+        verdicts,
+        list(first_texts),
+        list(second_texts),
+        firsts,
+        seconds,
+        flipped,
+        judged,
+        unparsed,
+        a,
+        b,
+        list(item_ids),
+        model,
+    )
 
 
 def judge_pairs(

@@ -59,10 +59,16 @@ def record_item(record) -> QAItem:
     evidence = tuple((c.title, s) for c in record.contexts for s in answer_sentences([c.text], record.answer))
     docs = tuple(dict.fromkeys(list(record.doc_ids) + [c.doc_id for c in record.contexts if c.doc_id]))
     return QAItem(
-        record.id, record.question, record.answer, tuple(dict.fromkeys(c.title for c in record.contexts)),
-        tuple((c.title, c.text) for c in record.contexts), str(record.metadata.get("category", "")),
-        evidence, docs, tuple(record.metadata.get("answers") or ()),
-    )  # fmt: skip
+        record.id,
+        record.question,
+        record.answer,
+        tuple(dict.fromkeys(c.title for c in record.contexts)),
+        tuple((c.title, c.text) for c in record.contexts),
+        str(record.metadata.get("category", "")),
+        evidence,
+        docs,
+        tuple(record.metadata.get("answers") or ()),
+    )
 
 
 def split_records(records: Sequence, name: str, version: str, split: str) -> list:

@@ -157,10 +157,20 @@ def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -
             found |= {k: max(found[k], other[k]) for k in GOLD_ANSWER if k in found}
         scores = {k: None if k in lacking else v * (100 if k in PERCENT else 1) for k, v in found.items()}
         rows.append(
-            {"id": item.id, "question": item.question, "gold": item.answer, "prediction": ans.answer,
-             "raw": ans.raw, **scores, "groundedness": None, "retrieved": " | ".join(retrieved),
-             "supporting": " | ".join(relevant), "prompt_tokens": ans.prompt_tokens, "new_tokens": ans.new_tokens}
-        )  # fmt: skip
+            {
+                "id": item.id,
+                "question": item.question,
+                "gold": item.answer,
+                "prediction": ans.answer,
+                "raw": ans.raw,
+                **scores,
+                "groundedness": None,
+                "retrieved": " | ".join(retrieved),
+                "supporting": " | ".join(relevant),
+                "prompt_tokens": ans.prompt_tokens,
+                "new_tokens": ans.new_tokens,
+            }
+        )
     return rows
 
 
@@ -219,10 +229,15 @@ def run_evaluation(
         retriever = KnowledgeBaseRetriever(store, spec.kb)
         store.collection(spec.kb)  # a missing knowledge base fails before any work
     answers = answer_items(
-        items, templates(spec, items, settings),
+        items,
+        templates(spec, items, settings),
         lambda prompt: RagPipeline(retriever, generator, prompt, sampling_for(prompt, spec.max_new_tokens)),
-        spec.k, spec.batch_size, spec.batch_size * 4, on_progress, check_cancelled,
-    )  # fmt: skip
+        spec.k,
+        spec.batch_size,
+        spec.batch_size * 4,
+        on_progress,
+        check_cancelled,
+    )
     seconds = time.perf_counter() - start
     rows = score(items, answers, with_retrieval=spec.mode != "closed-book")
     if check_cancelled:
@@ -260,8 +275,21 @@ def log_evaluation(tracker: Tracker, result: EvalResult, model: str, identity: d
 def format_table(result: EvalResult) -> str:
     """The metrics as a small text table for the command line."""
     m = result.metrics
-    names = [k for k in ("em", "f1", "groundedness", "recall@2", "recall@5", "mrr", "ndcg@5", "answer_in_context",
-                         "context_utilization") if k in m]  # fmt: skip
+    names = [
+        k
+        for k in (
+            "em",
+            "f1",
+            "groundedness",
+            "recall@2",
+            "recall@5",
+            "mrr",
+            "ndcg@5",
+            "answer_in_context",
+            "context_utilization",
+        )
+        if k in m
+    ]
     head = f"{'mode':<12} {'n':>5} " + " ".join(f"{n:>12}" for n in names) + f" {'seconds':>8}"
     row = f"{result.spec.mode:<12} {len(result.rows):>5} " + " ".join(
         f"{m[n]:>12.1f}" if n in (*PERCENT, "groundedness") else f"{m[n]:>12.3f}" for n in names
@@ -275,8 +303,10 @@ def ungraded_note(metrics: dict) -> str:
     ungraded = int(metrics.get("questions_without_gold") or 0)
     if not ungraded:
         return ""
-    return (f"{ungraded} of {int(metrics['questions'])} questions have no gold answer: they are not in EM or F1; "
-            "groundedness is the share of their answers the local judge found supported by the sources.")  # fmt: skip
+    return (
+        f"{ungraded} of {int(metrics['questions'])} questions have no gold answer: they are not in EM or F1; "
+        "groundedness is the share of their answers the local judge found supported by the sources."
+    )
 
 
 def prepare_evaluation(spec: EvalSpec, settings: Settings):
@@ -310,10 +340,15 @@ def eval_job(args: dict, ctx) -> dict:
     generator, embedder, store = prepare_evaluation(spec, settings)
     ctx.progress(0.02, "answering")
     result = run_evaluation(
-        spec, generator, embedder, store, settings, Tracker(settings),
+        spec,
+        generator,
+        embedder,
+        store,
+        settings,
+        Tracker(settings),
         on_progress=lambda done, total: ctx.progress(0.02 + 0.97 * done / total, f"{done}/{total} questions"),
         check_cancelled=ctx.check_cancelled,
-    )  # fmt: skip
+    )
     ctx.set_run_id(result.run_id)
     ctx.log(format_table(result))
     return {"metrics": result.metrics, "run_id": result.run_id}

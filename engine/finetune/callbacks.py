@@ -59,13 +59,16 @@ class CurveCallback(TrainerCallback):
             return  # evaluations are recorded by ValidationCallback, with the task metric
         now = time.perf_counter()
         tokens = state.num_input_tokens_seen - self.last[1]
-        row = self.record(state, {
-            "loss": logs["loss"],
-            "learning_rate": logs.get("learning_rate", 0.0),
-            "tokens_per_s": tokens / max(1e-9, now - self.last[0]),
-            "rss_mb": self.process.memory_info().rss / 2**20,
-            "cpu_percent": self.process.cpu_percent(None),
-        })  # fmt: skip
+        row = self.record(
+            state,
+            {
+                "loss": logs["loss"],
+                "learning_rate": logs.get("learning_rate", 0.0),
+                "tokens_per_s": tokens / max(1e-9, now - self.last[0]),
+                "rss_mb": self.process.memory_info().rss / 2**20,
+                "cpu_percent": self.process.cpu_percent(None),
+            },
+        )
         self.last = (now, state.num_input_tokens_seen)
         done, left = state.global_step - self.first_step, state.max_steps - state.global_step
         rate = done / max(1e-9, now - self.started)

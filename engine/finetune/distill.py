@@ -38,8 +38,14 @@ def cache_file(generator, max_new_tokens: int, settings: Settings) -> Path:
 
     loaded = generator.loaded
     dtype = next((p.dtype for p in loaded.model.parameters() if p.is_floating_point()), torch.float32)
-    identity = {"source": loaded.spec.source, "gguf": loaded.spec.gguf_file, "quantization": loaded.spec.quantization,
-                "dtype": str(dtype), "device": loaded.device, "max_new_tokens": max_new_tokens}  # fmt: skip
+    identity = {
+        "source": loaded.spec.source,
+        "gguf": loaded.spec.gguf_file,
+        "quantization": loaded.spec.quantization,
+        "dtype": str(dtype),
+        "device": loaded.device,
+        "max_new_tokens": max_new_tokens,
+    }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return settings.data_dir / "finetune" / "self-answers" / f"{key}.jsonl"
 

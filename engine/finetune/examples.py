@@ -178,15 +178,25 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
         hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
         evidence = answer_sentences([c.text[: spec.max_source_chars] for c in record.contexts], record.answer)
         asked = asked_in(template, spec, record.question)
-        target = sentences_reply(evidence, record.answer) if spec.answer_style == "sentences" else asked.reply(
-            record.answer, evidence)  # fmt: skip
+        target = (
+            sentences_reply(evidence, record.answer)
+            if spec.answer_style == "sentences"
+            else asked.reply(record.answer, evidence)
+        )
         examples.append(Example(tuple(asked.messages(record.question, hits)), target, "generated", record.id))
     return examples
 
 
 # Every Dolly category but closed_qa, which is never trained on: it is the held-out forgetting check.
-DOLLY_CATEGORIES = ("open_qa", "general_qa", "information_extraction", "summarization", "classification",
-                    "brainstorming", "creative_writing")  # fmt: skip
+DOLLY_CATEGORIES = (
+    "open_qa",
+    "general_qa",
+    "information_extraction",
+    "summarization",
+    "classification",
+    "brainstorming",
+    "creative_writing",
+)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from engine.qa.versions import file_identity
 from engine.settings import Settings
 
 
-def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True,
-                   base_only=None):  # fmt: skip
+def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, distill: bool = True, base_only=None):
     """Training and validation rows (:class:`~engine.finetune.preparation.LazyRows`), and the data's identity.
 
     The primary pool is the QA set's training split (``spec.dataset``; HotpotQA's fixed split by
@@ -46,10 +45,13 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         categories = spec.dolly_categories
         # A few Dolly records carry whole articles as context; a pool of thousands loses nothing
         # by leaving those out (counted in the dataset record), where one would stop the run.
-        pools["dolly"], too_long = drop_too_long(dolly_examples(dolly, categories=categories), generator.tokenizer,
-                                                 generator.render, spec.max_length)  # fmt: skip
-        datasets.append(file_identity(dolly) | {"split": ",".join(categories), "left_out_too_long": too_long,
-                                                "targets": spec.dolly_targets})  # fmt: skip
+        pools["dolly"], too_long = drop_too_long(
+            dolly_examples(dolly, categories=categories), generator.tokenizer, generator.render, spec.max_length
+        )
+        datasets.append(
+            file_identity(dolly)
+            | {"split": ",".join(categories), "left_out_too_long": too_long, "targets": spec.dolly_targets}
+        )
     if spec.mix.uses("generated"):
         pools["generated"], found = generated_pool(spec, settings)
         datasets.append(found)
@@ -67,13 +69,17 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         tally = datasets[-1]["self_answers"] = {f.name: 0 for f in fields(DistillReport)}
     make = preparer(spec, generator, settings, base_only, tally)
     say(0.0, f"tokenizing {len(examples)} training examples")
-    train_rows = LazyRows(entries(examples, spec, generator, make, tally is not None), make,
-                          spec.batch_size * spec.grad_accum, spec.seed)  # fmt: skip
+    train_rows = LazyRows(
+        entries(examples, spec, generator, make, tally is not None), make, spec.batch_size * spec.grad_accum, spec.seed
+    )
     val_examples = questions(spec, val_set.items, primary, retriever, depth, say)
     val_rows = LazyRows(entries(val_examples, spec, generator, make, False), make)
     if train_rows.pending:
-        say(0.0, f"{train_rows.pending} of {len(train_rows)} training examples are made as training reaches "
-                 f"them, {BLOCK} at a time: sources ranked, the base model's Dolly answers")  # fmt: skip
+        say(
+            0.0,
+            f"{train_rows.pending} of {len(train_rows)} training examples are made as training reaches "
+            f"them, {BLOCK} at a time: sources ranked, the base model's Dolly answers",
+        )
     return train_rows, val_rows, datasets
 
 
@@ -150,8 +156,12 @@ def generated_pool(spec: TrainSpec, settings: Settings):
     version = version or store.versions(name)[0].id
     records = [r for r in store.load(name, version) if r.has_gold]  # nothing to learn from the others
     train = [r for r in records if r.metadata.get("split") == "train"] or records
-    found = {"name": f"{name}@{version}", "dataset": name, "version": version,
-             "split": "train" if len(train) < len(records) else "all (not split)"}  # fmt: skip
+    found = {
+        "name": f"{name}@{version}",
+        "dataset": name,
+        "version": version,
+        "split": "train" if len(train) < len(records) else "all (not split)",
+    }
     return record_examples(train, spec.rag), found
 
 
@@ -162,8 +172,9 @@ def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Set
     store = DatasetStore(settings)
     for d in datasets:
         if d.get("version"):
-            log_dataset_input(tracker, run_id, store.manifest(d["dataset"], d["version"]),
-                              store.load(d["dataset"], d["version"]))  # fmt: skip
+            log_dataset_input(
+                tracker, run_id, store.manifest(d["dataset"], d["version"]), store.load(d["dataset"], d["version"])
+            )
 
 
 def eta_reporter(report, what: str):
@@ -198,11 +209,18 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
         store = KnowledgeBaseStore(settings, Embedder.shared())
     dataset = spec.dataset if primary_pool(spec) == "dataset" else ""
     eval_spec = EvalSpec(
-        data=spec.data, dataset=dataset, mode="kb" if spec.kb else "distractor", kb=spec.kb or "hotpotqa-wiki",
-        split="validation", limit=spec.val_limit, k=spec.val_k,
-        prompt="few-shot" if spec.rag.few_shot else "zero-shot", max_source_chars=spec.rag.max_source_chars,
-        follow_links=spec.rag.follow_links, answer_style=spec.rag.answer_style,
-    )  # fmt: skip
+        data=spec.data,
+        dataset=dataset,
+        mode="kb" if spec.kb else "distractor",
+        kb=spec.kb or "hotpotqa-wiki",
+        split="validation",
+        limit=spec.val_limit,
+        k=spec.val_k,
+        prompt="few-shot" if spec.rag.few_shot else "zero-shot",
+        max_source_chars=spec.rag.max_source_chars,
+        follow_links=spec.rag.follow_links,
+        answer_style=spec.rag.answer_style,
+    )
 
     def validate(model) -> dict[str, float]:
         import contextlib
@@ -256,7 +274,8 @@ def lora_model(loaded, spec: TrainSpec, settings: Settings):
 
     if not spec.start_from:
         return get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config)), detect_targets(
-            loaded.model.config, spec.lora)  # fmt: skip
+            loaded.model.config, spec.lora
+        )
     from engine.finetune.continued import continue_adapter
     from engine.models.adapters import AdapterRegistry
 
@@ -287,8 +306,17 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
     model, targets = lora_model(loaded, spec, settings)
     summary = summarize(model)
     found = estimate(
-        loaded.model.config, summary.total, summary.trainable, len(train_rows), sum(lengths) / len(lengths),
-        max(lengths), spec.batch_size, spec.grad_accum, spec.epochs, spec.quantization,
-        spec.gradient_checkpointing, loaded.device,
-    )  # fmt: skip
+        loaded.model.config,
+        summary.total,
+        summary.trainable,
+        len(train_rows),
+        sum(lengths) / len(lengths),
+        max(lengths),
+        spec.batch_size,
+        spec.grad_accum,
+        spec.epochs,
+        spec.quantization,
+        spec.gradient_checkpointing,
+        loaded.device,
+    )
     return Plan(targets.note, str(summary), len(train_rows), len(val_rows), found)

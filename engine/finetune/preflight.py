@@ -42,10 +42,20 @@ def matmul_flops(seconds: float = 0.3) -> float:
 
 
 def estimate(
-    config, total_params: int, trainable: int, examples: int, mean_tokens: float, max_tokens: int,
-    batch_size: int, grad_accum: int, epochs: float, quantization: str = "none",
-    gradient_checkpointing: bool = False, device: str = "cpu", flops: float | None = None,
-) -> Estimate:  # fmt: skip
+    config,
+    total_params: int,
+    trainable: int,
+    examples: int,
+    mean_tokens: float,
+    max_tokens: int,
+    batch_size: int,
+    grad_accum: int,
+    epochs: float,
+    quantization: str = "none",
+    gradient_checkpointing: bool = False,
+    device: str = "cpu",
+    flops: float | None = None,
+) -> Estimate:
     """Peak memory (weights, adapter and optimizer state, activations, logits) and time of a run."""
     import psutil
 

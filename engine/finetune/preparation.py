@@ -48,8 +48,14 @@ class LazyRows(Dataset):
     seeded, length-grouped order per epoch; without it, the entries' own order.
     """
 
-    def __init__(self, entries: Sequence, prepare: Callable[[list[Pending]], list[dict]], group: int = 0,
-                 seed: int = 0, block: int = BLOCK):  # fmt: skip
+    def __init__(
+        self,
+        entries: Sequence,
+        prepare: Callable[[list[Pending]], list[dict]],
+        group: int = 0,
+        seed: int = 0,
+        block: int = BLOCK,
+    ):
         self.entries, self.prepare, self.group, self.seed, self.block = list(entries), prepare, group, seed, block
         self.rows = {i: e for i, e in enumerate(self.entries) if isinstance(e, dict)}
         self.set_epoch(0)
@@ -180,8 +186,9 @@ def entries(examples, spec, generator, make, distill: bool) -> list:
             out[i] = Pending(out[i].id, "dolly", len(p) + min(len(a), MAX_NEW_TOKENS) + 1, example=out[i])
     ready = [i for i, e in enumerate(out) if isinstance(e, Example)]
     if ready:
-        for i, row in zip(ready, tokenize_all([out[i] for i in ready], tokenizer, render, spec.max_length),
-                          strict=True):  # fmt: skip
+        for i, row in zip(
+            ready, tokenize_all([out[i] for i in ready], tokenizer, render, spec.max_length), strict=True
+        ):
             out[i] = row
     return out
 

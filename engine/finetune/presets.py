@@ -24,22 +24,32 @@ RECIPE_7 = Preset(
     "HotpotQA test split, 300 questions, distractor RAG: F1 36.1, +23.3 [+18.4, +28.3] over the base; "
     "Dolly closed_qa +2.3 F1 (no forgetting); 37.6 min on 2 CPU cores (docs/fine-tuning.md)",
     {
-        "lora": {"r": 16, "alpha": 32}, "learning_rate": 1e-3, "scheduler": "cosine", "max_length": 1100,
+        "lora": {"r": 16, "alpha": 32},
+        "learning_rate": 1e-3,
+        "scheduler": "cosine",
+        "max_length": 1100,
         "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 2},
-        "mix": {"sources": (("hotpotqa", 0.75), ("dolly", 0.25))}, "dolly_targets": "base",
-        "dolly_categories": ("information_extraction", "summarization"), "val_limit": 40,
+        "mix": {"sources": (("hotpotqa", 0.75), ("dolly", 0.25))},
+        "dolly_targets": "base",
+        "dolly_categories": ("information_extraction", "summarization"),
+        "val_limit": 40,
     },
-)  # fmt: skip
+)
 COLLECTION_1 = Preset(
     "collection-recipe-1",
     "a development collection of 199 Wikipedia documents, HotpotQA's human-written questions about them, "
     "knowledge-base RAG: F1 +8.2 [+0.7, +16.3] over the base on 100 questions (docs/collections.md)",
     {
-        "lora": {"r": 16, "alpha": 32}, "learning_rate": 1e-3, "scheduler": "cosine", "max_length": 1100,
-        "epochs": 3.0, "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 0},
-        "mix": {"sources": (("dataset", 1.0),)}, "val_limit": 40,
+        "lora": {"r": 16, "alpha": 32},
+        "learning_rate": 1e-3,
+        "scheduler": "cosine",
+        "max_length": 1100,
+        "epochs": 3.0,
+        "rag": {"max_source_chars": 450, "sources": "retrieved", "follow_links": 0},
+        "mix": {"sources": (("dataset", 1.0),)},
+        "val_limit": 40,
     },
-)  # fmt: skip
+)
 COLLECTION_2 = Preset(
     "collection-recipe-2",
     "collection recipe 1 with half the examples from HotpotQA's training split, 2 epochs: F1 +17.8 [+9.7, +26.3] "

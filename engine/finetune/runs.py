@@ -99,6 +99,13 @@ def list_runs(settings: Settings) -> list[RunInfo]:
             continue
         checkpoint = last_checkpoint(run_dir)
         curve = read_curve(run_dir)
-        found.append(RunInfo(run_dir.name, run_dir, checkpoint_step(checkpoint) if checkpoint else None,
-                             max((r["step"] for r in curve), default=0), registry.exists(run_dir.name)))  # fmt: skip
+        found.append(
+            RunInfo(
+                run_dir.name,
+                run_dir,
+                checkpoint_step(checkpoint) if checkpoint else None,
+                max((r["step"] for r in curve), default=0),
+                registry.exists(run_dir.name),
+            )
+        )
     return found

@@ -135,5 +135,9 @@ class ResumeRun:
     adapter: str
 
 
-register_job_kind("train", "engine.finetune.trainer:train_job", ResumeRun,
-                  lambda run: {"spec": {"adapter": run.adapter}, "resume": True})  # fmt: skip
+register_job_kind(
+    "train",
+    "engine.finetune.trainer:train_job",
+    ResumeRun,
+    lambda run: {"spec": {"adapter": run.adapter}, "resume": True},
+)

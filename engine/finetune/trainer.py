@@ -105,15 +105,28 @@ def train(
     try:
         run_dir, spec = prepare_run(spec, settings, resume, overwrite, main)
         checkpoint = last_checkpoint(run_dir) if resume else None
-        return _train(spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run,
-                      run_dir, checkpoint, main, began)  # fmt: skip
+        return _train(
+            spec,
+            settings,
+            tracker,
+            report,
+            stop_requested,
+            extra_callbacks,
+            resume,
+            on_run,
+            run_dir,
+            checkpoint,
+            main,
+            began,
+        )
     finally:
         if held is not None:
             held.release()
 
 
-def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint,
-           main, began) -> TrainResult:  # fmt: skip
+def _train(
+    spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint, main, began
+) -> TrainResult:
     """:func:`train` once the adapter name is claimed and its run folder is ready."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
@@ -151,8 +164,12 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
         else:
             params = {k: v for k, v in spec.to_dict().items() if not isinstance(v, dict)}
             params |= {f"lora_{k}": v for k, v in spec.to_dict()["lora"].items()}
-            params |= {"lora_targets": targets.modules, "trainable_params": summary.trainable,
-                       "train_examples": len(train_rows), "validation_examples": len(val_rows)}  # fmt: skip
+            params |= {
+                "lora_targets": targets.modules,
+                "trainable_params": summary.trainable,
+                "train_examples": len(train_rows),
+                "validation_examples": len(val_rows),
+            }
             run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
             tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
             log_dataset_inputs(tracker, run_id, datasets, settings)
@@ -170,10 +187,13 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
     stop = StopCallback(stop_requested)
     callbacks += [stop, *extra_callbacks]
     trainer = Trainer(
-        model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows,
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=val_rows,
         data_collator=Collator(loaded.tokenizer, answer_logits_only=answer_logits_supported(loaded.model)),
         callbacks=callbacks,
-    )  # fmt: skip
+    )
     trainer.remove_callback(PrinterCallback)  # progress goes through report(), not raw dicts on stdout
     if checkpoint is not None and main:
         cut_curve(run_dir, checkpoint_step(checkpoint))
@@ -213,9 +233,16 @@ def _train(spec, settings, tracker, report, stop_requested, extra_callbacks, res
         tracker.log_artifacts(run_id, info.path, "adapter")
         tracker.end(run_id, "KILLED" if stop.stopped else "FINISHED")
     result = TrainResult(
-        spec.adapter, state.global_step, state.global_step < state.max_steps and not stop.stopped, stop.stopped,
-        best, metrics, now() - began, run_id, trainer.model,
-    )  # fmt: skip
+        spec.adapter,
+        state.global_step,
+        state.global_step < state.max_steps and not stop.stopped,
+        stop.stopped,
+        best,
+        metrics,
+        now() - began,
+        run_id,
+        trainer.model,
+    )
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result
 
@@ -229,8 +256,12 @@ def lora_record(spec: TrainSpec, model, targets, trainable: int) -> dict:
     if spec.start_from:
         config = model.peft_config["default"]
         mlp = {m for modules in MLP.values() for m in modules}
-        lora |= {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
-                 "include_mlp": not isinstance(targets, str) and bool(mlp & set(targets))}  # fmt: skip
+        lora |= {
+            "r": config.r,
+            "alpha": config.lora_alpha,
+            "dropout": config.lora_dropout,
+            "include_mlp": not isinstance(targets, str) and bool(mlp & set(targets)),
+        }
     return lora | {"targets": targets, "trainable": trainable}
 
 
@@ -266,11 +297,21 @@ def train_job(args: dict, ctx) -> dict:
 
     tracker = Tracker(settings)
     result = train(
-        spec, settings, tracker, report, lambda: ctx.stop_requested or ctx.cancelled,
-        resume=bool(args.get("resume")), overwrite=bool(args.get("overwrite")), on_run=ctx.set_run_id,
-    )  # fmt: skip
+        spec,
+        settings,
+        tracker,
+        report,
+        lambda: ctx.stop_requested or ctx.cancelled,
+        resume=bool(args.get("resume")),
+        overwrite=bool(args.get("overwrite")),
+        on_run=ctx.set_run_id,
+    )
     return {
-        "adapter": result.adapter, "steps": result.steps, "best_metric": result.best_metric,
-        "stopped_early": result.stopped_early, "stopped_by_user": result.stopped_by_user,
-        "seconds": result.seconds, "run_id": result.run_id,
-    }  # fmt: skip
+        "adapter": result.adapter,
+        "steps": result.steps,
+        "best_metric": result.best_metric,
+        "stopped_early": result.stopped_early,
+        "stopped_by_user": result.stopped_by_user,
+        "seconds": result.seconds,
+        "run_id": result.run_id,
+    }

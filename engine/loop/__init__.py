@@ -104,8 +104,9 @@ def next_step(record: dict) -> str | None:
     return next((s for s in STEPS if s not in record["steps"]), None)
 
 
-def run_loop(settings: Settings, name: str, progress: Progress = lambda f, m: None, check=lambda: None,
-             until: str = "") -> dict:  # fmt: skip
+def run_loop(
+    settings: Settings, name: str, progress: Progress = lambda f, m: None, check=lambda: None, until: str = ""
+) -> dict:
     """Run the loop's unfinished steps in order (up to and including ``until``); each is saved as it ends."""
 
     record = read_loop(settings, name)
@@ -142,9 +143,12 @@ def add_loop_arguments(sub) -> None:
     lp = sub.add_parser("loop", help="the guided loop: folder -> knowledge base -> QA -> adapter -> paired comparison")
     lp.add_argument("name", help="the collection's name (its knowledge base; <name>-qa, <name>-lora)")
     lp.add_argument("--folder", default="", help="the documents (needed to start a loop)")
-    lp.add_argument("--questions", default="",
-                    help="evaluation questions written by people: a dataset NAME[@VERSION] (see `data import`); "
-                    "default: the generated test split")  # fmt: skip
+    lp.add_argument(
+        "--questions",
+        default="",
+        help="evaluation questions written by people: a dataset NAME[@VERSION] (see `data import`); "
+        "default: the generated test split",
+    )
     lp.add_argument("--passages", type=int, default=0, help="chunks to generate QA from (0: all)")
     lp.add_argument("--answers-per-passage", type=int, default=LoopSpec.answers_per_passage)
     lp.add_argument("--eval-limit", type=int, default=LoopSpec.eval_limit)
@@ -164,15 +168,18 @@ def run_loop_command(a) -> int:
     settings = load_settings()
     if a.folder or a.restart:
         start = "" if a.start_from.strip().lower() == "none" else a.start_from.strip()
-        spec = LoopSpec(a.name, a.folder, a.questions, a.passages, a.answers_per_passage, a.eval_limit,
-                        start_from=start)  # fmt: skip
+        spec = LoopSpec(
+            a.name, a.folder, a.questions, a.passages, a.answers_per_passage, a.eval_limit, start_from=start
+        )
         start_loop(settings, spec, restart=a.restart)
     record = run_loop(settings, a.name, lambda f, m: print(f"[{100 * f:5.1f}%] {m}", flush=True), until=a.until)
     for step, found in record["steps"].items():
         print(f"{step:<9} {found['seconds'] / 60:6.1f} min  {found.get('summary', '')}")
     if args := misses_args(record):
-        print(f"The adapter's test misses as training items (a new version of {args['dataset']}): python -m engine "
-              f"data hard-cases {args['dataset']} --version {args['version']} --run {args['run_id']}")  # fmt: skip
+        print(
+            f"The adapter's test misses as training items (a new version of {args['dataset']}): python -m engine "
+            f"data hard-cases {args['dataset']} --version {args['version']} --run {args['run_id']}"
+        )
     return 0
 
 
@@ -184,8 +191,14 @@ def misses_args(record: dict, threshold: float = 50.0) -> dict | None:
     run, version = (steps.get("evaluate") or {}).get("run_id"), (steps.get("split") or {}).get("version")
     if not (run and version):
         return None
-    return {"step": "hard-cases", "dataset": LoopSpec.from_dict(record["spec"]).dataset, "version": version,
-            "run_id": run, "threshold": threshold, "spec": {"kinds": ["distractors", "shuffle", "typos"]}}  # fmt: skip
+    return {
+        "step": "hard-cases",
+        "dataset": LoopSpec.from_dict(record["spec"]).dataset,
+        "version": version,
+        "run_id": run,
+        "threshold": threshold,
+        "spec": {"kinds": ["distractors", "shuffle", "typos"]},
+    }
 
 
 def list_loops(settings: Settings) -> list[str]:
@@ -202,8 +215,14 @@ def step_rows(record: dict, running: str = "") -> list[dict]:
     for step in STEPS:
         found = record["steps"].get(step)
         state = "done" if found else "running" if step == running else "to do"
-        rows.append({"step": step, "state": state, "minutes": round(found["seconds"] / 60, 1) if found else None,
-                     "result": (found or {}).get("summary", "")})  # fmt: skip
+        rows.append(
+            {
+                "step": step,
+                "state": state,
+                "minutes": round(found["seconds"] / 60, 1) if found else None,
+                "result": (found or {}).get("summary", ""),
+            }
+        )
     return rows
 
 

@@ -21,8 +21,12 @@ def ingest(spec, record, settings: Settings, report, check) -> dict:
     store = KnowledgeBaseStore(settings, Embedder.shared())
     found = ingest_source(store, {"kb": spec.name, "path": spec.folder, "on_error": "skip"}, progress)
     skipped = f"; {len(found.skipped)} files left out" if found.skipped else ""
-    return {"documents": found.documents, "chunks": found.chunks, "skipped": list(found.skipped),
-            "summary": f"{found.documents} documents, {found.chunks} chunks{skipped}"}  # fmt: skip
+    return {
+        "documents": found.documents,
+        "chunks": found.chunks,
+        "skipped": list(found.skipped),
+        "summary": f"{found.documents} documents, {found.chunks} chunks{skipped}",
+    }
 
 
 def generate(spec, record, settings: Settings, report, check) -> dict:
@@ -32,11 +36,16 @@ def generate(spec, record, settings: Settings, report, check) -> dict:
     from engine.rag.embedder import Embedder
 
     report(0.0, "loading the model")
-    gen = GenerationSpec(kb=spec.name, dataset=spec.dataset, passages=spec.passages,
-                         answers_per_passage=spec.answers_per_passage)  # fmt: skip
+    gen = GenerationSpec(
+        kb=spec.name, dataset=spec.dataset, passages=spec.passages, answers_per_passage=spec.answers_per_passage
+    )
     found = generate_qa(gen, load_generator(default_spec(), settings), Embedder.shared(), settings, report, check)
-    return {"version": found.version, "kept": found.kept, "candidates": found.candidates,
-            "summary": f"{found.kept} pairs kept of {found.candidates} candidates"}  # fmt: skip
+    return {
+        "version": found.version,
+        "kept": found.kept,
+        "candidates": found.candidates,
+        "summary": f"{found.kept} pairs kept of {found.candidates} candidates",
+    }
 
 
 def split(spec, record, settings: Settings, report, check) -> dict:
@@ -44,8 +53,12 @@ def split(spec, record, settings: Settings, report, check) -> dict:
 
     report(0.0, "splitting by document")
     manifest, leaks, sizes = split_version(settings, spec.dataset, record["steps"]["generate"]["version"])
-    return {"version": manifest.id, "sizes": sizes, "leaks": leaks.counts(),
-            "summary": ", ".join(f"{n} {k}" for k, n in sizes.items())}  # fmt: skip
+    return {
+        "version": manifest.id,
+        "sizes": sizes,
+        "leaks": leaks.counts(),
+        "summary": ", ".join(f"{n} {k}" for k, n in sizes.items()),
+    }
 
 
 SENTENCE_ANSWERS = 8  # median words of the people's answers from which a collection is asked in sentences
@@ -81,8 +94,17 @@ def eval_spec(spec, record, adapter: str = "", style: str = "auto"):
     else:
         where = {"dataset": f"{spec.dataset}@{record['steps']['split']['version']}", "split": "test"}
     model = default_spec()  # the model as the Query page answers with it, base and adapter alike
-    return EvalSpec(mode="kb", kb=spec.name, k=spec.k, limit=spec.eval_limit, adapter=adapter, dtype=model.dtype,
-                    quantization=model.quantization, answer_style=style, **where)  # fmt: skip
+    return EvalSpec(
+        mode="kb",
+        kb=spec.name,
+        k=spec.k,
+        limit=spec.eval_limit,
+        adapter=adapter,
+        dtype=model.dtype,
+        quantization=model.quantization,
+        answer_style=style,
+        **where,
+    )
 
 
 def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:
@@ -94,21 +116,38 @@ def evaluated(spec, record, settings: Settings, report, check, adapter: str = ""
     report(0.0, "loading the model")
     generator, embedder, store = prepare_evaluation(found, settings)
     result = run_evaluation(
-        found, generator, embedder, store, settings, Tracker(settings),
-        on_progress=lambda d, t: report(d / t, f"{d} of {t} questions"), check_cancelled=check,
-    )  # fmt: skip
+        found,
+        generator,
+        embedder,
+        store,
+        settings,
+        Tracker(settings),
+        on_progress=lambda d, t: report(d / t, f"{d} of {t} questions"),
+        check_cancelled=check,
+    )
     m = result.metrics
     if "f1" not in m:
-        raise InputError("None of the test questions has a gold answer: the loop compares F1, which needs them "
-                         "(questions without one are judged for groundedness only).")  # fmt: skip
+        raise InputError(
+            "None of the test questions has a gold answer: the loop compares F1, which needs them "
+            "(questions without one are judged for groundedness only)."
+        )
     graded = {r["id"]: r["f1"] for r in result.rows if r["f1"] is not None}
     summary = f"F1 {m['f1']:.1f}, EM {m['em']:.1f} on {len(graded)} questions"
     summary += ", asked for sentences (the people answer in sentences)" if style == "sentences" else ""
     if m.get("groundedness") is not None:
         summary += f"; {len(result.rows) - len(graded)} without a gold answer: groundedness {m['groundedness']:.0f}"
-    return {"f1": m["f1"], "em": m["em"], "recall@5": m.get("recall@5"), "run_id": result.run_id,
-            "questions": len(result.rows), "scores": graded, "written_by_people": bool(spec.questions), "style": style,
-            "groundedness": m.get("groundedness"), "summary": summary}  # fmt: skip
+    return {
+        "f1": m["f1"],
+        "em": m["em"],
+        "recall@5": m.get("recall@5"),
+        "run_id": result.run_id,
+        "questions": len(result.rows),
+        "scores": graded,
+        "written_by_people": bool(spec.questions),
+        "style": style,
+        "groundedness": m.get("groundedness"),
+        "summary": summary,
+    }
 
 
 def baseline(spec, record, settings: Settings, report, check) -> dict:
@@ -144,9 +183,15 @@ def train(spec, record, settings: Settings, report, check) -> dict:
 
     result = train_adapter(found, settings, Tracker(settings), report, stop, resume=resume)
     began = f" from {start}" if start else ""
-    return {"adapter": result.adapter, "steps": result.steps, "best": result.best_metric, "run_id": result.run_id,
-            "started_from": start, "recipe": recipe.name,
-            "summary": f"{result.steps} steps{began}, best validation {result.best_metric or 0:.1f}"}  # fmt: skip
+    return {
+        "adapter": result.adapter,
+        "steps": result.steps,
+        "best": result.best_metric,
+        "run_id": result.run_id,
+        "started_from": start,
+        "recipe": recipe.name,
+        "summary": f"{result.steps} steps{began}, best validation {result.best_metric or 0:.1f}",
+    }
 
 
 def evaluate(spec, record, settings: Settings, report, check) -> dict:
@@ -164,8 +209,7 @@ def compare(spec, record, settings: Settings, report, check) -> dict:
     who = "people's questions" if spec.questions else "generated test questions (not written by people)"
     verdict = "better" if diff.low > 0 else "worse" if diff.high < 0 else "no clear difference"
     summary = f"F1 {diff.mean:+.1f} [{diff.low:+.1f}, {diff.high:+.1f}] on {diff.n} {who}: {verdict}"
-    return {"gain": diff.mean, "low": diff.low, "high": diff.high, "n": diff.n, "verdict": verdict,
-            "summary": summary}  # fmt: skip
+    return {"gain": diff.mean, "low": diff.low, "high": diff.high, "n": diff.n, "verdict": verdict, "summary": summary}
 
 
 def activate(spec, record, settings: Settings, report, check) -> dict:

@@ -93,26 +93,42 @@ class CatalogEntry:
     def model_spec(self, device_kind: str = "cpu", aim: str = "balanced") -> ModelSpec:
         """The spec that loads this entry with a preset (device ``auto``: the best one present)."""
         p = self.preset(device_kind, aim)
-        return ModelSpec(name=self.name, source=self.source, gguf_file=self.gguf_file, dtype=p.dtype,
-                         quantization=p.quantization)  # fmt: skip
+        return ModelSpec(
+            name=self.name, source=self.source, gguf_file=self.gguf_file, dtype=p.dtype, quantization=p.quantization
+        )
 
 
 BUNDLED: tuple[CatalogEntry, ...] = (
     CatalogEntry(
-        "smollm2-135m-instruct", f"pkg:{BUNDLED_PACKAGE}", BUNDLED_GGUF,
+        "smollm2-135m-instruct",
+        f"pkg:{BUNDLED_PACKAGE}",
+        BUNDLED_GGUF,
         "SmolLM2-135M-Instruct, shipped with the Studio (GGUF Q4_1, converted once to safetensors). Offline.",
-        135, bundled=True,
+        135,
+        bundled=True,
     ),
-    CatalogEntry("smollm2-360m-instruct", "HuggingFaceTB/SmolLM2-360M-Instruct",
-                 description="SmolLM2-360M-Instruct from the Hugging Face Hub (online once).", params_m=362,
-                 bundled=True),
-    CatalogEntry("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct",
-                 description="Qwen2.5-0.5B-Instruct from the Hugging Face Hub (online once).", params_m=494,
-                 bundled=True),
-    CatalogEntry("smollm2-1.7b-instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct",
-                 description="SmolLM2-1.7B-Instruct from the Hugging Face Hub (online once).", params_m=1711,
-                 bundled=True),
-)  # fmt: skip
+    CatalogEntry(
+        "smollm2-360m-instruct",
+        "HuggingFaceTB/SmolLM2-360M-Instruct",
+        description="SmolLM2-360M-Instruct from the Hugging Face Hub (online once).",
+        params_m=362,
+        bundled=True,
+    ),
+    CatalogEntry(
+        "qwen2.5-0.5b-instruct",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        description="Qwen2.5-0.5B-Instruct from the Hugging Face Hub (online once).",
+        params_m=494,
+        bundled=True,
+    ),
+    CatalogEntry(
+        "smollm2-1.7b-instruct",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        description="SmolLM2-1.7B-Instruct from the Hugging Face Hub (online once).",
+        params_m=1711,
+        bundled=True,
+    ),
+)
 
 
 def default_spec() -> ModelSpec:
@@ -155,8 +171,14 @@ def parse_entry(raw, where: str) -> CatalogEntry:
             except InputError as e:
                 raise InputError(f"{where}: presets.{kind}.{aim}: {e}") from e
     gguf = raw.get("gguf_file")
-    return CatalogEntry(name, source, str(gguf) if gguf else None, str(raw.get("description") or ""),
-                        float(params) if params is not None else None, presets)  # fmt: skip
+    return CatalogEntry(
+        name,
+        source,
+        str(gguf) if gguf else None,
+        str(raw.get("description") or ""),
+        float(params) if params is not None else None,
+        presets,
+    )
 
 
 def parse_catalog(text: str, where: str = CATALOG_FILE) -> list[CatalogEntry]:

@@ -64,11 +64,16 @@ class FastDecoder:
         self.layers = []
         for layer in model.model.layers:
             attn, mlp = layer.self_attn, layer.mlp
-            self.layers.append({
-                "qkv": Int4WeightLinear.joined([attn.q_proj, attn.k_proj, attn.v_proj]), "o": attn.o_proj,
-                "gate_up": Int4WeightLinear.joined([mlp.gate_proj, mlp.up_proj]), "down": mlp.down_proj,
-                "norm1": layer.input_layernorm.weight, "norm2": layer.post_attention_layernorm.weight,
-            })  # fmt: skip
+            self.layers.append(
+                {
+                    "qkv": Int4WeightLinear.joined([attn.q_proj, attn.k_proj, attn.v_proj]),
+                    "o": attn.o_proj,
+                    "gate_up": Int4WeightLinear.joined([mlp.gate_proj, mlp.up_proj]),
+                    "down": mlp.down_proj,
+                    "norm1": layer.input_layernorm.weight,
+                    "norm2": layer.post_attention_layernorm.weight,
+                }
+            )
         self.norm, self.head = model.model.norm.weight, model.lm_head
         positions = torch.arange(config.max_position_embeddings)[None]
         with torch.inference_mode():  # the model's own rotary tables (scaling included)

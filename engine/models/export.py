@@ -29,7 +29,8 @@ def merge_export(
         model.save_pretrained(str(folder))  # transformers 5 always writes safetensors
         loaded.tokenizer.save_pretrained(str(folder))
         export = {"base": info.base, "adapter": info.name, "adapter_created": info.created, "lora": info.lora}
-        write_json(folder / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics,
-                                          "exported": now_iso()})  # fmt: skip
+        write_json(
+            folder / EXPORT_FILE, {**export, "prompt": info.prompt, "metrics": info.metrics, "exported": now_iso()}
+        )
 
     return publish_folder(target, build, overwrite)

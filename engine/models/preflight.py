@@ -100,9 +100,12 @@ def plan_for(
     smaller = sorted((e for e in catalog if e.name != entry.name and size(e) < own), key=size, reverse=True)
     by_name = {e.name: e for e in [entry, *smaller]}
     return plan_load(
-        [e.name for e in [entry, *smaller]], precision, reading,
-        lambda name, p: estimate_footprint(model_shape(by_name[name], settings), p, 1, tokens), device,
-    )  # fmt: skip
+        [e.name for e in [entry, *smaller]],
+        precision,
+        reading,
+        lambda name, p: estimate_footprint(model_shape(by_name[name], settings), p, 1, tokens),
+        device,
+    )
 
 
 def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: float) -> list[dict]:
@@ -114,8 +117,15 @@ def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: 
     rows = []
     for p, f in footprints(entry, settings, batch).items():
         fits = largest_batch(shape, p, budget)
-        rows.append({"precision": p, "weights (GB)": round(f.weights_gb, 3), "KV cache (GB)": round(f.kv_cache_gb, 3),
-                     "total (GB)": round(f.total_gb, 3), "largest batch in budget": fits})  # fmt: skip
+        rows.append(
+            {
+                "precision": p,
+                "weights (GB)": round(f.weights_gb, 3),
+                "KV cache (GB)": round(f.kv_cache_gb, 3),
+                "total (GB)": round(f.total_gb, 3),
+                "largest batch in budget": fits,
+            }
+        )
     return rows
 
 
@@ -132,8 +142,15 @@ def device_kind(device: str) -> str:
     return device.split(":")[0]
 
 
-def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntry], settings: Settings,
-               tracker=None, reading: MemoryReading | None = None) -> LoadOutcome:  # fmt: skip
+def load_entry(
+    manager,
+    entry: CatalogEntry,
+    aim: str,
+    catalog: list[CatalogEntry],
+    settings: Settings,
+    tracker=None,
+    reading: MemoryReading | None = None,
+) -> LoadOutcome:
     """Make ``entry`` with preset ``aim`` the active model, downgraded where the memory free now
     does not hold it; a downgrade is logged to MLflow when a tracker is given."""
     from engine.machine import read_memory
@@ -159,11 +176,17 @@ def load_entry(manager, entry: CatalogEntry, aim: str, catalog: list[CatalogEntr
 def log_downgrade(tracker, asked_model: str, asked_precision: str, plan: LoadPlan) -> str:
     from engine.tracking import MODELS
 
-    params = {"asked_model": asked_model, "asked_precision": asked_precision, "model": plan.model,
-              "precision": plan.precision, "pressure": plan.pressure}  # fmt: skip
+    params = {
+        "asked_model": asked_model,
+        "asked_precision": asked_precision,
+        "model": plan.model,
+        "precision": plan.precision,
+        "pressure": plan.pressure,
+    }
     run_id = tracker.start(MODELS, f"downgrade {asked_model} -> {plan.model} {plan.precision}", params)
-    tracker.log_metrics(run_id, {"budget_gb": plan.budget_gb, "estimate_gb": plan.footprint.total_gb,
-                                 "steps": len(plan.steps)})  # fmt: skip
+    tracker.log_metrics(
+        run_id, {"budget_gb": plan.budget_gb, "estimate_gb": plan.footprint.total_gb, "steps": len(plan.steps)}
+    )
     tracker.log_text(run_id, "\n".join(plan.steps), "downgrade.txt")
     tracker.end(run_id)
     return run_id

@@ -143,9 +143,13 @@ def bnb_linear(linear, quantization: str, device: str):
     else:
         kind = "fp4" if quantization == "4bit-fp4" else "nf4"
         layer = bnb.nn.Linear4bit(
-            linear.in_features, linear.out_features, bias=bias, compute_dtype=weight.dtype,
-            compress_statistics=True, quant_type=kind,
-        )  # fmt: skip
+            linear.in_features,
+            linear.out_features,
+            bias=bias,
+            compute_dtype=weight.dtype,
+            compress_statistics=True,
+            quant_type=kind,
+        )
         layer.weight = bnb.nn.Params4bit(
             weight, requires_grad=False, compress_statistics=True, quant_type=kind, module=layer
         )

@@ -284,10 +284,14 @@ def unique_ids(result: ImportResult, name: str, dedupe: bool = False) -> ImportR
         )
     first = {k: v[0] for k, v in places.items()}
     kept = [i for i, r in enumerate(result.records) if first[r.id] == i]
-    dropped = tuple(f"{where[i]}: the same id ({r.id}) as {where[first[r.id]]}"
-                    for i, r in enumerate(result.records) if first[r.id] != i)  # fmt: skip
-    return replace(result, records=[result.records[i] for i in kept], where=tuple(where[i] for i in kept),
-                   dropped=dropped)  # fmt: skip
+    dropped = tuple(
+        f"{where[i]}: the same id ({r.id}) as {where[first[r.id]]}"
+        for i, r in enumerate(result.records)
+        if first[r.id] != i
+    )
+    return replace(
+        result, records=[result.records[i] for i in kept], where=tuple(where[i] for i in kept), dropped=dropped
+    )
 
 
 def _detect_or_none(record: dict) -> str | None:

@@ -54,9 +54,13 @@ def _distribution(values: list[int]) -> dict | None:
         return None
     q = np.percentile(np.asarray(values, dtype=float), [0, 25, 50, 75, 100])
     return {
-        "min": int(q[0]), "p25": float(q[1]), "median": float(q[2]), "p75": float(q[3]), "max": int(q[4]),
+        "min": int(q[0]),
+        "p25": float(q[1]),
+        "median": float(q[2]),
+        "p75": float(q[3]),
+        "max": int(q[4]),
         "mean": round(float(np.mean(values)), 3),
-    }  # fmt: skip
+    }
 
 
 def _filter_rates(records: list[QARecord], thresholds: dict) -> dict:

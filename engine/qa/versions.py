@@ -125,11 +125,17 @@ class DatasetStore:
         if (target / MANIFEST).is_file():
             return self.manifest(dataset, version)
         manifest = Manifest(
-            id=version, dataset=check_dataset_name(dataset), parent=parent,
-            created=datetime.now(UTC).isoformat(), sources=tuple(_source(s) for s in sources),
-            generator=generator, prompt=prompt, thresholds=dict(thresholds or {}),
-            counts=_counts(records) | (counts or {}), note=note,
-        )  # fmt: skip
+            id=version,
+            dataset=check_dataset_name(dataset),
+            parent=parent,
+            created=datetime.now(UTC).isoformat(),
+            sources=tuple(_source(s) for s in sources),
+            generator=generator,
+            prompt=prompt,
+            thresholds=dict(thresholds or {}),
+            counts=_counts(records) | (counts or {}),
+            note=note,
+        )
         with scratch_beside(target) as tmp:
             tmp.mkdir(parents=True)
             write_jsonl(records, tmp / RECORDS)

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-SIMPLE_MODULES = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
-                  "sentence_transformers.models.Normalize"}  # fmt: skip
+SIMPLE_MODULES = {
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+}
 
 
 class TransformersEncoder:
@@ -82,8 +85,12 @@ def is_simple(folder: Path) -> bool:
         modules, pooling, _ = read_config(folder)
     except (OSError, ValueError, StopIteration, KeyError):
         return False
-    other_modes = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                   "pooling_mode_lasttoken")  # fmt: skip
+    other_modes = (
+        "pooling_mode_max_tokens",
+        "pooling_mode_mean_sqrt_len_tokens",
+        "pooling_mode_weightedmean_tokens",
+        "pooling_mode_lasttoken",
+    )
     return (
         {m["type"] for m in modules} <= SIMPLE_MODULES
         and not any(pooling.get(k) for k in other_modes)

@@ -132,8 +132,10 @@ def focus(question: str, hits: Sequence[Hit], embedder, count: int) -> list[Hit]
     their heading (the chunk's id and source kept, so citations lead back to it)."""
     found = candidates_of(hits)
     order = rank(question, [(h, s) for _, h, s in found], embedder)[:count]
-    return [Hit(hits[found[i][0]].id, found[i][1], found[i][2], hits[found[i][0]].source, hits[found[i][0]].score)
-            for i in order] or list(hits)  # fmt: skip
+    return [
+        Hit(hits[found[i][0]].id, found[i][1], found[i][2], hits[found[i][0]].source, hits[found[i][0]].score)
+        for i in order
+    ] or list(hits)
 
 
 def ground(question: str, answer: str, sources: Sequence[Hit], spec: FocusSpec = FocusSpec()) -> str:

@@ -16,8 +16,7 @@ from engine.errors import InputError
 
 BLANK_RUNS = re.compile(r"\n{3,}")
 HTML_DROPPED = ("script", "style", "noscript", "template", "svg", "head", "nav", "footer", "form", "button")
-HTML_BLOCKS = ("p", "div", "section", "article", "main", "header", "blockquote", "pre", "dd", "dt", "figcaption",
-               "tr", "br", "hr", "table", "ul", "ol")  # fmt: skip
+HTML_BLOCKS = tuple("p div section article main header blockquote pre dd dt figcaption tr br hr table ul ol".split())
 
 
 @dataclass(frozen=True)

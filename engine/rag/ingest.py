@@ -97,9 +97,13 @@ def ingest_documents(
     previous = read_state(collection)
     resumed = previous is not None and previous.id and plan.args and previous.args == plan.args
     state = IngestState(
-        previous.id if resumed else uuid.uuid4().hex[:12], plan.source, plan.args, plan.documents,
-        created=previous.created if resumed else created, started=time.strftime("%Y-%m-%d %H:%M:%S"),
-    )  # fmt: skip
+        previous.id if resumed else uuid.uuid4().hex[:12],
+        plan.source,
+        plan.args,
+        plan.documents,
+        created=previous.created if resumed else created,
+        started=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
     write_state(collection, state)
     counted, seen, batch = _Counted(docs), set(), []
     added = stored = 0
@@ -150,8 +154,10 @@ def rollback_ingest(store: KnowledgeBaseStore, kb: str) -> int:
     if state is None:
         raise InputError(f"Knowledge base {kb!r} has no unfinished ingest to roll back.")
     if not state.id:
-        raise InputError(f"Knowledge base {kb!r} was left incomplete by another version of the Studio: "
-                         "resume it by ingesting the same source again, or delete it.")  # fmt: skip
+        raise InputError(
+            f"Knowledge base {kb!r} was left incomplete by another version of the Studio: "
+            "resume it by ingesting the same source again, or delete it."
+        )
     removed = store.remove_where(kb, {CHUNK_KEY: state.id})
     if state.created and collection.count() == 0:
         store.delete(kb)

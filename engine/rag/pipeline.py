@@ -138,9 +138,18 @@ class RagPipeline:
             ids = [h.id for h in hits]
             cited = CITATION_MARK.sub(lambda m: renumber(m, shown, ids), raw)
         return RagAnswer(
-            question, answer, raw, hits, find_citations(cited, answer, hits, question), tuple(messages),
-            retrieve_s, generate_s, prompt_tokens, new_tokens, self.template.answer_style,
-        )  # fmt: skip
+            question,
+            answer,
+            raw,
+            hits,
+            find_citations(cited, answer, hits, question),
+            tuple(messages),
+            retrieve_s,
+            generate_s,
+            prompt_tokens,
+            new_tokens,
+            self.template.answer_style,
+        )
 
     def answer(self, question: str, k: int = 5) -> RagAnswer:
         return self.answer_many([question], k)[0]
@@ -167,10 +176,9 @@ class RagPipeline:
         completions = self.generator.generate(conversations, self.sampling, batch_size, on_progress)
         share = retrieve_s / max(1, len(questions))
         return [
-            self.finish(q, c.text, hits[i], shown[i], conversations[i], share, c.seconds, c.prompt_tokens,
-                        c.new_tokens)
+            self.finish(q, c.text, hits[i], shown[i], conversations[i], share, c.seconds, c.prompt_tokens, c.new_tokens)
             for i, (q, c) in enumerate(zip(questions, completions, strict=True))
-        ]  # fmt: skip
+        ]
 
     def stream(self, question: str, k: int = 5) -> AnswerStream:
         """An iterable of answer pieces; its ``result`` is the full RagAnswer once consumed."""
@@ -200,6 +208,13 @@ class AnswerStream:
         seconds = time.perf_counter() - start
         prompt_tokens = gen.count_tokens(gen.render(self.messages))
         self.result = self.pipeline.finish(
-            self.question, raw, self.hits, self.shown, self.messages, self.retrieve_s, seconds, prompt_tokens,
+            self.question,
+            raw,
+            self.hits,
+            self.shown,
+            self.messages,
+            self.retrieve_s,
+            seconds,
+            prompt_tokens,
             gen.count_tokens(raw),
-        )  # fmt: skip
+        )

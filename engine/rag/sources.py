@@ -35,8 +35,16 @@ from engine.rag.formats import READERS, Parsed, pdf_pages, pdf_reader
 
 READ_BYTES = 1 << 20  # a text file is decoded a megabyte at a time
 SAMPLE_CHARS = 1 << 18  # text kept from the first documents to estimate how many chunks the rest give
-KINDS = {".jsonl": "jsonl", ".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf",
-         ".html": "html", ".htm": "html", ".docx": "docx"}  # fmt: skip
+KINDS = {
+    ".jsonl": "jsonl",
+    ".txt": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".pdf": "pdf",
+    ".html": "html",
+    ".htm": "html",
+    ".docx": "docx",
+}
 WHOLE = ("html", "docx")  # read whole (web pages and Word files are small), as Markdown: engine.rag.formats
 
 
@@ -219,8 +227,10 @@ def scan_file(name: str, path: Path, root: Path | None = None) -> SourceFile:
     """Check one file whole, keeping only counts and a sample; a bad file is an InputError naming it."""
     kind = KINDS.get(Path(name).suffix.lower())
     if kind is None:
-        raise InputError(f"{name}: unsupported file type {Path(name).suffix or '(no suffix)'}; supported: "
-                         f"{', '.join(SUPPORTED_SUFFIXES)}.")  # fmt: skip
+        raise InputError(
+            f"{name}: unsupported file type {Path(name).suffix or '(no suffix)'}; supported: "
+            f"{', '.join(SUPPORTED_SUFFIXES)}."
+        )
     try:
         if not os.path.getsize(path):
             raise InputError(f"{name} is empty.")
@@ -253,8 +263,10 @@ def scan_path(path: str | os.PathLike, on_error: str = "abort") -> Scan:
         except InputError as e:
             problems.append(str(e))
     if not files and not problems:
-        raise InputError(f"{path} holds no file to ingest: every supported file there is a link that leaves it "
-                         f"({'; '.join(listing.links)}).")  # fmt: skip
+        raise InputError(
+            f"{path} holds no file to ingest: every supported file there is a link that leaves it "
+            f"({'; '.join(listing.links)})."
+        )
     check_bad_files(problems, len(listing.files) + len(listing.problems), on_error)
     return Scan(path, tuple(files), tuple(problems), listing.links, listing.root)
 

@@ -21,13 +21,16 @@ STYLE_HELP = "auto: a short span for who/when/where/which/how many questions, se
 SPAN_OPENERS = {"who", "whom", "whose", "when", "where", "which"}
 DESCRIPTIVE_OPENERS = {"why", "explain", "describe", "summarize", "summarise", "tell", "compare", "list", "outline"}
 QUANTITIES = {"many", "much", "long", "old", "far", "big", "large", "small", "often", "fast", "tall", "high", "few"}
-AUXILIARIES = {"is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would", "should",
-               "shall", "may", "might", "must", "has", "have", "had"}  # fmt: skip
+AUXILIARIES = set(
+    "is are was were am do does did can could will would should shall may might must has have had".split()
+)
 COPULAS = {"is", "are", "was", "were"}
 PREPOSITIONS = {"in", "on", "at", "for", "from", "to", "by", "with", "of", "during", "after", "before", "since"}
 # "What is the purpose of X?" asks for an explanation, not an attribute like "the capital of X".
-ABSTRACT_HEADS = {"purpose", "point", "role", "difference", "differences", "meaning", "idea", "goal", "aim",
-                  "use", "uses", "advantage", "advantages", "benefit", "benefits", "reason", "reasons"}  # fmt: skip
+ABSTRACT_HEADS = set(
+    "purpose point role difference differences meaning idea goal aim use uses advantage advantages "
+    "benefit benefits reason reasons".split()
+)
 WORD = re.compile(r"[a-z0-9][a-z0-9'/_.-]*")
 CONTRACTED = re.compile(r"\b(what|who|where|when|how|why)'s\b")  # "What's X for?" is "What is X for?"
 

@@ -5,6 +5,12 @@ from engine.ratings.sessions import Progress, Rating, RatingItem, RatingSession,
 from engine.ratings.store import RatingStore, default_store
 
 __all__ = [
-    "Progress", "Rating", "RatingItem", "RatingSession", "RatingStore", "SessionItem", "default_store",
+    "Progress",
+    "Rating",
+    "RatingItem",
+    "RatingSession",
+    "RatingStore",
+    "SessionItem",
+    "default_store",
     "items_from_answers",
-]  # fmt: skip
+]

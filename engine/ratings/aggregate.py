@@ -57,11 +57,18 @@ def win_rates(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         points = float(mine_score.sum())
         low, high = proportion_confint(points, n, alpha=alpha, method="wilson")
         rows.append(
-            {"variant": name, "comparisons": n, "wins": int((mine_score == 1).sum()),
-             "ties": int((winner[mine] == "tie").sum()), "both_bad": int((winner[mine] == "both_bad").sum()),
-             "losses": int((mine_score == 0).sum()), "win_rate": points / n,
-             "win_rate_low": float(low), "win_rate_high": float(high)}
-        )  # fmt: skip
+            {
+                "variant": name,
+                "comparisons": n,
+                "wins": int((mine_score == 1).sum()),
+                "ties": int((winner[mine] == "tie").sum()),
+                "both_bad": int((winner[mine] == "both_bad").sum()),
+                "losses": int((mine_score == 0).sum()),
+                "win_rate": points / n,
+                "win_rate_low": float(low),
+                "win_rate_high": float(high),
+            }
+        )
     return pd.DataFrame(rows).sort_values("win_rate", ascending=False, ignore_index=True)
 
 

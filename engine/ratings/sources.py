@@ -26,9 +26,14 @@ def session_from_experiment(
     if limit:
         rows_a, rows_b = rows_a[:limit], rows_b[:limit]
     items = items_from_answers(
-        [r["question"] for r in rows_a], [r.get("gold", "") for r in rows_a], [r.get("context", "") for r in rows_a],
-        [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], (a, b), [r["item_id"] for r in rows_a],
-    )  # fmt: skip
+        [r["question"] for r in rows_a],
+        [r.get("gold", "") for r in rows_a],
+        [r.get("context", "") for r in rows_a],
+        [r["prediction"] for r in rows_a],
+        [r["prediction"] for r in rows_b],
+        (a, b),
+        [r["item_id"] for r in rows_a],
+    )
     name = f"{result.spec.get('name', experiment_id)}: {a} vs {b}"
     return store.create_session(name, (a, b), items, {"experiment": experiment_id}, seed)
 
@@ -54,9 +59,14 @@ def session_from_runs(
     if limit:
         shared = shared.head(limit)
     items = items_from_answers(
-        list(shared["question"]), list(shared["gold"]), None, list(shared["prediction"]),
-        [answers_b[i] for i in shared["id"]], names, list(shared["id"]),
-    )  # fmt: skip
+        list(shared["question"]),
+        list(shared["gold"]),
+        None,
+        list(shared["prediction"]),
+        [answers_b[i] for i in shared["id"]],
+        names,
+        list(shared["id"]),
+    )
     return store.create_session(f"{names[0]} vs {names[1]}", names, items, {"runs": [run_a, run_b]}, seed)
 
 

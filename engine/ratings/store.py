@@ -129,9 +129,19 @@ class RatingStore:
         for position, it in enumerate(items):
             left, right = variants if rng.random() < 0.5 else variants[::-1]
             rows.append(
-                (session_id, str(it.item_id), position, it.question, it.reference or "", it.context or "",
-                 left, right, str(it.answers[left] or ""), str(it.answers[right] or ""))
-            )  # fmt: skip
+                (
+                    session_id,
+                    str(it.item_id),
+                    position,
+                    it.question,
+                    it.reference or "",
+                    it.context or "",
+                    left,
+                    right,
+                    str(it.answers[left] or ""),
+                    str(it.answers[right] or ""),
+                )
+            )
         with self._write() as con:
             con.execute(
                 "INSERT INTO sessions (id, name, created, variants, source, seed) VALUES (?, ?, ?, ?, ?, ?)",
@@ -207,9 +217,17 @@ class RatingStore:
                                          comment, created)
                     VALUES (?, ?, ?, ?, ?, {", ".join("?" * len(SCORE_COLUMNS))}, ?, ?)
                     ON CONFLICT (session_id, item_id, rater) DO NOTHING""",
-                (rating.session_id, rating.item_id, rating.rater.strip(), rating.preference, winner,
-                 *[None if s is None else int(s) for s in scores], rating.comment or "", time.time()),
-            )  # fmt: skip
+                (
+                    rating.session_id,
+                    rating.item_id,
+                    rating.rater.strip(),
+                    rating.preference,
+                    winner,
+                    *[None if s is None else int(s) for s in scores],
+                    rating.comment or "",
+                    time.time(),
+                ),
+            )
             new = cursor.rowcount == 1
             if new:  # rating an item skipped earlier replaces the skip
                 con.execute(

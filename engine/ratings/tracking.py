@@ -54,9 +54,13 @@ def log_session(
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
     params = {
-        "session_id": session.id, "session": session.name, "variants": json.dumps(list(session.variants)),
-        "source": json.dumps(session.source, sort_keys=True), "seed": session.seed, "resamples": resamples,
-    }  # fmt: skip
+        "session_id": session.id,
+        "session": session.name,
+        "variants": json.dumps(list(session.variants)),
+        "source": json.dumps(session.source, sort_keys=True),
+        "seed": session.seed,
+        "resamples": resamples,
+    }
     run_id = tracker.start(HUMAN_EVAL, f"ratings {session.name}", params=params, tags={"session_id": session.id})
     try:
         tracker.log_metrics(run_id, metrics)

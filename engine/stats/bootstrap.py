@@ -59,8 +59,14 @@ def bootstrap_mean(
     if x.size < 2:
         raise InputError(f"A bootstrap interval needs at least two {what}; got {x.size}.")
     _check_settings(confidence, resamples, method)
-    return bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=resamples, method=method,
-                     rng=np.random.default_rng(seed))  # fmt: skip
+    return bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method=method,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def paired_bootstrap(

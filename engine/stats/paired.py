@@ -80,8 +80,9 @@ def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> Tes
     else:
         effect = b / c
     detail = {"table": table, "b_only_right": b, "a_only_right": c, "discordant": b + c}
-    return TestResult("McNemar exact", float(found.statistic), float(found.pvalue), effect,
-                      "discordant odds ratio", len(xa), detail)  # fmt: skip
+    return TestResult(
+        "McNemar exact", float(found.statistic), float(found.pvalue), effect, "discordant odds ratio", len(xa), detail
+    )
 
 
 def _signed_ranks(diff) -> tuple[float, float]:
@@ -111,8 +112,15 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> TestResult:
     r_plus, r_minus = _signed_ranks(diff)
     effect = (r_plus - r_minus) / (r_plus + r_minus)
     detail = {"r_plus": r_plus, "r_minus": r_minus, "zeros": zeros}
-    return TestResult("Wilcoxon signed-rank", float(found.statistic), float(found.pvalue), effect,
-                      "rank-biserial correlation", len(diff), detail)  # fmt: skip
+    return TestResult(
+        "Wilcoxon signed-rank",
+        float(found.statistic),
+        float(found.pvalue),
+        effect,
+        "rank-biserial correlation",
+        len(diff),
+        detail,
+    )
 
 
 def _mean_gain(x, y, axis):
@@ -130,12 +138,20 @@ def paired_permutation(a: Sequence[float], b: Sequence[float], resamples: int = 
         raise InputError(f"A permutation test needs at least one resample, not {resamples}.")
     xa, xb = check_pairs(a, b)
     rng = np.random.default_rng(seed)
-    found = permutation_test((xa, xb), _mean_gain, permutation_type="samples", vectorized=True,
-                             n_resamples=resamples, alternative="two-sided", rng=rng)  # fmt: skip
+    found = permutation_test(
+        (xa, xb),
+        _mean_gain,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=resamples,
+        alternative="two-sided",
+        rng=rng,
+    )
     exact = 2 ** len(xa) <= resamples
     detail = {"mean_diff": float((xb - xa).mean()), "exact": exact, "resamples": 2 ** len(xa) if exact else resamples}
-    return TestResult("paired permutation", float(found.statistic), float(found.pvalue), _d_z(xb - xa),
-                      "Cohen's d_z", len(xa), detail)  # fmt: skip
+    return TestResult(
+        "paired permutation", float(found.statistic), float(found.pvalue), _d_z(xb - xa), "Cohen's d_z", len(xa), detail
+    )
 
 
 def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:

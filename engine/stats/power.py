@@ -83,8 +83,10 @@ def _power_by_integral(effect_dz: float, n: int, alpha: float) -> float:
         return float(stats.chi.pdf(s, df) * (stats.norm.sf(edge - nc) + stats.norm.cdf(-edge - nc)))
 
     edges = [float(q) for q in stats.chi.ppf(_PIECES, df)] + [float(stats.chi.isf(1e-15, df))]
-    total = sum(integrate.quad(rejecting, a, b, epsabs=1e-14, epsrel=1e-12, limit=100)[0]
-                for a, b in zip(edges, edges[1:], strict=False))  # fmt: skip
+    total = sum(
+        integrate.quad(rejecting, a, b, epsabs=1e-14, epsrel=1e-12, limit=100)[0]
+        for a, b in zip(edges, edges[1:], strict=False)
+    )
     return min(1.0, max(0.0, total))
 
 
@@ -127,5 +129,6 @@ def sensitivity(effect_dz: float, n: int, alpha: float = 0.05, power: float = 0.
     if not math.isfinite(effect_dz) or effect_dz == 0:
         observed_power = 1.0 if math.isinf(effect_dz) else math.nan
         return Sensitivity(n, effect_dz, observed_power, None, detectable)
-    return Sensitivity(n, effect_dz, power_of(effect_dz, n, alpha), minimum_sample_size(effect_dz, alpha, power),
-                       detectable)  # fmt: skip
+    return Sensitivity(
+        n, effect_dz, power_of(effect_dz, n, alpha), minimum_sample_size(effect_dz, alpha, power), detectable
+    )
