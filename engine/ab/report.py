@@ -132,7 +132,6 @@ def build_report(
     }
     for n in names:  # the report shows EM in percent whatever the rows' scale
         summaries[n]["em"] = quality[n].em[0]
-    multi = len(names) >= 3
     if paired is None and len(names) >= 2 and n_items >= 2:
         paired = compare_variants(f1, em, reference, alpha, resamples, seed)
     comparisons = comparisons_from(paired) if paired else []
@@ -150,6 +149,33 @@ def build_report(
     if result.created:
         doc.p(f"Created {result.created}" + (f"; MLflow run `{result.run_id}`." if result.run_id else "."))
 
+    recommendations_section(doc, recs)
+
+    quality_section(doc, quality, comparisons, em, reference)
+
+    paired_section(doc, paired, alpha)
+
+    latency_section(doc, summaries, variants, front)
+    doc.figure(quality_figure(quality, reference))
+    doc.figure(pareto_figure(summaries, front))
+    doc.figure(latency_figure(variants))
+
+    doc.h(2, "Judge")
+    judges = [] if judge is None else [judge] if isinstance(judge, JudgeResult) else list(judge)
+    for found in judges:
+        judge_section(doc, found, len(judges) > 1)
+    if not judges:
+        doc.p("No judge was run for this experiment.")
+
+    md = Document([b for b in doc.blocks if b[0] != "figure"])
+    md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
+    return Report(
+        result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front, paired
+    )
+
+
+def recommendations_section(doc: Document, recs: list[Recommendation]) -> None:
+    """Which variant to deploy for each goal, and the rules that chose it."""
     doc.h(2, "Recommendations")
     doc.ul(
         [
@@ -159,10 +185,15 @@ def build_report(
     )
     doc.p("Rules: " + " ".join(f"*{r.goal}*: {r.rule}" for r in recs))
 
+
+def quality_section(
+    doc: Document, quality: dict[str, VariantQuality], comparisons: list[Comparison], em: dict, reference: str
+) -> None:
+    """Each variant's EM and F1 with intervals, and its difference from the reference."""
     doc.h(2, "Quality")
     ref_comp = {c.b if c.a == reference else c.a: c for c in comparisons if reference in (c.a, c.b)}
     rows = []
-    for n in names:
+    for n in quality:
         q = quality[n]
         if n == reference:
             diff_f1, diff_em = "reference", "reference"
@@ -187,6 +218,10 @@ def build_report(
         "the per-item F1 differences (items resampled with both variants' scores kept together)."
     )
 
+
+def paired_section(doc: Document, paired, alpha: float) -> None:
+    """The paired tests of each comparison (Holm-adjusted where there are several), and their sensitivity."""
+    multi = paired is not None and len(paired.comparisons) > 1
     doc.h(2, "Paired tests")
     if paired is None:
         doc.p("Paired tests need at least two variants and two items.")
@@ -223,6 +258,9 @@ def build_report(
 
         sensitivity_section(doc, paired, alpha)
 
+
+def latency_section(doc: Document, summaries: dict, variants: dict, front: list[str]) -> None:
+    """Latency, memory and the Pareto front."""
     doc.h(2, "Latency and memory")
     rows = [
         [
@@ -255,22 +293,6 @@ def build_report(
     doc.p(
         f"Pareto-optimal (no other variant has at least the F1, at most the p50 latency and at most the peak "
         f"memory, and is better on one): {', '.join(front)}."
-    )
-    doc.figure(quality_figure(quality, reference))
-    doc.figure(pareto_figure(summaries, front))
-    doc.figure(latency_figure(variants))
-
-    doc.h(2, "Judge")
-    judges = [] if judge is None else [judge] if isinstance(judge, JudgeResult) else list(judge)
-    for found in judges:
-        judge_section(doc, found, len(judges) > 1)
-    if not judges:
-        doc.p("No judge was run for this experiment.")
-
-    md = Document([b for b in doc.blocks if b[0] != "figure"])
-    md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
-    return Report(
-        result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front, paired
     )
 
 
