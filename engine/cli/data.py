@@ -8,6 +8,7 @@ import json
 import sys
 from dataclasses import fields
 
+from engine.data import steps
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec
 from engine.qa.records import NORMALIZERS
@@ -94,8 +95,8 @@ def funnel_table(report) -> str:
     return table(rows)
 
 
-def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few lines)
-    from engine.data import steps
+def run(a, settings) -> str:
+    """Run the parsed ``data`` command; its output as text."""
     from engine.qa.versions import DatasetStore
     from engine.tracking import Tracker
 
@@ -103,108 +104,132 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
     version = ""
     if a.command in ("topics", "split", "augment", "hard-cases", "show", "export"):
         version = a.version or store.versions(a.dataset)[0].id  # the newest by default
-    if a.command == "import":
-        manifest, result = steps.import_source(
-            settings,
-            a.dataset,
-            a.source,
-            kind=a.kind,
-            tracker=tracker,
-            on_error="skip" if a.skip_bad else "abort",
-            dedupe=a.dedupe,
-        )
-        skipped = "".join(f"\n  skipped {p}" for p in result.problems)
-        dropped = "".join(f"\n  dropped {p}" for p in result.dropped)
-        return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
-    if a.command == "generate":
-        from engine.data.generation import generate_qa, teacher_spec
+    return COMMANDS[a.command](a, settings, store, tracker, version)
+
+
+def import_data(a, settings, store, tracker, version) -> str:
+    manifest, result = steps.import_source(
+        settings,
+        a.dataset,
+        a.source,
+        kind=a.kind,
+        tracker=tracker,
+        on_error="skip" if a.skip_bad else "abort",
+        dedupe=a.dedupe,
+    )
+    skipped = "".join(f"\n  skipped {p}" for p in result.problems)
+    dropped = "".join(f"\n  dropped {p}" for p in result.dropped)
+    return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
+
+
+def generate(a, settings, store, tracker, version) -> str:
+    from engine.data.generation import generate_qa, teacher_spec
+    from engine.models.generation import load_generator
+    from engine.rag.embedder import Embedder
+
+    filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
+    spec = GenerationSpec(
+        **{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"}, filters=filters
+    )
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
+
+    report = generate_qa(spec, load_generator(teacher_spec(spec), settings), Embedder.shared(), settings, progress)
+    print(file=sys.stderr)
+    times = table([{"step": k, "seconds": v} for k, v in report.seconds.items()])
+    sample = table([{"question": s["question"], "answer": s["answer"]} for s in report.sample])
+    head = f"{report.dataset}@{report.version}: kept {report.kept} of {report.candidates} candidates"
+    return f"{head}{' (resumed)' if report.resumed else ''}\n\n{funnel_table(report)}\n\n{times}\n\n{sample}"
+
+
+def topics(a, settings, store, tracker, version) -> str:
+    from engine.data.topics import TopicSpec
+
+    spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max, text=a.text)
+    manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
+    rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
+    scores = ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(topics.silhouette.items()))
+    return f"{a.dataset}@{manifest.id}: {topics.k} topics (silhouette {scores})\n\n{table(rows)}"
+
+
+def split(a, settings, store, tracker, version) -> str:
+    from engine.data.splits import SplitSpec
+
+    manifest, leaks, sizes = steps.split_version(
+        settings, a.dataset, version, SplitSpec(seed=a.seed), a.threshold, tracker
+    )
+    return (
+        f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"
+        f"{table([leaks.counts()])}"
+    )
+
+
+def augment(a, settings, store, tracker, version) -> str:
+    from engine.data.augment import AugmentSpec
+
+    spec = AugmentSpec(kinds=tuple(k.strip() for k in a.kinds.split(",") if k.strip()))
+    generator = None
+    if "paraphrase" in spec.kinds:
         from engine.models.generation import load_generator
-        from engine.rag.embedder import Embedder
 
-        filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
-        spec = GenerationSpec(
-            **{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"}, filters=filters
+        generator = load_generator(settings=settings)
+    if a.command == "augment":
+        manifest, report = steps.augment_version(settings, a.dataset, version, spec, generator, tracker)
+    else:
+        manifest, report = steps.hard_case_version(
+            settings, a.dataset, version, a.run, a.threshold, spec, generator, tracker
         )
+    return f"{a.dataset}@{manifest.id}\n\n{json.dumps(report, indent=1)}"
 
-        def progress(fraction: float, message: str) -> None:
-            print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
 
-        report = generate_qa(spec, load_generator(teacher_spec(spec), settings), Embedder.shared(), settings, progress)
-        print(file=sys.stderr)
-        times = table([{"step": k, "seconds": v} for k, v in report.seconds.items()])
-        sample = table([{"question": s["question"], "answer": s["answer"]} for s in report.sample])
-        head = f"{report.dataset}@{report.version}: kept {report.kept} of {report.candidates} candidates"
-        return f"{head}{' (resumed)' if report.resumed else ''}\n\n{funnel_table(report)}\n\n{times}\n\n{sample}"
-    if a.command == "topics":
-        from engine.data.topics import TopicSpec
+def show(a, settings, store, tracker, version) -> str:
+    return json.dumps(
+        {"manifest": store.manifest(a.dataset, version).to_dict(), "report": store.report(a.dataset, version)},
+        indent=1,
+    )
 
-        spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max, text=a.text)
-        manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
-        rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
-        scores = ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(topics.silhouette.items()))
-        return f"{a.dataset}@{manifest.id}: {topics.k} topics (silhouette {scores})\n\n{table(rows)}"
-    if a.command == "split":
-        from engine.data.splits import SplitSpec
 
-        manifest, leaks, sizes = steps.split_version(
-            settings, a.dataset, version, SplitSpec(seed=a.seed), a.threshold, tracker
-        )
-        return (
-            f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"
-            f"{table([leaks.counts()])}"
-        )
-    if a.command in ("augment", "hard-cases"):
-        from engine.data.augment import AugmentSpec
+def export(a, settings, store, tracker, version) -> str:
+    return str(steps.export_version(settings, a.dataset, version, a.to, overwrite=a.overwrite))
 
-        spec = AugmentSpec(kinds=tuple(k.strip() for k in a.kinds.split(",") if k.strip()))
-        generator = None
-        if "paraphrase" in spec.kinds:
-            from engine.models.generation import load_generator
 
-            generator = load_generator(settings=settings)
-        if a.command == "augment":
-            manifest, report = steps.augment_version(settings, a.dataset, version, spec, generator, tracker)
-        else:
-            manifest, report = steps.hard_case_version(
-                settings, a.dataset, version, a.run, a.threshold, spec, generator, tracker
-            )
-        return f"{a.dataset}@{manifest.id}\n\n{json.dumps(report, indent=1)}"
-    if a.command == "show":
-        return json.dumps(
-            {"manifest": store.manifest(a.dataset, version).to_dict(), "report": store.report(a.dataset, version)},
-            indent=1,
-        )
-    if a.command == "export":
-        return str(steps.export_version(settings, a.dataset, version, a.to, overwrite=a.overwrite))
-    if a.command == "review":
-        from engine.data.review import read_decisions, save_review
+def review(a, settings, store, tracker, version) -> str:
+    from engine.data.review import read_decisions, save_review
 
-        name, _, version = a.dataset.strip().partition("@")
-        version = version or store.versions(name)[0].id
-        decisions = read_decisions(a.decisions) if a.decisions else None
-        manifest, _ = save_review(settings, name, version, decisions, not a.only_reviewed, tracker)
-        return f"{name}@{manifest.id} (parent {version}, {manifest.counts['records']} records): {manifest.note}"
-    if a.command == "versions":
-        names = [a.dataset] if a.dataset else store.datasets()
-        rows = [
-            {
-                "dataset": m.dataset,
-                "version": m.id,
-                "parent": m.parent,
-                "created": m.created[:19],
-                "records": m.counts.get("records"),
-                "note": m.note[:80],
-            }
-            for n in names
-            for m in store.versions(n)
-        ]
-        return table(rows)
-    if a.command == "diff":
-        from engine.qa.summary import diff
+    name, _, version = a.dataset.strip().partition("@")
+    version = version or store.versions(name)[0].id
+    decisions = read_decisions(a.decisions) if a.decisions else None
+    manifest, _ = save_review(settings, name, version, decisions, not a.only_reviewed, tracker)
+    return f"{name}@{manifest.id} (parent {version}, {manifest.counts['records']} records): {manifest.note}"
 
-        d = diff(store.load(a.dataset, a.old), store.load(a.dataset, a.new))
-        counts = {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed), "unchanged": d.unchanged}
-        return f"{table([counts])}\n\n{table([{'stat': k, 'delta': v} for k, v in d.stat_deltas.items() if v])}"
+
+def versions(a, settings, store, tracker, version) -> str:
+    names = [a.dataset] if a.dataset else store.datasets()
+    rows = [
+        {
+            "dataset": m.dataset,
+            "version": m.id,
+            "parent": m.parent,
+            "created": m.created[:19],
+            "records": m.counts.get("records"),
+            "note": m.note[:80],
+        }
+        for n in names
+        for m in store.versions(n)
+    ]
+    return table(rows)
+
+
+def diff_versions(a, settings, store, tracker, version) -> str:
+    from engine.qa.summary import diff
+
+    d = diff(store.load(a.dataset, a.old), store.load(a.dataset, a.new))
+    counts = {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed), "unchanged": d.unchanged}
+    return f"{table([counts])}\n\n{table([{'stat': k, 'delta': v} for k, v in d.stat_deltas.items() if v])}"
+
+
+def refresh_kb(a, settings, store, tracker, version) -> str:
     from engine.data.knowledge import refresh_job  # refresh-kb: the job's code, run here
 
     class Here:
@@ -224,6 +249,22 @@ def run(a, settings) -> str:  # noqa: C901  (one branch per command, each a few 
         "version": a.version or (store.versions(a.dataset)[0].id if a.dataset else ""),
     }
     return table([refresh_job(args, Here())])
+
+
+COMMANDS = {
+    "import": import_data,
+    "generate": generate,
+    "topics": topics,
+    "split": split,
+    "augment": augment,
+    "hard-cases": augment,
+    "show": show,
+    "export": export,
+    "review": review,
+    "versions": versions,
+    "diff": diff_versions,
+    "refresh-kb": refresh_kb,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -127,23 +127,18 @@ def train(
 def _train(
     spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint, main, began
 ) -> TrainResult:
-    """:func:`train` once the adapter name is claimed and its run folder is ready."""
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
-
-    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback, cut_curve
-    from engine.finetune.encoding import Collator
-    from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
+    """:func:`train` once the adapter name is claimed and its run folder is ready: prepare the model and the
+    examples, build the Trainer, train, save the adapter."""
+    from engine.finetune.inputs import build_examples, load_base, lora_model
     from engine.finetune.lora import summarize
     from engine.models.adapters import AdapterRegistry
-    from engine.tracking import TRAINING
+    from engine.models.generation import Generator
 
     registry = AdapterRegistry(settings)
     if spec.start_from:
         registry.get(spec.start_from)  # a missing adapter is said now, before the slow start
     report(0.0, "loading the base model")
     loaded = load_base(spec, settings)
-    from engine.models.generation import Generator
-
     generator = Generator(loaded)  # the base model's answers (self-distillation), with the adapter switched off
     if spec.start_from:
         report(0.0, f"continuing adapter {spec.start_from}")
@@ -151,31 +146,87 @@ def _train(
     summary = summarize(model)
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
-
     if not resume and main:  # written once the inputs load, so a start that failed leaves no run to resume
         (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
     report(0.0, f"LoRA on {targets.note}: {summary}")
-
     run_id = None
     if tracker is not None:
-        info = run_dir / "run.json"
-        if resume and info.is_file():
-            run_id = json.loads(info.read_text())["run_id"]
-        else:
-            params = {k: v for k, v in spec.to_dict().items() if not isinstance(v, dict)}
-            params |= {f"lora_{k}": v for k, v in spec.to_dict()["lora"].items()}
-            params |= {
-                "lora_targets": targets.modules,
-                "trainable_params": summary.trainable,
-                "train_examples": len(train_rows),
-                "validation_examples": len(val_rows),
-            }
-            run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
-            tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
-            log_dataset_inputs(tracker, run_id, datasets, settings)
-            info.write_text(json.dumps({"run_id": run_id}))
+        run_id = start_run(
+            spec, tracker, run_dir, resume, targets.modules, summary.trainable, train_rows, val_rows, datasets, settings
+        )
         if on_run:
             on_run(run_id)
+    trainer, curve, stop = build_trainer(
+        spec,
+        loaded,
+        model,
+        run_dir,
+        train_rows,
+        val_rows,
+        settings,
+        report,
+        tracker,
+        run_id,
+        stop_requested,
+        extra_callbacks,
+    )
+    if checkpoint is not None and main:
+        from engine.finetune.callbacks import cut_curve
+
+        cut_curve(run_dir, checkpoint_step(checkpoint))
+        report(0.0, f"resuming from {checkpoint.name}")
+    run_trainer(trainer, spec, checkpoint)
+    meta = adapter_meta(spec, trainer, loaded, model, targets.modules, summary.trainable, datasets, run_id)
+    if not main:
+        best = trainer.state.best_metric
+        return TrainResult(spec.adapter, trainer.state.global_step, False, stop.stopped, best, {}, now() - began, None)
+    info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
+    return finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
+
+
+def start_run(spec, tracker, run_dir, resume, modules, trainable, train_rows, val_rows, datasets, settings) -> str:
+    """The run's MLflow run: the one a resumed run logged to, else a new one with the spec, the LoRA and the data."""
+    from engine.finetune.inputs import log_dataset_inputs
+    from engine.tracking import TRAINING
+
+    info = run_dir / "run.json"
+    if resume and info.is_file():
+        return json.loads(info.read_text())["run_id"]
+    params = {k: v for k, v in spec.to_dict().items() if not isinstance(v, dict)}
+    params |= {f"lora_{k}": v for k, v in spec.to_dict()["lora"].items()}
+    params |= {
+        "lora_targets": modules,
+        "trainable_params": trainable,
+        "train_examples": len(train_rows),
+        "validation_examples": len(val_rows),
+    }
+    run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
+    tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
+    log_dataset_inputs(tracker, run_id, datasets, settings)
+    info.write_text(json.dumps({"run_id": run_id}))
+    return run_id
+
+
+def build_trainer(
+    spec,
+    loaded,
+    model,
+    run_dir,
+    train_rows,
+    val_rows,
+    settings,
+    report,
+    tracker,
+    run_id,
+    stop_requested,
+    extra_callbacks,
+):
+    """The HF Trainer for the run, with the Studio's callbacks (curves, validation F1, early stopping, stop)."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
+
+    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback
+    from engine.finetune.encoding import Collator
+    from engine.finetune.inputs import validation
 
     precision = resolve_precision(spec.precision, loaded.device)
     steps_per_epoch = max(1, -(-len(train_rows) // (spec.batch_size * spec.grad_accum)))
@@ -195,9 +246,11 @@ def _train(
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through report(), not raw dicts on stdout
-    if checkpoint is not None and main:
-        cut_curve(run_dir, checkpoint_step(checkpoint))
-        report(0.0, f"resuming from {checkpoint.name}")
+    return trainer, curve, stop
+
+
+def run_trainer(trainer, spec, checkpoint) -> None:
+    """Train (from the checkpoint, when resuming); running out of memory is a message with what to change."""
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except Exception as exc:
@@ -208,40 +261,38 @@ def _train(
                 "or start over with smaller settings."
             ) from exc
         raise
-    state = trainer.state
-    best = state.best_metric
-    metrics = {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items() if isinstance(v, float)}
-    evals = [h for h in state.log_history if args.metric_for_best_model in h]
-    if evals:
-        metrics = {k: v for k, v in evals[-1].items() if isinstance(v, int | float)}
-    meta = {
+
+
+def adapter_meta(spec, trainer, loaded, model, modules, trainable, datasets, run_id) -> dict:
+    """What the registry records with the adapter: its base, data, LoRA, prompt, best metric, run and training."""
+    state, best = trainer.state, trainer.state.best_metric
+    return {
         "base": dict(vars(loaded.spec)),
         "datasets": datasets,
-        "lora": lora_record(spec, model, targets.modules, summary.trainable),
+        "lora": lora_record(spec, model, modules, trainable),
         "prompt": "few-shot" if spec.rag.few_shot else "zero-shot",
         "max_source_chars": spec.rag.max_source_chars,
-        "metrics": {"best_" + args.metric_for_best_model: best} if best is not None else {},
+        "metrics": {"best_" + trainer.args.metric_for_best_model: best} if best is not None else {},
         "mlflow_run_id": run_id,
         "train": spec.to_dict() | {"steps": state.global_step, "max_steps": state.max_steps},
     }
-    if not main:
-        return TrainResult(spec.adapter, state.global_step, False, stop.stopped, best, {}, now() - began, None)
-    info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
+
+
+def finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began) -> TrainResult:
+    """Close the MLflow run (the adapter as its artifact) and say how training ended."""
+    state, best = trainer.state, trainer.state.best_metric
+    metrics = {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items() if isinstance(v, float)}
+    evals = [h for h in state.log_history if trainer.args.metric_for_best_model in h]
+    if evals:
+        metrics = {k: v for k, v in evals[-1].items() if isinstance(v, int | float)}
     if tracker is not None and run_id:
         curve.flush()
         tracker.log_metrics(run_id, {"best_metric": best or 0.0, "steps": state.global_step}, state.global_step)
         tracker.log_artifacts(run_id, info.path, "adapter")
         tracker.end(run_id, "KILLED" if stop.stopped else "FINISHED")
+    incomplete = state.global_step < state.max_steps and not stop.stopped
     result = TrainResult(
-        spec.adapter,
-        state.global_step,
-        state.global_step < state.max_steps and not stop.stopped,
-        stop.stopped,
-        best,
-        metrics,
-        now() - began,
-        run_id,
-        trainer.model,
+        spec.adapter, state.global_step, incomplete, stop.stopped, best, metrics, now() - began, run_id, trainer.model
     )
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result
