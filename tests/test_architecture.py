@@ -84,3 +84,13 @@ def test_the_app_starts_jobs_from_typed_specs_and_shows_them_in_one_panel() -> N
     assert [name for name, text in texts.items() if "start_job(" in text] == []
     watching = [name for name, text in texts.items() if "tail_log(" in text or "cancel_job(" in text]
     assert watching == ["ui/job_panel.py"]
+
+
+def test_every_engine_module_is_in_a_layer() -> None:
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][1]["layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    children = {f"engine.{p.stem}" for p in (ROOT / "engine").iterdir() if p.suffix == ".py" and p.stem != "__init__"}
+    children |= {f"engine.{p.name}" for p in (ROOT / "engine").iterdir() if (p / "__init__.py").is_file()}
+    assert children - placed == set()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine import jobs
 from engine.ab.spec import MODES, ExperimentSpec, VariantSpec
-from engine.models.spec import DTYPES, QUANTIZATIONS
+from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
 from ui import resources as r
 from ui.job_panel import job_panel
 from ui.widgets import user_errors
@@ -67,7 +67,7 @@ def experiment_form() -> None:
         key="ab-variants",
         column_config={
             "name": st.column_config.TextColumn("name", required=True),
-            "model": st.column_config.TextColumn("model", help="empty: the bundled model; " + r.MODEL_HELP),
+            "model": st.column_config.TextColumn("model", help="empty: the bundled model; " + MODEL_HELP),
             "quantization": st.column_config.SelectboxColumn("quantization", options=list(QUANTIZATIONS)),
             "dtype": st.column_config.SelectboxColumn("dtype", options=list(DTYPES)),
             "adapter": st.column_config.SelectboxColumn("adapter", options=adapters),
@@ -209,7 +209,7 @@ def judge_section(result, judges: list) -> None:
         a = cols[0].selectbox("Variant", names, key="ab-judge-a")
         b = cols[1].selectbox("against", names, index=min(1, len(names) - 1), key="ab-judge-b")
         model = cols[2].text_input(
-            "Judge model", "", key="ab-judge-model", help="empty: the bundled model; " + r.MODEL_HELP
+            "Judge model", "", key="ab-judge-model", help="empty: the bundled model; " + MODEL_HELP
         )
         reference = cols[3].checkbox("Show it the correct answer", True, key="ab-judge-reference")
         if st.form_submit_button("Run the judge"):

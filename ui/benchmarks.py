@@ -14,16 +14,17 @@ from engine.benchmark.matrix import PRECISIONS, BenchSpec, llama_cpp_available
 from engine.benchmark.regression import METRICS, compare_runs
 from engine.benchmark.runs import COLUMNS, differences, matrix_history, matrix_results, selection_from
 from engine.benchmark.selection import OBJECTIVES, RULES, pareto_front
-from engine.models.spec import spec_for
+from engine.models.spec import MODEL_HELP, spec_for
 from ui import resources as r
 from ui.job_panel import job_panel
+from ui.knobs import knob_input
 
 
 def matrix_form(runs: pd.DataFrame) -> None:
     """The form that starts a benchmark matrix as a background job."""
     with st.form("bench"):
         cols = st.columns([2, 4, 1, 1])
-        model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP, key="bench-model")
+        model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=MODEL_HELP, key="bench-model")
         precisions = cols[1].multiselect("Precisions", list(PRECISIONS), list(BenchSpec.precisions), key="bench-prec")
         reference = cols[2].selectbox(
             "Reference", list(PRECISIONS), key="bench-ref", help="quality differences are against this precision"
@@ -213,16 +214,11 @@ def matrix_section() -> None:
     trends(runs)
 
 
-MODE_HELP = (
-    "closed-book: no sources; distractor (given): each question's own passages (HotpotQA: its 10 paragraphs; a QA "
-    "set of yours: the records' contexts); kb: retrieval from a knowledge base, as the Query page does."
-)
-
-
 def eval_form():
-    """The evaluation form: an EvalSpec when it was submitted (bad input is raised here, before a job starts)."""
+    """The evaluation form: an EvalSpec when it was submitted (bad input is raised here, before a job starts).
+    Labels, help, choices and defaults are the spec's knobs, as ``engine eval`` shows them."""
     from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
-    from engine.evaluation.runner import MODES, EvalSpec, eval_items
+    from engine.evaluation.runner import EvalSpec, eval_items
 
     with st.form("eval"):
         cols = st.columns(5)
@@ -231,39 +227,20 @@ def eval_form():
             qa_set_names(r.settings()),
             help="A QA set of yours (Datasets page), or hotpotqa, the built-in benchmark.",
         )
-        split = cols[1].selectbox(
-            "Split",
-            ["test", "", "validation", "train"],
-            format_func=lambda s: s or "all (HotpotQA: the first N)",
-            help="HotpotQA: the fixed split used for fine-tuning (600/100/300); a QA set of yours: its split.",
+        first_n = "all (HotpotQA: the first N)"
+        split = knob_input(
+            cols[1], EvalSpec, "split", ["test", "", "validation", "train"], "test", lambda s: s or first_n
         )
-        mode = cols[2].selectbox("Mode", MODES, index=1, help=MODE_HELP)
-        kb = cols[3].selectbox("Knowledge base (mode kb)", ["hotpotqa-wiki", *r.store().names()])
-        limit = cols[4].number_input("Questions (at most)", 1, 5000, 50)
+        mode = knob_input(cols[2], EvalSpec, "mode")
+        kb = knob_input(cols[3], EvalSpec, "kb", [EvalSpec.kb, *r.store().names()])
+        limit = knob_input(cols[4], EvalSpec, "limit")
         more = st.columns(6)
-        model = more[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
-        adapter = more[1].selectbox(
-            "Adapter",
-            ["", *r.adapter_names()],
-            format_func=lambda a: a or "none",
-            help="A LoRA adapter from the Fine-tune page, merged into the model.",
-        )
-        prompt = more[2].selectbox(
-            "Prompt",
-            ["", "few-shot", "zero-shot"],
-            format_func=lambda p: p or "automatic",
-            help="automatic: the adapter's training prompt, else few-shot.",
-        )
-        k = more[3].number_input("k", 1, 10, 5)
-        batch = more[4].number_input("Batch size", 1, 64, 16)
-        follow = more[5].number_input(
-            "Follow links from the first",
-            0,
-            5,
-            EvalSpec.follow_links,
-            help="distractor mode: passages whose title the first N retrieved passages mention move up "
-            "(a second hop for multi-hop questions); 0: the embedding ranking only.",
-        )
+        model = knob_input(more[0], EvalSpec, "model")
+        adapter = knob_input(more[1], EvalSpec, "adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none")
+        prompt = knob_input(more[2], EvalSpec, "prompt")
+        k = knob_input(more[3], EvalSpec, "k")
+        batch = knob_input(more[4], EvalSpec, "batch_size")
+        follow = knob_input(more[5], EvalSpec, "follow_links")
         if not st.form_submit_button("Start evaluation", type="primary"):
             return None
     spec = EvalSpec(

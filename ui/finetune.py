@@ -10,6 +10,7 @@ from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
+from engine.models.spec import MODEL_HELP
 from engine.rag.prompt import TRAINED_STYLES
 from engine.rag.styles import style_of
 from ui import resources as r
@@ -88,7 +89,7 @@ def settings_form() -> tuple[TrainSpec, str]:
             help="Continue a saved adapter instead of starting a new one: its rank and target modules are kept "
             "(the LoRA settings below are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
         )
-        base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=r.MODEL_HELP)
+        base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=MODEL_HELP)
         quant = top[2].selectbox(
             "Quantization",
             ("none", "8bit", "4bit"),

@@ -119,8 +119,3 @@ def warm_up() -> threading.Thread:
     thread = threading.Thread(target=work, name="studio-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-MODEL_HELP = (
-    "Empty: the bundled SmolLM2-135M-Instruct. Or a Hugging Face id (online), a local model folder, a .gguf file."
-)

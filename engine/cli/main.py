@@ -10,10 +10,33 @@ import logging
 import sys
 
 from engine.cli.finetune import add_train_arguments, run_train
-from engine.cli.measure import MODEL_HELP, add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
+from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
 from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
 from engine.errors import InputError, exit_status
+from engine.evaluation.runner import EvalSpec
+from engine.knobs import add_knob_arguments, knob_values
 from engine.loop import add_loop_arguments, run_loop_command
+
+# The evaluation's knobs on the command line (max_source_chars stays the prompt's).
+EVAL_KNOBS = (
+    "dataset",
+    "data",
+    "mode",
+    "limit",
+    "k",
+    "follow_links",
+    "kb",
+    "batch_size",
+    "max_new_tokens",
+    "answer_style",
+    "model",
+    "adapter",
+    "split",
+    "prompt",
+    "dtype",
+    "quantization",
+    "judge",
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,66 +44,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("eval", help="evaluate the model on a QA set (a dataset version, or HotpotQA)")
-    ev.add_argument(
-        "--dataset",
-        default="",
-        help="a QA set: a dataset NAME or NAME@VERSION (its --split), or hotpotqa (the fixed split)",
-    )
-    ev.add_argument(
-        "--data",
-        default="hotpotqa-dev.jsonl",
-        help="without --dataset: a HotpotQA-format file (path, or a file in the shared data folder)",
-    )
-    ev.add_argument(
-        "--mode",
-        default="distractor",
-        choices=["closed-book", "distractor", "given", "kb"],
-        help="given (= distractor): each question's own passages; kb: retrieval from --kb",
-    )
-    ev.add_argument("--limit", type=int, default=200, help="the first N questions")
-    ev.add_argument("--k", type=int, default=5, help="sources per question")
-    ev.add_argument(
-        "--follow-links",
-        type=int,
-        default=2,
-        help="distractor mode: passages named in the first N move up (0: dense only)",
-    )
-    ev.add_argument("--kb", default="hotpotqa-wiki", help="knowledge base for --mode kb")
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--max-new-tokens", type=int, default=0, help="0: what the answer style needs (32, 256)")
-    ev.add_argument(
-        "--answer-style",
-        default="",
-        choices=["", "short", "evidence", "sentences", "auto"],
-        help="default: the adapter's training style, else short; auto: per question, as the Query page "
-        "asks (short, or sentences for 'What is X?', why and how questions)",
-    )
-    ev.add_argument("--model", default="", help=MODEL_HELP)
-    ev.add_argument("--adapter", default="", help="a LoRA adapter from the registry (see `adapters`)")
-    ev.add_argument(
-        "--split",
-        default="",
-        choices=["", "train", "validation", "test"],
-        help="a split of the QA set (HotpotQA: the fixed split, not the first questions)",
-    )
-    ev.add_argument(
-        "--prompt",
-        default="",
-        choices=["", "few-shot", "zero-shot"],
-        help="default: the adapter's training prompt, else few-shot",
-    )
-    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    ev.add_argument(
-        "--quantization",
-        default="none",
-        choices=["none", "int4-weight", "int8-dynamic", "8bit", "4bit"],
-        help="int4-weight: the app's default on a CPU (what the Query page answers with)",
-    )
-    ev.add_argument(
-        "--judge",
-        default="",
-        help="the model that judges groundedness for questions without a gold answer (default: the bundled model)",
-    )
+    add_knob_arguments(ev, EvalSpec, EVAL_KNOBS)
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     add_bench_arguments(sub)
@@ -109,30 +73,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_eval(a) -> int:
-    from engine.evaluation.runner import EvalSpec, format_table, prepare_evaluation, run_evaluation
+    from engine.evaluation.runner import format_table, prepare_evaluation, run_evaluation
     from engine.settings import load_settings
     from engine.tracking import Tracker
 
     settings = load_settings()
-    spec = EvalSpec(
-        data=a.data,
-        dataset=a.dataset,
-        mode=a.mode,
-        limit=a.limit,
-        k=a.k,
-        kb=a.kb,
-        batch_size=a.batch_size,
-        max_new_tokens=a.max_new_tokens,
-        model=a.model,
-        adapter=a.adapter,
-        dtype=a.dtype,
-        split=a.split,
-        prompt=a.prompt,
-        follow_links=a.follow_links,
-        answer_style=a.answer_style,
-        quantization=a.quantization,
-        judge=a.judge,
-    )
+    spec = EvalSpec(**knob_values(EvalSpec, a, EVAL_KNOBS))
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from engine.models.spec import MODEL_HELP
 from engine.settings import load_settings
-
-MODEL_HELP = "a Hugging Face id, a local model folder or a .gguf file (default: the bundled SmolLM2-135M)"
 
 
 def add_bench_arguments(sub) -> None:

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
-from engine.evaluation.qa_sets import load_qa_set, resolve_data
+from engine.evaluation.qa_sets import SPLITS, load_qa_set, resolve_data
 from engine.job_kinds import register_job_kind
+from engine.knobs import check_knobs, knob
+from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
 from engine.rag.prompt import AUTO, STYLES, PromptTemplate
 from engine.rag.retriever import KnowledgeBaseRetriever
@@ -27,6 +28,10 @@ from engine.tracking import EVALUATION, Tracker
 MODES = ("closed-book", "distractor", "given", "kb")  # given: distractor under its general name
 OWN_SOURCES = ("distractor", "given")
 PROMPTS = ("", "few-shot", "zero-shot")
+MODE_HELP = (
+    "closed-book: no sources; distractor (given): each question's own passages (HotpotQA: its 10 paragraphs; a QA "
+    "set of yours: the records' contexts); kb: retrieval from a knowledge base, as the Query page does."
+)
 PERCENT = ("em", "f1")  # reported on a 0-100 scale like the HotpotQA leaderboard
 GOLD_ANSWER = ("em", "f1", "answer_in_context")  # need a gold answer: None for a question without one
 GOLD_SOURCES = ("recall@2", "recall@5", "mrr", "ndcg@5")  # need to know which sources hold the answer
@@ -34,41 +39,51 @@ GOLD_SOURCES = ("recall@2", "recall@5", "mrr", "ndcg@5")  # need to know which s
 
 @dataclass(frozen=True)
 class EvalSpec:
-    data: str = "hotpotqa-dev.jsonl"  # a path, or a file name in the shared data folder
-    dataset: str = ""  # a QA set instead of data: a dataset NAME[@VERSION], or hotpotqa (the fixed split)
-    mode: str = "distractor"
-    limit: int | None = 200
-    k: int = 5
-    kb: str = "hotpotqa-wiki"
-    batch_size: int = 16
-    max_new_tokens: int = 0  # 0: what the answer style needs (32 short, 256 with evidence)
-    model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
-    adapter: str = ""  # a LoRA adapter from the registry, merged into the model
-    dtype: str = "auto"
-    quantization: str = "none"  # e.g. int4-weight: the app's default on a CPU (see engine.models.catalog)
-    split: str = ""  # empty: the file's first questions (a dataset's records: all); else train / validation / test
-    prompt: str = ""  # few-shot / zero-shot; empty: the adapter's training prompt, else few-shot
-    max_source_chars: int = 600
-    # short / evidence / sentences / auto (each question in the style its form wants, as the Query page asks it);
-    # empty: the adapter's, else short
-    answer_style: str = ""
-    follow_links: int = 2  # distractor mode: passages named in the first N move up (0: dense ranking only)
-    judge: str = ""  # the groundedness judge for questions without a gold answer (empty: the bundled model)
+    """One evaluation run; each knob's help and choices serve the Benchmarks form and ``engine eval`` alike."""
+
+    data: str = knob(
+        "hotpotqa-dev.jsonl", "without a QA set: a HotpotQA-format file (a path, or a file in the shared data folder)"
+    )
+    dataset: str = knob("", "a QA set: a dataset NAME or NAME@VERSION (its split), or hotpotqa (the fixed split)")
+    mode: str = knob("distractor", MODE_HELP, MODES)
+    limit: int | None = knob(200, "the first N questions (of the split)", min=1, label="Questions (at most)")
+    k: int = knob(5, "sources per question", min=1, label="k")
+    kb: str = knob("hotpotqa-wiki", "the knowledge base for mode kb", label="Knowledge base (mode kb)")
+    batch_size: int = knob(16, "questions answered at once", min=1)
+    max_new_tokens: int = knob(0, "0: what the answer style needs (32 short, 256 with evidence)", min=0)
+    model: str = knob("", MODEL_HELP)
+    adapter: str = knob("", "a LoRA adapter from the registry (Fine-tune page, `adapters`), merged into the model")
+    dtype: str = knob("auto", "", DTYPES)
+    quantization: str = knob(
+        "none", "int4-weight: the app's default on a CPU (what the Query page answers with)", QUANTIZATIONS
+    )
+    split: str = knob(
+        "",
+        "a split of the QA set (HotpotQA: the fixed split used for fine-tuning, 600/100/300); "
+        "empty: the file's first questions, or all of a QA set's records",
+        ("", *SPLITS),
+    )
+    prompt: str = knob("", "empty: the adapter's training prompt, else few-shot", PROMPTS)
+    max_source_chars: int = knob(600, "each source cut to N characters", min=1)
+    answer_style: str = knob(
+        "",
+        "empty: the adapter's training style, else short; auto: per question, as the Query "
+        "page asks (short, or sentences for 'What is X?', why and how questions)",
+        ("", *STYLES, AUTO),
+    )
+    follow_links: int = knob(
+        2,
+        "distractor mode: passages whose title the first N retrieved passages mention move "
+        "up (a second hop for multi-hop questions); 0: the embedding ranking only",
+        min=0,
+        label="Follow links from the first",
+    )
+    judge: str = knob(
+        "", "the model that judges groundedness for questions without a gold answer (empty: the bundled model)"
+    )
 
     def __post_init__(self) -> None:
-        check_choice(self.mode, MODES, "mode")
-        if self.prompt not in PROMPTS:
-            raise InputError(f"Unknown prompt {self.prompt!r}: choose few-shot or zero-shot.")
-        if self.limit is not None and self.limit < 1:
-            raise InputError("--limit must be at least 1.")
-        if self.batch_size < 1 or self.k < 1:
-            raise InputError("batch size and k must be at least 1.")
-        if self.answer_style not in ("", *STYLES, AUTO):
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join((*STYLES, AUTO))}.")
-        if self.max_new_tokens < 0:
-            raise InputError("max_new_tokens must be 0 (the answer style's) or more.")
-        if self.follow_links < 0:
-            raise InputError("follow_links must be 0 or more.")
+        check_knobs(self)
 
 
 @dataclass

@@ -15,6 +15,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 # 8bit / 4bit (nf4) / 4bit-fp4 through bitsandbytes (4-bit with double quantization);
 # int8-dynamic: torch's dynamic int8 linear layers; int4-weight: torch's int4 weight-only kernels
 # (bfloat16 compute, a bfloat16 copy for prompts; see engine.models.quantize); both CPU only.
+MODEL_HELP = (
+    "Empty: the bundled SmolLM2-135M-Instruct. Or a Hugging Face id (online), a local model folder, a .gguf file."
+)
 QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight")
 TORCH_QUANTIZATIONS = ("int8-dynamic", "int4-weight")
 BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")

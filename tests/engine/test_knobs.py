@@ -1,0 +1,37 @@
+"""Knobs: a spec's help, choices and bounds written once, read by the command line and the checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from engine.errors import InputError
+from engine.evaluation.runner import MODES, EvalSpec
+from engine.knobs import add_knob_arguments, check_knobs, knob_values, knobs_of
+
+
+def test_the_command_line_takes_the_specs_defaults_choices_and_help():
+    parser = argparse.ArgumentParser()
+    add_knob_arguments(parser, EvalSpec, ("mode", "limit", "k", "answer_style", "model"))
+    assert EvalSpec(**knob_values(EvalSpec, parser.parse_args([]), ("mode", "limit", "k"))) == EvalSpec()
+    a = parser.parse_args(["--mode", "kb", "--limit", "7", "--k", "3", "--answer-style", "auto"])
+    spec = EvalSpec(**knob_values(EvalSpec, a, ("mode", "limit", "k", "answer_style")))
+    assert (spec.mode, spec.limit, spec.k, spec.answer_style) == ("kb", 7, 3, "auto")
+    with pytest.raises(SystemExit):  # argparse refuses a value outside the knob's choices
+        parser.parse_args(["--mode", "open-book"])
+    mode = next(a for a in parser._actions if a.dest == "mode")
+    assert (
+        tuple(mode.choices) == MODES and mode.help == knobs_of(EvalSpec)["mode"].help and mode.default == "distractor"
+    )
+
+
+def test_a_value_outside_a_knob_is_an_input_error():
+    with pytest.raises(InputError, match="Unknown mode 'open-book'"):
+        EvalSpec(mode="open-book")
+    with pytest.raises(InputError, match="limit must be at least 1"):
+        EvalSpec(limit=0)
+    with pytest.raises(InputError, match="follow links must be at least 0"):
+        EvalSpec(follow_links=-1)
+    check_knobs(EvalSpec(limit=None))  # no limit: all the questions
+    assert knobs_of(EvalSpec)["limit"].label == "Questions (at most)" and knobs_of(EvalSpec)["k"].kind is int
