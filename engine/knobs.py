@@ -13,9 +13,26 @@ from dataclasses import MISSING, dataclass, field, fields
 from engine.errors import InputError, check_choice
 
 
-def knob(default, help: str = "", choices=(), min: float | None = None, max: float | None = None, label: str = ""):
-    """A spec field with its default and what the form and the command line say about it."""
-    meta = {"knob": True, "help": help, "choices": tuple(choices), "min": min, "max": max, "label": label}
+def knob(
+    default,
+    help: str = "",
+    choices=(),
+    min: float | None = None,
+    max: float | None = None,
+    label: str = "",
+    format: str = "",
+):
+    """A spec field with its default and what the form and the command line say about it (``format``: how a form
+    shows a number, e.g. ``%.0e`` for a learning rate)."""
+    meta = {
+        "knob": True,
+        "help": help,
+        "choices": tuple(choices),
+        "min": min,
+        "max": max,
+        "label": label,
+        "format": format,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -28,6 +45,7 @@ class Knob:
     min: float | None
     max: float | None
     label: str
+    format: str = ""
 
     @property
     def flag(self) -> str:
@@ -49,7 +67,7 @@ def knobs_of(spec_type: type) -> dict[str, Knob]:
             default = f.default if f.default is not MISSING else f.default_factory()
             m = f.metadata
             label = m["label"] or f.name.replace("_", " ").capitalize()
-            found[f.name] = Knob(f.name, default, m["help"], m["choices"], m["min"], m["max"], label)
+            found[f.name] = Knob(f.name, default, m["help"], m["choices"], m["min"], m["max"], label, m["format"])
     return found
 
 
@@ -66,16 +84,26 @@ def check_knobs(spec) -> None:
             raise InputError(f"{what} must be at most {k.max}, not {value}.")
 
 
+KEEP = object()  # add_knob_argument: the knob's own default
+
+
+def add_knob_argument(parser: argparse.ArgumentParser, spec_type: type, name: str, flag: str = "", default=KEEP):
+    """The ``--flag`` of one knob (its own flag by default), with its type, choices and help; ``default`` replaces
+    the knob's (None: a flag that changes a preset only when given)."""
+    k = knobs_of(spec_type)[name]
+    value = k.default if default is KEEP else default
+    helptext = k.help.replace("%", "%%") or None  # argparse formats help with %
+    if k.kind is bool:
+        parser.add_argument(flag or k.flag, action=argparse.BooleanOptionalAction, default=value, help=helptext)
+        return
+    extra = {"choices": list(k.choices)} if k.choices else {}
+    parser.add_argument(flag or k.flag, type=k.kind, default=value, help=helptext, **extra)
+
+
 def add_knob_arguments(parser: argparse.ArgumentParser, spec_type: type, names=None) -> None:
     """One ``--flag`` per knob (all, or ``names``), with the knob's default, type, choices and help."""
-    knobs = knobs_of(spec_type)
-    for name in names or knobs:
-        k = knobs[name]
-        if k.kind is bool:
-            parser.add_argument(k.flag, action=argparse.BooleanOptionalAction, default=k.default, help=k.help)
-            continue
-        extra = {"choices": list(k.choices)} if k.choices else {}
-        parser.add_argument(k.flag, type=k.kind, default=k.default, help=k.help or None, **extra)
+    for name in names or knobs_of(spec_type):
+        add_knob_argument(parser, spec_type, name)
 
 
 def knob_values(spec_type: type, args: argparse.Namespace, names=None) -> dict:

@@ -10,10 +10,9 @@ from engine.finetune.callbacks import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
-from engine.models.spec import MODEL_HELP
-from engine.rag.prompt import TRAINED_STYLES
 from engine.rag.styles import style_of
 from ui import resources as r
+from ui.knobs import knob_input
 
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
 STYLE_LABELS = {
@@ -89,13 +88,8 @@ def settings_form() -> tuple[TrainSpec, str]:
             help="Continue a saved adapter instead of starting a new one: its rank and target modules are kept "
             "(the LoRA settings below are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
         )
-        base = top[1].text_input("Base model", placeholder="bundled SmolLM2-135M", help=MODEL_HELP)
-        quant = top[2].selectbox(
-            "Quantization",
-            ("none", "8bit", "4bit"),
-            help="QLoRA: load the frozen base in 8-bit or 4-bit (nf4) with bitsandbytes to save memory. "
-            "CPU and CUDA only; on Apple Silicon choose none.",
-        )
+        base = knob_input(top[1], TrainSpec, "base", default=D.base)
+        quant = knob_input(top[2], TrainSpec, "quantization", default=D.quantization)
         st.markdown("**Data**")
         data = st.columns(5)
         dolly = data[0].slider(
@@ -106,44 +100,13 @@ def settings_form() -> tuple[TrainSpec, str]:
             0.05,
             help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
         )
-        dolly_targets = data[4].selectbox(
-            "Dolly answers",
-            ("base", "reference"),
-            index=("base", "reference").index(D.dolly_targets),
-            help="base: the base model's own answers to the Dolly instructions (self-distillation), so the adapter "
-            "keeps the base's behaviour outside the RAG prompt; generated once before training and cached. "
-            "reference: Dolly's human responses.",
-        )
-        distractors = data[1].number_input(
-            "Distractor passages",
-            0,
-            8,
-            D.rag.distractors,
-            help="Non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick "
-            "(with gold + distractors sources).",
-        )
-        limit = data[2].number_input("Max training examples", 0, 5000, 0, help="0: all of them.")
-        max_length = data[3].number_input(
-            "Max length (tokens)", 64, 4096, D.max_length, help="Longer examples are cut; prompts must fit."
-        )
+        dolly_targets = knob_input(data[4], TrainSpec, "dolly_targets", default=D.dolly_targets)
+        distractors = knob_input(data[1], RagExampleSpec, "distractors", default=D.rag.distractors)
+        limit = knob_input(data[2], TrainSpec, "train_limit", default=D.train_limit or 0)
+        max_length = knob_input(data[3], TrainSpec, "max_length", default=D.max_length)
         more = st.columns([1, 2, 1, 1])
-        sources = more[2].selectbox(
-            "Training sources",
-            ("gold", "retrieved"),
-            ("gold", "retrieved").index(D.rag.sources),
-            format_func=SOURCE_LABELS.get,
-            help="gold + distractors: each question's gold paragraphs and N others, shuffled. retrieved: the 5 "
-            "paragraphs the evaluation's retriever ranks first, in its order (a gold one it ranks lower replaces "
-            "the last other one), so training shows what evaluation and the Query page show.",
-        )
-        source_chars = more[3].number_input(
-            "Source length (chars)",
-            50,
-            4000,
-            D.rag.max_source_chars,
-            50,
-            help="Each passage is cut to this many characters: shorter trains faster; the answer must stay in.",
-        )
+        sources = knob_input(more[2], RagExampleSpec, "sources", default=D.rag.sources, format_func=SOURCE_LABELS.get)
+        source_chars = knob_input(more[3], RagExampleSpec, "max_source_chars", default=D.rag.max_source_chars)
         hotpotqa, generated, qa_dataset = 0.0, 0.0, ""
         if dataset:
             hotpotqa = more[0].slider(
@@ -170,29 +133,10 @@ def settings_form() -> tuple[TrainSpec, str]:
                 "never used.",
             )
         shape = st.columns(2)
-        answer_style = shape[0].selectbox(
-            "Answer style",
-            TRAINED_STYLES,
-            TRAINED_STYLES.index(D.rag.answer_style),
-            format_func=STYLE_LABELS.get,
-            help="What the adapter learns to write. short answer: the answer alone. by the question: the answer "
-            "alone for who/when/where/which/how many questions, one to three sentences of the sources for 'What is "
-            "X?', 'What does X do?', why and how questions, as the Query page asks them. sentences: for every question "
-            "the sentences of the sources that hold the answer, for collections whose people answer in sentences "
-            "(the guided loop picks it from their answers). evidence, then answer: "
-            "first the sentences of the sources HotpotQA marks as the evidence, then the answer (about 80 more "
-            "tokens to generate per question). Evaluations and the Query page read the answer after 'Answer:'. "
-            "Measured on HotpotQA, evidence is much worse than short answers (test F1 23.9 against 36.1; "
-            "docs/fine-tuning.md).",
+        answer_style = knob_input(
+            shape[0], RagExampleSpec, "answer_style", default=D.rag.answer_style, format_func=STYLE_LABELS.get
         )
-        follow_links = shape[1].number_input(
-            "Follow links from the first N sources",
-            0,
-            5,
-            D.rag.follow_links,
-            help="Retrieval's second hop (retrieved sources and validation): passages whose title the first N "
-            "passages mention move up, as the evaluation ranks them. 0: the embedding ranking only.",
-        )
+        follow_links = knob_input(shape[1], RagExampleSpec, "follow_links", default=D.rag.follow_links)
         categories = st.multiselect(
             "Dolly categories",
             DOLLY_CATEGORIES,
@@ -202,30 +146,29 @@ def settings_form() -> tuple[TrainSpec, str]:
         )
         st.markdown("**LoRA**")
         lora = st.columns(5)
-        rank = lora[0].number_input("Rank r", 1, 256, D.lora.r, help="Size of the low-rank update (capacity).")
-        alpha = lora[1].number_input("Alpha", 1, 512, D.lora.alpha, help="Scale of the update (alpha / r).")
-        dropout = lora[2].number_input("Dropout", 0.0, 0.9, D.lora.dropout, 0.05, help="Dropout on the LoRA input.")
-        mlp = lora[3].checkbox("Adapt MLP too", help="Add the MLP projections to the attention ones.")
+        rank = knob_input(lora[0], LoraSpec, "r", default=D.lora.r)
+        alpha = knob_input(lora[1], LoraSpec, "alpha", default=D.lora.alpha)
+        dropout = knob_input(lora[2], LoraSpec, "dropout", default=D.lora.dropout)
+        mlp = knob_input(lora[3], LoraSpec, "include_mlp", default=D.lora.include_mlp)
         targets = lora[4].text_input("Target modules", placeholder="by architecture", help="Comma-separated override.")
         st.markdown("**Optimisation**")
         opt = st.columns(6)
-        epochs = opt[0].number_input("Epochs", 0.1, 20.0, D.epochs, 0.5)
-        lr = opt[1].number_input("Learning rate", 1e-6, 1e-2, D.learning_rate, format="%.0e")
-        schedules = ("linear", "cosine", "constant_with_warmup")
-        batch = opt[2].number_input("Batch size", 1, 64, D.batch_size)
-        accum = opt[3].number_input("Grad. accumulation", 1, 64, D.grad_accum, help="Effective batch = batch x this.")
-        scheduler = opt[4].selectbox("LR schedule", schedules, schedules.index(D.scheduler))
-        warmup = opt[5].number_input("Warmup share", 0.0, 0.5, D.warmup_ratio, 0.01)
+        epochs = knob_input(opt[0], TrainSpec, "epochs", default=D.epochs)
+        lr = knob_input(opt[1], TrainSpec, "learning_rate", default=D.learning_rate)
+        batch = knob_input(opt[2], TrainSpec, "batch_size", default=D.batch_size)
+        accum = knob_input(opt[3], TrainSpec, "grad_accum", default=D.grad_accum)
+        scheduler = knob_input(opt[4], TrainSpec, "scheduler", default=D.scheduler)
+        warmup = knob_input(opt[5], TrainSpec, "warmup_ratio", default=D.warmup_ratio)
         st.markdown("**Validation and stopping**")
         val = st.columns(5)
-        every = val[0].number_input("Validate every N steps", 0, 10000, 0, help="0: once per epoch. Also checkpoints.")
-        val_limit = val[1].number_input("Validation questions", 1, 100, D.val_limit, help="Loss (and F1) on them.")
-        stop_on = val[2].selectbox("Early stopping on", ("f1", "loss", "none"))
-        patience = val[3].number_input("Patience", 0, 20, D.patience, help="Validations without improvement.")
-        precision = val[4].selectbox("Precision", ("auto", "fp32", "bf16", "fp16"), help="auto: bf16 where native.")
+        every = knob_input(val[0], TrainSpec, "eval_every", default=D.eval_every)
+        val_limit = knob_input(val[1], TrainSpec, "val_limit", default=D.val_limit)
+        stop_on = knob_input(val[2], TrainSpec, "stop_on", default=D.stop_on)
+        patience = knob_input(val[3], TrainSpec, "patience", default=D.patience)
+        precision = knob_input(val[4], TrainSpec, "precision", default=D.precision)
         flags = st.columns(2)
-        val_f1 = flags[0].checkbox("Validate F1 (answer the questions)", True, help="Slower; needed to stop on F1.")
-        checkpointing = flags[1].checkbox("Gradient checkpointing", help="Less memory, about 30% more time.")
+        val_f1 = flags[0].checkbox("Validate F1 (answer the questions)", D.val_f1, help="Slower; needed to stop on F1.")
+        checkpointing = knob_input(flags[1], TrainSpec, "gradient_checkpointing", default=D.gradient_checkpointing)
         buttons = st.columns([1, 1, 4])
         checked = buttons[0].form_submit_button("Pre-flight check")
         started = buttons[1].form_submit_button("Start training", type="primary")

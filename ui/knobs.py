@@ -34,5 +34,5 @@ def knob_input(
     if k.kind is bool:
         return container.checkbox(k.label, value, key=key, help=helptext)
     if k.kind in (int, float):
-        return container.number_input(k.label, k.min, k.max, value, key=key, help=helptext)
+        return container.number_input(k.label, k.min, k.max, value, key=key, help=helptext, format=k.format or None)
     return container.text_input(k.label, value, key=key, help=helptext)

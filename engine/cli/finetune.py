@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.measure import MODEL_HELP
 from engine.errors import InputError
+from engine.knobs import add_knob_argument, knobs_of
 
 
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:
+    from engine.finetune.examples import RagExampleSpec
+    from engine.finetune.lora import LoraSpec
     from engine.finetune.presets import PRESETS, RECIPE_7, preset_for
-    from engine.rag.prompt import TRAINED_STYLES
+    from engine.finetune.spec import TrainSpec
 
     collection = preset_for("my-qa").name
     arg = tr.add_argument
@@ -43,21 +45,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         help="a saved adapter to continue training instead of a new one (its rank and targets are kept), e.g. a "
         "HotpotQA adapter under a collection's QA set (collection-recipe-4)",
     )
-    arg("--base", default=None, help=MODEL_HELP)
-    arg("--quantization", default=None, choices=["none", "8bit", "4bit"])
-    arg("--r", type=int, default=None)
-    arg("--alpha", type=int, default=None)
-    arg("--dropout", type=float, default=None)
-    arg("--mlp", action="store_true", default=None, help="adapt the MLP projections too")
     arg("--targets", default=None, help="comma-separated module names (default: by architecture)")
     arg("--hotpotqa", type=float, default=None, help="with --dataset: share of HotpotQA examples (0..1)")
     arg("--dolly", type=float, default=None, help="share of Dolly examples in the mix (0..1)")
-    arg(
-        "--dolly-targets",
-        default=None,
-        choices=["reference", "base"],
-        help="Dolly answers to learn: the human responses, or the base model's own (self-distillation)",
-    )
     arg(
         "--dolly-categories",
         default=None,
@@ -65,46 +55,12 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     )
     arg("--qa-dataset", default=None, help="generated QA pairs mixed in: a dataset NAME or NAME@VERSION")
     arg("--qa-share", type=float, default=None, help="share of the --qa-dataset pairs in the mix (0..1)")
-    arg(
-        "--sources",
-        default=None,
-        choices=["gold", "retrieved"],
-        help="training passages: gold + --distractors others, or the top --sources-k the retriever ranks first "
-        "(gold always kept)",
-    )
-    arg("--sources-k", type=int, default=None, help="passages per example with --sources retrieved")
-    arg(
-        "--follow-links",
-        type=int,
-        default=None,
-        help="HotpotQA's retrieval: passages named in the first N move up (0: off)",
-    )
-    arg(
-        "--answer-style",
-        default=None,
-        choices=TRAINED_STYLES,
-        help="what the adapter writes: the answer alone, the evidence sentences then it, the sources' sentences "
-        "that hold the answer, or per question (auto: sentences for 'What is X?', why and how questions, the "
-        "answer alone for the others)",
-    )
-    arg("--distractors", type=int, default=None)
-    arg("--source-chars", type=int, default=None, help="each passage cut to N characters")
-    arg("--limit", type=int, default=None, help="at most N training examples")
-    arg("--epochs", type=float, default=None)
-    arg("--lr", type=float, default=None)
-    arg("--batch-size", type=int, default=None)
-    arg("--grad-accum", type=int, default=None)
-    arg("--max-length", type=int, default=None)
-    arg("--scheduler", default=None, choices=["linear", "cosine", "constant_with_warmup"])
-    arg("--warmup", type=float, default=None, help="warmup share of the steps")
-    arg("--eval-every", type=int, default=None, help="steps between validations (0: each epoch)")
-    arg("--val-limit", type=int, default=None, help="validation questions (loss and F1)")
     arg("--no-f1", action="store_true", help="validate on the loss only (no answering)")
-    arg("--stop-on", default=None, choices=["f1", "loss", "none"])
-    arg("--patience", type=int, default=None)
-    arg("--gradient-checkpointing", action="store_true", default=None)
-    arg("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
-    arg("--seed", type=int, default=None)
+    # The settings' flags: help, type and choices from the specs' knobs; each changes the preset only when given.
+    spec_of = {"": TrainSpec, "lora": LoraSpec, "rag": RagExampleSpec}
+    for flag, (name, nested) in FLAGS.items():
+        if name in knobs_of(spec_of[nested]):
+            add_knob_argument(tr, spec_of[nested], name, "--" + flag.replace("_", "-"), default=None)
     arg("--resume", action="store_true", help="resume the adapter's run from its last checkpoint")
     arg("--overwrite", action="store_true", help="replace an adapter or run of the same name")
     arg("--no-mlflow", action="store_true")

@@ -10,12 +10,12 @@ import logging
 import sys
 
 from engine.cli.finetune import add_train_arguments, run_train
+from engine.cli.loop import add_loop_arguments, run_loop_command
 from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
 from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
 from engine.errors import InputError, exit_status
 from engine.evaluation.runner import EvalSpec
 from engine.knobs import add_knob_arguments, knob_values
-from engine.loop import add_loop_arguments, run_loop_command
 
 # The evaluation's knobs on the command line (max_source_chars stays the prompt's).
 EVAL_KNOBS = (

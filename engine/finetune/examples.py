@@ -11,12 +11,27 @@ from dataclasses import dataclass, field
 from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem
 from engine.evaluation.instructions import Example
+from engine.knobs import knob
 from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
 from engine.rag.store import Hit
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("gold", "retrieved")
+SOURCES_HELP = (
+    "gold + distractors: each question's gold paragraphs and N others, shuffled; retrieved: the paragraphs the "
+    "evaluation's retriever ranks first, in its order (a gold one it ranks lower replaces the last other one), so "
+    "training shows what evaluation and the Query page show"
+)
+STYLE_HELP = (
+    "what the adapter learns to write. short: the answer alone. auto (by the question): the answer alone for "
+    "who/when/where/which/how many questions, one to three sentences of the sources for 'What is X?', 'What does X "
+    "do?', why and how questions, as the Query page asks them. sentences: for every question the sentences of the "
+    "sources that hold the answer, for collections whose people answer in sentences (the guided loop picks it from "
+    "their answers). evidence: first the sentences of the sources HotpotQA marks as the evidence, then the answer "
+    "(about 80 more tokens per question); evaluations and the Query page read the answer after 'Answer:'. Measured "
+    "on HotpotQA, evidence is much worse than short answers (test F1 23.9 against 36.1; docs/fine-tuning.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -28,16 +43,36 @@ class RagExampleSpec:
     evaluation shows them; a gold paragraph it ranks lower takes the place of the last non-gold one.
     """
 
-    distractors: int = 2
-    max_source_chars: int = 600
+    distractors: int = knob(
+        2,
+        "non-gold paragraphs shown with the gold ones, shuffled, so the model learns to pick (with gold + "
+        "distractors sources)",
+        min=0,
+        max=8,
+        label="Distractor passages",
+    )
+    max_source_chars: int = knob(
+        600,
+        "each passage cut to N characters: shorter trains faster; the answer must stay in",
+        min=50,
+        max=4000,
+        label="Source length (chars)",
+    )
     seed: int = 0
     few_shot: bool = False  # the three worked examples of the prompt; off, training teaches the format
-    sources: str = "gold"
-    k: int = 5
-    follow_links: int = 2  # retrieved sources (and validation): the evaluation's hop along mentions
+    sources: str = knob("gold", SOURCES_HELP, SOURCES, label="Training sources")
+    k: int = knob(5, "passages per example with retrieved sources", min=1)
+    follow_links: int = knob(
+        2,
+        "retrieval's second hop (retrieved sources and validation): passages whose title the first N passages "
+        "mention move up, as the evaluation ranks them; 0: the embedding ranking only",
+        min=0,
+        max=5,
+        label="Follow links from the first N sources",
+    )
     # short: the answer alone; evidence: the supporting sentences quoted first; auto: each question in the
     # style its form wants (short, or sentences for "What is X?"), as the Query page asks it
-    answer_style: str = "short"
+    answer_style: str = knob("short", STYLE_HELP, TRAINED_STYLES, label="Answer style")
 
     def __post_init__(self) -> None:
         if self.distractors < 0:

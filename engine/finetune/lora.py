@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.knobs import knob
 
 # Attention (and optionally MLP) projections by ``config.model_type``.
 ATTENTION = {
@@ -30,10 +31,10 @@ ALL_LINEAR = "all-linear"
 class LoraSpec:
     """Low-rank adapter settings. ``targets`` overrides the per-architecture choice."""
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    include_mlp: bool = False
+    r: int = knob(8, "size of the low-rank update (capacity)", min=1, max=256, label="Rank r")
+    alpha: int = knob(16, "scale of the update (alpha / r)", min=1, max=512, label="Alpha")
+    dropout: float = knob(0.05, "dropout on the LoRA input", min=0.0, max=0.9, label="Dropout")
+    include_mlp: bool = knob(False, "adapt the MLP projections too", label="Adapt MLP too")
     targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

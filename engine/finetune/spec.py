@@ -9,7 +9,8 @@ from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.job_kinds import register_job_kind
-from engine.models.spec import BNB_QUANTIZATIONS
+from engine.knobs import knob
+from engine.models.spec import BNB_QUANTIZATIONS, MODEL_HELP
 from engine.names import check_safe_name
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
@@ -22,8 +23,14 @@ class TrainSpec:
     """Everything one training run needs; stored with the run so a resume uses the same."""
 
     adapter: str = "hotpotqa-lora"
-    base: str = ""  # model source; empty: the bundled model
-    quantization: str = "none"  # "8bit" / "4bit": QLoRA
+    base: str = knob("", MODEL_HELP, label="Base model")  # model source; empty: the bundled model
+    quantization: str = knob(
+        "none",
+        "QLoRA: load the frozen base in 8-bit or 4-bit (nf4) with bitsandbytes to save memory; CPU and CUDA only (on "
+        "Apple Silicon choose none)",
+        ("none", *BNB_QUANTIZATIONS),
+        label="Quantization",
+    )
     lora: LoraSpec = field(default_factory=LoraSpec)
     start_from: str = ""  # a saved adapter to continue training (its rank and targets are kept); empty: a new one
     dataset: str = ""  # the QA set trained on: a dataset NAME[@VERSION] (its splits); empty: HotpotQA's fixed split
@@ -31,27 +38,44 @@ class TrainSpec:
     data: str = "hotpotqa-dev.jsonl"
     dolly: str = "dolly-15k-mini.jsonl"
     mix: MixSpec = field(default_factory=MixSpec)
-    dolly_targets: str = "reference"  # "base": the base model's own answers (self-distillation)
+    dolly_targets: str = knob(
+        "reference",
+        "base: the base model's own answers to the Dolly instructions (self-distillation), so the adapter keeps the "
+        "base's behaviour outside the RAG prompt; generated once before training and cached. reference: Dolly's "
+        "human responses",
+        TARGETS,
+        label="Dolly answers",
+    )
     dolly_categories: tuple[str, ...] = DOLLY_CATEGORIES  # closed_qa never: it is the forgetting check
     qa_dataset: str = ""  # the "generated" pool: a dataset "name" (newest version) or "name@version"
     rag: RagExampleSpec = field(default_factory=RagExampleSpec)
-    train_limit: int | None = None  # at most this many training examples
-    epochs: float = 1.0
-    learning_rate: float = 3e-4
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    scheduler: str = "linear"
-    warmup_ratio: float = 0.05
-    eval_every: int = 0  # steps between validations (and checkpoints); 0: once per epoch
-    val_limit: int = 100  # validation questions (loss, and F1 when val_f1)
+    train_limit: int | None = knob(
+        None, "at most N training examples (0 or none: all)", min=0, label="Max training examples"
+    )
+    epochs: float = knob(1.0, "passes over the training examples", min=0.1, max=20.0, label="Epochs")
+    learning_rate: float = knob(3e-4, "", min=1e-6, max=1e-2, label="Learning rate", format="%.0e")
+    batch_size: int = knob(4, "examples per step", min=1, max=64, label="Batch size")
+    grad_accum: int = knob(1, "effective batch = batch x this", min=1, max=64, label="Grad. accumulation")
+    max_length: int = knob(
+        1024, "longer examples are cut; prompts must fit", min=64, max=4096, label="Max length (tokens)"
+    )
+    scheduler: str = knob("linear", "", SCHEDULERS, label="LR schedule")
+    warmup_ratio: float = knob(0.05, "warmup share of the steps", min=0.0, max=0.5, label="Warmup share")
+    eval_every: int = knob(
+        0, "steps between validations, and checkpoints (0: once per epoch)", min=0, label="Validate every N steps"
+    )
+    val_limit: int = knob(
+        100, "validation questions: loss (and F1) on them", min=1, max=100, label="Validation questions"
+    )
     val_f1: bool = True  # also answer the validation questions and score F1 (slow on a CPU)
     val_k: int = 5
-    stop_on: str = "f1"  # early stopping metric
-    patience: int = 2  # validations without improvement before stopping (0: never)
-    gradient_checkpointing: bool = False
-    precision: str = "auto"
-    seed: int = 0
+    stop_on: str = knob("f1", "the early-stopping metric", STOP_ON, label="Early stopping on")
+    patience: int = knob(
+        2, "validations without improvement before stopping (0: never)", min=0, max=20, label="Patience"
+    )
+    gradient_checkpointing: bool = knob(False, "less memory, about 30% more time", label="Gradient checkpointing")
+    precision: str = knob("auto", "auto: bf16 where native", PRECISIONS, label="Precision")
+    seed: int = knob(0, "the order and mix of the examples, dropout")
 
     def __post_init__(self) -> None:
         if self.quantization not in ("none", *BNB_QUANTIZATIONS):

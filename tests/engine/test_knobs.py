@@ -35,3 +35,27 @@ def test_a_value_outside_a_knob_is_an_input_error():
         EvalSpec(follow_links=-1)
     check_knobs(EvalSpec(limit=None))  # no limit: all the questions
     assert knobs_of(EvalSpec)["limit"].label == "Questions (at most)" and knobs_of(EvalSpec)["k"].kind is int
+
+
+def test_every_command_prints_its_help(capsys):
+    from engine.cli import parser
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            parser().parse_args([name, "--help"])
+        assert done.value.code == 0, name
+    assert "about 30% more time" in capsys.readouterr().out  # a knob's help, as written on the spec
+
+
+def test_the_train_flags_change_only_what_is_given():
+    from engine.cli import parser
+    from engine.finetune.lora import LoraSpec
+    from engine.finetune.spec import TrainSpec
+
+    a = parser().parse_args(["train", "--lr", "1e-4", "--mlp"])
+    assert (a.lr, a.mlp, a.epochs, a.r) == (1e-4, True, None, None)  # None: the preset's value stays
+    lr = next(x for x in parser()._actions if isinstance(x, argparse._SubParsersAction)).choices["train"]
+    flags = {f for action in lr._actions for f in action.option_strings}
+    assert {"--r", "--lr", "--limit", "--source-chars", "--answer-style"} <= flags
+    assert knobs_of(LoraSpec)["r"].max == 256 and knobs_of(TrainSpec)["learning_rate"].format == "%.0e"
