@@ -12,7 +12,7 @@ from engine.finetune.lora import LoraSpec
 from engine.finetune.spec import TrainSpec
 from engine.rag.styles import style_of
 from ui import resources as r
-from ui.knobs import knob_input
+from ui.knobs import knob_input, knob_row
 
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
 STYLE_LABELS = {
@@ -68,6 +68,10 @@ def data_choice() -> tuple[str, str, TrainSpec]:
     if preset == CONTINUED.name:  # the recipe continues a HotpotQA adapter: the best one saved, to begin with
         found = replace(found, start_from=fitting_hotpotqa_adapter(r.settings(), found.rag.answer_style == "sentences"))
     return ("" if dataset == HOTPOTQA else dataset), kb, found
+
+
+OPTIMISATION = ("epochs", "learning_rate", "batch_size", "grad_accum", "scheduler", "warmup_ratio")
+STOPPING = ("eval_every", "val_limit", "stop_on", "patience", "precision")
 
 
 def settings_form() -> tuple[TrainSpec, str]:
@@ -152,20 +156,9 @@ def settings_form() -> tuple[TrainSpec, str]:
         mlp = knob_input(lora[3], LoraSpec, "include_mlp", default=D.lora.include_mlp)
         targets = lora[4].text_input("Target modules", placeholder="by architecture", help="Comma-separated override.")
         st.markdown("**Optimisation**")
-        opt = st.columns(6)
-        epochs = knob_input(opt[0], TrainSpec, "epochs", default=D.epochs)
-        lr = knob_input(opt[1], TrainSpec, "learning_rate", default=D.learning_rate)
-        batch = knob_input(opt[2], TrainSpec, "batch_size", default=D.batch_size)
-        accum = knob_input(opt[3], TrainSpec, "grad_accum", default=D.grad_accum)
-        scheduler = knob_input(opt[4], TrainSpec, "scheduler", default=D.scheduler)
-        warmup = knob_input(opt[5], TrainSpec, "warmup_ratio", default=D.warmup_ratio)
+        optimisation = knob_row(TrainSpec, OPTIMISATION, D)
         st.markdown("**Validation and stopping**")
-        val = st.columns(5)
-        every = knob_input(val[0], TrainSpec, "eval_every", default=D.eval_every)
-        val_limit = knob_input(val[1], TrainSpec, "val_limit", default=D.val_limit)
-        stop_on = knob_input(val[2], TrainSpec, "stop_on", default=D.stop_on)
-        patience = knob_input(val[3], TrainSpec, "patience", default=D.patience)
-        precision = knob_input(val[4], TrainSpec, "precision", default=D.precision)
+        stopping = knob_row(TrainSpec, STOPPING, D)
         flags = st.columns(2)
         val_f1 = flags[0].checkbox("Validate F1 (answer the questions)", D.val_f1, help="Slower; needed to stop on F1.")
         checkpointing = knob_input(flags[1], TrainSpec, "gradient_checkpointing", default=D.gradient_checkpointing)
@@ -192,20 +185,11 @@ def settings_form() -> tuple[TrainSpec, str]:
             answer_style=answer_style,
         ),
         train_limit=int(limit) or None,
-        epochs=float(epochs),
-        learning_rate=float(lr),
-        batch_size=int(batch),
-        grad_accum=int(accum),
         max_length=int(max_length),
-        scheduler=scheduler,
-        warmup_ratio=float(warmup),
-        eval_every=int(every),
-        val_limit=int(val_limit),
         val_f1=val_f1,
-        stop_on=stop_on,
-        patience=int(patience),
         gradient_checkpointing=checkpointing,
-        precision=precision,
+        **optimisation,
+        **stopping,
     )
     return spec, "check" if checked else "start" if started else ""
 

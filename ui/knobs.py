@@ -36,3 +36,11 @@ def knob_input(
     if k.kind in (int, float):
         return container.number_input(k.label, k.min, k.max, value, key=key, help=helptext, format=k.format or None)
     return container.text_input(k.label, value, key=key, help=helptext)
+
+
+def knob_row(spec_type: type, names: Sequence[str], defaults) -> dict:
+    """One row of columns, a knob's widget in each, starting at ``defaults``' values (a spec: the recipe's)."""
+    import streamlit as st
+
+    columns = st.columns(len(names))
+    return {n: knob_input(c, spec_type, n, default=getattr(defaults, n)) for c, n in zip(columns, names, strict=True)}
