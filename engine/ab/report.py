@@ -170,7 +170,16 @@ def build_report(
     md = Document([b for b in doc.blocks if b[0] != "figure"])
     md.p("Charts (per-variant F1, the Pareto chart of F1 against p50 latency, latency distributions): see report.html.")
     return Report(
-        result.id, reference, md.markdown(), doc.html(title), quality, summaries, comparisons, recs, front, paired
+        experiment_id=result.id,
+        reference=reference,
+        markdown=md.markdown(),
+        html=doc.html(title),
+        quality=quality,
+        summaries=summaries,
+        comparisons=comparisons,
+        recommendations=recs,
+        pareto=front,
+        paired=paired,
     )
 
 

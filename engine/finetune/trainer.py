@@ -179,7 +179,16 @@ def _train(
     meta = adapter_meta(spec, trainer, loaded, model, targets.modules, summary.trainable, datasets, run_id)
     if not main:
         best = trainer.state.best_metric
-        return TrainResult(spec.adapter, trainer.state.global_step, False, stop.stopped, best, {}, now() - began, None)
+        return TrainResult(
+            adapter=spec.adapter,
+            steps=trainer.state.global_step,
+            stopped_early=False,
+            stopped_by_user=stop.stopped,
+            best_metric=best,
+            metrics={},
+            seconds=now() - began,
+            run_id=None,
+        )
     info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
     return finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
 
@@ -292,7 +301,15 @@ def finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
         tracker.end(run_id, "KILLED" if stop.stopped else "FINISHED")
     incomplete = state.global_step < state.max_steps and not stop.stopped
     result = TrainResult(
-        spec.adapter, state.global_step, incomplete, stop.stopped, best, metrics, now() - began, run_id, trainer.model
+        adapter=spec.adapter,
+        steps=state.global_step,
+        stopped_early=incomplete,
+        stopped_by_user=stop.stopped,
+        best_metric=best,
+        metrics=metrics,
+        seconds=now() - began,
+        run_id=run_id,
+        model=trainer.model,
     )
     report(1.0, f"{stop_reason(stop.stopped, state, state.max_steps)} at step {state.global_step}; adapter saved")
     return result

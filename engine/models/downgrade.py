@@ -76,7 +76,15 @@ def plan_load(
         for p in precisions_from(precision, device):
             need = estimate(model, p)
             if need.total_gb <= budget:
-                return LoadPlan(model, p, need, budget, reading.pressure, tuple(steps), first)
+                return LoadPlan(
+                    model=model,
+                    precision=p,
+                    footprint=need,
+                    budget_gb=budget,
+                    pressure=reading.pressure,
+                    steps=tuple(steps),
+                    asked_precision=first,
+                )
             tried.append(f"{model} {p} {need.total_gb:.2f} GB")
             steps.append(
                 f"{model} at {p} needs about {need.total_gb:.2f} GB, more than the {budget:.2f} GB budget "
