@@ -101,9 +101,11 @@ def test_ask_and_the_query_page_share_their_defaults() -> None:
     d = AskSpec()
     assert (a.kb, a.k, a.style, a.follow_links, a.adapter) == (d.kb, d.k, d.style, d.follow_links, d.adapter)
     assert d.kb == DOCS_KB and d.style == "auto"
-    page = (Path(__file__).resolve().parents[3] / "pages" / "1_Query.py").read_text(encoding="utf-8")
+    root = Path(__file__).resolve().parents[3]
+    page = (root / "pages" / "1_Query.py").read_text(encoding="utf-8")
+    panel = (root / "ui" / "query.py").read_text(encoding="utf-8")  # the page's side panel (ask_controls)
     # the page's widgets start at AskSpec's defaults and it answers through the same engine function
-    assert "D = AskSpec()" in page and "D.k" in page and "ask_pipeline(" in page
+    assert "D = AskSpec()" in panel and "D.k" in panel and "ask_controls(" in page and "ask_pipeline(" in page
 
 
 def test_the_sentences_prompt_has_its_own_instruction_examples_and_room() -> None:
