@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import streamlit as st
+
 from engine.knobs import knobs_of
 
 
@@ -40,7 +42,5 @@ def knob_input(
 
 def knob_row(spec_type: type, names: Sequence[str], defaults) -> dict:
     """One row of columns, a knob's widget in each, starting at ``defaults``' values (a spec: the recipe's)."""
-    import streamlit as st
-
     columns = st.columns(len(names))
     return {n: knob_input(c, spec_type, n, default=getattr(defaults, n)) for c, n in zip(columns, names, strict=True)}

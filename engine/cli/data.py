@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from engine.data import steps
 from engine.data.filters import FilterSpec
@@ -230,7 +230,7 @@ def diff_versions(a, settings, store, tracker, version) -> str:
 
 
 def refresh_kb(a, settings, store, tracker, version) -> str:
-    from engine.data.knowledge import refresh_job  # refresh-kb: the job's code, run here
+    from engine.data.knowledge import RefreshRun, refresh_job  # refresh-kb: the job's code, run here
 
     class Here:
         def progress(self, fraction, message=""):
@@ -242,13 +242,9 @@ def refresh_kb(a, settings, store, tracker, version) -> str:
         def check_cancelled(self):
             pass
 
-    args = {
-        "kb": a.kb,
-        "path": a.path,
-        "dataset": a.dataset,
-        "version": a.version or (store.versions(a.dataset)[0].id if a.dataset else ""),
-    }
-    return table([refresh_job(args, Here())])
+    version = a.version or (store.versions(a.dataset)[0].id if a.dataset else "")
+    run = RefreshRun(a.kb, path=a.path or "", dataset=a.dataset or "", version=version)
+    return table([refresh_job(asdict(run), Here())])
 
 
 COMMANDS = {
