@@ -49,7 +49,7 @@ def main() -> int:
 
     import torch
 
-    from engine.finetune.callbacks import read_curve
+    from engine.finetune.curve import read_curve
     from engine.finetune.examples import RagExampleSpec
     from engine.finetune.runs import run_dir_for
     from engine.finetune.spec import TrainSpec

@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+from engine.settings import load_settings
+
 
 class StudioError(Exception):
     """An error whose message is written for the user of the Studio."""
@@ -88,8 +90,6 @@ def first_line(exc: BaseException) -> str:
 
 def log_dir() -> Path:
     """Where tracebacks go: the data dir's ``logs/`` (the temp folder if that cannot be made)."""
-    from engine.settings import load_settings
-
     folder = load_settings().data_dir / "logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,12 @@ the app, jobs and tests can each point at their own store.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, is_dataclass
+
+import pandas as pd
 
 from engine.file_locks import held
 from engine.settings import Settings
@@ -144,9 +147,6 @@ class Tracker:
 
     def load_table(self, run_id: str, path: str):
         """A table logged with :meth:`log_table`, as a pandas DataFrame."""
-        import json
-
-        import pandas as pd
         from mlflow.artifacts import download_artifacts
 
         local = download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=self.uri)

@@ -7,8 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from engine import jobs
+from engine.ab.charts import latency_figure, pareto_figure, quality_figure
+from engine.ab.judging import JudgeRun, check_pair, load_judges
+from engine.ab.report import experiment_report
+from engine.ab.results import load_result
 from engine.ab.spec import MODES, ExperimentSpec, VariantSpec
+from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
+from engine.stats import mcnemar_sample_size, minimum_sample_size
 from ui import resources as r
 from ui.job_panel import job_panel
 from ui.widgets import user_errors
@@ -77,7 +83,6 @@ def experiment_form() -> None:
             "seed": st.column_config.NumberColumn("seed", min_value=0, step=1),
         },
     )
-    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 
     with st.form("ab"):
         cols = st.columns(4)
@@ -142,11 +147,6 @@ def progress() -> None:
 
 def report_section(experiments: list[str]) -> None:
     """A finished experiment's report: recommendations, tables, charts, downloads."""
-    from engine.ab.charts import latency_figure, pareto_figure, quality_figure
-    from engine.ab.judging import load_judges
-    from engine.ab.report import experiment_report
-    from engine.ab.results import load_result
-
     chosen = st.session_state.get("ab-experiment")
     experiment = st.selectbox(
         "Experiment", experiments, key="ab-pick", index=experiments.index(chosen) if chosen in experiments else 0
@@ -174,8 +174,6 @@ def report_section(experiments: list[str]) -> None:
 
 def judge_section(result, judges: list) -> None:
     """The local judge's verdicts on pairs of this experiment's variants, and a form to run it on a pair."""
-    from engine.ab.judging import JudgeRun, check_pair
-
     st.subheader("Local judge")
     if judges:
         rows = [
@@ -223,8 +221,6 @@ def judge_section(result, judges: list) -> None:
 
 def sample_size_calculator() -> None:
     """How many items an experiment needs to detect a given F1 gain, or a given change in exact matches."""
-    from engine.stats import mcnemar_sample_size, minimum_sample_size
-
     with st.expander("How many items do I need?"):
         st.caption("The *Sensitivity* table of a report gives the spread of per-item F1 differences seen there.")
         cols = st.columns(4)

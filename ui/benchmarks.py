@@ -14,6 +14,8 @@ from engine.benchmark.matrix import PRECISIONS, BenchSpec, llama_cpp_available
 from engine.benchmark.regression import METRICS, compare_runs
 from engine.benchmark.runs import COLUMNS, differences, matrix_history, matrix_results, selection_from
 from engine.benchmark.selection import OBJECTIVES, RULES, pareto_front
+from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
+from engine.evaluation.runner import EvalSpec, eval_items, ungraded_note
 from engine.models.spec import MODEL_HELP, spec_for
 from ui import resources as r
 from ui.job_panel import job_panel
@@ -217,9 +219,6 @@ def matrix_section() -> None:
 def eval_form():
     """The evaluation form: an EvalSpec when it was submitted (bad input is raised here, before a job starts).
     Labels, help, choices and defaults are the spec's knobs, as ``engine eval`` shows them."""
-    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
-    from engine.evaluation.runner import EvalSpec, eval_items
-
     with st.form("eval"):
         cols = st.columns(5)
         qa_set = cols[0].selectbox(
@@ -263,8 +262,6 @@ def eval_form():
 
 def result_metrics(metrics: dict) -> None:
     """An evaluation's headline metrics; groundedness beside F1 when some questions had no gold answer."""
-    from engine.evaluation.runner import ungraded_note
-
     names = [n for n in ("em", "f1", "groundedness", "recall@5", "mrr", "questions_per_s") if n in metrics]
     for col, name in zip(st.columns(len(names)), names, strict=True):
         col.metric(name, f"{metrics[name]:.1f}" if name in ("em", "f1", "groundedness") else f"{metrics[name]:.3f}")

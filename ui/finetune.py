@@ -6,10 +6,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.finetune.callbacks import read_curve
+from engine import jobs
+from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
+from engine.finetune.continued import fitting_hotpotqa_adapter
+from engine.finetune.curve import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
-from engine.finetune.spec import TrainSpec
+from engine.finetune.presets import CONTINUED, PRESETS, preset_for, preset_spec
+from engine.finetune.runs import list_runs
+from engine.finetune.spec import ResumeRun, TrainSpec, primary_pool
 from engine.rag.styles import style_of
 from ui import resources as r
 from ui.knobs import knob_input, knob_row
@@ -25,10 +30,6 @@ STYLE_LABELS = {
 
 def data_choice() -> tuple[str, str, TrainSpec]:
     """What to train on (a QA set, HotpotQA built in), its knowledge base, and the recipe the form starts from."""
-    from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
-    from engine.finetune.continued import fitting_hotpotqa_adapter
-    from engine.finetune.presets import CONTINUED, PRESETS, preset_for, preset_spec
-
     names = qa_set_names(r.settings())
     cols = st.columns(3)
     dataset = cols[0].selectbox(
@@ -76,8 +77,6 @@ STOPPING = ("eval_every", "val_limit", "stop_on", "patience", "precision")
 
 def settings_form() -> tuple[TrainSpec, str]:
     """The training settings from the form, and which button was pressed."""
-    from engine.finetune.inputs import primary_pool
-
     dataset, kb, D = data_choice()
     shares = dict(D.mix.sources)
     with st.form("train"):
@@ -249,10 +248,6 @@ def show_plan(found) -> None:
 
 def unfinished_runs(settings) -> None:
     """Runs with a checkpoint and no saved adapter, not training now, each with a Resume button."""
-    from engine import jobs
-    from engine.finetune.runs import list_runs
-    from engine.finetune.spec import ResumeRun
-
     active = {j.args.get("spec", {}).get("adapter") for j in jobs.list_jobs("train") if not j.done}
     runs = [run for run in list_runs(settings) if run.checkpoint_step and not run.saved and run.adapter not in active]
     if runs:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from engine.ab.results import list_results, load_result
+from engine.evaluation.history import evaluation_runs
 from engine.ratings import Rating, RatingStore
 from engine.ratings.aggregate import leaderboard
 from engine.ratings.agreement import agreement, judge_agreement
-from engine.ratings.sources import judge_verdicts
+from engine.ratings.sources import judge_verdicts, session_from_experiment, session_from_runs
+from engine.ratings.tracking import log_session
 from ui import resources as r
 from ui.widgets import user_errors
 
@@ -18,10 +21,6 @@ SCORES = ("correctness", "groundedness", "fluency")
 
 def new_session(store: RatingStore) -> None:
     """Build a session from two variants of an A/B experiment, or from two evaluation runs."""
-    from engine.ab.results import list_results, load_result
-    from engine.evaluation.history import evaluation_runs
-    from engine.ratings.sources import session_from_experiment, session_from_runs
-
     from_experiment, from_runs = st.tabs(["From an A/B experiment", "From two evaluation runs"])
     with from_experiment:
         experiments = list_results(r.settings())
@@ -179,8 +178,6 @@ def results(store: RatingStore, session_id: str) -> None:
         "Export ratings (CSV)", ratings.to_csv(index=False), f"ratings-{session_id}.csv", "text/csv", key="he-export"
     )
     if cols[1].button("Log to MLflow", key="he-log"):
-        from engine.ratings.tracking import log_session
-
         with user_errors():
             run_id = log_session(r.tracker(), store, session_id, judge=judge, resamples=500)
             st.success(f"Logged: MLflow run {run_id} (experiment studio-human-eval).")

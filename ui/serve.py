@@ -19,7 +19,7 @@ HOME = Path(__file__).resolve().parent.parent / "Home.py"
 
 def preload() -> None:
     try:
-        from ui import resources
+        from ui import resources  # noqa: PLC0415 - imported in this thread, while the server starts
 
         resources.warm_up().join()
     finally:
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     gc.disable()
     # The server starts in this thread while the preload imports and loads in another.
     threading.Thread(target=preload, name="studio-preload", daemon=True).start()
-    from streamlit.web import cli
+    from streamlit.web import cli  # noqa: PLC0415 - after the preload thread has started
 
     cli.main(["run", str(HOME), *argv], prog_name="streamlit")
 

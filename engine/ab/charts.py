@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
+
 
 def quality_figure(quality: dict, reference: str):
     """Mean F1 per variant with its interval (``quality``: name -> VariantQuality)."""
-    import plotly.graph_objects as go
-
     names = list(quality)
     f1 = [quality[n].f1 for n in names]
     fig = go.Figure(
@@ -29,8 +29,6 @@ def quality_figure(quality: dict, reference: str):
 
 def pareto_figure(summaries: dict[str, dict[str, float]], front: list[str]):
     """F1 against p50 latency, marker size peak memory; the Pareto-optimal variants starred."""
-    import plotly.graph_objects as go
-
     mem = {n: s["peak_memory_gb"] for n, s in summaries.items()}
     top = max(mem.values()) if mem and max(mem.values()) > 0 else 0.0
 
@@ -72,8 +70,6 @@ def pareto_figure(summaries: dict[str, dict[str, float]], front: list[str]):
 
 def latency_figure(variants) -> object:
     """The distribution of per-item latency of each variant."""
-    import plotly.graph_objects as go
-
     fig = go.Figure([go.Box(y=v.scores("latency_s"), name=n, boxpoints=False) for n, v in variants.items()])
     fig.update_layout(title="Latency per item", yaxis_title="seconds", height=380, showlegend=False)
     return fig

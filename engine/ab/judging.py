@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.ab.report import build_report, log_report, save_report
 from engine.ab.results import check_paired, experiments_dir, load_result
 from engine.errors import InputError
-from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec, judge_pairs
+from engine.evaluation.judge import DEFAULT_JUDGE, JudgeResult, JudgeSpec, judge_pairs, load_judge
 from engine.job_kinds import register_job_kind
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
@@ -80,8 +81,6 @@ def judge_metrics(judge: JudgeResult) -> dict[str, float]:
 def log_judge(tracker: Tracker, result, judge: JudgeResult, settings: Settings) -> str:
     """Log ``judge`` (saved already) to the experiment's MLflow run (a new ``studio-ab`` run when it has none):
     its figures, its per-item verdicts and the report rebuilt with every saved judgement; returns the run id."""
-    from engine.ab.report import build_report, log_report, save_report
-
     run_id = result.run_id
     if not run_id:
         run_id = tracker.start(
@@ -127,8 +126,6 @@ def run_judge(
 ) -> JudgeResult:
     """Judge variant ``a`` against ``b`` of a saved experiment with the judge model of ``spec`` (or the
     ``generator`` given), save the verdicts beside it and log them when a ``tracker`` is given."""
-    from engine.evaluation.judge import load_judge
-
     settings = settings or load_settings()
     result = load_result(experiment_id, settings)
     check_pair(result, a, b)

@@ -8,7 +8,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.errors import InputError
+from engine.stats.bootstrap import bootstrap_mean
 
 ALPHA = 0.05
 SIGNIFICANCE_TEST = "permutation"  # the test (on per-item F1) whose Holm-adjusted p decides the recommendations
@@ -192,10 +195,6 @@ def mean_interval(
 ) -> tuple[float, float, float]:
     """The mean of ``values`` and its bootstrap confidence interval (scipy, BCa; percentile when BCa is
     undefined): ``(mean, low, high)``. Without spread (or with one value) the interval is the mean itself."""
-    import numpy as np
-
-    from engine.stats.bootstrap import bootstrap_mean
-
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return math.nan, math.nan, math.nan

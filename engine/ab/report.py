@@ -25,9 +25,11 @@ from engine.ab.recommend import (
     recommend,
 )
 from engine.ab.results import check_paired, experiments_dir
+from engine.benchmark.selection import pareto_front
 from engine.errors import InputError
 from engine.evaluation.judge import JudgeResult
 from engine.settings import Settings
+from engine.stats import compare_variants, sensitivity
 from engine.write_policy import write_atomic
 
 
@@ -106,9 +108,6 @@ def build_report(
     first variant) is what the others are compared with; ``judge`` (a :class:`engine.evaluation.judge.JudgeResult`,
     or a list of them, one per judged pair) adds the judge's verdicts. ``paired``: the paired tests, when they were
     computed already (:func:`engine.ab.runner.compare_result`, with the same reference)."""
-    from engine.benchmark.selection import pareto_front
-    from engine.stats import compare_variants
-
     names = list(result.variants)
     if not names:
         raise InputError(f"Experiment {result.id!r} has no variants to report on.")
@@ -308,8 +307,6 @@ def latency_section(doc: Document, summaries: dict, variants: dict, front: list[
 def sensitivity_section(doc: Document, paired, alpha: float, power: float = 0.8) -> None:
     """How sensitive each comparison was: the power of a paired t-test against the observed effect, the items
     that effect needs, and the smallest F1 difference these items detect (at this spread of differences)."""
-    from engine.stats import sensitivity
-
     rows = []
     for label, comp in paired.comparisons.items():
         t = comp.tests["t"]

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import InputError, NotFoundError
 from engine.names import check_safe_name
 from engine.settings import Settings
@@ -40,8 +42,6 @@ class VariantResult:
 
     def summary(self) -> dict[str, float]:
         """Means of the scores, latency percentiles and the cost figures."""
-        import numpy as np
-
         latency = np.asarray(self.scores("latency_s")) if self.rows else np.zeros(1)
         n = max(1, len(self.rows))
         return {

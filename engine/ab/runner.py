@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from engine.ab.report import build_report, log_report, save_report
 from engine.ab.results import (
     ExperimentResult,
@@ -26,9 +28,14 @@ from engine.ab.results import (
 from engine.ab.spec import ExperimentSpec, VariantSpec, to_model_spec
 from engine.ab.workers import check_variants, experiment_items, run_in_processes
 from engine.errors import InputError, StudioError
-from engine.machine import read_memory
+from engine.machine import estimate_footprint, read_memory
+from engine.models.catalog import BUNDLED, CatalogEntry
+from engine.models.downgrade import budget_gb
+from engine.models.preflight import model_shape, precision_of
+from engine.models.spec import resolve_device
 from engine.names import check_safe_name
 from engine.settings import Settings, load_settings
+from engine.stats import compare_variants
 from engine.tracking import AB, Tracker, plain_json
 
 CORES_PER_PROCESS = 2  # a CPU process needs at least this many cores for running side by side to pay
@@ -50,18 +57,12 @@ def usable_cores() -> int:
 
 
 def variant_device(variant: VariantSpec) -> str:
-    from engine.models.spec import resolve_device
-
     return resolve_device(to_model_spec(variant).device)
 
 
 def estimate_gb(variant: VariantSpec, spec: ExperimentSpec, settings: Settings, device: str) -> float:
     """The pre-flight memory estimate of one variant's process: its model at its precision with the KV cache
     of a batch, the runtime, and the embedding model where it retrieves."""
-    from engine.machine import estimate_footprint
-    from engine.models.catalog import BUNDLED, CatalogEntry
-    from engine.models.preflight import model_shape, precision_of
-
     model = to_model_spec(variant)
     known = [e for e in BUNDLED if e.source == model.source and e.gguf_file == model.gguf_file]
     entry = known[0] if known else CatalogEntry(model.name, model.source, model.gguf_file)
@@ -77,8 +78,6 @@ def plan_parallel(spec: ExperimentSpec, settings: Settings) -> tuple[list[list[s
     margin, as for a model load: :func:`engine.models.downgrade.budget_gb`) and, for processes on the CPU,
     there are at least two cores per process: two processes on two cores only compete for them (each would
     run at half speed, and their latencies would measure the competition)."""
-    from engine.models.downgrade import budget_gb
-
     names = [v.name for v in spec.variants]
     if spec.parallel == "never":
         return [[n] for n in names], "one variant at a time (parallel: never)"
@@ -156,8 +155,6 @@ def new_id(name: str, settings: Settings) -> str:
 def compare_result(result: ExperimentResult, resamples: int = 10_000, seed: int = 0):
     """The paired tests of every variant against the first (and of every pair, with three or more): F1 for the
     continuous tests and the bootstrap interval, exact match (0/1) for McNemar; Holm-corrected per test."""
-    from engine.stats import compare_variants
-
     names = list(result.variants)
     scores = {n: result.variants[n].scores("f1") for n in names}
     em = {n: [1.0 if s >= 50 else 0.0 for s in result.variants[n].scores("em")] for n in names}  # 0/100 -> 0/1
@@ -182,8 +179,6 @@ def log_experiment(tracker: Tracker, result: ExperimentResult, comparison, plan:
     """One MLflow run in ``studio-ab``: the spec as params, each variant's summary as ``<variant>/<metric>``,
     the paired tests (see :func:`comparison_metrics`), each variant's rows as a table artifact
     (``variants/<name>.json``) and the full comparison as ``comparisons.json``."""
-    import pandas as pd
-
     spec = ExperimentSpec.from_dict(result.spec)
     items = len(result.item_ids())
     params = spec.flat() | {"experiment_id": result.id, "items": items, "reference": spec.reference, "plan": plan}

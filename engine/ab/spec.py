@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from engine.errors import InputError, check_choice
+from engine.evaluation.runner import PROMPTS, EvalSpec
 from engine.job_kinds import register_job_kind
+from engine.models.spec import DTYPES, QUANTIZATIONS, TORCH_QUANTIZATIONS, spec_for
 from engine.names import check_safe_name
+from engine.qa.versions import check_dataset_name
 
 PARALLEL = ("auto", "always", "never")
 # distractor with a dataset version: each record's own contexts; kb: retrieval from a knowledge base (``kb``)
@@ -46,9 +49,6 @@ class VariantSpec:
     seed: int = 0  # the sampling seed (with temperature > 0)
 
     def __post_init__(self) -> None:
-        from engine.evaluation.runner import PROMPTS
-        from engine.models.spec import DTYPES, QUANTIZATIONS
-
         object.__setattr__(self, "name", check_safe_name(self.name, "variant"))
         check_choice(self.quantization, QUANTIZATIONS, "quantization", f"Variant {self.name!r}")
         check_choice(self.dtype, DTYPES, "dtype", f"Variant {self.name!r}")
@@ -139,8 +139,6 @@ class ExperimentSpec:
         if self.version and not self.dataset:
             raise InputError("A dataset version was given without its dataset.")
         if self.dataset:
-            from engine.qa.versions import check_dataset_name
-
             object.__setattr__(self, "dataset", check_dataset_name(self.dataset))
 
     @property
@@ -182,8 +180,6 @@ class ExperimentSpec:
 def to_model_spec(variant: VariantSpec):
     """The ModelSpec that loads ``variant``. torch's int8 / int4 kernels run on the CPU only, so such a variant
     is loaded on the CPU even where a GPU is present (the others pick their device automatically)."""
-    from engine.models.spec import TORCH_QUANTIZATIONS, spec_for
-
     device = "cpu" if variant.quantization in TORCH_QUANTIZATIONS else "auto"
     return replace(
         spec_for(variant.model),
@@ -197,8 +193,6 @@ def to_model_spec(variant: VariantSpec):
 def to_eval_spec(variant: VariantSpec, experiment: ExperimentSpec):
     """The EvalSpec of ``variant`` in ``experiment`` (its quantization and sampling are not EvalSpec's: see
     :func:`to_model_spec` and :func:`engine.ab.runner.sampling_of`)."""
-    from engine.evaluation.runner import EvalSpec
-
     return EvalSpec(
         data=experiment.data,
         mode=experiment.mode,

@@ -15,7 +15,20 @@ from engine.ab.results import (
     ROW_FIELDS,
 )
 from engine.ab.spec import ExperimentSpec, VariantSpec, to_eval_spec, to_model_spec
+from engine.benchmark.speed import peak_memory_gb
 from engine.errors import InputError, StudioError
+from engine.evaluation.hotpotqa import distractor_retriever
+from engine.evaluation.qa_sets import record_item, split_records
+from engine.evaluation.runner import EvalSpec, answer_items, eval_items, score, templates
+from engine.machine import GB
+from engine.models.adapters import AdapterRegistry
+from engine.models.generation import load_generator
+from engine.models.manager import model_bytes
+from engine.qa.versions import DatasetStore
+from engine.rag.embedder import Embedder
+from engine.rag.pipeline import RagPipeline, sampling_for
+from engine.rag.retriever import KnowledgeBaseRetriever
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings
 
 PROGRESS_STEP = 4  # items answered between two progress reports (times the batch size)
@@ -28,15 +41,9 @@ def experiment_items(spec: ExperimentSpec, settings: Settings):
     """The items every variant answers, in order, and the spec with its dataset version resolved (an empty
     version is the dataset's newest). HotpotQA questions come from the fixed split (or the file's first ones);
     a dataset version's records keep their id, question, answer and contexts (the distractor mode's passages)."""
-    from engine.evaluation.qa_sets import record_item, split_records
-
     if not spec.dataset:
-        from engine.evaluation.runner import EvalSpec, eval_items
-
         items, _ = eval_items(EvalSpec(data=spec.data, limit=spec.limit, split=spec.split), settings)
     else:
-        from engine.qa.versions import DatasetStore
-
         store = DatasetStore(settings)
         version = spec.version or store.versions(spec.dataset)[0].id
         spec = replace(spec, version=version)
@@ -59,8 +66,6 @@ def check_variants(spec: ExperimentSpec, settings: Settings) -> None:
     for variant in spec.variants:
         to_model_spec(variant)  # a model path that does not exist
         if variant.adapter:
-            from engine.models.adapters import AdapterRegistry
-
             AdapterRegistry(settings).get(variant.adapter)
 
 
@@ -70,16 +75,12 @@ def check_variants(spec: ExperimentSpec, settings: Settings) -> None:
 def sampling_of(variant: VariantSpec, template):
     """The evaluation's decoding (to the end of the line, the answer style's length) with the variant's
     temperature and seed."""
-    from engine.rag.pipeline import sampling_for
-
     return replace(sampling_for(template), temperature=float(variant.temperature), seed=variant.seed)
 
 
 def variant_rows(items, answers) -> list[dict]:
     """One row per item: ROW_FIELDS (EM and F1 on the 0-100 scale; latency = retrieval + generation), then the
     raw generated text and the context the answer was given."""
-    from engine.evaluation.runner import score
-
     rows = []
     for item, answer, scored in zip(items, answers, score(items, answers, with_retrieval=False), strict=True):
         row = {
@@ -105,14 +106,6 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     optionally ``items`` (the QAItems; else read from the spec) and ``threads`` (torch's threads). Returns
     ``rows`` (see :func:`variant_rows`), ``load_s``, ``peak_memory_gb``, ``weights_gb``, ``device``, ``seconds``.
     """
-    from engine.benchmark.speed import peak_memory_gb
-    from engine.evaluation.hotpotqa import distractor_retriever
-    from engine.evaluation.runner import answer_items, templates
-    from engine.machine import GB
-    from engine.models.generation import load_generator
-    from engine.models.manager import model_bytes
-    from engine.rag.pipeline import RagPipeline
-
     settings = Settings(data_dir=Path(payload["data_dir"]), shared_data_dir=Path(payload["shared_dir"]))
     experiment = ExperimentSpec.from_dict(payload["experiment"])
     variant = experiment.variant(payload["variant"])
@@ -130,10 +123,6 @@ def answer_variant(payload: dict, on_progress: Callable[[int, int], None] | None
     if experiment.mode == "distractor":
         retriever = distractor_retriever(items, settings, None, evaluation.follow_links)
     elif experiment.mode == "kb":
-        from engine.rag.embedder import Embedder
-        from engine.rag.retriever import KnowledgeBaseRetriever
-        from engine.rag.store import KnowledgeBaseStore
-
         retriever = KnowledgeBaseRetriever(KnowledgeBaseStore(settings, Embedder.shared()), experiment.kb)
     start = time.perf_counter()
     # Each question in the style the variant's adapter asks it in (per question for an adapter trained "auto").

@@ -9,16 +9,32 @@ nothing of the previous one stays in the allocator or the page cache of the Pyth
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
 import multiprocessing
 import os
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from engine.benchmark.speed import SpeedSpec
+from engine.benchmark.speed import (
+    SpeedSpec,
+    fixed_text,
+    measure_generator,
+    measure_llama_cpp,
+    peak_memory_gb,
+    perplexity,
+)
 from engine.errors import InputError
+from engine.evaluation.runner import EvalSpec, run_evaluation
 from engine.job_kinds import register_job_kind
+from engine.machine import GB, describe_device
+from engine.models.generation import encode, load_generator
+from engine.models.loader import gguf_cache_dir
+from engine.models.manager import model_bytes
+from engine.models.spec import resolve_device, resolve_source, spec_for
+from engine.rag.embedder import Embedder
 from engine.settings import Settings, load_settings
 
 # A precision's changes to the model spec.
@@ -75,9 +91,6 @@ def environment() -> dict[str, str]:
     import torch
     import transformers
 
-    from engine.machine import describe_device
-    from engine.models.spec import resolve_device
-
     cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
@@ -95,16 +108,6 @@ def environment() -> dict[str, str]:
 
 def measure_precision(payload: dict) -> dict:
     """One configuration in this (fresh) process: load, speed, perplexity, quality, peak memory."""
-    import time
-
-    from engine.benchmark.speed import fixed_text, measure_generator, peak_memory_gb, perplexity
-    from engine.evaluation.runner import EvalSpec, run_evaluation
-    from engine.machine import GB
-    from engine.models.generation import load_generator
-    from engine.models.manager import model_bytes
-    from engine.models.spec import spec_for
-    from engine.rag.embedder import Embedder
-
     spec = BenchSpec.from_dict(payload["spec"])
     settings = Settings(data_dir=Path(payload["data_dir"]), shared_data_dir=Path(payload["shared_dir"]))
     model = replace(spec_for(spec.model), device=spec.device, **PRECISIONS[payload["precision"]])
@@ -131,11 +134,6 @@ def measure_llama(payload: dict) -> dict:
     """llama.cpp on the model's GGUF file, in this (fresh) process."""
     from transformers import AutoTokenizer
 
-    from engine.benchmark.speed import measure_llama_cpp, peak_memory_gb
-    from engine.models.generation import encode
-    from engine.models.loader import gguf_cache_dir
-    from engine.models.spec import resolve_source, spec_for
-
     spec = BenchSpec.from_dict(payload["spec"])
     settings = Settings(data_dir=Path(payload["data_dir"]), shared_data_dir=Path(payload["shared_dir"]))
     model = spec_for(spec.model)
@@ -158,10 +156,6 @@ def in_fresh_process(fn: Callable[[dict], dict], payload: dict) -> dict:
 
 def llama_cpp_available(spec: BenchSpec) -> str:
     """Why llama.cpp cannot run beside the others, or '' if it can."""
-    import importlib.util
-
-    from engine.models.spec import spec_for
-
     if not spec_for(spec.model).gguf_file:
         return "the model is not a GGUF file"
     if importlib.util.find_spec("llama_cpp") is None:

@@ -3,14 +3,22 @@ speed, the Markdown table, MLflow runs (one per matrix) and regressions against 
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
+
 from engine.benchmark.matrix import BenchSpec, environment, run_matrix
 from engine.benchmark.regression import compare_runs, parse_thresholds, regressions
+from engine.benchmark.selection import Candidate, select_config
+from engine.evaluation.hotpotqa import load_hotpotqa
+from engine.rag.chunking import Chunk
+from engine.rag.embedder import Embedder
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings, load_settings
 from engine.stats import PairedDifference, paired_bootstrap
 from engine.tracking import BENCHMARKS, Tracker
@@ -43,13 +51,6 @@ def degradation(results: dict[str, dict], reference: str, metric: str = "f1") ->
 def measure_retrieval(settings: Settings, passages: int = 256, queries: int = 50) -> dict[str, float]:
     """Embedding throughput (passages/s) and retrieval latency (ms per question, embedding it included)
     with the shared embedder and a Chroma store in a temporary folder."""
-    import json
-
-    from engine.evaluation.hotpotqa import load_hotpotqa
-    from engine.rag.chunking import Chunk
-    from engine.rag.embedder import Embedder
-    from engine.rag.store import KnowledgeBaseStore
-
     with (settings.shared_data_dir / "wiki-passages.jsonl").open(encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for _, line in zip(range(passages), f, strict=False)]
     embedder = Embedder.shared()
@@ -123,8 +124,6 @@ def differences(tracker: Tracker, run_id: str, baseline: str) -> list[str]:
 
 def matrix_history(tracker: Tracker, limit: int = 50):
     """Every logged matrix, long form: one row per run, configuration and metric (for trend charts)."""
-    import pandas as pd
-
     rows = [
         {
             "run_id": r.run_id,
@@ -144,8 +143,6 @@ def selection_from(
 ):
     """The optimal configuration among those with per-question F1 (llama.cpp has none): speed is the
     end-to-end tokens/s of a RAG answer, memory the peak (see engine.benchmark.selection)."""
-    from engine.benchmark.selection import Candidate, select_config
-
     candidates = [
         Candidate(c, tuple(r["scores"]["f1"]), r["metrics"]["e2e_tok_s"], r["metrics"]["peak_rss_gb"])
         for c, r in results.items()
@@ -156,8 +153,6 @@ def selection_from(
 
 def matrix_results(tracker: Tracker, run_id: str) -> dict[str, dict]:
     """A logged matrix in :func:`run_matrix`'s form: metrics and per-question scores per configuration."""
-    import json
-
     from mlflow.artifacts import download_artifacts
 
     metrics = matrix_metrics(tracker, run_id)

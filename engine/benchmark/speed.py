@@ -20,6 +20,8 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.machine import GB
+from engine.models.batching import pad_rows
+from engine.models.generation import SamplingSpec
 from engine.rag.prompt import PromptTemplate
 from engine.rag.store import Hit
 
@@ -88,9 +90,6 @@ def forced_generate(generator, rows: list[list[int]], new_tokens: int) -> None:
     """Greedy generation of exactly ``new_tokens`` for each row: through the fast decoder one after
     another where the generator answers that way, else as one left-padded batch."""
     import torch
-
-    from engine.models.batching import pad_rows
-    from engine.models.generation import SamplingSpec
 
     sampling = SamplingSpec(max_new_tokens=new_tokens)
     if all(generator.fast(len(row), sampling) for row in rows):

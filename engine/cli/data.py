@@ -9,9 +9,21 @@ import sys
 from dataclasses import asdict, fields
 
 from engine.data import steps
+from engine.data.augment import AugmentSpec
 from engine.data.filters import FilterSpec
-from engine.data.generation import GenerationSpec
+from engine.data.generation import GenerationSpec, generate_qa, teacher_spec
+from engine.data.knowledge import RefreshRun, refresh_job
+from engine.data.review import read_decisions, save_review
+from engine.data.splits import SplitSpec
+from engine.data.topics import TopicSpec
+from engine.errors import exit_status
+from engine.models.generation import load_generator
 from engine.qa.records import NORMALIZERS
+from engine.qa.summary import diff
+from engine.qa.versions import DatasetStore
+from engine.rag.embedder import Embedder
+from engine.settings import load_settings
+from engine.tracking import Tracker
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,9 +109,6 @@ def funnel_table(report) -> str:
 
 def run(a, settings) -> str:
     """Run the parsed ``data`` command; its output as text."""
-    from engine.qa.versions import DatasetStore
-    from engine.tracking import Tracker
-
     store, tracker = DatasetStore(settings), Tracker(settings)
     version = ""
     if a.command in ("topics", "split", "augment", "hard-cases", "show", "export"):
@@ -123,10 +132,6 @@ def import_data(a, settings, store, tracker, version) -> str:
 
 
 def generate(a, settings, store, tracker, version) -> str:
-    from engine.data.generation import generate_qa, teacher_spec
-    from engine.models.generation import load_generator
-    from engine.rag.embedder import Embedder
-
     filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
     spec = GenerationSpec(
         **{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"}, filters=filters
@@ -144,8 +149,6 @@ def generate(a, settings, store, tracker, version) -> str:
 
 
 def topics(a, settings, store, tracker, version) -> str:
-    from engine.data.topics import TopicSpec
-
     spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max, text=a.text)
     manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
     rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
@@ -154,8 +157,6 @@ def topics(a, settings, store, tracker, version) -> str:
 
 
 def split(a, settings, store, tracker, version) -> str:
-    from engine.data.splits import SplitSpec
-
     manifest, leaks, sizes = steps.split_version(
         settings, a.dataset, version, SplitSpec(seed=a.seed), a.threshold, tracker
     )
@@ -166,13 +167,9 @@ def split(a, settings, store, tracker, version) -> str:
 
 
 def augment(a, settings, store, tracker, version) -> str:
-    from engine.data.augment import AugmentSpec
-
     spec = AugmentSpec(kinds=tuple(k.strip() for k in a.kinds.split(",") if k.strip()))
     generator = None
     if "paraphrase" in spec.kinds:
-        from engine.models.generation import load_generator
-
         generator = load_generator(settings=settings)
     if a.command == "augment":
         manifest, report = steps.augment_version(settings, a.dataset, version, spec, generator, tracker)
@@ -195,8 +192,6 @@ def export(a, settings, store, tracker, version) -> str:
 
 
 def review(a, settings, store, tracker, version) -> str:
-    from engine.data.review import read_decisions, save_review
-
     name, _, version = a.dataset.strip().partition("@")
     version = version or store.versions(name)[0].id
     decisions = read_decisions(a.decisions) if a.decisions else None
@@ -222,16 +217,12 @@ def versions(a, settings, store, tracker, version) -> str:
 
 
 def diff_versions(a, settings, store, tracker, version) -> str:
-    from engine.qa.summary import diff
-
     d = diff(store.load(a.dataset, a.old), store.load(a.dataset, a.new))
     counts = {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed), "unchanged": d.unchanged}
     return f"{table([counts])}\n\n{table([{'stat': k, 'delta': v} for k, v in d.stat_deltas.items() if v])}"
 
 
 def refresh_kb(a, settings, store, tracker, version) -> str:
-    from engine.data.knowledge import RefreshRun, refresh_job  # refresh-kb: the job's code, run here
-
     class Here:
         def progress(self, fraction, message=""):
             print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
@@ -264,9 +255,6 @@ COMMANDS = {
 
 
 def main(argv: list[str]) -> int:
-    from engine.errors import exit_status
-    from engine.settings import load_settings
-
     a = parser().parse_args(argv)
     note = "interrupted (what was generated is kept: run the same command again to resume)"
     return exit_status(lambda: print(run(a, load_settings())) or 0, note)

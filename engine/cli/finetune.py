@@ -8,15 +8,17 @@ from __future__ import annotations
 import argparse
 
 from engine.errors import InputError
+from engine.evaluation.qa_sets import parse_ref
+from engine.finetune.examples import MixSpec, RagExampleSpec
+from engine.finetune.lora import LoraSpec
+from engine.finetune.presets import PRESETS, RECIPE_7, preset_for
+from engine.finetune.spec import TrainSpec, primary_pool
 from engine.knobs import add_knob_argument, knobs_of
+from engine.settings import load_settings
+from engine.tracking import Tracker
 
 
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:
-    from engine.finetune.examples import RagExampleSpec
-    from engine.finetune.lora import LoraSpec
-    from engine.finetune.presets import PRESETS, RECIPE_7, preset_for
-    from engine.finetune.spec import TrainSpec
-
     collection = preset_for("my-qa").name
     arg = tr.add_argument
     arg(
@@ -107,12 +109,6 @@ def categories_of(text: str) -> tuple[str, ...]:
 
 def train_spec(a) -> object:
     """The TrainSpec of parsed ``train`` arguments: the preset, changed by the flags given."""
-    from engine.evaluation.qa_sets import parse_ref
-    from engine.finetune.examples import MixSpec
-    from engine.finetune.inputs import primary_pool
-    from engine.finetune.presets import PRESETS, preset_for
-    from engine.finetune.spec import TrainSpec
-
     dataset = a.dataset.strip()
     preset = PRESETS[a.preset] if a.preset else preset_for(dataset)
     values = TrainSpec().to_dict()
@@ -151,12 +147,10 @@ def train_spec(a) -> object:
 
 
 def run_train(a) -> int:
-    from engine.finetune.trainer import train
-    from engine.settings import load_settings
-    from engine.tracking import Tracker
-
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
+    from engine.finetune.trainer import train  # noqa: PLC0415 - loads torch and transformers
+
     result = train(train_spec(a), settings, tracker, resume=a.resume, overwrite=a.overwrite)
     print(f"adapter {result.adapter}: {result.steps} steps in {result.seconds / 60:.1f} min, best {result.best_metric}")
     return 0

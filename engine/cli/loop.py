@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.loop import AUTO, STEPS, LoopSpec, misses_args, run_loop, start_loop
+from engine.settings import load_settings
 
 
 def add_loop_arguments(sub) -> None:
@@ -29,8 +30,6 @@ def add_loop_arguments(sub) -> None:
 
 
 def run_loop_command(a) -> int:
-    from engine.settings import load_settings
-
     settings = load_settings()
     if a.folder or a.restart:
         start = "" if a.start_from.strip().lower() == "none" else a.start_from.strip()

@@ -8,14 +8,29 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from engine import allocator
+from engine.cli.data import main as main_data
 from engine.cli.finetune import add_train_arguments, run_train
 from engine.cli.loop import add_loop_arguments, run_loop_command
 from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
 from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
 from engine.errors import InputError, exit_status
-from engine.evaluation.runner import EvalSpec
+from engine.evaluation.runner import EvalSpec, format_table, prepare_evaluation, run_evaluation
+from engine.jobs.worker import main_job
 from engine.knobs import add_knob_arguments, knob_values
+from engine.models.adapters import AdapterRegistry
+from engine.models.export import merge_export
+from engine.models.generation import load_generator
+from engine.rag.ask import AskSpec, ask, ask_model_spec
+from engine.rag.embedder import Embedder
+from engine.rag.ingest import DOCS_KB, ensure_docs_kb
+from engine.rag.pipeline import check_question
+from engine.rag.store import KnowledgeBaseStore
+from engine.rag.styles import ASK_STYLES, STYLE_HELP, style_of
+from engine.settings import load_settings
+from engine.tracking import Tracker
 
 # The evaluation's knobs on the command line (max_source_chars stays the prompt's).
 EVAL_KNOBS = (
@@ -73,10 +88,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_eval(a) -> int:
-    from engine.evaluation.runner import format_table, prepare_evaluation, run_evaluation
-    from engine.settings import load_settings
-    from engine.tracking import Tracker
-
     settings = load_settings()
     spec = EvalSpec(**knob_values(EvalSpec, a, EVAL_KNOBS))
     generator, embedder, store = prepare_evaluation(spec, settings)
@@ -94,9 +105,6 @@ def run_eval(a) -> int:
 
 
 def add_ask_arguments(ask: argparse.ArgumentParser) -> None:
-    from engine.rag.ask import AskSpec
-    from engine.rag.styles import ASK_STYLES, STYLE_HELP
-
     d = AskSpec()
     ask.add_argument("--kb", default=d.kb)
     ask.add_argument("--k", type=int, default=d.k, help="sources in the prompt")
@@ -122,14 +130,6 @@ def add_ask_arguments(ask: argparse.ArgumentParser) -> None:
 
 
 def run_ask(a) -> int:
-    from engine.models.generation import load_generator
-    from engine.rag.ask import AskSpec, ask, ask_model_spec
-    from engine.rag.embedder import Embedder
-    from engine.rag.ingest import DOCS_KB, ensure_docs_kb
-    from engine.rag.pipeline import check_question
-    from engine.rag.store import KnowledgeBaseStore
-    from engine.settings import load_settings
-
     question = check_question(a.question)
     settings = load_settings()
     model = ask_model_spec(a.model, a.adapter, settings)  # neither given: the active model and adapter
@@ -147,20 +147,12 @@ def run_ask(a) -> int:
 
 
 def run_adapters(a) -> int:
-    from pathlib import Path
-
-    from engine.models.adapters import AdapterRegistry
-    from engine.models.export import merge_export
-    from engine.settings import load_settings
-
     settings = load_settings()
     registry = AdapterRegistry(settings)
     wanted = {"list": 0, "rename": 2, "delete": 1, "export": 2}[a.action]
     if len(a.names) != wanted:
         raise InputError(f"`adapters {a.action}` takes {wanted} name(s).")
     if a.action == "list":
-        from engine.rag.styles import style_of
-
         for info in registry.list():
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in info.metrics.items())
             print(
@@ -178,17 +170,11 @@ def run_adapters(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"], ["loop"], ["ab"]):
-        from engine.allocator import restart_with_allocator
-
-        restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")  # see engine.allocator
+        allocator.restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
-        from engine.jobs.worker import main_job
-
         return main_job(argv[1:])
     if argv[:1] == ["data"]:
-        from engine.cli.data import main as main_data
-
         return main_data(argv[1:])
     a = parser().parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import sys
 
+from engine.ab import judging
+from engine.ab.judging import format_judge, judge_file
+from engine.ab.runner import format_result, run_experiment
+from engine.ab.spec import ExperimentSpec, parse_variant
+from engine.benchmark.matrix import BenchSpec
+from engine.benchmark.runs import bench_matrix, matrix_results, selection_from
+from engine.evaluation.judge import JudgeSpec
 from engine.models.spec import MODEL_HELP
 from engine.settings import load_settings
+from engine.tracking import Tracker
+from engine.write_policy import check_export_target, publish_file
 
 
 def add_bench_arguments(sub) -> None:
@@ -83,11 +92,6 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run_bench(a) -> int:
-    from engine.benchmark.matrix import BenchSpec
-    from engine.benchmark.runs import bench_matrix, matrix_results, selection_from
-    from engine.tracking import Tracker
-    from engine.write_policy import check_export_target, publish_file
-
     precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
     if a.out:
         check_export_target(a.out, a.overwrite)  # before the matrix runs, not after
@@ -117,10 +121,6 @@ def run_bench(a) -> int:
 
 
 def run_ab(a) -> int:
-    from engine.ab.runner import format_result, run_experiment
-    from engine.ab.spec import ExperimentSpec, parse_variant
-    from engine.tracking import Tracker
-
     spec = ExperimentSpec(
         name=a.name,
         variants=tuple(parse_variant(v) for v in a.variant),
@@ -144,14 +144,12 @@ def run_ab(a) -> int:
 
 
 def run_judge(a) -> int:
-    from engine.ab.judging import format_judge, judge_file, run_judge
-    from engine.evaluation.judge import JudgeSpec
-    from engine.tracking import Tracker
-
     settings = load_settings()
     spec = JudgeSpec(model=a.model.strip())
     tracker = None if a.no_mlflow else Tracker(settings)
-    judge = run_judge(a.experiment, a.a, a.b, spec, not a.no_reference, a.batch_size, settings, tracker, _progress)
+    judge = judging.run_judge(
+        a.experiment, a.a, a.b, spec, not a.no_reference, a.batch_size, settings, tracker, _progress
+    )
     print(format_judge(judge))
     print(f"verdicts: {judge_file(a.experiment, a.a, a.b, settings)}")
     return 0

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 
 from engine.errors import InputError
+from engine.rag.embedder import Embedder
+from engine.rag.ingest import ingest_source, kb_state, preview_source, rollback_ingest
+from engine.rag.store import KnowledgeBaseStore, check_name
+from engine.settings import load_settings
 
 
 def add_ingest_arguments(sub) -> None:
@@ -21,11 +25,6 @@ def add_ingest_arguments(sub) -> None:
 
 
 def run_ingest(a) -> int:
-    from engine.rag.embedder import Embedder
-    from engine.rag.ingest import ingest_source, kb_state, preview_source, rollback_ingest
-    from engine.rag.store import KnowledgeBaseStore, check_name
-    from engine.settings import load_settings
-
     kb = check_name(a.kb)
     args = {
         "kb": kb,
@@ -65,10 +64,6 @@ def run_ingest(a) -> int:
 
 
 def run_kbs(a) -> int:
-    from engine.rag.embedder import Embedder
-    from engine.rag.store import KnowledgeBaseStore
-    from engine.settings import load_settings
-
     for info in KnowledgeBaseStore(load_settings(), Embedder.shared()).list():
         state = f", {info.incomplete}" if info.incomplete else ""
         print(f"{info.name}: {info.documents} documents, {info.chunks} chunks{state}")

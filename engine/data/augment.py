@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.models.generation import SamplingSpec
 from engine.qa.schema import Context, QARecord
 
 KINDS = ("paraphrase", "distractors", "shuffle", "typos")
@@ -104,8 +105,6 @@ def paraphrase(
     records: Sequence[QARecord], generator, max_new_tokens: int = 48, batch_size: int = 8
 ) -> tuple[list[QARecord], dict[str, int]]:
     """Questions rewritten by the local model; returns the valid variants and the drops by reason."""
-    from engine.models.generation import SamplingSpec
-
     if not records:
         return [], {}
     sampling = SamplingSpec(max_new_tokens=max_new_tokens, stop=("\n",))

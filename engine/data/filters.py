@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from engine.errors import InputError
 from engine.evaluation.metrics import f1_precision_recall, normalize_answer
 
@@ -190,8 +192,6 @@ def run_filter(f: Filter, candidates: Sequence[Candidate], spec: FilterSpec) -> 
 
 def duplicate_scores(vectors, threshold: float) -> list[float]:
     """For each unit vector in order, its highest cosine to the earlier ones kept (below ``threshold``)."""
-    import numpy as np
-
     matrix = np.asarray(vectors, dtype=np.float32)
     kept: list[int] = []
     scores = []

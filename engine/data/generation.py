@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from engine.data.definitions import descriptive_question
 from engine.data.filters import DESCRIPTION, NAMES, Candidate, FilterSpec, apply_filters
 from engine.data.questions import (
@@ -28,9 +30,19 @@ from engine.data.questions import (
     question_stem,
 )
 from engine.errors import InputError
+from engine.evaluation.qa_sets import resolve_data
 from engine.job_kinds import register_job_kind
+from engine.models.catalog import default_spec
+from engine.models.generation import SamplingSpec, load_generator
+from engine.models.spec import spec_for
 from engine.names import check_safe_name
-from engine.settings import Settings
+from engine.qa.schema import Context, QARecord
+from engine.qa.versions import DatasetStore, file_identity
+from engine.rag.embedder import Embedder
+from engine.rag.embedding_cache import CachedEmbedder
+from engine.rag.prompt import PromptTemplate, clean_answer
+from engine.rag.store import Hit, KnowledgeBaseStore
+from engine.settings import Settings, load_settings
 
 # 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings;
 # 4: no one-word adjectives ("English") or lone months as names, other names after the other kinds; 5: one other
@@ -127,11 +139,6 @@ def generate_qa(
     check: Callable[[], None] = lambda: None,
 ) -> GenerationReport:
     """Generate, check and filter QA pairs from the passages of ``spec.source``; save the kept ones as a version."""
-    from engine.models.generation import SamplingSpec
-    from engine.rag.embedding_cache import CachedEmbedder
-    from engine.rag.prompt import PromptTemplate, clean_answer
-    from engine.rag.store import Hit
-
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -189,8 +196,6 @@ def generate_qa(
     # run with a larger k answers the ones it lets through (their ranks are stored up to MAX_RANK).
     todo = [c for c in survivors if c.key not in evidence or unanswered(evidence[c.key], k)]
     if todo:
-        import numpy as np
-
         progress(0.6, f"embedding {len(passages)} passages for the round trip (cached after the first time)")
         index = np.asarray(cached.embed([p["text"] for p in passages]), dtype=np.float32)
         position = {passage_id(p, n): n for n, p in enumerate(passages)}
@@ -247,12 +252,8 @@ def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple
     """The passages to generate from (id, title, text, and the document they belong to) and their identity:
     a JSONL file's records, or the chunks of a knowledge base (a chunk's document is its ``doc_id``)."""
     if not spec.kb:
-        from engine.evaluation.qa_sets import resolve_data
-        from engine.qa.versions import file_identity
-
         path = resolve_data(spec.source, settings)
         return load_passages(path), file_identity(path)
-    from engine.rag.store import KnowledgeBaseStore
 
     got = KnowledgeBaseStore(settings, embedder).collection(spec.kb).get(include=["documents", "metadatas"])
     passages = sorted(
@@ -269,8 +270,6 @@ def source_passages(spec: GenerationSpec, settings: Settings, embedder) -> tuple
 
 
 def to_record(c: Candidate, model: str, doc_id: str = ""):
-    from engine.qa.schema import Context, QARecord
-
     scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
     doc_id = doc_id or c.passage_id
     return QARecord(
@@ -293,8 +292,6 @@ def finish(
     spec, source, documents, generator, candidates, kept, funnel, seconds, resumed, work, settings
 ) -> GenerationReport:
     """Save the kept pairs as a dataset version and write the run's report next to its work files."""
-    from engine.qa.versions import DatasetStore
-
     began = time.perf_counter()
     records = [to_record(c, generator.name, documents.get(c.passage_id, "")) for c in kept]
     if not records:
@@ -339,18 +336,11 @@ def finish(
 def teacher_spec(spec: GenerationSpec):
     """The model that writes the questions: ``spec.model`` (any model ``spec_for`` loads), else the Studio's
     default model (the bundled one, as the app answers with it)."""
-    from engine.models.catalog import default_spec
-    from engine.models.spec import spec_for
-
     return spec_for(spec.model) if spec.model.strip() else default_spec()
 
 
 def generate_job(args: dict, ctx) -> dict:
     """The background-job form (kind ``generate-qa``): args are GenerationSpec fields (filters as a dict)."""
-    from engine.models.generation import load_generator
-    from engine.rag.embedder import Embedder
-    from engine.settings import load_settings
-
     fields_ = dict(args)
     if isinstance(fields_.get("filters"), dict):
         fields_["filters"] = FilterSpec(**fields_["filters"])

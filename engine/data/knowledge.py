@@ -13,8 +13,11 @@ from engine.qa.schema import QARecord
 from engine.qa.versions import DatasetStore
 from engine.rag.chunking import ChunkSpec
 from engine.rag.documents import Document
+from engine.rag.embedder import Embedder
+from engine.rag.ingest import load_source
 from engine.rag.refresh import refresh_kb
 from engine.rag.store import KnowledgeBaseStore, check_name
+from engine.settings import load_settings
 
 DATASET_SOURCE = "dataset"
 
@@ -46,10 +49,6 @@ def refresh_job(args: dict, ctx) -> dict:
     The source is ``path``, ``hf_dataset`` (with ``split``), or ``dataset`` and ``version``
     (a saved dataset version's contexts); ``chunk_size`` and ``overlap`` are optional.
     """
-    from engine.rag.embedder import Embedder
-    from engine.rag.ingest import load_source
-    from engine.settings import load_settings
-
     settings = load_settings()
     spec = ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
     kb = check_name(args.get("kb", ""))

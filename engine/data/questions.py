@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.data.definitions import definitions
 from engine.data.filters import Candidate
 from engine.data.spans import Span, description, find_spans
+from engine.rag.documents import load_jsonl_records
 
 QUESTION_SYSTEM = (
     "You write one quiz question about a passage. The given answer must answer the question, "
@@ -109,8 +110,6 @@ def clean_question(text: str, stem: str = "") -> str:
 
 
 def load_passages(path: Path) -> list[dict]:
-    from engine.rag.documents import load_jsonl_records
-
     return load_jsonl_records(path, required=("text",))
 
 

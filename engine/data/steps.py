@@ -10,20 +10,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from engine.data.augment import AugmentSpec, augment, context_pool, hard_cases
+from engine.data.hub import load_hf, save_hf
+from engine.data.splits import SplitSpec, check_leakage, split_records
+from engine.data.topics import TopicSpec, cluster_topics, label_records
 from engine.errors import InputError, check_choice
+from engine.evaluation.history import per_question
 from engine.job_kinds import register_job_kind
+from engine.models.generation import load_generator
+from engine.qa.exports import csv_text, jsonl_text
+from engine.qa.records import read_records, unique_ids
 from engine.qa.versions import DatasetStore, Manifest, check_dataset_name, log_version
 from engine.rag.embedding_cache import cached_embedder
-from engine.settings import Settings
+from engine.settings import Settings, load_settings
+from engine.tracking import Tracker
+from engine.write_policy import check_export_target, publish_file
 
 
 def pool_retriever(records, settings: Settings):
     """``retrieve(question, k)``: the contexts of ``records`` most similar to the question (cosine of
     the cached embeddings), the distractor source of augmentation: retrieved, so hard to tell apart."""
-    import numpy as np
-
-    from engine.data.augment import context_pool
-
     embed = cached_embedder(settings)
     pool = context_pool(records)
     if not pool:
@@ -43,8 +51,6 @@ def pool_retriever(records, settings: Settings):
 def question_nearest(records, settings: Settings):
     """``nearest(question, candidates, n)``: the candidates whose questions are most similar to ``question``
     (cosine of the cached embeddings, one batch for all of ``records``), for held-out hard cases."""
-    import numpy as np
-
     embed = cached_embedder(settings)
     questions = list(dict.fromkeys(r.question for r in records))
     known = dict(zip(questions, embed.embed(questions), strict=True))
@@ -82,9 +88,6 @@ def import_source(
     Records that repeat an id are refused with their line numbers; ``dedupe`` keeps the first of each instead
     and lists the others in the result's ``dropped``.
     """
-    from engine.data.hub import load_hf
-    from engine.qa.records import read_records, unique_ids
-
     dataset = check_dataset_name(dataset)  # before the source is read, which may take long
     label = name or "The uploaded data"
     if isinstance(source, bytes):
@@ -115,8 +118,6 @@ def import_source(
 
 def cluster_version(settings: Settings, dataset: str, version: str, spec=None, tracker=None):
     """Label a version's records with topics: (new manifest, Topics)."""
-    from engine.data.topics import TopicSpec, cluster_topics, label_records
-
     store = DatasetStore(settings)
     spec = spec or TopicSpec()
     records = store.load(dataset, version)
@@ -132,8 +133,6 @@ def cluster_version(settings: Settings, dataset: str, version: str, spec=None, t
 
 def split_version(settings: Settings, dataset: str, version: str, spec=None, threshold: float = 0.95, tracker=None):
     """80/10/10 by topic and document, then the leakage check: (new manifest, LeakageReport, sizes)."""
-    from engine.data.splits import SplitSpec, check_leakage, split_records
-
     store = DatasetStore(settings)
     spec = spec or SplitSpec()
     splits = split_records(store.load(dataset, version), spec)
@@ -147,8 +146,6 @@ def split_version(settings: Settings, dataset: str, version: str, spec=None, thr
 
 def augment_version(settings: Settings, dataset: str, version: str, spec=None, generator=None, tracker=None):
     """The version plus augmented copies of its records (each in its origin's split): (new manifest, report)."""
-    from engine.data.augment import AugmentSpec, augment
-
     store = DatasetStore(settings)
     spec = spec or AugmentSpec()
     records = store.load(dataset, version)
@@ -182,10 +179,6 @@ def hard_case_version(
     A test or validation miss, or a missed question that is not in the split version (people's questions),
     is never varied itself: its nearest training records are (see ``engine.data.augment.hard_cases``), so
     misses of the test evaluation become training items."""
-    from engine.data.augment import AugmentSpec, hard_cases
-    from engine.evaluation.history import per_question
-    from engine.tracking import Tracker
-
     store = DatasetStore(settings)
     records = store.load(dataset, version)
     rows = per_question(tracker or Tracker(settings), run_id).to_dict("records")
@@ -219,10 +212,6 @@ def export_version(
 
     An existing target is an error; ``overwrite`` replaces only an unchanged earlier export of the Studio.
     """
-    from engine.data.hub import save_hf
-    from engine.qa.exports import csv_text, jsonl_text
-    from engine.write_policy import check_export_target, publish_file
-
     target = Path(target).expanduser()
     fmt = fmt or {".jsonl": "jsonl", ".csv": "csv"}.get(target.suffix.lower(), "hf")
     if fmt not in ("jsonl", "csv", "hf"):
@@ -240,12 +229,6 @@ STEPS = {"topics": cluster_version, "split": split_version, "augment": augment_v
 def step_job(args: dict, ctx) -> dict:
     """The background-job form (kind ``dataset``): ``step`` (topics/split/augment/hard-cases), ``dataset``,
     ``version``, and the step's settings (``spec`` as a dict; ``run_id``/``threshold`` where they apply)."""
-    from engine.data.augment import AugmentSpec
-    from engine.data.splits import SplitSpec
-    from engine.data.topics import TopicSpec
-    from engine.settings import load_settings
-    from engine.tracking import Tracker
-
     step = args.get("step", "")
     check_choice(step, STEPS, "dataset step")
     settings = load_settings()
@@ -253,8 +236,6 @@ def step_job(args: dict, ctx) -> dict:
     spec_type = {"topics": TopicSpec, "split": SplitSpec, "augment": AugmentSpec, "hard-cases": AugmentSpec}[step]
     spec = spec_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in (args.get("spec") or {}).items()})
     if step in ("augment", "hard-cases") and "paraphrase" in spec.kinds:
-        from engine.models.generation import load_generator
-
         ctx.progress(0.05, "loading the model")
         kwargs["generator"] = load_generator(settings=settings)
     ctx.progress(0.1, f"{step} of {args['dataset']}@{args['version']}")

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.evaluation.judge import generate_in_slices
+from engine.models.generation import SamplingSpec
 
 SYSTEM = "You are a strict grader. You check whether an answer is supported by the sources it was given."
 TEMPLATE = (
@@ -68,9 +70,6 @@ def judge_grounding(
 ) -> tuple[list[float | None], list[str]]:
     """For each ``(question, answer, sources)``: 1.0 supported, 0.0 not, None unreadable; and the replies.
     An empty answer supports nothing: 0.0 without asking."""
-    from engine.evaluation.judge import generate_in_slices
-    from engine.models.generation import SamplingSpec
-
     asked = [i for i, (_, answer, _) in enumerate(items) if answer.strip()]
     prompts = [grounding_messages(*items[i], spec=spec) for i in asked]
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, temperature=0.0)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.rag.documents import load_jsonl_records
+from engine.rag.embedding_cache import cached_embedder
+from engine.rag.links import with_links
+from engine.rag.retriever import PoolRetriever
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,5 @@ def distractor_retriever(items: list[QAItem], settings, embedder=None, follow_li
     """The distractor setting's retriever: each question's own paragraphs ranked by the (cached)
     embedder, with a hop along mentions of the first ``follow_links`` (see :mod:`engine.rag.links`).
     Evaluation and retrieved training sources both use it, so they rank alike."""
-    from engine.rag.embedding_cache import cached_embedder
-    from engine.rag.links import with_links
-    from engine.rag.retriever import PoolRetriever
-
     pools = {item.question: item.paragraphs for item in items}
     return with_links(PoolRetriever(cached_embedder(settings, embedder), pools), follow_links)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.evaluation.metrics import exact_match, f1
+from engine.evaluation.qa_sets import resolve_data
+from engine.evaluation.runner import EvalResult
 from engine.models.generation import SamplingSpec
 from engine.rag.documents import load_jsonl_records
 
@@ -68,9 +70,6 @@ class InstructionSpec:
 
 def run_instructions(spec: InstructionSpec, generator, settings):
     """Answer the category's records with ``generator`` (greedy) and score them: an EvalResult."""
-    from engine.evaluation.qa_sets import resolve_data
-    from engine.evaluation.runner import EvalResult
-
     examples = dolly_examples(resolve_data(spec.data, settings), categories=(spec.category,))[: spec.limit]
     if not examples:
         raise InputError(f"No {spec.category} records in {spec.data}.")

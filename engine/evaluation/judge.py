@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
+from engine.evaluation.metrics import normalize_answer
 from engine.evaluation.verdicts import combine, read_verdict
+from engine.models.generation import SamplingSpec, load_generator
 
 OUTCOMES = ("A", "B", "tie")  # what a pair's two judgements say together
 
@@ -259,9 +261,6 @@ def judge_pairs(
     """Judge each ``(question, answer_a, answer_b, reference)`` twice, A in position 1 and then B in position
     1, with greedy batched ``generator.generate`` calls, and combine the two orders (see :func:`combine`).
     ``on_progress(done, total)`` follows the judge's prompts (what it raises stops the judging)."""
-    from engine.evaluation.metrics import normalize_answer
-    from engine.models.generation import SamplingSpec
-
     items = [tuple(it) for it in items]
     for it in items:
         if len(it) != 4:
@@ -298,6 +297,4 @@ def generate_in_slices(generator, prompts, sampling, batch_size: int, on_progres
 
 def load_judge(spec: JudgeSpec = DEFAULT_JUDGE, settings=None):
     """A Generator for the judge's model (the bundled model when ``spec.model`` is empty)."""
-    from engine.models.generation import load_generator
-
     return load_generator(spec.model or None, settings)

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.evaluation.hotpotqa import QAItem
+from engine.evaluation.hotpotqa import QAItem, load_hotpotqa
+from engine.evaluation.splits import split_items
+from engine.qa.versions import DatasetStore
+from engine.rag.prompt import answer_sentences
 from engine.settings import Settings
 
 HOTPOTQA = "hotpotqa"  # the built-in collection's name
@@ -54,8 +57,6 @@ def parse_ref(ref: str) -> tuple[str, str]:
 def record_item(record) -> QAItem:
     """A dataset record as an evaluation item: its contexts are its passages (the ``given`` mode's sources),
     its context titles and document ids what retrieval should find, and its answer sentences the evidence."""
-    from engine.rag.prompt import answer_sentences
-
     evidence = tuple((c.title, s) for c in record.contexts for s in answer_sentences([c.text], record.answer))
     docs = tuple(dict.fromkeys(list(record.doc_ids) + [c.doc_id for c in record.contexts if c.doc_id]))
     return QAItem(
@@ -89,13 +90,9 @@ def load_qa_set(settings: Settings, ref: str, split: str = "test", limit: int | 
     """One split of a QA set: ``hotpotqa`` (the fixed split of the shared file) or a saved dataset version."""
     name, version = parse_ref(ref)
     if name == HOTPOTQA:
-        from engine.evaluation.hotpotqa import load_hotpotqa
-        from engine.evaluation.splits import split_items
-
         path = resolve_data(version or HOTPOTQA_FILE, settings)
         items = split_items(path, settings, split) if split else load_hotpotqa(path)
         return QASet(HOTPOTQA, path.name, split, items[:limit])
-    from engine.qa.versions import DatasetStore
 
     store = DatasetStore(settings)
     version = version or store.versions(name)[0].id
@@ -107,6 +104,4 @@ def load_qa_set(settings: Settings, ref: str, split: str = "test", limit: int | 
 
 def qa_set_names(settings: Settings) -> list[str]:
     """The QA sets a page can offer: the built-in HotpotQA collection, then every saved dataset."""
-    from engine.qa.versions import DatasetStore
-
     return [HOTPOTQA, *DatasetStore(settings).datasets()]

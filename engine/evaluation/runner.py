@@ -13,15 +13,24 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
+import pandas as pd
+
+from engine.evaluation.grounding import GroundingSpec, judge_grounding
 from engine.evaluation.hotpotqa import QAItem, distractor_retriever, load_hotpotqa
 from engine.evaluation.metrics import Sample, score_sample
 from engine.evaluation.qa_sets import SPLITS, load_qa_set, resolve_data
+from engine.evaluation.splits import split_items
 from engine.job_kinds import register_job_kind
 from engine.knobs import check_knobs, knob
-from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
+from engine.models.adapters import AdapterRegistry
+from engine.models.generation import load_generator
+from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS, spec_for
+from engine.rag.embedder import Embedder
 from engine.rag.pipeline import RagAnswer, RagPipeline, sampling_for
-from engine.rag.prompt import AUTO, STYLES, PromptTemplate
+from engine.rag.prompt import AUTO, STYLES, PromptTemplate, prompt_for
 from engine.rag.retriever import KnowledgeBaseRetriever
+from engine.rag.store import KnowledgeBaseStore
+from engine.rag.styles import question_template, trained_style
 from engine.settings import Settings, load_settings
 from engine.tracking import EVALUATION, Tracker
 
@@ -104,7 +113,6 @@ def eval_items(spec: EvalSpec, settings: Settings) -> tuple[list[QAItem], dict]:
     identity = {"data_path": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
     if not spec.split:
         return load_hotpotqa(path, spec.limit), identity
-    from engine.evaluation.splits import split_items
 
     return split_items(path, settings, spec.split)[: spec.limit], identity
 
@@ -119,16 +127,12 @@ def retrieval_keys(item: QAItem, hits) -> tuple[tuple[str, ...], tuple[str, ...]
 
 def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
-    from engine.rag.prompt import prompt_for
-
     return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars, spec.answer_style)
 
 
 def templates(spec: EvalSpec, items: list[QAItem], settings: Settings) -> list[PromptTemplate]:
     """Each question's prompt: the spec's (see :func:`template`), or with ``auto`` (asked, or the adapter's
     training style) the style the question's form wants, as the Query page and training ask it."""
-    from engine.rag.styles import question_template, trained_style
-
     prompt = template(spec, settings)
     trained = trained_style(settings, spec.adapter)  # "" without an adapter
     if (spec.answer_style or trained or "short") != AUTO:
@@ -202,14 +206,10 @@ def aggregate(rows: list[dict]) -> dict[str, float]:
 def judge_ungraded(spec: EvalSpec, items, answers, rows, generator, judge, settings: Settings) -> int:
     """Groundedness (0-100) in the rows of the questions without a gold answer, from the local judge
     (``judge``, else the evaluated model when it is the bundled one, else ``spec.judge`` loaded); their count."""
-    from engine.evaluation.grounding import GroundingSpec, judge_grounding
-
     ungraded = [i for i, item in enumerate(items) if not item.answer.strip()]
     if not ungraded:
         return 0
     if judge is None:
-        from engine.models.generation import load_generator
-
         bundled = not (spec.judge or spec.model or spec.adapter)
         judge = generator if bundled else load_generator(spec.judge or None, settings)
     asked = [(items[i].question, answers[i].answer, answers[i].context) for i in ungraded]
@@ -272,8 +272,6 @@ def run_evaluation(
 
 def log_evaluation(tracker: Tracker, result: EvalResult, model: str, identity: dict) -> str:
     """One MLflow run: params (with the questions' identity), aggregate metrics and the per-question table."""
-    import pandas as pd
-
     spec = result.spec
     params = asdict(spec) | {"model": model} | identity
     if spec.mode != "kb":
@@ -326,16 +324,8 @@ def ungraded_note(metrics: dict) -> str:
 
 def prepare_evaluation(spec: EvalSpec, settings: Settings):
     """The generator, embedder and store the spec needs; bad input fails before the model loads."""
-
-    from engine.models.generation import load_generator
-    from engine.models.spec import spec_for
-    from engine.rag.embedder import Embedder
-    from engine.rag.store import KnowledgeBaseStore
-
     eval_items(spec, settings)  # a missing file, dataset, version or split fails before the model loads
     if spec.adapter:  # a missing adapter fails before the model loads
-        from engine.models.adapters import AdapterRegistry
-
         AdapterRegistry(settings).get(spec.adapter)
     if spec.judge:
         spec_for(spec.judge)  # a judge model path that does not exist fails before the model loads

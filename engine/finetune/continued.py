@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from engine.models.adapters import AdapterInfo, AdapterRegistry, check_base, same_base
+from engine.models.catalog import default_spec
+from engine.models.loader import LOADING
 from engine.settings import Settings
 
 
@@ -10,8 +12,6 @@ def fitting_hotpotqa_adapter(settings: Settings, sentences: bool) -> str:
     """The saved adapter trained on HotpotQA, on the default model's weights, for sentences or not (as asked),
     with the best validation F1; "" if there is none. The one to continue on a collection's QA set: recipe 7's
     adapter so continued gained +5.5 F1 over itself on the HotpotQA development collection (docs/collections.md)."""
-    from engine.models.catalog import default_spec
-
     model, fitting = default_spec(), []
     for info in AdapterRegistry(settings).list():
         sources = (info.train.get("mix") or {}).get("sources") or [["", 0]]
@@ -26,8 +26,6 @@ def continue_adapter(loaded, info: AdapterInfo):
     """``loaded.model`` with a saved adapter attached for more training: its LoRA weights trainable (rank and
     target modules as saved), the base frozen."""
     from peft import PeftModel
-
-    from engine.models.loader import LOADING
 
     check_base(info, loaded)
     with LOADING:

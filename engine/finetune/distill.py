@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.finetune.examples import Example
+from engine.models.generation import SamplingSpec
 from engine.settings import Settings
 
 TARGETS = ("reference", "base")  # Dolly answers: the human responses, or the base model's own
@@ -72,10 +74,6 @@ def self_answers(
     on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Example], DistillReport]:
     """The examples with the base model's greedy answers in place of their own, in the same order."""
-    import time
-
-    from engine.models.generation import SamplingSpec
-
     began = time.perf_counter()
     path = cache_file(generator, max_new_tokens, settings)
     cached = read_cache(path)

@@ -14,6 +14,7 @@ from engine.evaluation.instructions import Example
 from engine.knobs import knob
 from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
 from engine.rag.store import Hit
+from engine.rag.styles import question_template
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,6 @@ def asked_in(template: PromptTemplate, spec: RagExampleSpec, question: str) -> P
     wants (the Query page and the evaluation ask an ``auto`` adapter the same way)."""
     if spec.answer_style != AUTO:
         return template
-    from engine.rag.styles import question_template
 
     return question_template(template, question, trained=AUTO, adapter=True)
 

@@ -3,12 +3,32 @@ function, and the pre-flight plan (memory and time) shown before it starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import contextlib
+import time
+from dataclasses import dataclass, fields, replace
 
 from engine.errors import InputError
-from engine.evaluation.qa_sets import resolve_data
-from engine.finetune.spec import TrainSpec
-from engine.qa.versions import file_identity
+from engine.evaluation.hotpotqa import distractor_retriever
+from engine.evaluation.instructions import dolly_examples
+from engine.evaluation.qa_sets import HOTPOTQA, load_qa_set, resolve_data
+from engine.evaluation.runner import EvalSpec, run_evaluation
+from engine.finetune.continued import continue_adapter
+from engine.finetune.distill import DistillReport
+from engine.finetune.encoding import drop_too_long
+from engine.finetune.examples import mix, rag_examples, record_examples, without_gold
+from engine.finetune.lora import Targets, detect_targets, summarize, to_lora_config
+from engine.finetune.preflight import estimate
+from engine.finetune.preparation import BLOCK, LazyRows, Pending, entries, preparer
+from engine.finetune.spec import TrainSpec, primary_pool, resolve_precision
+from engine.models.adapters import AdapterRegistry
+from engine.models.generation import Generator
+from engine.models.loader import LoadedModel, load_model
+from engine.models.spec import resolve_device, spec_for
+from engine.qa.versions import DatasetStore, file_identity, log_dataset_input
+from engine.rag.embedder import Embedder
+from engine.rag.embedding_cache import cached_embedder
+from engine.rag.retriever import KnowledgeBaseRetriever
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings
 
 
@@ -22,11 +42,6 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     estimates). Questions ranked among their own paragraphs and the base model's answers are made
     as training reaches them; the rest, and any question whose prompt might not fit, now.
     """
-    from engine.evaluation.instructions import dolly_examples
-    from engine.finetune.encoding import drop_too_long
-    from engine.finetune.examples import mix
-    from engine.finetune.preparation import BLOCK, LazyRows, entries, preparer
-
     say = report or (lambda fraction, message: None)
     say(0.0, "reading the QA set's training and validation questions")
     train_set, val_set = qa_splits(spec, settings)
@@ -35,8 +50,6 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
     pools = {primary: questions(spec, train_set.items, primary, retriever, depth, say)}
     datasets = [qa_identity(train_set, settings)]
     if primary != "hotpotqa" and spec.mix.uses("hotpotqa"):
-        from engine.evaluation.qa_sets import load_qa_set
-
         hotpot = load_qa_set(settings, "hotpotqa", "train")
         pools["hotpotqa"] = questions(replace(spec, dataset="", kb=""), hotpot.items, "hotpotqa", None, 0, say)
         datasets.append(qa_identity(hotpot, settings))
@@ -62,10 +75,6 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
         d["examples"] = sum(1 for e in examples if e.source == name)
     tally = None
     if spec.dolly_targets == "base" and distill and any(e.source == "dolly" for e in examples):
-        from dataclasses import fields
-
-        from engine.finetune.distill import DistillReport
-
         tally = datasets[-1]["self_answers"] = {f.name: 0 for f in fields(DistillReport)}
     make = preparer(spec, generator, settings, base_only, tally)
     say(0.0, f"tokenizing {len(examples)} training examples")
@@ -86,9 +95,6 @@ def build_examples(spec: TrainSpec, generator, settings: Settings, report=None, 
 def questions(spec: TrainSpec, items, source: str, retriever, depth: int, say):
     """The grounded examples of ``items``: made now where that is cheap (gold sources, a knowledge base's
     ranking), else :class:`~engine.finetune.preparation.Pending` (ranked among their own paragraphs later)."""
-    from engine.finetune.examples import rag_examples, without_gold
-    from engine.finetune.preparation import Pending
-
     if spec.rag.sources == "retrieved" and retriever is None:  # each question's own paragraphs: embedding them all
         skipped = set(without_gold(items))  # as rag_examples skips them
         return [Pending(it.id, source, 0, item=it) for it in items if it.id not in skipped]
@@ -96,19 +102,9 @@ def questions(spec: TrainSpec, items, source: str, retriever, depth: int, say):
     return rag_examples(items, spec.rag, retriever, source, depth, ranking)
 
 
-def primary_pool(spec: TrainSpec | str) -> str:
-    """The mix's name for the QA set trained on (a spec or its ``dataset``): ``hotpotqa``, or ``dataset``."""
-    from engine.evaluation.qa_sets import HOTPOTQA
-
-    ref = (spec if isinstance(spec, str) else spec.dataset).strip()
-    return "dataset" if ref and ref.partition("@")[0].strip() != HOTPOTQA else "hotpotqa"
-
-
 def qa_splits(spec: TrainSpec, settings: Settings):
     """The training split and the (first ``val_limit`` questions of the) validation split of the QA set;
     questions without a gold answer are left out of both (nothing to learn, no F1)."""
-    from engine.evaluation.qa_sets import HOTPOTQA, load_qa_set
-
     ref = spec.dataset if primary_pool(spec) == "dataset" else f"{HOTPOTQA}@{spec.data}"
     train, val = load_qa_set(settings, ref, "train"), load_qa_set(settings, ref, "validation")
     train = replace(train, items=[it for it in train.items if it.answer.strip()])
@@ -120,8 +116,6 @@ def qa_splits(spec: TrainSpec, settings: Settings):
 
 def qa_identity(qa, settings: Settings) -> dict:
     """What a run trained on, for the run record and MLflow: the file (HotpotQA) or the dataset version."""
-    from engine.evaluation.qa_sets import HOTPOTQA
-
     if qa.name == HOTPOTQA:
         return file_identity(resolve_data(qa.version, settings)) | {"split": qa.split}
     return {"name": qa.ref, "dataset": qa.name, "version": qa.version, "split": qa.split}
@@ -134,23 +128,15 @@ def source_retriever(spec: TrainSpec, items, settings: Settings):
     if spec.rag.sources != "retrieved":
         return None, 0
     if spec.kb:
-        from engine.rag.embedder import Embedder
-        from engine.rag.retriever import KnowledgeBaseRetriever
-        from engine.rag.store import KnowledgeBaseStore
-
         store = KnowledgeBaseStore(settings, Embedder.shared())
         store.collection(spec.kb)  # a missing knowledge base fails here, before any work
         return KnowledgeBaseRetriever(store, spec.kb), spec.rag.k
-    from engine.evaluation.hotpotqa import distractor_retriever
 
     return distractor_retriever(items, settings, follow_links=spec.rag.follow_links), 0
 
 
 def generated_pool(spec: TrainSpec, settings: Settings):
     """Grounded examples from a dataset version's training split (all of it when it is not split)."""
-    from engine.finetune.examples import record_examples
-    from engine.qa.versions import DatasetStore
-
     store = DatasetStore(settings)
     name, _, version = spec.qa_dataset.strip().partition("@")
     version = version or store.versions(name)[0].id
@@ -167,8 +153,6 @@ def generated_pool(spec: TrainSpec, settings: Settings):
 
 def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Settings) -> None:
     """Name the dataset versions a training run used as its MLflow inputs (digest: the version id)."""
-    from engine.qa.versions import DatasetStore, log_dataset_input
-
     store = DatasetStore(settings)
     for d in datasets:
         if d.get("version"):
@@ -179,8 +163,6 @@ def log_dataset_inputs(tracker, run_id: str, datasets: list[dict], settings: Set
 
 def eta_reporter(report, what: str):
     """``progress(done, total)`` that reports ``what`` with the counts and the time left (at the pace so far)."""
-    import time
-
     began = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -195,17 +177,10 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     """``validate(model) -> {"f1", "em"}`` on the validation split, through the evaluation runner."""
     if not spec.val_f1:
         return None
-    from engine.evaluation.runner import EvalSpec, run_evaluation
-    from engine.models.generation import Generator
-    from engine.models.loader import LoadedModel
-    from engine.rag.embedding_cache import cached_embedder
 
     embedder = cached_embedder(settings)
     store = None
     if spec.kb:
-        from engine.rag.embedder import Embedder
-        from engine.rag.store import KnowledgeBaseStore
-
         store = KnowledgeBaseStore(settings, Embedder.shared())
     dataset = spec.dataset if primary_pool(spec) == "dataset" else ""
     eval_spec = EvalSpec(
@@ -223,8 +198,6 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
     )
 
     def validate(model) -> dict[str, float]:
-        import contextlib
-
         import torch
 
         # The PEFT wrapper does not pass the shared-prefix cache through to the model; the
@@ -248,12 +221,6 @@ def load_base(spec: TrainSpec, settings: Settings):
     is loaded in that dtype, which halves its memory and the activations' and spares the
     per-step casts of autocast. The LoRA weights and their optimizer state stay in float32.
     """
-    from dataclasses import replace
-
-    from engine.finetune.spec import resolve_precision
-    from engine.models.loader import load_model
-    from engine.models.spec import resolve_device, spec_for
-
     precision = resolve_precision(spec.precision, resolve_device(spec_for(spec.base).device))
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
     model_spec = replace(spec_for(spec.base), quantization=spec.quantization, dtype=dtype)
@@ -270,14 +237,10 @@ def lora_model(loaded, spec: TrainSpec, settings: Settings):
     ``spec.start_from`` continued (its rank and targets as it was trained)."""
     from peft import get_peft_model
 
-    from engine.finetune.lora import Targets, detect_targets, to_lora_config
-
     if not spec.start_from:
         return get_peft_model(loaded.model, to_lora_config(spec.lora, loaded.model.config)), detect_targets(
             loaded.model.config, spec.lora
         )
-    from engine.finetune.continued import continue_adapter
-    from engine.models.adapters import AdapterRegistry
 
     model = continue_adapter(loaded, AdapterRegistry(settings).get(spec.start_from))
     modules = model.peft_config["default"].target_modules
@@ -296,10 +259,6 @@ class Plan:
 
 def plan(spec: TrainSpec, settings: Settings) -> Plan:
     """Load the base, build the examples and the adapter, and estimate memory and time; trains nothing."""
-    from engine.finetune.lora import summarize
-    from engine.finetune.preflight import estimate
-    from engine.models.generation import Generator
-
     loaded = load_base(spec, settings)
     train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
     lengths = train_rows.lengths  # estimated where a row is not made yet

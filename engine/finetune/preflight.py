@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import psutil
+
 BYTES_PER_WEIGHT = {"none": 4.0, "8bit": 1.0, "4bit": 0.55}  # fp32 weights; bnb blocks carry some overhead
 RUNTIME_MB = 900.0  # torch + transformers + peft in a fresh process, measured on the bundled model's CPU path
 
@@ -57,8 +59,6 @@ def estimate(
     flops: float | None = None,
 ) -> Estimate:
     """Peak memory (weights, adapter and optimizer state, activations, logits) and time of a run."""
-    import psutil
-
     hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
     vocab = getattr(config, "vocab_size", 32000)

@@ -14,14 +14,21 @@ answers), so a resumed run trains on the rows it would have trained on.
 
 from __future__ import annotations
 
+import contextlib
+import random
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
+import torch
 from torch.utils.data import Dataset
 
-from engine.evaluation.hotpotqa import QAItem
-from engine.finetune.examples import Example
+from engine.evaluation.hotpotqa import QAItem, distractor_retriever
+from engine.finetune.distill import MAX_NEW_TOKENS, self_answers
+from engine.finetune.encoding import tokenize_all
+from engine.finetune.examples import Example, rag_examples, template_for
+from engine.rag.store import Hit
 from engine.settings import Settings
 
 BLOCK = 64  # rows made at once: about 10 s of ranking and 16 Dolly answers on 2 cores
@@ -74,8 +81,7 @@ class LazyRows(Dataset):
         if not self.group:
             self.order = list(range(len(self.entries)))
             return
-        import torch
-        from transformers.trainer_pt_utils import get_length_grouped_indices
+        from transformers.trainer_pt_utils import get_length_grouped_indices  # noqa: PLC0415 - loads transformers
 
         generator = torch.Generator().manual_seed(self.seed + int(epoch))
         self.order = get_length_grouped_indices(self.lengths, self.group, generator=generator)
@@ -113,11 +119,6 @@ def random_state_kept():
     Making a block can load the embedder (initialising layers draws random numbers) or not, as the
     caches hold; without this, a resumed run would draw other dropout masks than the run it resumes.
     """
-    import random
-
-    import numpy as np
-    import torch
-
     python, numpy = random.getstate(), np.random.get_state()
     with torch.random.fork_rng():
         try:
@@ -134,11 +135,6 @@ def estimate_questions(pending: Sequence[Pending], rag, tokenizer, render, max_l
     per gold paragraph, which a low-ranked gold one can add), so only those whose bound reaches the
     max length need ranking now, where a prompt too long is an error before the first step.
     """
-    from dataclasses import replace
-
-    from engine.finetune.examples import template_for
-    from engine.rag.store import Hit
-
     if not pending:
         return [], []
     template = template_for(rag)
@@ -165,10 +161,6 @@ def estimate_questions(pending: Sequence[Pending], rag, tokenizer, render, max_l
 def entries(examples, spec, generator, make, distill: bool) -> list:
     """The rows of the examples that are ready (tokenized now, so a prompt too long stops the run before it
     starts) and the pending ones, with the Dolly examples pending their base-model answers when ``distill``."""
-    from engine.finetune.distill import MAX_NEW_TOKENS
-    from engine.finetune.encoding import tokenize_all
-    from engine.finetune.examples import Example
-
     tokenizer, render = generator.tokenizer, generator.render
     out: list = list(examples)
     asked = [i for i, e in enumerate(out) if isinstance(e, Pending)]
@@ -196,9 +188,6 @@ def entries(examples, spec, generator, make, distill: bool) -> list:
 def preparer(spec, generator, settings: Settings, base_only, tally: dict | None):
     """``make(pending) -> rows``: ranks the pending questions among their own paragraphs (as the evaluation
     does), has the base model answer the pending instructions (``tally`` counts them), tokenizes."""
-    from engine.evaluation.hotpotqa import distractor_retriever
-    from engine.finetune.encoding import tokenize_all
-    from engine.finetune.examples import rag_examples
 
     def make(pending: list) -> list[dict]:
         examples = [None] * len(pending)
@@ -223,10 +212,6 @@ def preparer(spec, generator, settings: Settings, base_only, tally: dict | None)
 def answer_as_base(examples, generator, settings: Settings, base_only=None):
     """:func:`~engine.finetune.distill.self_answers` with the model in evaluation mode and, inside a
     training run, its adapter switched off (``base_only()``), so the answers are the base model's."""
-    import contextlib
-
-    from engine.finetune.distill import self_answers
-
     model = generator.model
     was_training = model.training
     model.eval()  # no dropout, and generation keeps its cache when training checkpoints activations

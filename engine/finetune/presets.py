@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import check_choice
-from engine.finetune.spec import TrainSpec
+from engine.finetune.spec import TrainSpec, primary_pool
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,6 @@ DEFAULT_PRESET = RECIPE_7.name  # for HotpotQA; a user's QA set starts from COLL
 
 def preset_for(dataset: str) -> Preset:
     """The measured recipe for what is trained on: a user's QA set, or HotpotQA."""
-    from engine.finetune.inputs import primary_pool
-
     return COLLECTION if primary_pool(dataset) == "dataset" else RECIPE_7
 
 

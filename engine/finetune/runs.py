@@ -10,7 +10,11 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.file_locks import Claim, ClaimedError
+from engine.finetune.curve import read_curve
+from engine.finetune.spec import TrainSpec
+from engine.models.adapters import AdapterRegistry, check_name
 from engine.settings import Settings
+from engine.write_policy import remove_tree
 
 # data_dir/finetune/.claims/<adapter>.lock: outside the run folder, which overwriting a run removes
 CLAIMS = ".claims"
@@ -30,8 +34,6 @@ def checkpoint_step(checkpoint: Path) -> int:
 
 
 def run_dir_for(adapter: str, settings: Settings) -> Path:
-    from engine.models.adapters import check_name
-
     return settings.data_dir / "finetune" / check_name(adapter)
 
 
@@ -40,8 +42,6 @@ def claim(adapter: str, settings: Settings) -> Claim:
     file), held until released or until this process ends, so the claim of a crashed trainer is free again
     and its stale pid is replaced. An InputError when another process, or another training in this one,
     holds it."""
-    from engine.models.adapters import check_name
-
     try:
         return Claim(settings.data_dir / "finetune" / CLAIMS / f"{check_name(adapter)}.lock")
     except ClaimedError as e:
@@ -56,10 +56,6 @@ def prepare_run(spec, settings: Settings, resume: bool, overwrite: bool, main: b
     """The run folder of a claimed adapter name, checked (and, on the main process, made ready), and the spec
     to train: ``(run_dir, spec)``. Resuming takes the stored spec. A new run starts in an empty folder: an
     old run of that name is removed, which needs ``overwrite``, as replacing a saved adapter does."""
-    from engine.finetune.spec import TrainSpec
-    from engine.models.adapters import AdapterRegistry
-    from engine.write_policy import remove_tree
-
     run_dir = run_dir_for(spec.adapter, settings)
     if resume:
         if not (run_dir / "spec.json").is_file():
@@ -86,9 +82,6 @@ class RunInfo:
 
 def list_runs(settings: Settings) -> list[RunInfo]:
     """Training runs in the data dir, newest first (a run with a checkpoint can be resumed)."""
-    from engine.finetune.callbacks import read_curve
-    from engine.models.adapters import AdapterRegistry
-
     root = settings.data_dir / "finetune"
     if not root.is_dir():
         return []

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.errors import InputError, check_choice
+from engine.evaluation.qa_sets import HOTPOTQA
 from engine.finetune.distill import TARGETS
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.job_kinds import register_job_kind
 from engine.knobs import knob
-from engine.models.spec import BNB_QUANTIZATIONS, MODEL_HELP
+from engine.models.spec import BNB_QUANTIZATIONS, MODEL_HELP, native_bf16
 from engine.names import check_safe_name
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
@@ -137,11 +138,16 @@ def frozen(value):
     return value
 
 
+def primary_pool(spec: TrainSpec | str) -> str:
+    """The mix's name for the QA set trained on (a spec or its ``dataset``): ``hotpotqa``, or ``dataset``."""
+    ref = (spec if isinstance(spec, str) else spec.dataset).strip()
+    return "dataset" if ref and ref.partition("@")[0].strip() != HOTPOTQA else "hotpotqa"
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """``auto``: bf16 autocast where the hardware computes in bf16 natively, else fp32 (CPU) / fp16 (GPU)."""
     if precision != "auto":
         return precision
-    from engine.models.spec import native_bf16
 
     if native_bf16(device):
         return "bf16"

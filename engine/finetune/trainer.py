@@ -9,6 +9,7 @@ through the evaluation runner, early stopping, a graceful stop, and MLflow loggi
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -17,9 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.finetune.curve import cut_curve
+from engine.finetune.encoding import Collator
+from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
+from engine.finetune.lora import MLP, summarize
 from engine.finetune.runs import checkpoint_step, claim, last_checkpoint, prepare_run
 from engine.finetune.spec import TrainSpec, resolve_precision
+from engine.models.adapters import AdapterRegistry
+from engine.models.generation import Generator
 from engine.settings import Settings, load_settings
+from engine.tracking import TRAINING, Tracker
 
 
 @dataclass
@@ -129,11 +137,6 @@ def _train(
 ) -> TrainResult:
     """:func:`train` once the adapter name is claimed and its run folder is ready: prepare the model and the
     examples, build the Trainer, train, save the adapter."""
-    from engine.finetune.inputs import build_examples, load_base, lora_model
-    from engine.finetune.lora import summarize
-    from engine.models.adapters import AdapterRegistry
-    from engine.models.generation import Generator
-
     registry = AdapterRegistry(settings)
     if spec.start_from:
         registry.get(spec.start_from)  # a missing adapter is said now, before the slow start
@@ -171,8 +174,6 @@ def _train(
         extra_callbacks,
     )
     if checkpoint is not None and main:
-        from engine.finetune.callbacks import cut_curve
-
         cut_curve(run_dir, checkpoint_step(checkpoint))
         report(0.0, f"resuming from {checkpoint.name}")
     run_trainer(trainer, spec, checkpoint)
@@ -195,9 +196,6 @@ def _train(
 
 def start_run(spec, tracker, run_dir, resume, modules, trainable, train_rows, val_rows, datasets, settings) -> str:
     """The run's MLflow run: the one a resumed run logged to, else a new one with the spec, the LoRA and the data."""
-    from engine.finetune.inputs import log_dataset_inputs
-    from engine.tracking import TRAINING
-
     info = run_dir / "run.json"
     if resume and info.is_file():
         return json.loads(info.read_text())["run_id"]
@@ -233,13 +231,11 @@ def build_trainer(
     """The HF Trainer for the run, with the Studio's callbacks (curves, validation F1, early stopping, stop)."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
-    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback
-    from engine.finetune.encoding import Collator
-    from engine.finetune.inputs import validation
-
     precision = resolve_precision(spec.precision, loaded.device)
     steps_per_epoch = max(1, -(-len(train_rows) // (spec.batch_size * spec.grad_accum)))
     args = training_arguments(spec, run_dir, loaded.device, steps_per_epoch)
+    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback  # noqa: PLC0415 - loads transformers
+
     curve = CurveCallback(run_dir, report, tracker, run_id)
     callbacks = [curve, ValidationCallback(validation(spec, loaded, settings, precision), curve, report)]
     if spec.stop_on != "none" and spec.patience > 0:
@@ -318,8 +314,6 @@ def finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
 def lora_record(spec: TrainSpec, model, targets, trainable: int) -> dict:
     """The LoRA settings the adapter has: the spec's, or for a continued adapter its PEFT config's (the rank
     and targets it was trained with)."""
-    from engine.finetune.lora import MLP
-
     lora = spec.to_dict()["lora"]
     if spec.start_from:
         config = model.peft_config["default"]
@@ -335,8 +329,6 @@ def lora_record(spec: TrainSpec, model, targets, trainable: int) -> dict:
 
 def answer_logits_supported(model) -> bool:
     """Whether the model can project only chosen positions onto the vocabulary (``logits_to_keep``)."""
-    import inspect
-
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
@@ -353,8 +345,6 @@ def now() -> float:
 def train_job(args: dict, ctx) -> dict:
     """The background-job form of :func:`train` (kind ``train``): the Stop button asks for a
     graceful stop, which saves a checkpoint and the adapter."""
-    from engine.tracking import Tracker
-
     settings = load_settings()
     spec = TrainSpec.from_dict(args["spec"])
 

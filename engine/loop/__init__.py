@@ -31,7 +31,7 @@ from engine.job_kinds import register_job_kind
 from engine.loop import steps as loop_steps
 from engine.loop.steps import AUTO
 from engine.names import check_safe_name
-from engine.settings import Settings
+from engine.settings import Settings, load_settings
 from engine.write_policy import write_atomic
 
 STEPS = ("ingest", "generate", "split", "baseline", "train", "evaluate", "compare", "activate")
@@ -108,7 +108,6 @@ def run_loop(
     settings: Settings, name: str, progress: Progress = lambda f, m: None, check=lambda: None, until: str = ""
 ) -> dict:
     """Run the loop's unfinished steps in order (up to and including ``until``); each is saved as it ends."""
-
     record = read_loop(settings, name)
     spec = LoopSpec.from_dict(record["spec"])
     while (step := next_step(record)) is not None:
@@ -129,8 +128,6 @@ def run_loop(
 
 def loop_job(args: dict, ctx) -> dict:
     """The background-job form (kind ``loop``): args ``name`` (and optionally ``until``)."""
-    from engine.settings import load_settings
-
     record = run_loop(load_settings(), args["name"], ctx.progress, ctx.check_cancelled, args.get("until", ""))
     return {"steps": {k: v.get("summary", "") for k, v in record["steps"].items()}}
 

@@ -3,17 +3,28 @@ returns what it found (with a one-line ``summary``); later steps read earlier on
 
 from __future__ import annotations
 
+from engine.data.generation import GenerationSpec, generate_qa
+from engine.data.steps import split_version
 from engine.errors import InputError
+from engine.evaluation.qa_sets import load_qa_set
+from engine.evaluation.runner import EvalSpec, prepare_evaluation, run_evaluation
+from engine.finetune.continued import fitting_hotpotqa_adapter
+from engine.finetune.presets import COLLECTION, CONTINUED, preset_spec
+from engine.finetune.runs import last_checkpoint, run_dir_for
+from engine.models.active import set_active
+from engine.models.catalog import default_spec
+from engine.models.generation import load_generator
+from engine.rag.embedder import Embedder
+from engine.rag.ingest import ingest_source
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings
+from engine.stats.bootstrap import paired_bootstrap
+from engine.tracking import Tracker
 
 AUTO = "auto"  # the loop picks the adapter its training continues (loop_steps.starting_adapter)
 
 
 def ingest(spec, record, settings: Settings, report, check) -> dict:
-    from engine.rag.embedder import Embedder
-    from engine.rag.ingest import ingest_source
-    from engine.rag.store import KnowledgeBaseStore
-
     def progress(done: int, total: int) -> None:
         check()
         report(done / max(total, 1), f"{done:,} of about {total:,} chunks")
@@ -30,11 +41,6 @@ def ingest(spec, record, settings: Settings, report, check) -> dict:
 
 
 def generate(spec, record, settings: Settings, report, check) -> dict:
-    from engine.data.generation import GenerationSpec, generate_qa
-    from engine.models.catalog import default_spec
-    from engine.models.generation import load_generator
-    from engine.rag.embedder import Embedder
-
     report(0.0, "loading the model")
     gen = GenerationSpec(
         kb=spec.name, dataset=spec.dataset, passages=spec.passages, answers_per_passage=spec.answers_per_passage
@@ -49,8 +55,6 @@ def generate(spec, record, settings: Settings, report, check) -> dict:
 
 
 def split(spec, record, settings: Settings, report, check) -> dict:
-    from engine.data.steps import split_version
-
     report(0.0, "splitting by document")
     manifest, leaks, sizes = split_version(settings, spec.dataset, record["steps"]["generate"]["version"])
     return {
@@ -70,7 +74,6 @@ def collection_style(spec, settings: Settings) -> str:
     HotpotQA's 2), else ``auto`` (short, or sentences for "What is X?", by each question's form)."""
     if not spec.questions:
         return "auto"
-    from engine.evaluation.qa_sets import load_qa_set
 
     lengths = sorted(len(it.answer.split()) for it in load_qa_set(settings, spec.questions, "").items)
     lengths = [n for n in lengths if n]
@@ -86,9 +89,6 @@ def eval_spec(spec, record, adapter: str = "", style: str = "auto"):
     """The evaluation of the loop: the people's questions (or the generated test split), retrieved from the
     collection's knowledge base and asked in the collection's ``style`` (``auto``: the adapter's training style,
     else short or sentences by the question's form, as the Query page picks)."""
-    from engine.evaluation.runner import EvalSpec
-    from engine.models.catalog import default_spec
-
     if spec.questions:
         where = {"dataset": spec.questions, "split": ""}
     else:
@@ -108,9 +108,6 @@ def eval_spec(spec, record, adapter: str = "", style: str = "auto"):
 
 
 def evaluated(spec, record, settings: Settings, report, check, adapter: str = "") -> dict:
-    from engine.evaluation.runner import prepare_evaluation, run_evaluation
-    from engine.tracking import Tracker
-
     style = loop_style(spec, record, settings)
     found = eval_spec(spec, record, adapter, style)
     report(0.0, "loading the model")
@@ -157,17 +154,10 @@ def baseline(spec, record, settings: Settings, report, check) -> dict:
 def starting_adapter(spec, style: str, settings: Settings) -> str:
     """The adapter the loop's training continues: the one ``spec.start_from`` names, none (""), or for ``auto``
     the best saved HotpotQA adapter for the collection's kind of answers (``fitting_hotpotqa_adapter``)."""
-    from engine.finetune.continued import fitting_hotpotqa_adapter
-
     return fitting_hotpotqa_adapter(settings, style == "sentences") if spec.start_from == AUTO else spec.start_from
 
 
 def train(spec, record, settings: Settings, report, check) -> dict:
-    from engine.finetune.presets import COLLECTION, CONTINUED, preset_spec
-    from engine.finetune.runs import last_checkpoint, run_dir_for
-    from engine.finetune.trainer import train as train_adapter
-    from engine.tracking import Tracker
-
     qa = f"{spec.dataset}@{record['steps']['split']['version']}"
     changes = dict(spec.train)
     if (style := loop_style(spec, record, settings)) != "auto":  # a user's own rag changes still win
@@ -180,6 +170,8 @@ def train(spec, record, settings: Settings, report, check) -> dict:
     def stop() -> bool:
         check()  # a cancelled job stops here, between steps; the checkpoint lets the step resume
         return False
+
+    from engine.finetune.trainer import train as train_adapter  # noqa: PLC0415 - loads torch and transformers
 
     result = train_adapter(found, settings, Tracker(settings), report, stop, resume=resume)
     began = f" from {start}" if start else ""
@@ -199,8 +191,6 @@ def evaluate(spec, record, settings: Settings, report, check) -> dict:
 
 
 def compare(spec, record, settings: Settings, report, check) -> dict:
-    from engine.stats.bootstrap import paired_bootstrap
-
     base, tuned = record["steps"]["baseline"]["scores"], record["steps"]["evaluate"]["scores"]
     ids = [i for i in base if i in tuned]
     if len(ids) < 2:
@@ -213,8 +203,6 @@ def compare(spec, record, settings: Settings, report, check) -> dict:
 
 
 def activate(spec, record, settings: Settings, report, check) -> dict:
-    from engine.models.active import set_active
-
     if record["steps"]["compare"]["verdict"] != "better":
         return {"activated": False, "summary": "the base model stays active: the adapter is not measurably better"}
     set_active(settings, adapter=record["steps"]["train"]["adapter"])

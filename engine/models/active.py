@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
+from engine.errors import InputError
+from engine.models.adapters import AdapterRegistry
+from engine.models.catalog import default_spec
+from engine.models.spec import spec_for
 from engine.settings import Settings
 from engine.write_policy import write_atomic
 
@@ -35,11 +39,6 @@ def read_active(settings: Settings) -> ActiveChoice:
 def active_spec(settings: Settings):
     """The saved choice as a model spec (the default model's preset for a model given by source). A model
     path or an adapter that is no longer there falls back to the default model, without that adapter."""
-    from engine.errors import InputError
-    from engine.models.adapters import AdapterRegistry
-    from engine.models.catalog import default_spec
-    from engine.models.spec import spec_for
-
     choice = read_active(settings)
     try:
         base = spec_for(choice.model) if choice.model else default_spec()
@@ -52,8 +51,6 @@ def active_spec(settings: Settings):
 def set_active(settings: Settings, model: str = "", adapter: str = "") -> ActiveChoice:
     """Save the choice (an adapter must exist in the registry)."""
     if adapter:
-        from engine.models.adapters import AdapterRegistry
-
         AdapterRegistry(settings).get(adapter)  # NotFoundError names the registered ones
     choice = ActiveChoice(model.strip(), adapter.strip())
     write_atomic(settings.data_dir / ACTIVE_FILE, json.dumps(asdict(choice)))

@@ -22,8 +22,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import yaml
+
 from engine.errors import InputError, check_choice
-from engine.models.spec import BUNDLED_GGUF, BUNDLED_PACKAGE, DTYPES, QUANTIZATIONS, ModelSpec
+from engine.models.spec import (
+    BUNDLED_GGUF,
+    BUNDLED_PACKAGE,
+    DEFAULT_MODEL,
+    DTYPES,
+    QUANTIZATIONS,
+    ModelSpec,
+    resolve_device,
+)
 from engine.settings import Settings
 from engine.write_policy import write_atomic
 
@@ -134,8 +144,6 @@ BUNDLED: tuple[CatalogEntry, ...] = (
 def default_spec() -> ModelSpec:
     """The model the Studio answers with until another is made active: the bundled model with the
     catalog's balanced preset for this device (on a CPU, torch's int4 weight-only path)."""
-    from engine.models.spec import DEFAULT_MODEL, resolve_device
-
     kind = resolve_device("auto").split(":")[0]
     return next(e for e in BUNDLED if e.name == DEFAULT_MODEL.name).model_spec(kind, "balanced")
 
@@ -183,8 +191,6 @@ def parse_entry(raw, where: str) -> CatalogEntry:
 
 def parse_catalog(text: str, where: str = CATALOG_FILE) -> list[CatalogEntry]:
     """User entries from YAML text (an empty text is no entries)."""
-    import yaml
-
     try:
         data = yaml.safe_load(text) if text.strip() else []
     except yaml.YAMLError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 from engine.errors import InputError
 from engine.models.batching import MIN_SHARED_PREFIX, common_prefix_length, expand, pad_rows, prefill
-from engine.models.loader import LoadedModel
+from engine.models.loader import LoadedModel, load_model
+from engine.models.spec import ModelSpec, spec_for
 
 Messages = list[dict[str, str]]
 
@@ -58,14 +60,13 @@ class Generator:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.lock = threading.Lock()
-        from engine.models.decoder import decoder_for
+
+        from engine.models.decoder import decoder_for  # noqa: PLC0415 - loads torch
 
         self.decoder = decoder_for(loaded)  # the fast one-answer path, where the model has one
 
     def warm_up_if_enabled(self, background: bool = True) -> None:
         """``warm_up`` unless ``STUDIO_COMPILE_DECODER=0`` (tests: a minute of CPU per model)."""
-        import os
-
         if os.environ.get("STUDIO_COMPILE_DECODER", "1") != "0":
             self.warm_up(background)
 
@@ -85,9 +86,9 @@ class Generator:
     def decode(self, row: list[int], sampling: SamplingSpec, forced: bool = False) -> Iterator[int]:
         """The fast decoder's new tokens for one prompt, up to the end-of-sequence token or a stop
         string (``forced``: exactly ``max_new_tokens``, for timing). The caller holds the lock."""
-        from engine.models.decoder import chooser
-
         ends = set() if forced else self.end_tokens()
+        from engine.models.decoder import chooser  # noqa: PLC0415 - loads torch
+
         choose = chooser(sampling.temperature, sampling.top_p, sampling.seed)
         new: list[int] = []
         for token in self.decoder.decode(row, sampling.max_new_tokens, choose, ends.__contains__):
@@ -277,7 +278,4 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 def load_generator(spec=None, settings=None) -> Generator:
     """A generator for ``spec``: a ModelSpec, a model source string (see ``spec_for``), or None
     for the bundled default model."""
-    from engine.models.loader import load_model
-    from engine.models.spec import ModelSpec, spec_for
-
     return Generator(load_model(spec if isinstance(spec, ModelSpec) else spec_for(spec), settings))

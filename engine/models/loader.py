@@ -133,7 +133,7 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
     if spec.adapter:
         loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
     if spec.quantization in TORCH_QUANTIZATIONS:  # after an adapter is merged in: these layers take no LoRA
-        from engine.models.quantize import quantize_model
+        from engine.models.quantize import quantize_model  # noqa: PLC0415 - loads torch
 
         loaded.model = quantize_model(loaded.model, spec.quantization, device)
     loaded.load_seconds = time.perf_counter() - start

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.errors import InputError
 from engine.machine import GB, read_memory, release_memory
@@ -138,10 +138,6 @@ class ModelManager:
     def quantize(self, spec: ModelSpec, quantization: str) -> ModelSpec:
         """Quantize the loaded full-precision ``spec`` in memory (no reload from disk); its slot, and
         the active mark if it had it, pass to the quantized spec, which is returned."""
-        from dataclasses import replace
-
-        from engine.models.quantize import quantize_loaded
-
         with self._lock:
             slot = self._slots.get(spec)
             if slot is None:
@@ -152,6 +148,8 @@ class ModelManager:
             if target in self._slots:
                 raise InputError(f"{describe(target)} is loaded already.")
             before = rss_gb()
+            from engine.models.quantize import quantize_loaded  # noqa: PLC0415 - loads torch
+
             loaded = quantize_loaded(slot.generator.loaded, quantization)
             generator = type(slot.generator)(loaded)
             warm_up(generator)

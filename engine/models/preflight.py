@@ -7,11 +7,23 @@ import functools
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError
-from engine.machine import PRECISIONS, Footprint, MemoryReading, ModelShape, estimate_footprint, shape_of
+from engine.machine import (
+    PRECISIONS,
+    Footprint,
+    MemoryReading,
+    ModelShape,
+    estimate_footprint,
+    largest_batch,
+    read_memory,
+    shape_of,
+)
 from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
-from engine.models.spec import ModelSpec, native_bf16
+from engine.models.loader import gguf_cache_dir
+from engine.models.manager import rss_gb
+from engine.models.spec import ModelSpec, native_bf16, resolve_device, resolve_source
 from engine.settings import Settings
+from engine.tracking import MODELS
 
 # Precision -> (dtype, quantization) of a ModelSpec.
 PRECISION_SPEC = {
@@ -55,9 +67,6 @@ def _shape(source: str, gguf_file: str | None, cached_config: str | None) -> Mod
 def model_shape(entry: CatalogEntry, settings: Settings) -> ModelShape:
     """The entry's shape from its config (offline: a local folder, the bundled package or the HF
     cache); failing that, from ``params_m`` in the catalog, with the KV cache unknown (0)."""
-    from engine.models.loader import gguf_cache_dir
-    from engine.models.spec import resolve_source
-
     spec = entry.model_spec()
     try:
         source = resolve_source(spec.source)
@@ -111,8 +120,6 @@ def plan_for(
 def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: float) -> list[dict]:
     """Per precision: weights, KV cache and total (GB) for ``batch`` sequences of 1,024 tokens, and
     the largest batch whose footprint fits ``budget`` GB (batch-size auto-tuning)."""
-    from engine.machine import largest_batch
-
     shape = model_shape(entry, settings)
     rows = []
     for p, f in footprints(entry, settings, batch).items():
@@ -153,10 +160,6 @@ def load_entry(
 ) -> LoadOutcome:
     """Make ``entry`` with preset ``aim`` the active model, downgraded where the memory free now
     does not hold it; a downgrade is logged to MLflow when a tracker is given."""
-    from engine.machine import read_memory
-    from engine.models.manager import rss_gb
-    from engine.models.spec import resolve_device
-
     device = resolve_device("auto")
     kind = device_kind(device)
     asked = precision_of(entry.model_spec(kind, aim), device)
@@ -174,8 +177,6 @@ def load_entry(
 
 
 def log_downgrade(tracker, asked_model: str, asked_precision: str, plan: LoadPlan) -> str:
-    from engine.tracking import MODELS
-
     params = {
         "asked_model": asked_model,
         "asked_precision": asked_precision,

@@ -15,6 +15,7 @@ from dataclasses import replace
 import torch
 
 from engine.errors import InputError
+from engine.machine import release_memory
 from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, check_quantization_backend
 
 KEEP = ("lm_head",)  # modules left in full precision
@@ -25,7 +26,7 @@ PROMPT_ROWS = 32  # from this many tokens on, a layer multiplies with its bfloat
 def quantize_dynamic_int8(model):
     """The model with its linear layers replaced by torch's dynamic int8 ones (weights int8, activations
     quantized per batch); computed in float32, so a bfloat16 model is converted first."""
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import quantize_dynamic  # noqa: PLC0415 - for int8-dynamic only
 
     if next(model.parameters()).dtype != torch.float32:
         model = model.float()
@@ -131,7 +132,7 @@ def quantize_int4_weight(model):
 
 def bnb_linear(linear, quantization: str, device: str):
     """A bitsandbytes layer holding ``linear``'s weights, quantized on ``device``."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # noqa: PLC0415 - optional: no backend on some devices
 
     weight = linear.weight.data.detach().cpu()  # bitsandbytes quantizes on the move off the CPU
     bias = linear.bias is not None
@@ -160,7 +161,6 @@ def bnb_linear(linear, quantization: str, device: str):
 
 def quantize_bnb(model, quantization: str, device: str):
     """``model`` with every linear layer but the LM head replaced by bitsandbytes ones, in place."""
-
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-1] not in KEEP]
     for name in names:
         replace_module(model, name, bnb_linear(model.get_submodule(name), quantization, device))
@@ -220,7 +220,6 @@ def quantize_loaded(loaded, quantization: str):
     check_quantization_backend(spec, loaded.device)
     start = time.perf_counter()
     model = quantize_model(loaded.model, quantization, loaded.device)
-    from engine.machine import release_memory
 
     release_memory()  # the full-precision weights just dropped
     return replace(loaded, spec=spec, model=model, load_seconds=time.perf_counter() - start)

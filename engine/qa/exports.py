@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
+
 from engine.errors import InputError
 from engine.qa.records import JSON_COLUMNS
 from engine.qa.schema import QARecord
@@ -66,8 +68,6 @@ def _flat(metadata: dict, prefix: str = "") -> dict:
 
 def to_frame(records: Iterable[QARecord]):
     """A pandas DataFrame, one row per record: id, question, answer, n_contexts, doc_ids, then metadata keys."""
-    import pandas as pd
-
     rows = []
     for r in records:
         row = {"id": r.id, "question": r.question, "answer": r.answer, "n_contexts": len(r.contexts)}

@@ -12,12 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError
+from engine.models.active import active_spec
+from engine.models.catalog import default_spec
 from engine.models.generation import Generator
 from engine.models.spec import ModelSpec, spec_for
 from engine.rag.focus import FocusSpec, SentenceFocus
 from engine.rag.ingest import DOCS_KB
+from engine.rag.links import with_links
 from engine.rag.pipeline import RagAnswer, RagPipeline, check_question
-from engine.rag.prompt import PromptTemplate
+from engine.rag.prompt import PromptTemplate, prompt_for
+from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.rag.store import KnowledgeBaseStore
 from engine.rag.styles import ASK_STYLES, question_template, trained_style
 from engine.settings import Settings
@@ -48,11 +52,7 @@ def ask_model_spec(model: str = "", adapter: str = "", settings: Settings | None
     """The model a question is answered with: ``model`` (see ``spec_for``), empty for the Studio's
     default (what the app starts with), with ``adapter`` merged in. Neither given, with ``settings``:
     the active model and adapter (``engine.models.active``, which the guided loop sets)."""
-    from engine.models.catalog import default_spec
-
     if settings is not None and not model.strip() and not adapter.strip():
-        from engine.models.active import active_spec
-
         return active_spec(settings)
     base = spec_for(model) if model.strip() else default_spec()
     return replace(base, adapter=adapter.strip())
@@ -60,8 +60,6 @@ def ask_model_spec(model: str = "", adapter: str = "", settings: Settings | None
 
 def ask_template(question: str, spec: AskSpec, settings: Settings) -> PromptTemplate:
     """The prompt for ``question``: the adapter's (or the default few-shot one), in the chosen style."""
-    from engine.rag.prompt import prompt_for
-
     template = prompt_for(settings, spec.adapter, max_source_chars=spec.max_source_chars)
     trained = trained_style(settings, spec.adapter)
     return question_template(template, question, spec.style, trained, adapter=bool(spec.adapter))
@@ -71,9 +69,6 @@ def ask_pipeline(
     question: str, spec: AskSpec, store: KnowledgeBaseStore, generator: Generator, settings: Settings
 ) -> RagPipeline:
     """The pipeline that answers ``question`` (its style is chosen per question)."""
-    from engine.rag.links import with_links
-    from engine.rag.retriever import KnowledgeBaseRetriever
-
     question = check_question(question)
     store.collection(spec.kb)  # a clear message for a knowledge base that does not exist
     retriever = with_links(KnowledgeBaseRetriever(store, spec.kb), spec.follow_links)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
@@ -18,8 +19,6 @@ class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
         self.embedder = embedder
 
     def __call__(self, input: Documents) -> Embeddings:
-        import numpy as np
-
         return [np.asarray(v, dtype=np.float32) for v in self.embedder.embed(list(input))]
 
     @staticmethod

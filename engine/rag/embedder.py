@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from engine.machine import release_memory
 from engine.models.loader import LOADING
 from engine.models.spec import resolve_device, resolve_source
 from engine.rag.encoder import load_encoder
@@ -74,8 +75,6 @@ class Embedder:
         with LOADING:
             was_loaded, self._encoder = self._encoder is not None, None
         if was_loaded:
-            from engine.machine import release_memory
-
             release_memory()
         return was_loaded
 

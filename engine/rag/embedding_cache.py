@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.rag.embedder import Embedder
 from engine.settings import Settings
 from engine.sqlite_wal import ensure_wal
 
@@ -122,7 +123,5 @@ def cached_embedder(settings: Settings, embedder=None) -> CachedEmbedder:
     if isinstance(embedder, CachedEmbedder):
         return embedder
     if embedder is None:
-        from engine.rag.embedder import Embedder
-
         embedder = Embedder.shared()
     return CachedEmbedder(embedder, settings)

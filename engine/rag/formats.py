@@ -12,6 +12,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import docx
+from bs4 import BeautifulSoup
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from pypdf import PdfReader
+
 from engine.errors import InputError
 
 BLANK_RUNS = re.compile(r"\n{3,}")
@@ -28,8 +34,6 @@ class Parsed:
 
 def pdf_reader(handle, name: str):
     """A pypdf reader of an open PDF and its page count; a damaged or locked file is an InputError."""
-    from pypdf import PdfReader
-
     try:
         reader = PdfReader(handle)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -65,8 +69,6 @@ def read_pdf(data: bytes, name: str) -> Parsed:
 def read_html(data: bytes, name: str) -> Parsed:
     """The visible text of a web page (scripts, styles, navigation and forms left out), its headings, list
     items and table rows in Markdown; the title is the page's ``<title>``, else its first ``<h1>``."""
-    from bs4 import BeautifulSoup
-
     soup = BeautifulSoup(data, "html.parser")  # the standard library's parser: lenient, nothing to install
     named = soup.title or soup.find("h1")
     title = " ".join(named.get_text(" ").split()) if named else ""
@@ -111,10 +113,6 @@ def read_docx(data: bytes, name: str) -> Parsed:
     """The paragraphs and tables of a Word file in document order: headings (and the Title style) as
     Markdown headings, list paragraphs as items, table rows as ``| a | b |``; the title is the file's
     title property, else its first Title or level-1 heading."""
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as e:  # a zip that is not a Word file, a damaged one: python-docx raises several kinds

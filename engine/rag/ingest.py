@@ -20,11 +20,12 @@ from engine.job_kinds import register_job_kind
 from engine.machine import trim_heap
 from engine.rag.chunking import ChunkSpec, iter_chunks
 from engine.rag.documents import Document, StreamedDocument, load_documents, parse_upload
+from engine.rag.embedder import Embedder
 from engine.rag.estimate import IngestEstimate, estimate
 from engine.rag.ingest_state import CHUNK_KEY, IngestState, read_state, write_state
 from engine.rag.sources import Scan, read_documents, scan_path
 from engine.rag.store import ADD_BATCH, KnowledgeBaseStore, check_name
-from engine.settings import ROOT
+from engine.settings import ROOT, load_settings
 
 DOCS_KB = "studio-docs"
 WIKI_KB = "hotpotqa-wiki"
@@ -242,9 +243,6 @@ def ingest_source(store, args: dict, on_progress=None, log: Callable[[str], None
 
 def ingest_job(args: dict, ctx) -> dict:
     """The background-job form of ingestion (kind ``ingest``): see :func:`ingest_source`."""
-    from engine.rag.embedder import Embedder
-    from engine.settings import load_settings
-
     ctx.progress(0.0, "reading documents")
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
 

@@ -31,7 +31,6 @@ class Focus(Protocol):
     """Picks what the prompt shows of the retrieved chunks, and finishes the answer (engine.rag.focus)."""
 
     def sources(self, question: str, hits: Sequence[Hit], style: str) -> list[Hit]: ...
-
     def finish(self, question: str, answer: str, shown: Sequence[Hit], style: str) -> str: ...
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError
+from engine.models.adapters import AdapterRegistry
 from engine.rag.store import Hit
 from engine.settings import Settings
 
@@ -263,8 +264,6 @@ def prompt_for(
     """The prompt template to ask with: ``prompt`` (few-shot / zero-shot) when given, else the one
     the adapter was trained with, else few-shot; sources cut and answers styled as the adapter saw
     them in training (unless given)."""
-    from engine.models.adapters import AdapterRegistry  # the registry reads the disk: only when asked
-
     trained = AdapterRegistry(settings).get(adapter) if adapter else None
     prompt = prompt or (trained.prompt if trained else "") or "few-shot"
     rag = trained.train.get("rag", {}) if trained else {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from engine.errors import InputError
+from engine.models.adapters import AdapterRegistry
 from engine.rag.prompt import STYLES, PromptTemplate
 
 ASK_STYLES = ("auto", "short", "sentences")  # what the user chooses between: auto picks per question
@@ -104,7 +105,6 @@ def trained_style(settings, adapter: str) -> str:
     """The answer style the registry's ``adapter`` was trained for ("" without an adapter)."""
     if not adapter.strip():
         return ""
-    from engine.models.adapters import AdapterRegistry
 
     return style_of(AdapterRegistry(settings).get(adapter.strip()))
 

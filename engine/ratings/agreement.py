@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import krippendorff
 import numpy as np
 import pandas as pd
 
@@ -64,7 +65,6 @@ def _quiet(compute) -> float:
 def agreement(df: pd.DataFrame) -> Agreement:
     """Inter-rater agreement on the preferred variant: percent agreement, Cohen's kappa (exactly two raters,
     sklearn), Fleiss' kappa (statsmodels) and Krippendorff's alpha (nominal, the krippendorff package)."""
-    import krippendorff
     from sklearn.metrics import cohen_kappa_score
     from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 

@@ -3,7 +3,10 @@ evaluation runs logged to MLflow (their per-question tables, matched by question
 
 from __future__ import annotations
 
+from engine.ab.judging import load_judges, verdicts_for
+from engine.ab.results import load_result
 from engine.errors import InputError
+from engine.evaluation.history import per_question
 from engine.names import check_safe_name
 from engine.ratings.sessions import items_from_answers
 from engine.ratings.store import RatingStore
@@ -15,8 +18,6 @@ def session_from_experiment(
 ) -> str:
     """A session rating variants ``a`` and ``b`` of a saved experiment on its items (the first
     ``limit``; 0: all); returns the session id."""
-    from engine.ab.results import load_result
-
     result = load_result(experiment_id, settings)
     missing = [v for v in (a, b) if v not in result.variants]
     if missing:
@@ -43,8 +44,6 @@ def session_from_runs(
 ) -> str:
     """A session rating two evaluation runs' answers to the questions both answered (matched by
     question id, in run A's order); ``names`` label the two runs. Returns the session id."""
-    from engine.evaluation.history import per_question
-
     names = tuple(check_safe_name(n, "variant") for n in names)  # the user's labels of the two runs
     if run_a == run_b:
         raise InputError("Pick two different runs to compare.")
@@ -73,8 +72,6 @@ def session_from_runs(
 def judge_verdicts(session, settings: Settings) -> dict[str, str] | None:
     """The local judge's verdicts (item id -> variant or 'tie') on a session's two variants, where the
     session comes from an A/B experiment on which the judge was run for that pair; else None."""
-    from engine.ab.judging import load_judges, verdicts_for
-
     experiment = (session.source or {}).get("experiment")
     if not experiment or len(session.variants) != 2:
         return None

@@ -16,6 +16,8 @@ import uuid
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pandas as pd
+
 from engine.errors import InputError
 from engine.ratings.sessions import (
     SCORE_COLUMNS,
@@ -274,8 +276,6 @@ class RatingStore:
 
     def ratings(self, session_id: str):
         """The session's ratings with each item's sides, oldest first, as a pandas DataFrame."""
-        import pandas as pd
-
         with self._read() as con:
             _session_row(con, session_id)
             rows = con.execute(

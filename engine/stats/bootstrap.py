@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.errors import InputError, check_choice
 from engine.stats.checks import check_pairs, finite_scores
 
@@ -52,7 +54,6 @@ def bootstrap_mean(
     The one entry point to scipy's bootstrap: it raises InputError, naming the problem, for NaN or infinite
     values (``what`` names them in the message), fewer than two values, a confidence level outside (0, 1),
     fewer than one resample or an unknown ``method``."""
-    import numpy as np
     from scipy.stats import bootstrap
 
     x = finite_scores(values, what)
@@ -75,8 +76,6 @@ def paired_bootstrap(
     """The mean difference ``b - a`` of paired scores and its bootstrap CI (BCa, scipy):
     questions are resampled with replacement, keeping each question's two scores together.
     Raises InputError for lists of different lengths, fewer than two pairs or a NaN or infinite score."""
-    import numpy as np
-
     xa, xb = check_pairs(a, b)
     _check_settings(confidence, resamples, "BCa")
     with np.errstate(over="ignore"):  # finite scores can still overflow (1e308 - -1e308): caught just below

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from engine.errors import InputError
 
 
 def finite_scores(values: Sequence[float], what: str = "scores"):
     """``values`` as a flat float array, every value a finite number. Raises InputError otherwise, naming
     the first bad item and whether it is NaN or infinite."""
-    import numpy as np
-
     try:
         x = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:

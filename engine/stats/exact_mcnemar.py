@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from engine.errors import InputError
 from engine.stats.power import _check_levels
 
@@ -31,7 +33,6 @@ def _check_shares(p01: float, p10: float) -> None:
 def rejection_limits(discordant, alpha: float):
     """For each number of discordant items ``D`` (an integer array), the largest ``min(b, c)`` at which the
     exact test rejects at level ``alpha``: the largest ``k`` with ``2 * F(k; D, 1/2) <= alpha``, -1 if none."""
-    import numpy as np
     from scipy.stats import binom, norm
 
     d = np.asarray(discordant, dtype=np.int64)
@@ -50,13 +51,10 @@ class _ExactPower:
     (``envelope``), extended on demand; and the power at ``n`` as a sum over D."""
 
     def __init__(self, p01: float, p10: float, alpha: float) -> None:
-        import numpy as np
-
         self.psi, self.split, self.alpha = p01 + p10, p01 / (p01 + p10), alpha
         self.given = self.envelope = np.zeros(0)
 
     def _extend(self, top: int) -> None:
-        import numpy as np
         from scipy.stats import binom
 
         if top < len(self.given):
@@ -68,7 +66,6 @@ class _ExactPower:
 
     def power(self, n: int, bound: bool = False) -> float:
         """The exact power on ``n`` items; with ``bound`` its upper bound through the envelope instead."""
-        import numpy as np
         from scipy.stats import binom
 
         low, high = int(binom.ppf(_TAIL, n, self.psi)), int(binom.isf(_TAIL, n, self.psi))

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.errors import InputError
 from engine.stats.paired import PairedComparison, compare_paired
 
@@ -34,7 +36,6 @@ class VariantComparison:
 def holm(p_values: Mapping[str, float], alpha: float = 0.05) -> dict[str, Adjustment]:
     """Holm's step-down correction of a family of p-values (statsmodels ``multipletests``), by name:
     controls the chance of any false rejection in the family at ``alpha``."""
-    import numpy as np
     from statsmodels.stats.multitest import multipletests
 
     if not 0 < alpha < 1:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from engine.errors import InputError
 from engine.stats.bootstrap import PairedDifference, paired_bootstrap
 from engine.stats.checks import check_pairs
@@ -64,7 +66,6 @@ def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> Tes
     and B right and ``c`` = items A got right and B wrong, the effect is the discordant odds ratio ``b / c``
     (above 1 when B fixes more than it breaks; infinite when c = 0 < b; 1 when there are no discordant items).
     The statistic is ``min(b, c)``, as statsmodels reports it."""
-    import numpy as np
     from statsmodels.stats.contingency_tables import mcnemar
 
     xa, xb = check_pairs(a_correct, b_correct, "exact-match scores")
@@ -131,7 +132,6 @@ def paired_permutation(a: Sequence[float], b: Sequence[float], resamples: int = 
     """Paired permutation test of the mean of ``b - a`` (scipy, two-sided): each item's two scores are swapped
     at random. It is exact, over all ``2**n`` swaps, when ``2**n <= resamples``. The effect is Cohen's d_z
     (mean difference over the standard deviation of the differences)."""
-    import numpy as np
     from scipy.stats import permutation_test
 
     if resamples < 1:

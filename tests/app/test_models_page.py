@@ -52,7 +52,7 @@ def test_load_then_unload_shows_rss_before_and_after(app_env):
 
 
 def test_low_memory_downgrades_the_load_and_logs_it(app_env, monkeypatch, tracker):
-    monkeypatch.setattr("engine.machine.read_memory", lambda device="cpu": MemoryReading(16, 1.4, 0.3))
+    monkeypatch.setattr("engine.models.preflight.read_memory", lambda device="cpu": MemoryReading(16, 1.4, 0.3))
     at = page()
     at.radio(key="models-aim").set_value("quality").run()
     button(at, "Load and make active").click().run()

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from engine import jobs
 from engine.errors import InputError, NotFoundError
-from engine.finetune.callbacks import read_curve
+from engine.finetune.curve import read_curve
 from engine.finetune.examples import RagExampleSpec
 from engine.finetune.runs import last_checkpoint, run_dir_for
 from engine.finetune.spec import TrainSpec
