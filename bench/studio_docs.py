@@ -44,7 +44,7 @@ def main() -> int:
     from engine.rag.ask import AskSpec, ask, ask_model_spec
     from engine.rag.embedder import Embedder
     from engine.rag.focus import FocusSpec
-    from engine.rag.ingest import ensure_docs_kb
+    from engine.rag.ingest import DOCS_KB, ensure_docs_kb
     from engine.rag.store import KnowledgeBaseStore
     from engine.rag.styles import ASK_STYLES
     from engine.settings import Settings, load_settings
@@ -76,6 +76,7 @@ def main() -> int:
         settings = Settings(data_dir=Path(tmp), shared_data_dir=real.shared_data_dir)
         store = KnowledgeBaseStore(settings, Embedder.shared())
         report = ensure_docs_kb(store)
+        chunks = store.count(DOCS_KB)
         generator = load_generator(model, settings)
         rows, hits, start = [], 0, time.perf_counter()
         for n, item in enumerate(items, start=1):
@@ -96,7 +97,7 @@ def main() -> int:
         f"**{hits} of {len(items)}** questions answered with their key fact ({time.strftime('%Y-%m-%d')}; "
         f"model {model.name} ({model.quantization if model.quantization != 'none' else model.dtype}), "
         f"k = {spec.k}, style {spec.style}, {shown}, sources cut to {source_chars} characters; the `studio-docs` "
-        f"knowledge base of {report.documents} documents in {report.chunks} chunks; {seconds:.0f} s in all).",
+        f"knowledge base of {report.documents} documents in {chunks} chunks; {seconds:.0f} s in all).",
         "",
         "| # | question | style | answer | key facts (any) | hit |",
         "| ---: | --- | --- | --- | --- | --- |",

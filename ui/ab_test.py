@@ -11,12 +11,13 @@ from engine.ab.charts import latency_figure, pareto_figure, quality_figure
 from engine.ab.judging import JudgeRun, check_pair, load_judges
 from engine.ab.report import experiment_report
 from engine.ab.results import load_result
-from engine.ab.spec import MODES, ExperimentSpec, VariantSpec
+from engine.ab.spec import ExperimentSpec, VariantSpec
 from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
 from engine.stats import mcnemar_sample_size, minimum_sample_size
 from ui import resources as r
 from ui.job_panel import job_panel
+from ui.knobs import knob_input
 from ui.widgets import user_errors
 
 DEFAULT_VARIANTS = pd.DataFrame(
@@ -93,30 +94,13 @@ def experiment_form() -> None:
             key="ab-qa-set",
             help="a QA set of yours (Datasets page) or hotpotqa, the built-in benchmark",
         )
-        split = cols[2].selectbox(
-            "Split",
-            ["test", "validation", "train", ""],
-            key="ab-split",
-            format_func=lambda s: s or "all records",
-            help="HotpotQA: the fixed split used for fine-tuning (test: 300 questions)",
-        )
-        limit = cols[3].number_input("Items", 2, 1000, 30, key="ab-limit")
+        split = knob_input(cols[2], ExperimentSpec, "split", format_func=lambda s: s or "all records", key="ab-split")
+        # A first look on the page: 30 items answer in minutes on a laptop's CPU (the command line's default is 100).
+        limit = knob_input(cols[3], ExperimentSpec, "limit", default=30, key="ab-limit")
         more = st.columns(3)
-        mode = more[0].selectbox(
-            "Mode",
-            MODES,
-            index=MODES.index("distractor"),
-            key="ab-mode",
-            help="distractor: each question's own passages; kb: retrieval from a knowledge "
-            "base, as the Query page does",
-        )
+        mode = knob_input(more[0], ExperimentSpec, "mode", key="ab-mode")
         kb = more[1].selectbox("Knowledge base (mode kb)", ["", *r.store().names()], key="ab-kb")
-        parallel = more[2].selectbox(
-            "Run variants",
-            ["auto", "never", "always"],
-            key="ab-parallel",
-            help="auto: side by side where memory and cores allow",
-        )
+        parallel = knob_input(more[2], ExperimentSpec, "parallel", key="ab-parallel")
         if st.form_submit_button("Run experiment", type="primary"):
             with user_errors():
                 dataset = "" if qa_set == HOTPOTQA else qa_set

@@ -28,12 +28,8 @@ def matrix_form(runs: pd.DataFrame) -> None:
         cols = st.columns([2, 4, 1, 1])
         model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=MODEL_HELP, key="bench-model")
         precisions = cols[1].multiselect("Precisions", list(PRECISIONS), list(BenchSpec.precisions), key="bench-prec")
-        reference = cols[2].selectbox(
-            "Reference", list(PRECISIONS), key="bench-ref", help="quality differences are against this precision"
-        )
-        questions = cols[3].number_input(
-            "Questions", 0, 1000, 100, key="bench-n", help="HotpotQA test questions (distractor) for EM/F1; 0: none"
-        )
+        reference = knob_input(cols[2], BenchSpec, "reference", key="bench-ref")
+        questions = knob_input(cols[3], BenchSpec, "questions", key="bench-n")
         more = st.columns([2, 2, 2])
         ids = run_labels(runs)
         baseline = more[0].selectbox(

@@ -20,7 +20,8 @@ from engine.models.generation import Generator, load_generator
 from engine.models.manager import ModelManager
 from engine.models.spec import ModelSpec, spec_for
 from engine.rag.embedder import Embedder, watch_idle
-from engine.rag.ingest import IngestReport, ensure_docs_kb
+from engine.rag.ingest import ensure_docs_kb
+from engine.rag.refresh import RefreshReport
 from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings, load_settings
 from engine.tracking import Tracker
@@ -80,8 +81,8 @@ def tracker() -> Tracker:
 
 
 @st.cache_resource(show_spinner=False)
-def docs_kb() -> IngestReport:
-    """Ingest README and docs/ into ``studio-docs`` once per server start (skips unchanged chunks)."""
+def docs_kb() -> RefreshReport:
+    """Refresh ``studio-docs`` from README and docs/ once per server start (embeds only changed files)."""
     return ensure_docs_kb(store())
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from engine.errors import InputError, check_choice
 from engine.evaluation.runner import PROMPTS, EvalSpec
 from engine.job_kinds import register_job_kind
+from engine.knobs import knob
 from engine.models.spec import DTYPES, QUANTIZATIONS, TORCH_QUANTIZATIONS, spec_for
 from engine.names import check_safe_name
 from engine.qa.versions import check_dataset_name
@@ -101,16 +102,24 @@ class ExperimentSpec:
 
     name: str
     variants: tuple[VariantSpec, ...]
-    data: str = "hotpotqa-dev.jsonl"  # a path, or a file name in the shared data folder
-    split: str = "test"  # the fixed HotpotQA split; with a dataset, the records' split (metadata); "": all
-    dataset: str = ""  # a saved dataset version instead of HotpotQA
-    version: str = ""
-    limit: int | None = 100  # at most this many items (None: all)
-    mode: str = "distractor"  # closed-book, distractor (HotpotQA's own paragraphs / a record's contexts), or kb
-    kb: str = ""  # the knowledge base of mode kb (a collection's: the way the Query page retrieves)
-    parallel: str = "auto"  # auto: variants run at once where memory and cores allow (see plan_parallel)
-    # 1: each item's latency is its own; with larger batches an item's latency is its batch's time
-    batch_size: int = 1
+    data: str = knob("hotpotqa-dev.jsonl", "path, or a file in the shared data folder")
+    # With a dataset, the records' split (their metadata).
+    split: str = knob(
+        "test", "the fixed HotpotQA split (or the dataset's split); '' or all: no split", SPLITS, label="Split"
+    )
+    dataset: str = knob("", "a saved dataset version's records instead of HotpotQA")
+    version: str = knob("", "the dataset's version (default: its newest)")
+    limit: int | None = knob(100, "at most N items", min=2, label="Items")
+    # distractor: HotpotQA's own paragraphs, or a record's contexts.
+    mode: str = knob(
+        "distractor", "kb: every variant retrieves from a knowledge base, as the Query page does", MODES, label="Mode"
+    )
+    kb: str = knob("", "the knowledge base of --mode kb")
+    parallel: str = knob(
+        "auto", "auto: variants run side by side where memory and cores allow", PARALLEL, label="Run variants"
+    )  # plan_parallel
+    # With larger batches an item's latency is its batch's time.
+    batch_size: int = knob(1, "1: each item's latency is its own", min=1)
 
     def __post_init__(self) -> None:
         name = (self.name or "").strip() if isinstance(self.name, str) else ""

@@ -29,11 +29,12 @@ from engine.benchmark.speed import (
 from engine.errors import InputError
 from engine.evaluation.runner import EvalSpec, run_evaluation
 from engine.job_kinds import register_job_kind
+from engine.knobs import knob
 from engine.machine import GB, describe_device
 from engine.models.generation import encode, load_generator
 from engine.models.loader import gguf_cache_dir
 from engine.models.manager import model_bytes
-from engine.models.spec import resolve_device, resolve_source, spec_for
+from engine.models.spec import MODEL_HELP, resolve_device, resolve_source, spec_for
 from engine.rag.embedder import Embedder
 from engine.settings import Settings, load_settings
 
@@ -55,17 +56,19 @@ LLAMA_CPP = "llama.cpp"
 class BenchSpec:
     """A benchmark matrix: the model, its precisions, the quality set, a baseline to compare with."""
 
-    model: str = ""  # empty: the bundled model; else a HF id, a model folder or a .gguf file
+    model: str = knob("", MODEL_HELP)
     # bitsandbytes 8-bit is left out by default: on a CPU its batch-16 run peaked at 10 GB (docs/performance.md)
     precisions: tuple[str, ...] = ("float32", "bfloat16", "int8-dynamic", "int4-weight", "4bit")
-    reference: str = "float32"  # quality differences are against this precision
-    questions: int = 100  # HotpotQA questions (distractor setting) for EM/F1; 0: no quality
-    split: str = "test"
-    llama_cpp: bool = True  # beside the others, where the model is a GGUF file and llama-cpp-python is installed
+    reference: str = knob("float32", "quality differences are against this precision", tuple(PRECISIONS))
+    questions: int = knob(100, "HotpotQA questions (distractor setting) for EM/F1; 0: no quality", min=0, max=1000)
+    split: str = knob("test", "the fixed HotpotQA split the questions come from", ("", "train", "validation", "test"))
+    llama_cpp: bool = knob(
+        True, "llama.cpp beside the others, where the model is a GGUF file and llama-cpp-python is installed"
+    )
     device: str = "auto"
     speed: SpeedSpec = field(default_factory=SpeedSpec)
-    baseline: str = ""  # an earlier matrix run to compare with (MLflow run id)
-    thresholds: str = ""  # overrides, e.g. "f1=0.5,decode_tok_s=0.1"
+    baseline: str = knob("", "an earlier matrix's MLflow run id: regressions are flagged against it")
+    thresholds: str = knob("", "overrides of the default regression thresholds, e.g. f1=0.5,decode_tok_s=0.1")
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]

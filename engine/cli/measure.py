@@ -12,28 +12,28 @@ from engine.ab.spec import ExperimentSpec, parse_variant
 from engine.benchmark.matrix import BenchSpec
 from engine.benchmark.runs import bench_matrix, matrix_results, selection_from
 from engine.evaluation.judge import JudgeSpec
+from engine.knobs import add_knob_arguments, knob_values, knobs_of
 from engine.models.spec import MODEL_HELP
 from engine.settings import load_settings
 from engine.tracking import Tracker
 from engine.write_policy import check_export_target, publish_file
 
+# The matrix knobs the `bench` command reads as they are (the precisions are a comma-separated list).
+BENCH_KNOBS = ("model", "reference", "questions", "split", "llama_cpp", "baseline", "thresholds")
+# The experiment knobs the `ab` command reads as they are (the name and the variants are its own flags).
+AB_KNOBS = ("data", "dataset", "version", "limit", "mode", "kb", "parallel", "batch_size")
+
 
 def add_bench_arguments(sub) -> None:
     """The ``bench`` subcommand's arguments."""
     be = sub.add_parser("bench", help="benchmark matrix: speed, memory, quality per precision (exit 1 on regression)")
-    be.add_argument("--model", default="", help=MODEL_HELP)
+    add_knob_arguments(be, BenchSpec, BENCH_KNOBS)
     be.add_argument(
         "--precisions",
         default="",
         help="comma-separated (default: float32, bfloat16, int8-dynamic, "
         "int4-weight, 4bit; also float16, 8bit, 4bit-fp4)",
     )
-    be.add_argument("--reference", default="float32", help="the precision quality differences are against")
-    be.add_argument("--questions", type=int, default=100, help="HotpotQA questions for EM/F1 (0: skip quality)")
-    be.add_argument("--split", default="test", choices=["", "train", "validation", "test"])
-    be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out of the matrix")
-    be.add_argument("--baseline", default="", help="an earlier matrix's MLflow run id: regressions exit with 1")
-    be.add_argument("--thresholds", default="", help="regression thresholds, e.g. f1=0.5,decode_tok_s=0.1")
     be.add_argument("--tolerance", type=float, default=1.0, help="F1 points below the reference the pick may lose")
     be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
     be.add_argument("--out", default="", help="also write the table to this new Markdown file")
@@ -52,30 +52,9 @@ def add_ab_arguments(sub) -> None:
         "adapter, prompt, k, temperature, seed); two or more, the first is the reference",
     )
     ab.add_argument("--name", default="ab", help="the experiment's name")
-    ab.add_argument("--data", default="hotpotqa-dev.jsonl", help="path, or a file in the shared data folder")
-    ab.add_argument(
-        "--split",
-        default="test",
-        choices=["", "all", "train", "validation", "test"],
-        help="the fixed HotpotQA split (or the dataset's split); '' or all: no split",
-    )
-    ab.add_argument("--dataset", default="", help="a saved dataset version's records instead of HotpotQA")
-    ab.add_argument("--version", default="", help="the dataset's version (default: its newest)")
-    ab.add_argument("--limit", type=int, default=100, help="at most N items")
-    ab.add_argument(
-        "--mode",
-        default="distractor",
-        choices=["closed-book", "distractor", "kb"],
-        help="kb: every variant retrieves from --kb, as the Query page does",
-    )
-    ab.add_argument("--kb", default="", help="the knowledge base of --mode kb")
-    ab.add_argument(
-        "--parallel",
-        default="auto",
-        choices=["auto", "always", "never"],
-        help="auto: variants run at once where memory and cores allow",
-    )
-    ab.add_argument("--batch-size", type=int, default=1, help="1: each item's latency is its own")
+    add_knob_arguments(ab, ExperimentSpec, AB_KNOBS)
+    knob = knobs_of(ExperimentSpec)["split"]
+    ab.add_argument("--split", default=knob.default, choices=[*knob.choices, "all"], help=knob.help)
     ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
     ju = sub.add_parser("judge", help="a local model judges two variants of a saved A/B experiment, both orders")
     ju.add_argument("experiment", help="the experiment's id (as printed by `ab`)")
@@ -95,16 +74,7 @@ def run_bench(a) -> int:
     precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
     if a.out:
         check_export_target(a.out, a.overwrite)  # before the matrix runs, not after
-    spec = BenchSpec(
-        model=a.model,
-        precisions=precisions,
-        reference=a.reference,
-        questions=a.questions,
-        split=a.split,
-        llama_cpp=not a.no_llama_cpp,
-        baseline=a.baseline,
-        thresholds=a.thresholds,
-    )
+    spec = BenchSpec(precisions=precisions, **knob_values(BenchSpec, a, BENCH_KNOBS))
     run_id, table, found = bench_matrix(spec, on_progress=lambda f, m: print(f"[{100 * f:3.0f}%] {m}", flush=True))
     print(table)
     if spec.questions:
@@ -121,19 +91,9 @@ def run_bench(a) -> int:
 
 
 def run_ab(a) -> int:
-    spec = ExperimentSpec(
-        name=a.name,
-        variants=tuple(parse_variant(v) for v in a.variant),
-        data=a.data,
-        split="" if a.split == "all" else a.split,
-        dataset=a.dataset,
-        version=a.version,
-        limit=a.limit,
-        mode=a.mode,
-        kb=a.kb,
-        parallel=a.parallel,
-        batch_size=a.batch_size,
-    )
+    variants = tuple(parse_variant(v) for v in a.variant)
+    split = "" if a.split == "all" else a.split
+    spec = ExperimentSpec(name=a.name, variants=variants, split=split, **knob_values(ExperimentSpec, a, AB_KNOBS))
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
 

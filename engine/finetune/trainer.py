@@ -113,30 +113,44 @@ def train(
     try:
         run_dir, spec = prepare_run(spec, settings, resume, overwrite, main)
         checkpoint = last_checkpoint(run_dir) if resume else None
-        return _train(
-            spec,
-            settings,
-            tracker,
-            report,
-            stop_requested,
-            extra_callbacks,
-            resume,
-            on_run,
-            run_dir,
-            checkpoint,
-            main,
-            began,
+        run = TrainingRun(
+            spec=spec,
+            settings=settings,
+            tracker=tracker,
+            report=report,
+            stop_requested=stop_requested,
+            extra_callbacks=extra_callbacks,
+            resume=resume,
+            on_run=on_run,
+            run_dir=run_dir,
+            main=main,
         )
+        return _train(run, checkpoint, began)
     finally:
         if held is not None:
             held.release()
 
 
-def _train(
-    spec, settings, tracker, report, stop_requested, extra_callbacks, resume, on_run, run_dir, checkpoint, main, began
-) -> TrainResult:
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one call of :func:`train` was given, once its run folder is ready: what the steps of a run share."""
+
+    spec: TrainSpec
+    settings: Settings
+    tracker: Tracker | None
+    report: Report
+    stop_requested: Callable[[], bool]
+    extra_callbacks: tuple
+    resume: bool
+    on_run: Callable[[str], None] | None
+    run_dir: Path
+    main: bool  # the process that keeps records (one of several under `accelerate launch`)
+
+
+def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
     """:func:`train` once the adapter name is claimed and its run folder is ready: prepare the model and the
     examples, build the Trainer, train, save the adapter."""
+    spec, settings, tracker, report, run_dir = run.spec, run.settings, run.tracker, run.report, run.run_dir
     registry = AdapterRegistry(settings)
     if spec.start_from:
         registry.get(spec.start_from)  # a missing adapter is said now, before the slow start
@@ -149,36 +163,21 @@ def _train(
     summary = summarize(model)
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
-    if not resume and main:  # written once the inputs load, so a start that failed leaves no run to resume
+    if not run.resume and run.main:  # written once the inputs load, so a start that failed leaves no run to resume
         (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
     report(0.0, f"LoRA on {targets.note}: {summary}")
     run_id = None
     if tracker is not None:
-        run_id = start_run(
-            spec, tracker, run_dir, resume, targets.modules, summary.trainable, train_rows, val_rows, datasets, settings
-        )
-        if on_run:
-            on_run(run_id)
-    trainer, curve, stop = build_trainer(
-        spec,
-        loaded,
-        model,
-        run_dir,
-        train_rows,
-        val_rows,
-        settings,
-        report,
-        tracker,
-        run_id,
-        stop_requested,
-        extra_callbacks,
-    )
-    if checkpoint is not None and main:
+        run_id = start_run(run, targets.modules, summary.trainable, train_rows, val_rows, datasets)
+        if run.on_run:
+            run.on_run(run_id)
+    trainer, curve, stop = build_trainer(run, loaded, model, train_rows, val_rows, run_id)
+    if checkpoint is not None and run.main:
         cut_curve(run_dir, checkpoint_step(checkpoint))
         report(0.0, f"resuming from {checkpoint.name}")
     run_trainer(trainer, spec, checkpoint)
     meta = adapter_meta(spec, trainer, loaded, model, targets.modules, summary.trainable, datasets, run_id)
-    if not main:
+    if not run.main:
         best = trainer.state.best_metric
         return TrainResult(
             adapter=spec.adapter,
@@ -194,10 +193,11 @@ def _train(
     return finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
 
 
-def start_run(spec, tracker, run_dir, resume, modules, trainable, train_rows, val_rows, datasets, settings) -> str:
+def start_run(run: TrainingRun, modules, trainable, train_rows, val_rows, datasets) -> str:
     """The run's MLflow run: the one a resumed run logged to, else a new one with the spec, the LoRA and the data."""
-    info = run_dir / "run.json"
-    if resume and info.is_file():
+    spec, tracker = run.spec, run.tracker
+    info = run.run_dir / "run.json"
+    if run.resume and info.is_file():
         return json.loads(info.read_text())["run_id"]
     params = {k: v for k, v in spec.to_dict().items() if not isinstance(v, dict)}
     params |= {f"lora_{k}": v for k, v in spec.to_dict()["lora"].items()}
@@ -209,39 +209,27 @@ def start_run(spec, tracker, run_dir, resume, modules, trainable, train_rows, va
     }
     run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
     tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
-    log_dataset_inputs(tracker, run_id, datasets, settings)
+    log_dataset_inputs(tracker, run_id, datasets, run.settings)
     info.write_text(json.dumps({"run_id": run_id}))
     return run_id
 
 
-def build_trainer(
-    spec,
-    loaded,
-    model,
-    run_dir,
-    train_rows,
-    val_rows,
-    settings,
-    report,
-    tracker,
-    run_id,
-    stop_requested,
-    extra_callbacks,
-):
+def build_trainer(run: TrainingRun, loaded, model, train_rows, val_rows, run_id):
     """The HF Trainer for the run, with the Studio's callbacks (curves, validation F1, early stopping, stop)."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
+    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback  # noqa: PLC0415 - transformers
+
+    spec, report = run.spec, run.report
     precision = resolve_precision(spec.precision, loaded.device)
     steps_per_epoch = max(1, -(-len(train_rows) // (spec.batch_size * spec.grad_accum)))
-    args = training_arguments(spec, run_dir, loaded.device, steps_per_epoch)
-    from engine.finetune.callbacks import CurveCallback, StopCallback, ValidationCallback  # noqa: PLC0415 - loads transformers
-
-    curve = CurveCallback(run_dir, report, tracker, run_id)
-    callbacks = [curve, ValidationCallback(validation(spec, loaded, settings, precision), curve, report)]
+    args = training_arguments(spec, run.run_dir, loaded.device, steps_per_epoch)
+    curve = CurveCallback(run.run_dir, report, run.tracker, run_id)
+    callbacks = [curve, ValidationCallback(validation(spec, loaded, run.settings, precision), curve, report)]
     if spec.stop_on != "none" and spec.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.patience))
-    stop = StopCallback(stop_requested)
-    callbacks += [stop, *extra_callbacks]
+    stop = StopCallback(run.stop_requested)
+    callbacks += [stop, *run.extra_callbacks]
     trainer = Trainer(
         model=model,
         args=args,

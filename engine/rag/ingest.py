@@ -23,6 +23,7 @@ from engine.rag.documents import Document, StreamedDocument, load_documents, par
 from engine.rag.embedder import Embedder
 from engine.rag.estimate import IngestEstimate, estimate
 from engine.rag.ingest_state import CHUNK_KEY, IngestState, read_state, write_state
+from engine.rag.refresh import RefreshReport, refresh_kb
 from engine.rag.sources import Scan, read_documents, scan_path
 from engine.rag.store import ADD_BATCH, KnowledgeBaseStore, check_name
 from engine.settings import ROOT, load_settings
@@ -37,7 +38,6 @@ class IngestReport:
     documents: int
     chunks: int
     added: int
-    removed: int = 0
     skipped: tuple[str, ...] = ()  # bad files and links left out of a folder
 
     @property
@@ -78,14 +78,12 @@ def ingest_documents(
     docs: Iterable[Document | StreamedDocument],
     spec: ChunkSpec = ChunkSpec(),
     on_progress: Callable[[int, int], None] | None = None,
-    remove_missing: bool = False,
     plan: IngestPlan | None = None,
 ) -> IngestReport:
-    """Chunk and embed ``docs`` into ``kb``, ``ADD_BATCH`` chunks at a time; chunks already stored are
-    skipped (same content, same id). ``on_progress(chunks stored, chunks expected)`` after each batch.
-
-    With ``remove_missing``, chunks in the knowledge base that these documents no longer
-    produce are deleted, so the knowledge base mirrors the documents exactly.
+    """Add ``docs`` to ``kb``, chunked and embedded ``ADD_BATCH`` chunks at a time; chunks already stored are
+    skipped (same content, same id), and nothing is removed: a knowledge base that must hold exactly a set of
+    documents is refreshed (:func:`engine.rag.refresh.refresh_kb`). ``on_progress(chunks stored, chunks
+    expected)`` after each batch.
     """
     kb = check_name(kb)
     if plan is None:
@@ -125,11 +123,10 @@ def ingest_documents(
             flush()
     if batch:
         flush()
-    removed = store.remove_except(kb, seen) if remove_missing else 0
     write_state(collection, None)  # complete: every document is stored whole
     if on_progress:
         on_progress(stored, stored)
-    return IngestReport(kb, counted.started, stored, added, removed, plan.skipped)
+    return IngestReport(kb, counted.started, stored, added, plan.skipped)
 
 
 def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None, on_error: str = "abort") -> IngestReport:
@@ -203,9 +200,10 @@ def studio_documents() -> list[Document]:
 NOT_DOCUMENTATION = ("answers.md",)
 
 
-def ensure_docs_kb(store: KnowledgeBaseStore) -> IngestReport:
-    """Keep the ``studio-docs`` knowledge base in step with the bundled documentation."""
-    return ingest_documents(store, DOCS_KB, studio_documents(), remove_missing=True)
+def ensure_docs_kb(store: KnowledgeBaseStore) -> RefreshReport:
+    """Keep the ``studio-docs`` knowledge base in step with the bundled documentation (a refresh: only changed
+    files are embedded again, and a file taken out of docs/ leaves it)."""
+    return refresh_kb(store, DOCS_KB, studio_documents())
 
 
 def source_spec(args: dict) -> ChunkSpec:

@@ -22,6 +22,7 @@ from engine.rag.ingest import (
     load_hf_documents,
     studio_documents,
 )
+from engine.rag.refresh import refresh_kb
 from engine.settings import ROOT
 
 
@@ -42,7 +43,7 @@ def test_ingest_path_then_again_adds_nothing(store, wiki_40: Path) -> None:
     chunks = chunk_documents(load_documents(wiki_40))
     progress: list[tuple[int, int]] = []
     report = ingest_path(store, "wiki", wiki_40, on_progress=lambda d, t: progress.append((d, t)))
-    assert report == IngestReport("wiki", documents=40, chunks=len(chunks), added=len(chunks), removed=0)
+    assert report == IngestReport("wiki", documents=40, chunks=len(chunks), added=len(chunks))
     assert report.chunks >= 40 and report.unchanged == 0
     assert store.count("wiki") == len(chunks)
     assert progress and progress[-1] == (len(chunks), len(chunks))
@@ -50,7 +51,7 @@ def test_ingest_path_then_again_adds_nothing(store, wiki_40: Path) -> None:
     again = ingest_path(store, "wiki", wiki_40)
     assert (again.documents, again.chunks, again.added, again.unchanged) == (40, len(chunks), 0, len(chunks))
     n = len(chunks)
-    expected = {"kb": "wiki", "documents": 40, "chunks": n, "added": 0, "removed": 0, "unchanged": n, "skipped": []}
+    expected = {"kb": "wiki", "documents": 40, "chunks": n, "added": 0, "unchanged": n, "skipped": []}
     assert again.as_dict() == expected
     assert store.count("wiki") == len(chunks)
 
@@ -111,7 +112,7 @@ def test_docs_kb_answers_what_the_studio_is_for(store) -> None:
     assert {d.source for d in docs} >= {"README.md", "guide.md"}
     report = ensure_docs_kb(store)
     assert report.kb == DOCS_KB and report.documents == len(docs)
-    assert report.added == report.chunks == store.count(DOCS_KB) > 0
+    assert report.chunks_embedded == store.count(DOCS_KB) > 0
     (hits,) = store.query(DOCS_KB, ["What is the Studio for?"], k=3)
     assert hits[0].source in ("README.md", "guide.md")
     assert hits[0].score > 0.3
@@ -119,22 +120,22 @@ def test_docs_kb_answers_what_the_studio_is_for(store) -> None:
     assert "Studio" in hits[0].text
 
     again = ensure_docs_kb(store)
-    assert (again.added, again.removed, again.chunks) == (0, 0, report.chunks)
-    assert store.count(DOCS_KB) == report.chunks
+    assert (again.chunks_embedded, again.chunks_deleted, again.unchanged_documents) == (0, 0, len(docs))
+    assert store.count(DOCS_KB) == report.chunks_embedded
     assert (ROOT / "README.md").is_file()
 
 
-def test_remove_missing_drops_chunks_of_documents_that_disappeared(store, wiki_40: Path) -> None:
+def test_a_refresh_drops_chunks_of_documents_that_disappeared_an_ingest_does_not(store, wiki_40: Path) -> None:
     docs = load_documents(wiki_40)[:6]
     full = ingest_documents(store, "mirror", docs)
     kept_chunks = chunk_documents(docs[:4])
     gone = full.chunks - len(kept_chunks)
     assert gone > 0
-    # without remove_missing nothing is deleted
-    assert ingest_documents(store, "mirror", docs[:4]).removed == 0
+    # an ingest adds: nothing is deleted
+    assert ingest_documents(store, "mirror", docs[:4]).added == 0
     assert store.count("mirror") == full.chunks
-    report = ingest_documents(store, "mirror", docs[:4], remove_missing=True)
-    assert (report.added, report.removed, report.chunks) == (0, gone, len(kept_chunks))
+    report = refresh_kb(store, "mirror", docs[:4])
+    assert (report.chunks_deleted, report.removed_documents, report.documents) == (gone, 2, 4)
     assert store.count("mirror") == len(kept_chunks)
     stored = set(store.collection("mirror").get(include=[])["ids"])
     assert stored == {c.id for c in kept_chunks}
