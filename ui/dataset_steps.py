@@ -9,7 +9,7 @@ import streamlit as st
 from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
-from engine.data.knowledge import RefreshRun
+from engine.data.knowledge import IngestRun
 from engine.data.steps import DatasetStep
 from engine.data.topics import TEXTS
 from engine.evaluation.history import evaluation_runs
@@ -139,5 +139,5 @@ def kb_tab(store: DatasetStore) -> None:
     path = st.text_input("Path", placeholder="../shared/data/wiki-passages.jsonl") if picked is None else ""
     if st.button("Build or refresh"):
         source = {"dataset": picked[0], "version": picked[1]} if picked else {"path": path.strip()}
-        st.session_state["refresh-job"] = jobs.start(RefreshRun(kb.strip(), **source)).id
-    job_panel("refresh", "refresh-job", lambda res: st.dataframe(pd.DataFrame([res]), hide_index=True))
+        st.session_state["refresh-job"] = jobs.start(IngestRun(kb.strip(), **source, mirror=True)).id
+    job_panel("ingest", "refresh-job", lambda res: st.dataframe(pd.DataFrame([res]), hide_index=True))

@@ -8,8 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from engine import jobs
+from engine.data.knowledge import IngestRun
 from engine.errors import InputError
-from engine.rag.ingest import IngestRun, kb_state, preview_source, rollback_ingest
+from engine.rag.ingest import kb_state, preview_source, rollback_ingest
 from engine.rag.store import KnowledgeBaseStore, check_name
 from engine.write_policy import write_atomic
 from ui.job_panel import job_panel
@@ -18,9 +19,11 @@ from ui.widgets import user_errors
 SOURCES = ("Upload a file", "Local path", "Hugging Face dataset (online)")
 
 
-def ingest_args(store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str, skip: bool) -> dict:
+def ingest_args(
+    store: KnowledgeBaseStore, kb: str, source: str, upload, path: str, hf: str, skip: bool, mirror: bool = False
+) -> dict:
     """The ingest job's arguments for the form's input (an upload is saved in the data dir first)."""
-    args = {"kb": check_name(kb), "on_error": "skip" if skip else "abort"}
+    args = {"kb": check_name(kb), "on_error": "skip" if skip else "abort"} | ({"mirror": True} if mirror else {})
     if source == SOURCES[0]:
         if upload is None:
             raise InputError("Choose a file to upload.")
@@ -60,6 +63,10 @@ def show_preview(shown: dict) -> None:
 
 
 def ingested(res: dict) -> None:
+    if "chunks_embedded" in res:  # a mirror
+        changes = f"{res['new_documents']} new, {res['changed_documents']} changed, {res['removed_documents']} removed"
+        st.success(f"{res['kb']} holds its source: {changes}, {res['unchanged_documents']} unchanged documents.")
+        return
     st.success(f"Ingested into {res.get('kb')}: {res.get('added')} chunks added, {res.get('unchanged')} already there.")
 
 
@@ -103,9 +110,15 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 key="ingest-skip",
                 help="A folder: ingest the good files and list the bad ones, instead of stopping at them.",
             )
+            mirror = st.checkbox(
+                "Mirror the source",
+                key="ingest-mirror",
+                help="The knowledge base holds exactly this source: documents it no longer has are removed and only "
+                "new or changed ones are embedded. Off: the documents are added to what is there.",
+            )
             if st.form_submit_button("Check and estimate"):
                 with user_errors():
-                    args = ingest_args(store, kb, source, upload, path, hf, skip)
+                    args = ingest_args(store, kb, source, upload, path, hf, skip, mirror)
                     st.session_state["ingest-preview"] = preview(store, args)
         with user_errors():
             if "ingest-preview" in st.session_state:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 from engine.data import steps
 from engine.data.augment import AugmentSpec
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec, generate_qa, teacher_spec
-from engine.data.knowledge import RefreshRun, refresh_job
+from engine.data.knowledge import IngestRun, refresh_job
 from engine.data.review import read_decisions, save_review
 from engine.data.splits import SplitSpec
 from engine.data.topics import TopicSpec
@@ -234,8 +234,8 @@ def refresh_kb(a, settings, store, tracker, version) -> str:
             pass
 
     version = a.version or (store.versions(a.dataset)[0].id if a.dataset else "")
-    run = RefreshRun(a.kb, path=a.path or "", dataset=a.dataset or "", version=version)
-    return table([refresh_job(asdict(run), Here())])
+    run = IngestRun(a.kb, path=a.path or "", dataset=a.dataset or "", version=version, mirror=True)
+    return table([refresh_job(run.args(), Here())])
 
 
 COMMANDS = {

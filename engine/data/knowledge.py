@@ -1,20 +1,24 @@
-"""A knowledge base kept in step with a source: a folder or file, a Hugging Face dataset, or the contexts of a
-QA set version (the background-job kind ``refresh``)."""
+"""A knowledge base filled from a source, by the one background-job kind that writes one (``ingest``).
+
+The source is a folder or file, a Hugging Face dataset, or the contexts of a QA set version. An ingest adds the
+source's documents (streamed, resumable: :mod:`engine.rag.ingest`); a mirror (``mirror``, and always for a QA set
+version) makes the knowledge base hold exactly them, embedding only new and changed documents
+(:mod:`engine.rag.refresh`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 from engine.errors import InputError
 from engine.job_kinds import register_job_kind
 from engine.qa.schema import QARecord
 from engine.qa.versions import DatasetStore
-from engine.rag.chunking import ChunkSpec
 from engine.rag.documents import Document
 from engine.rag.embedder import Embedder
-from engine.rag.ingest import load_source
+from engine.rag.ingest import ingest_job, load_source, source_spec
 from engine.rag.refresh import refresh_kb
 from engine.rag.store import KnowledgeBaseStore, check_name
 from engine.settings import load_settings
@@ -44,13 +48,11 @@ def documents_from_records(records: Iterable[QARecord]) -> list[Document]:
 
 
 def refresh_job(args: dict, ctx) -> dict:
-    """The background-job form of a refresh (kind ``refresh``): ``kb`` plus one source.
-
-    The source is ``path``, ``hf_dataset`` (with ``split``), or ``dataset`` and ``version``
-    (a saved dataset version's contexts); ``chunk_size`` and ``overlap`` are optional.
+    """An ingest job's mirroring: ``kb`` plus one source, ``path``, ``hf_dataset`` (with ``split``), or ``dataset``
+    and ``version`` (a saved dataset version's contexts); ``chunk_size`` and ``overlap`` are optional.
     """
     settings = load_settings()
-    spec = ChunkSpec(args.get("chunk_size", ChunkSpec.size), args.get("overlap", ChunkSpec.overlap))
+    spec = source_spec(args)
     kb = check_name(args.get("kb", ""))
     sources = [k for k in ("path", "hf_dataset", "dataset") if args.get(k)]
     if len(sources) != 1:
@@ -81,16 +83,38 @@ def refresh_job(args: dict, ctx) -> dict:
     return report.as_dict()
 
 
+def fill_job(args: dict, ctx) -> dict:
+    """The ``ingest`` job: a mirror (:func:`refresh_job`) for ``mirror`` or a dataset version, else an ingest that
+    adds (:func:`engine.rag.ingest.ingest_job`)."""
+    run = IngestRun.from_args(args)
+    return refresh_job(args, ctx) if run.mirror or run.dataset else ingest_job(args, ctx)
+
+
 @dataclass(frozen=True)
-class RefreshRun:
-    """A refresh job: knowledge base ``kb`` and one source (a path, a Hugging Face dataset, or a dataset version)."""
+class IngestRun:
+    """An ingest job: knowledge base ``kb`` and one source, a ``path`` (``on_error``: abort or skip bad files), a
+    ``hf_dataset`` (``split``), or a ``dataset`` ``version`` (always mirrored); chunking as the knowledge base's
+    defaults unless given. With ``mirror``, what the source no longer has leaves the knowledge base."""
 
     kb: str
     path: str = ""
     hf_dataset: str = ""
-    split: str = "train"
+    split: str = ""
     dataset: str = ""
     version: str = ""
+    mirror: bool = False
+    on_error: str = "abort"
+    chunk_size: int | None = None
+    overlap: int | None = None
+
+    @classmethod
+    def from_args(cls, args: dict) -> IngestRun:
+        """The run of stored arguments (an unfinished ingest's, to resume it)."""
+        return cls(**{k: v for k, v in args.items() if k in {f.name for f in fields(cls)}})
+
+    def args(self) -> dict:
+        """The job's arguments: the fields given (an unfinished ingest is resumed by the same arguments)."""
+        return {k: v for k, v in asdict(self).items() if v not in ("", None) and not (k == "mirror" and not v)}
 
 
-register_job_kind("refresh", refresh_job, RefreshRun)
+register_job_kind("ingest", fill_job, IngestRun, IngestRun.args)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.job_kinds import register_job_kind
 from engine.machine import trim_heap
 from engine.rag.chunking import ChunkSpec, iter_chunks
 from engine.rag.documents import Document, StreamedDocument, load_documents, parse_upload
@@ -240,7 +239,7 @@ def ingest_source(store, args: dict, on_progress=None, log: Callable[[str], None
 
 
 def ingest_job(args: dict, ctx) -> dict:
-    """The background-job form of ingestion (kind ``ingest``): see :func:`ingest_source`."""
+    """An ingest job's adding (kind ``ingest``, :mod:`engine.data.knowledge`): see :func:`ingest_source`."""
     ctx.progress(0.0, "reading documents")
     store = KnowledgeBaseStore(load_settings(), Embedder.shared())
 
@@ -251,29 +250,3 @@ def ingest_job(args: dict, ctx) -> dict:
     report = ingest_source(store, args, progress, ctx.log)
     ctx.log(f"ingested into {report.kb}: {report.added} chunks added, {report.unchanged} already there")
     return report.as_dict()
-
-
-@dataclass(frozen=True)
-class IngestRun:
-    """An ingest job: knowledge base ``kb`` and one source, a ``path`` (``on_error``: abort or skip bad files) or a
-    ``hf_dataset`` (``split``); chunking as the knowledge base's defaults unless given."""
-
-    kb: str
-    path: str = ""
-    hf_dataset: str = ""
-    split: str = ""
-    on_error: str = "abort"
-    chunk_size: int | None = None
-    overlap: int | None = None
-
-    @classmethod
-    def from_args(cls, args: dict) -> IngestRun:
-        """The run of stored arguments (an unfinished ingest's, to resume it)."""
-        return cls(**{k: v for k, v in args.items() if k in {f.name for f in fields(cls)}})
-
-    def args(self) -> dict:
-        """The job's arguments: the fields given (an unfinished ingest is resumed by the same arguments)."""
-        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
-
-
-register_job_kind("ingest", ingest_job, IngestRun, IngestRun.args)

@@ -199,17 +199,16 @@ def test_every_product_kind_is_registered_by_its_package_and_reaches_a_task():
     from engine.ab.spec import ExperimentSpec
     from engine.benchmark.matrix import BenchSpec
     from engine.data.generation import GenerationSpec
-    from engine.data.knowledge import RefreshRun
+    from engine.data.knowledge import IngestRun
     from engine.data.steps import DatasetStep
     from engine.evaluation.runner import EvalSpec
     from engine.finetune.spec import ResumeRun, TrainSpec
     from engine.loop import LoopRun
-    from engine.rag.ingest import IngestRun
 
     experiment = ExperimentSpec.from_dict({"variants": [{"name": "base"}, {"name": "other"}]})
     specs = [
         (EvalSpec(), "eval"), (BenchSpec(), "bench"), (TrainSpec(), "train"), (ResumeRun("a"), "train"),
-        (GenerationSpec(), "generate-qa"), (JudgeRun("e", "a", "b"), "judge"), (RefreshRun("kb", path="x"), "refresh"),
+        (GenerationSpec(), "generate-qa"), (JudgeRun("e", "a", "b"), "judge"),
         (DatasetStep("split", "d", "v"), "dataset"), (LoopRun("notes"), "loop"), (IngestRun("kb", path="x"), "ingest"),
         (experiment, "ab"),
     ]  # fmt: skip

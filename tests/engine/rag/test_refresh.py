@@ -228,3 +228,27 @@ def test_refresh_job_from_a_file_and_from_a_dataset_version(settings, embedder, 
     assert result["new_documents"] == len(titles)
     store = KnowledgeBaseStore(settings, embedder)
     assert doc_ids(store, "hotpot-kb") == titles
+
+
+@pytest.mark.slow
+def test_the_ingest_job_adds_or_with_mirror_keeps_the_knowledge_base_in_step_with_its_file(
+    settings, embedder, wiki_rows, tmp_path
+):
+    from engine.data.knowledge import IngestRun, fill_job
+
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in wiki_rows[:8]), encoding="utf-8")
+    store = KnowledgeBaseStore(settings, embedder)
+    added = fill_job(IngestRun(KB, path=str(path)).args(), Ctx())
+    assert added["documents"] == 8 and added["added"] == store.count(KB) > 0
+    ids = doc_ids(store)
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in wiki_rows[:5]), encoding="utf-8")
+    again = fill_job(IngestRun(KB, path=str(path)).args(), Ctx())
+    assert again["added"] == 0 and doc_ids(store) == ids  # an ingest adds: three documents left the file, not the KB
+
+    mirrored = fill_job(IngestRun(KB, path=str(path), mirror=True).args(), Ctx())
+    assert (mirrored["removed_documents"], mirrored["unchanged_documents"] + mirrored["changed_documents"]) == (3, 5)
+    assert len(doc_ids(store)) == 5 < len(ids)
+    same = fill_job(IngestRun(KB, path=str(path), mirror=True).args(), Ctx())
+    assert (same["unchanged_documents"], same["chunks_embedded"], same["chunks_deleted"]) == (5, 0, 0)
