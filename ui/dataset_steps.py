@@ -10,14 +10,16 @@ from engine import jobs
 from engine.data import steps
 from engine.data.augment import KINDS
 from engine.data.knowledge import IngestRun
+from engine.data.splits import SplitSpec
 from engine.data.steps import DatasetStep
-from engine.data.topics import TEXTS
+from engine.data.topics import TopicSpec
 from engine.evaluation.history import evaluation_runs
 from engine.qa.exports import jsonl_text
 from engine.qa.summary import diff
 from engine.qa.versions import DatasetStore
 from ui.datasets import topic_map, version_picker
 from ui.job_panel import job_panel
+from ui.knobs import knob_input, knob_row
 
 
 def show_saved(result: dict) -> None:
@@ -33,15 +35,8 @@ def topics_tab(store: DatasetStore) -> None:
     if not (picked := version_picker(store, "topics")):
         return
     topic_map(store.load(*picked))
-    cols = st.columns(4)
-    method = cols[0].selectbox("Method", ("kmeans", "hdbscan"), help="KMeans with k chosen by silhouette.")
-    k_min = cols[1].number_input("k from", 2, 50, 4)
-    k_max = cols[2].number_input("k to", 2, 80, 16)
-    text = cols[3].selectbox(
-        "Cluster on", TEXTS, help="What is embedded: the passage (what an item is about), the question, or both."
-    )
+    spec = knob_row(TopicSpec, ("method", "k_min", "k_max", "text"), TopicSpec())
     if st.button("Cluster into topics (a new version)"):
-        spec = {"method": method, "k_min": int(k_min), "k_max": int(k_max), "text": text}
         start_step("topics-job", "topics", picked, spec=spec)
     job_panel("dataset", "topics-job", show_saved)
 
@@ -57,7 +52,7 @@ def split_tab(store: DatasetStore) -> None:
     if not (picked := version_picker(store, "split")):
         return
     cols = st.columns(2)
-    seed = cols[0].number_input("Seed", 0, 10_000, 0)
+    seed = knob_input(cols[0], SplitSpec, "seed")
     threshold = cols[1].number_input("Near-duplicate cosine", 0.5, 1.0, 0.95, 0.01)
     st.caption("80/10/10, stratified by topic, every document's items in one split; then the leakage check.")
     if st.button("Split (a new version)"):

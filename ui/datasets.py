@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -12,21 +10,13 @@ from engine.data import steps
 from engine.data.filters import FilterSpec
 from engine.data.generation import GenerationSpec, teacher_spec
 from engine.errors import InputError
+from engine.knobs import knobs_of
 from engine.qa.exports import to_frame
 from engine.qa.records import NORMALIZERS
 from engine.qa.versions import DatasetStore
+from ui.knobs import knob_input
 
 SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
-FILTER_HELP = {
-    "min_question_words": "Shortest question kept, in words.",
-    "max_question_words": "Longest question kept, in words.",
-    "max_answer_words": "Longest short answer kept, in words (answers are spans of the passage).",
-    "max_sentence_words": "Longest descriptive answer kept (one sentence of the passage), in words.",
-    "max_copy": "Largest share of the question copied word for word from the passage (0-1).",
-    "max_similarity": "Questions more similar than this (embedding cosine) to one kept before are duplicates.",
-    "retrieval_k": "Round trip 1: retrieving with the question must find the source passage in the top k.",
-    "min_answer_f1": "Round trip 2: the model's answer from the source passage must hold this share of the span.",
-}
 
 
 def version_picker(store: DatasetStore, key: str, label: str = "Version") -> tuple[str, str] | None:
@@ -107,35 +97,24 @@ def import_tab(settings, tracker) -> None:
 def generation_form(kbs: list[str]) -> GenerationSpec | None:
     """The generation settings: passages from a knowledge base's chunks (your documents) or a JSONL file,
     the teacher model, and the filters."""
-    d = GenerationSpec()
     with st.form("generate"):
         cols = st.columns(3)
-        kb = cols[0].selectbox(
-            "Passages from",
-            ["", *kbs],
+        kb = knob_input(
+            cols[0],
+            GenerationSpec,
+            "kb",
+            options=["", *kbs],
             format_func=lambda k: f"knowledge base {k}" if k else "the JSONL file",
-            help="A knowledge base's chunks: QA pairs about your documents, "
-            "each naming its document (the split keeps a document's pairs together).",
         )
-        source = cols[1].text_input("JSONL file (id, title, text)", d.source, help="A path or a shared file.")
-        model = cols[2].text_input(
-            "Teacher model",
-            placeholder="the default model",
-            help="The model that writes "
-            "the questions: a Hugging Face id (online), a model folder or a .gguf file. A "
-            "larger teacher writes better questions, slower.",
-        )
+        source = knob_input(cols[1], GenerationSpec, "source")
+        model = knob_input(cols[2], GenerationSpec, "model", placeholder="the default model")
         cols = st.columns(3)
-        dataset = cols[0].text_input("Save to dataset", d.dataset)
-        passages = cols[1].number_input("Passages to sample (0: all)", 0, 100_000, d.passages)
-        per = cols[2].number_input("Answers per passage", 1, 5, d.answers_per_passage)
+        dataset = knob_input(cols[0], GenerationSpec, "dataset")
+        passages = knob_input(cols[1], GenerationSpec, "passages")
+        per = knob_input(cols[2], GenerationSpec, "answers_per_passage")
         st.markdown("**Quality filters** (re-applied on a resumed run, so they can be changed without regenerating)")
-        values, cols = {}, st.columns(len(FILTER_HELP))
-        for col, f in zip(cols, fields(FilterSpec), strict=True):
-            step = 0.05 if isinstance(f.default, float) else 1
-            values[f.name] = col.number_input(
-                f.name.replace("_", " "), value=f.default, step=step, help=FILTER_HELP[f.name]
-            )
+        names = list(knobs_of(FilterSpec))
+        values = {n: knob_input(c, FilterSpec, n) for c, n in zip(st.columns(len(names)), names, strict=True)}
         if not st.form_submit_button("Generate", type="primary"):
             return None
     spec = GenerationSpec(

@@ -75,6 +75,11 @@ OPTIMISATION = ("epochs", "learning_rate", "batch_size", "grad_accum", "schedule
 STOPPING = ("eval_every", "val_limit", "stop_on", "patience", "precision")
 
 
+def share_slider(container, label: str, value: float, helptext: str) -> float:
+    """One pool's share of the training mix: 0 to 0.5, in steps of 0.05."""
+    return container.slider(label, 0.0, 0.5, value, 0.05, help=helptext)
+
+
 def settings_form() -> tuple[TrainSpec, str]:
     """The training settings from the form, and which button was pressed."""
     dataset, kb, D = data_choice()
@@ -83,25 +88,18 @@ def settings_form() -> tuple[TrainSpec, str]:
         top, starts = st.columns(4), ["", *r.adapter_names()]
         name = dataset.partition("@")[0] or "hotpotqa"
         adapter = top[0].text_input("Adapter name", f"{name}-lora", help="Letters, digits, '.', '_' and '-'.")
-        start_from = top[3].selectbox(
-            "Start from",
-            starts,
-            starts.index(D.start_from) if D.start_from in starts else 0,
-            format_func=lambda a: a or "a new adapter",
-            help="Continue a saved adapter instead of starting a new one: its rank and target modules are kept "
-            "(the LoRA settings below are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
+        start_from = knob_input(
+            top[3], TrainSpec, "start_from", starts, D.start_from, format_func=lambda a: a or "a new adapter"
         )
         base = knob_input(top[1], TrainSpec, "base", default=D.base)
         quant = knob_input(top[2], TrainSpec, "quantization", default=D.quantization)
         st.markdown("**Data**")
         data = st.columns(5)
-        dolly = data[0].slider(
+        dolly = share_slider(
+            data[0],
             "Dolly share",
-            0.0,
-            0.5,
             shares.get("dolly", 0.0),
-            0.05,
-            help="Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
+            "Share of Dolly instruction examples mixed in (closed_qa is never used: it checks forgetting).",
         )
         dolly_targets = knob_input(data[4], TrainSpec, "dolly_targets", default=D.dolly_targets)
         distractors = knob_input(data[1], RagExampleSpec, "distractors", default=D.rag.distractors)
@@ -112,29 +110,20 @@ def settings_form() -> tuple[TrainSpec, str]:
         source_chars = knob_input(more[3], RagExampleSpec, "max_source_chars", default=D.rag.max_source_chars)
         hotpotqa, generated, qa_dataset = 0.0, 0.0, ""
         if dataset:
-            hotpotqa = more[0].slider(
+            hotpotqa = share_slider(
+                more[0],
                 "HotpotQA share",
-                0.0,
-                0.5,
                 shares.get("hotpotqa", 0.0),
-                0.05,
-                help="Share of HotpotQA training questions mixed into your QA set's.",
+                "Share of HotpotQA training questions mixed into your QA set's.",
             )
         else:
-            generated = more[0].slider(
+            generated = share_slider(
+                more[0],
                 "Generated QA share",
                 0.0,
-                0.5,
-                0.0,
-                0.05,
-                help="Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
+                "Share of QA pairs from a dataset version (Datasets page) mixed in: its training split only.",
             )
-            qa_dataset = more[1].text_input(
-                "Generated QA dataset",
-                placeholder="wiki-qa  or  wiki-qa@<version>",
-                help="A dataset name (its newest version) or name@version; its validation and test splits are "
-                "never used.",
-            )
+            qa_dataset = knob_input(more[1], TrainSpec, "qa_dataset", placeholder="wiki-qa  or  wiki-qa@<version>")
         shape = st.columns(2)
         answer_style = knob_input(
             shape[0], RagExampleSpec, "answer_style", default=D.rag.answer_style, format_func=STYLE_LABELS.get
@@ -159,7 +148,7 @@ def settings_form() -> tuple[TrainSpec, str]:
         st.markdown("**Validation and stopping**")
         stopping = knob_row(TrainSpec, STOPPING, D)
         flags = st.columns(2)
-        val_f1 = flags[0].checkbox("Validate F1 (answer the questions)", D.val_f1, help="Slower; needed to stop on F1.")
+        val_f1 = knob_input(flags[0], TrainSpec, "val_f1", default=D.val_f1)
         checkpointing = knob_input(flags[1], TrainSpec, "gradient_checkpointing", default=D.gradient_checkpointing)
         buttons = st.columns([1, 1, 4])
         checked = buttons[0].form_submit_button("Pre-flight check")

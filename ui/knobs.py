@@ -22,6 +22,7 @@ def knob_input(
     default=None,
     format_func: Callable = automatic,
     key: str | None = None,
+    placeholder: str | None = None,
 ):
     """The widget of knob ``name`` in ``container`` (``st`` or a column): a select box over its choices (or
     ``options``, known only at run time), a number input within its bounds, a checkbox or a text input; its
@@ -37,7 +38,7 @@ def knob_input(
         return container.checkbox(k.label, value, key=key, help=helptext)
     if k.kind in (int, float):
         return container.number_input(k.label, k.min, k.max, value, key=key, help=helptext, format=k.format or None)
-    return container.text_input(k.label, value, key=key, help=helptext)
+    return container.text_input(k.label, value, key=key, help=helptext, placeholder=placeholder)
 
 
 def knob_row(spec_type: type, names: Sequence[str], defaults) -> dict:

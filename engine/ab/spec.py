@@ -135,8 +135,7 @@ class ExperimentSpec:
         if repeated:
             raise InputError(f"Variant names must be unique: {', '.join(repeated)} is used more than once.")
         check_choice(self.parallel, PARALLEL, "parallel setting")
-        if self.mode not in MODES:
-            raise InputError(f"Unknown mode {self.mode!r}: an experiment runs {' or '.join(MODES)}.")
+        check_choice(self.mode, MODES, "mode")
         if self.split not in SPLITS:
             raise InputError(f"Unknown split {self.split!r}: choose train, validation, test or '' (all).")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 2):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 
 from engine.data import steps
 from engine.data.augment import AugmentSpec
@@ -17,6 +16,7 @@ from engine.data.review import read_decisions, save_review
 from engine.data.splits import SplitSpec
 from engine.data.topics import TopicSpec
 from engine.errors import exit_status
+from engine.knobs import add_knob_arguments, knob_values
 from engine.models.generation import load_generator
 from engine.qa.records import NORMALIZERS
 from engine.qa.summary import diff
@@ -36,11 +36,8 @@ def parser() -> argparse.ArgumentParser:
     im.add_argument("--skip-bad", action="store_true", help="leave malformed lines out instead of stopping")
     im.add_argument("--dedupe", action="store_true", help="keep one record of each repeated id instead of stopping")
     gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")
-    for f in fields(GenerationSpec):
-        if f.name != "filters":
-            gen.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    for f in fields(FilterSpec):
-        gen.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    add_knob_arguments(gen, GenerationSpec)
+    add_knob_arguments(gen, FilterSpec)
     for name, helptext in (
         ("topics", "cluster a version into topics"),
         ("split", "80/10/10 split + leakage check"),
@@ -53,12 +50,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("dataset")
         sp.add_argument("--version", default="", help="default: the newest")
         if name == "topics":
-            sp.add_argument("--method", default="kmeans", choices=["kmeans", "hdbscan"])
-            sp.add_argument("--k-min", type=int, default=4)
-            sp.add_argument("--k-max", type=int, default=16)
-            sp.add_argument("--text", default="context", choices=["context", "question", "question+context"])
+            add_knob_arguments(sp, TopicSpec)
         if name == "split":
-            sp.add_argument("--seed", type=int, default=0)
+            add_knob_arguments(sp, SplitSpec)
             sp.add_argument("--threshold", type=float, default=0.95, help="near-duplicate question cosine")
         if name in ("augment", "hard-cases"):
             sp.add_argument("--kinds", default="paraphrase,distractors,shuffle,typos")
@@ -132,10 +126,7 @@ def import_data(a, settings, store, tracker, version) -> str:
 
 
 def generate(a, settings, store, tracker, version) -> str:
-    filters = FilterSpec(**{f.name: getattr(a, f.name) for f in fields(FilterSpec)})
-    spec = GenerationSpec(
-        **{f.name: getattr(a, f.name) for f in fields(GenerationSpec) if f.name != "filters"}, filters=filters
-    )
+    spec = GenerationSpec(**knob_values(GenerationSpec, a), filters=FilterSpec(**knob_values(FilterSpec, a)))
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
@@ -149,7 +140,7 @@ def generate(a, settings, store, tracker, version) -> str:
 
 
 def topics(a, settings, store, tracker, version) -> str:
-    spec = TopicSpec(method=a.method, k_min=a.k_min, k_max=a.k_max, text=a.text)
+    spec = TopicSpec(**knob_values(TopicSpec, a))
     manifest, topics = steps.cluster_version(settings, a.dataset, version, spec, tracker)
     rows = [{"topic": t, "label": topics.names[t], "records": topics.sizes[t]} for t in sorted(topics.names)]
     scores = ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(topics.silhouette.items()))
@@ -158,7 +149,7 @@ def topics(a, settings, store, tracker, version) -> str:
 
 def split(a, settings, store, tracker, version) -> str:
     manifest, leaks, sizes = steps.split_version(
-        settings, a.dataset, version, SplitSpec(seed=a.seed), a.threshold, tracker
+        settings, a.dataset, version, SplitSpec(**knob_values(SplitSpec, a)), a.threshold, tracker
     )
     return (
         f"{a.dataset}@{manifest.id}\n\n{table([sizes])}\n\nleakage (cosine >= {a.threshold}):\n\n"

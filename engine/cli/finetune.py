@@ -41,12 +41,6 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         help="the collection's knowledge base: retrieved training sources and validation come from it, as the "
         "Query page retrieves",
     )
-    arg(
-        "--start-from",
-        default=None,
-        help="a saved adapter to continue training instead of a new one (its rank and targets are kept), e.g. a "
-        "HotpotQA adapter under a collection's QA set (collection-recipe-4)",
-    )
     arg("--targets", default=None, help="comma-separated module names (default: by architecture)")
     arg("--hotpotqa", type=float, default=None, help="with --dataset: share of HotpotQA examples (0..1)")
     arg("--dolly", type=float, default=None, help="share of Dolly examples in the mix (0..1)")
@@ -55,7 +49,6 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated Dolly categories to draw from (never closed_qa, the forgetting check)",
     )
-    arg("--qa-dataset", default=None, help="generated QA pairs mixed in: a dataset NAME or NAME@VERSION")
     arg("--qa-share", type=float, default=None, help="share of the --qa-dataset pairs in the mix (0..1)")
     arg("--no-f1", action="store_true", help="validate on the loss only (no answering)")
     # The settings' flags: help, type and choices from the specs' knobs; each changes the preset only when given.

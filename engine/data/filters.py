@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.evaluation.metrics import f1_precision_recall, normalize_answer
+from engine.knobs import knob
 
 LEFTOVER = re.compile(r"\b(passage|answer)\s*:", re.IGNORECASE)
 
@@ -25,14 +26,34 @@ LEFTOVER = re.compile(r"\b(passage|answer)\s*:", re.IGNORECASE)
 class FilterSpec:
     """The thresholds; each filter's help text says what it measures."""
 
-    min_question_words: int = 5
-    max_question_words: int = 30
-    max_answer_words: int = 5
-    max_sentence_words: int = 60  # a descriptive answer: one sentence
-    max_copy: float = 0.6  # longest run of passage words in the question, as a share of the question
-    max_similarity: float = 0.9  # cosine to a question kept before
-    retrieval_k: int = 5  # the source passage must be in the top k when retrieving with the question
-    min_answer_f1: float = 0.5  # share of the span in the model's answer from the source passage (round trip)
+    min_question_words: int = knob(5, "shortest question kept, in words", min=1)
+    max_question_words: int = knob(30, "longest question kept, in words", min=1)
+    max_answer_words: int = knob(5, "longest short answer kept, in words (answers are spans of the passage)", min=1)
+    max_sentence_words: int = knob(60, "longest descriptive answer kept (one sentence of the passage), in words", min=1)
+    # The longest run of passage words in the question, as a share of the question.
+    max_copy: float = knob(
+        0.6,
+        "largest share of the question copied word for word from the passage (0-1)",
+        min=0.0,
+        max=1.0,
+    )
+    max_similarity: float = knob(
+        0.9,
+        "questions more similar than this (embedding cosine) to one kept before are duplicates",
+        min=0.0,
+        max=1.0,
+    )
+    retrieval_k: int = knob(
+        5,
+        "round trip 1: retrieving with the question must find the source passage in the top k",
+        min=1,
+    )
+    min_answer_f1: float = knob(
+        0.5,
+        "round trip 2: the model's answer from the source passage must hold this share of the span",
+        min=0.0,
+        max=1.0,
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_question_words <= self.max_question_words:
@@ -211,8 +232,8 @@ def apply_filters(
     ``vectors`` (candidate key -> unit vector of its question) feed the near-duplicate filter,
     which compares each survivor with the earlier survivors it kept.
     """
-    if upto is not None and upto not in NAMES:
-        raise InputError(f"Unknown filter {upto!r}: use one of {', '.join(NAMES)}.")
+    if upto is not None:
+        check_choice(upto, NAMES, "filter")
     alive, funnel = list(candidates), []
     for c in alive:
         c.evidence.pop("rejected_by", None)

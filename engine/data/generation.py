@@ -32,6 +32,7 @@ from engine.data.questions import (
 from engine.errors import InputError
 from engine.evaluation.qa_sets import resolve_data
 from engine.job_kinds import register_job_kind
+from engine.knobs import knob
 from engine.models.catalog import default_spec
 from engine.models.generation import SamplingSpec, load_generator
 from engine.models.spec import spec_for
@@ -54,15 +55,32 @@ CHEAP = NAMES[: NAMES.index("near_duplicate") + 1]
 
 @dataclass(frozen=True)
 class GenerationSpec:
-    source: str = "wiki-passages.jsonl"  # JSONL with id, title, text (a path or a shared data file)
-    kb: str = ""  # instead of source: the chunks of this knowledge base (a collection's documents)
-    dataset: str = "wiki-qa"  # the dataset the kept pairs are saved to as a new version
-    passages: int = 1500  # passages sampled with the seed (0: all)
-    answers_per_passage: int = 2
-    seed: int = 0
-    batch_size: int = 16
-    max_new_tokens: int = 40
-    model: str = ""  # the teacher: a HF id (online), a model folder or a .gguf file; empty: the default model
+    source: str = knob(
+        "wiki-passages.jsonl",
+        "JSONL with id, title, text: a path or a shared data file",
+        label="JSONL file (id, title, text)",
+    )
+    # A knowledge base's chunks (a collection's documents), instead of the source file.
+    kb: str = knob(
+        "",
+        "a knowledge base's chunks instead of the JSONL file: QA pairs about your documents, each naming its "
+        "document (the split keeps a document's pairs together)",
+        label="Passages from",
+    )
+    dataset: str = knob("wiki-qa", "the dataset the kept pairs are saved to as a new version", label="Save to dataset")
+    passages: int = knob(
+        1500, "passages sampled with the seed (0: all)", min=0, max=100_000, label="Passages to sample (0: all)"
+    )
+    answers_per_passage: int = knob(2, "answer spans asked about per passage", min=1, max=5)
+    seed: int = knob(0, "the seed of the passage sample")
+    batch_size: int = knob(16, "questions written at once", min=1)
+    max_new_tokens: int = knob(40, "the longest question the teacher writes, in tokens", min=1)
+    model: str = knob(
+        "",
+        "the model that writes the questions: a Hugging Face id (online), a model folder or a .gguf file; "
+        "empty: the default model. A larger teacher writes better questions, slower.",
+        label="Teacher model",
+    )
     filters: FilterSpec = field(default_factory=FilterSpec)
 
     def __post_init__(self) -> None:

@@ -70,8 +70,7 @@ def decide(record: QARecord, action: str, question: str | None = None, answer: s
     texts is an edit, and an edit that changes nothing is an acceptance (so no typed change is ever lost)."""
     if action == REJECT:
         return Decision(REJECT)
-    if action not in (ACCEPT, EDIT):
-        raise InputError(f"Unknown review decision {action!r}: use one of {', '.join(ACTIONS)}.")
+    check_choice(action, (ACCEPT, EDIT), "review decision")
     new_q = record.question if question is None else question.strip()
     new_a = record.answer if answer is None else answer.strip()
     if (new_q, new_a) == (record.question, record.answer):

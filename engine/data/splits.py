@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.evaluation.metrics import normalize_answer
+from engine.knobs import knob
 from engine.qa.schema import QARecord
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -31,7 +32,7 @@ class SplitSpec:
     train: float = 0.8
     validation: float = 0.1
     test: float = 0.1
-    seed: int = 0
+    seed: int = knob(0, "the seed of the split", min=0, max=10_000)
 
     def __post_init__(self) -> None:
         fractions = self.fractions()

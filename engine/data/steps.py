@@ -214,8 +214,7 @@ def export_version(
     """
     target = Path(target).expanduser()
     fmt = fmt or {".jsonl": "jsonl", ".csv": "csv"}.get(target.suffix.lower(), "hf")
-    if fmt not in ("jsonl", "csv", "hf"):
-        raise InputError(f"Unknown export format {fmt!r}: use jsonl, csv or hf.")
+    check_choice(fmt, ("jsonl", "csv", "hf"), "export format")
     check_export_target(target, overwrite)  # before the records are read
     records = DatasetStore(settings).load(dataset, version)
     if fmt == "hf":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import InputError, check_choice
+from engine.knobs import knob
 from engine.qa.schema import QARecord
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -31,21 +32,26 @@ N_INIT = 10
 
 @dataclass(frozen=True)
 class TopicSpec:
-    method: str = "kmeans"  # "kmeans" or "hdbscan"
-    k_min: int = 4  # KMeans: the range of topic counts tried
-    k_max: int = 16
+    method: str = knob("kmeans", "KMeans with k chosen by silhouette, or HDBSCAN", METHODS)
+    # KMeans: the range of topic counts tried.
+    k_min: int = knob(4, "the fewest topics KMeans tries", min=2, max=50, label="k from")
+    k_max: int = knob(16, "the most topics KMeans tries", min=2, max=80, label="k to")
     seed: int = 0
     top_terms: int = 4  # terms in a topic's name
     # What is embedded: the first context (the question where there is none), the question, or both.
     # "context" by default: the 1,500-passage run clustered question+context by how questions ask
     # ("did · date · born · year", silhouette 0.06) more than by what they ask about.
-    text: str = "context"
+    text: str = knob(
+        "context",
+        "what is embedded: the passage (what an item is about), the question, or both",
+        TEXTS,
+        label="Cluster on",
+    )
     min_cluster_size: int = 5  # HDBSCAN: the smallest group of records that counts as a topic
 
     def __post_init__(self) -> None:
         check_choice(self.method, METHODS, "clustering method")
-        if self.text not in TEXTS:
-            raise InputError(f"Unknown text {self.text!r} to cluster on: use one of {', '.join(TEXTS)}.")
+        check_choice(self.text, TEXTS, "text to cluster on")
         if not 2 <= self.k_min <= self.k_max:
             raise InputError(f"The topic range {self.k_min}..{self.k_max} is invalid: use 2 <= k_min <= k_max.")
         if self.top_terms < 1:

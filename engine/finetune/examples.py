@@ -83,8 +83,7 @@ class RagExampleSpec:
         check_choice(self.sources, SOURCES, "training sources")
         if self.follow_links < 0:
             raise InputError("follow_links must be 0 or more.")
-        if self.answer_style not in TRAINED_STYLES:
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(TRAINED_STYLES)}.")
+        check_choice(self.answer_style, TRAINED_STYLES, "answer style")
         if self.k < 1:
             raise InputError("k (sources per retrieved example) must be at least 1.")
 

@@ -33,7 +33,12 @@ class TrainSpec:
         label="Quantization",
     )
     lora: LoraSpec = field(default_factory=LoraSpec)
-    start_from: str = ""  # a saved adapter to continue training (its rank and targets are kept); empty: a new one
+    start_from: str = knob(
+        "",
+        "a saved adapter to continue training instead of a new one: its rank and target modules are kept (the LoRA "
+        "settings are not used). Collection recipe 4: a HotpotQA adapter continued on your QA set.",
+        label="Start from",
+    )
     dataset: str = ""  # the QA set trained on: a dataset NAME[@VERSION] (its splits); empty: HotpotQA's fixed split
     kb: str = ""  # the collection's knowledge base: retrieved sources and validation come from it
     data: str = "hotpotqa-dev.jsonl"
@@ -48,7 +53,12 @@ class TrainSpec:
         label="Dolly answers",
     )
     dolly_categories: tuple[str, ...] = DOLLY_CATEGORIES  # closed_qa never: it is the forgetting check
-    qa_dataset: str = ""  # the "generated" pool: a dataset "name" (newest version) or "name@version"
+    qa_dataset: str = knob(
+        "",
+        "generated QA pairs mixed in: a dataset name (its newest version) or name@version; its training split only, "
+        "its validation and test splits are never used",
+        label="Generated QA dataset",
+    )  # the "generated" pool
     rag: RagExampleSpec = field(default_factory=RagExampleSpec)
     train_limit: int | None = knob(
         None, "at most N training examples (0 or none: all)", min=0, label="Max training examples"
@@ -68,7 +78,7 @@ class TrainSpec:
     val_limit: int = knob(
         100, "validation questions: loss (and F1) on them", min=1, max=100, label="Validation questions"
     )
-    val_f1: bool = True  # also answer the validation questions and score F1 (slow on a CPU)
+    val_f1: bool = knob(True, "slower on a CPU; needed to stop on F1", label="Validate F1 (answer the questions)")
     val_k: int = 5
     stop_on: str = knob("f1", "the early-stopping metric", STOP_ON, label="Early stopping on")
     patience: int = knob(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.qa.schema import NO_GOLD, Context, QARecord
 from engine.rag.documents import MAX_LISTED_ERRORS, _decode
 
@@ -238,8 +238,8 @@ def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportR
             detect_format(found[0], name)  # raises, naming the fields it found
         # questions only when no sampled record has an answer: one record that lacks it is a mistake
         kind = next((k for k in kinds if k != "questions"), kinds[0]) if kinds else "studio"
-    elif kind not in NORMALIZERS:
-        raise InputError(f"Unknown record kind {kind!r}: use auto, {', '.join(NORMALIZERS)}.")
+    else:
+        check_choice(kind, ("auto", *NORMALIZERS), "record kind")
     normalize, records, problems, places = NORMALIZERS[kind], [], [], []
     for n, (where, record, problem) in enumerate(rows):
         if record is not None:
@@ -324,7 +324,6 @@ def read_records(
         suffix = Path(name).suffix.lower()
         fmt = "csv" if suffix == ".csv" else "jsonl" if suffix in (".jsonl", ".ndjson") else ""
         fmt = fmt or ("jsonl" if text.lstrip().startswith("{") else "csv")
-    if fmt not in ("jsonl", "csv"):
-        raise InputError(f"Unknown file format {fmt!r}: use jsonl, csv or auto.")
+    check_choice(fmt, ("jsonl", "csv", "auto"), "file format")
     rows = _jsonl_rows(text) if fmt == "jsonl" else _csv_rows(text, name)
     return collect(rows, name, kind, on_error)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.errors import InputError
+from engine.errors import InputError, check_choice
 from engine.models.active import active_spec
 from engine.models.catalog import default_spec
 from engine.models.generation import Generator
@@ -40,8 +40,7 @@ class AskSpec:
     focus: FocusSpec | None = FocusSpec()  # the prompt shows the sentences that answer (None: whole chunks)
 
     def __post_init__(self) -> None:
-        if self.style not in ASK_STYLES:
-            raise InputError(f"Unknown answer style {self.style!r}: choose {', '.join(ASK_STYLES)}.")
+        check_choice(self.style, ASK_STYLES, "answer style")
         if self.k < 1:
             raise InputError("k (the number of sources) must be at least 1.")
         if self.follow_links < 0:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from engine.errors import InputError
+from engine.errors import check_choice
 from engine.models.adapters import AdapterRegistry
 from engine.rag.store import Hit
 from engine.settings import Settings
@@ -103,8 +103,7 @@ class PromptTemplate:
     answer_style: str = "short"
 
     def __post_init__(self) -> None:
-        if self.answer_style not in STYLES:
-            raise InputError(f"Unknown answer style {self.answer_style!r}: choose {', '.join(STYLES)}.")
+        check_choice(self.answer_style, STYLES, "answer style")
 
     @property
     def evidence(self) -> bool:

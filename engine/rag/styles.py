@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from engine.errors import InputError
+from engine.errors import check_choice
 from engine.models.adapters import AdapterRegistry
 from engine.rag.prompt import STYLES, PromptTemplate
 
@@ -83,8 +83,7 @@ def what_style(rest: list[str]) -> str:
 def resolve_style(question: str, style: str = "auto", trained: str = "") -> str:
     """The style to answer ``question`` in: ``style`` when forced; for ``auto`` the style an adapter was
     ``trained`` for (empty: no adapter), else the one the question's form asks for."""
-    if style not in ASK_STYLES:
-        raise InputError(f"Unknown answer style {style!r}: choose {', '.join(ASK_STYLES)}.")
+    check_choice(style, ASK_STYLES, "answer style")
     if style != "auto":
         return style
     return trained if trained in STYLES else style_for(question)  # an adapter trained "auto" asks per question
