@@ -14,6 +14,7 @@ from engine.rag.ingest import kb_state, preview_source, rollback_ingest
 from engine.rag.store import KnowledgeBaseStore, check_name
 from engine.write_policy import write_atomic
 from ui.job_panel import job_panel
+from ui.knobs import knob_input
 from ui.widgets import user_errors
 
 SOURCES = ("Upload a file", "Local path", "Hugging Face dataset (online)")
@@ -110,12 +111,7 @@ def ingest_panel(store: KnowledgeBaseStore) -> None:
                 key="ingest-skip",
                 help="A folder: ingest the good files and list the bad ones, instead of stopping at them.",
             )
-            mirror = st.checkbox(
-                "Mirror the source",
-                key="ingest-mirror",
-                help="The knowledge base holds exactly this source: documents it no longer has are removed and only "
-                "new or changed ones are embedded. Off: the documents are added to what is there.",
-            )
+            mirror = knob_input(st, IngestRun, "mirror", key="ingest-mirror")
             if st.form_submit_button("Check and estimate"):
                 with user_errors():
                     args = ingest_args(store, kb, source, upload, path, hf, skip, mirror)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.rag.ask import AskSpec
-from engine.rag.styles import ASK_STYLES, STYLE_HELP
 from ui import resources as r
+from ui.knobs import knob_input
 from ui.widgets import kb_picker
 
 STYLE_WORDS = {"short": "a short answer", "sentences": "one to three sentences", "evidence": "evidence, then answer"}
@@ -45,21 +45,8 @@ def ask_controls(store) -> tuple[str | None, AskSpec, str]:
     D = AskSpec()
     kb = kb_picker(store.names(), key="query-kb", incomplete=store.incomplete())
     k = st.slider("Sources (k)", 1, 10, D.k, key="query-k")
-    style = st.selectbox(
-        "Answer style",
-        ASK_STYLES,
-        key="query-style",
-        help=STYLE_HELP + "; an adapter answers in the style it was trained for unless another is chosen here.",
-    )
-    follow = st.number_input(
-        "Follow links from the first",
-        0,
-        5,
-        D.follow_links,
-        key="query-follow",
-        help="A second hop for questions that need two documents: chunks whose title the first N retrieved "
-        "chunks mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off.",
-    )
+    style = knob_input(st, AskSpec, "style", key="query-style")
+    follow = knob_input(st, AskSpec, "follow_links", key="query-follow")
     model = st.text_input(
         "Model",
         key="query-model",
@@ -77,4 +64,4 @@ def ask_controls(store) -> tuple[str | None, AskSpec, str]:
         help="A LoRA adapter trained on the Fine-tune page, merged into the model; at first the active one "
         "(the guided loop makes a measurably better adapter active).",
     )
-    return kb, AskSpec(kb or "", k, style, int(follow), adapter), model
+    return kb, AskSpec(kb=kb or "", k=k, style=style, follow_links=int(follow), adapter=adapter), model

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from engine.cli.rag import Here
 from engine.data import steps
 from engine.data.augment import AugmentSpec
 from engine.data.filters import FilterSpec
@@ -214,16 +215,6 @@ def diff_versions(a, settings, store, tracker, version) -> str:
 
 
 def refresh_kb(a, settings, store, tracker, version) -> str:
-    class Here:
-        def progress(self, fraction, message=""):
-            print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
-
-        def log(self, line):
-            print(file=sys.stderr)
-
-        def check_cancelled(self):
-            pass
-
     version = a.version or (store.versions(a.dataset)[0].id if a.dataset else "")
     run = IngestRun(a.kb, path=a.path or "", dataset=a.dataset or "", version=version, mirror=True)
     return table([refresh_job(run.args(), Here())])

@@ -28,7 +28,7 @@ from engine.rag.embedder import Embedder
 from engine.rag.ingest import DOCS_KB, ensure_docs_kb
 from engine.rag.pipeline import check_question
 from engine.rag.store import KnowledgeBaseStore
-from engine.rag.styles import ASK_STYLES, STYLE_HELP, style_of
+from engine.rag.styles import style_of
 from engine.settings import load_settings
 from engine.tracking import Tracker
 
@@ -105,16 +105,7 @@ def run_eval(a) -> int:
 
 
 def add_ask_arguments(ask: argparse.ArgumentParser) -> None:
-    d = AskSpec()
-    ask.add_argument("--kb", default=d.kb)
-    ask.add_argument("--k", type=int, default=d.k, help="sources in the prompt")
-    ask.add_argument("--style", default=d.style, choices=ASK_STYLES, help=STYLE_HELP)
-    ask.add_argument(
-        "--follow-links",
-        type=int,
-        default=d.follow_links,
-        help="sources named in the first N retrieved move up (0: off)",
-    )
+    add_knob_arguments(ask, AskSpec, ("kb", "k", "style", "follow_links"))
     ask.add_argument(
         "--model",
         default="",

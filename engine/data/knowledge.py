@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 
 from engine.errors import InputError
 from engine.job_kinds import register_job_kind
+from engine.knobs import knob
 from engine.qa.schema import QARecord
 from engine.qa.versions import DatasetStore
 from engine.rag.documents import Document
@@ -102,7 +103,12 @@ class IngestRun:
     split: str = ""
     dataset: str = ""
     version: str = ""
-    mirror: bool = False
+    mirror: bool = knob(
+        False,
+        "the knowledge base holds exactly this source: documents it no longer has are removed and only new or "
+        "changed ones are embedded. Off: the documents are added to what is there",
+        label="Mirror the source",
+    )
     on_error: str = "abort"
     chunk_size: int | None = None
     overlap: int | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError, check_choice
+from engine.knobs import knob
 from engine.models.active import active_spec
 from engine.models.catalog import default_spec
 from engine.models.generation import Generator
@@ -23,7 +24,7 @@ from engine.rag.pipeline import RagAnswer, RagPipeline, check_question
 from engine.rag.prompt import PromptTemplate, prompt_for
 from engine.rag.retriever import KnowledgeBaseRetriever
 from engine.rag.store import KnowledgeBaseStore
-from engine.rag.styles import ASK_STYLES, question_template, trained_style
+from engine.rag.styles import ASK_STYLES, STYLE_HELP, question_template, trained_style
 from engine.settings import Settings
 
 
@@ -31,10 +32,24 @@ from engine.settings import Settings
 class AskSpec:
     """How to answer a question over a knowledge base (the defaults are the Query page's and the CLI's)."""
 
-    kb: str = DOCS_KB
-    k: int = 8  # chunks retrieved (and listed as the answer's sources); the focus picks sentences from them
-    style: str = "auto"  # auto (by the question's form, or the adapter's training) | short | sentences
-    follow_links: int = 0  # a second hop from the first N sources (helps where titles are names); 0: off
+    kb: str = knob(DOCS_KB, "the knowledge base retrieved from")
+    # Chunks retrieved (and listed as the answer's sources); the focus picks sentences from them.
+    k: int = knob(8, "sources in the prompt", min=1, max=10, label="Sources (k)")
+    # auto: by the question's form, or the adapter's training.
+    style: str = knob(
+        "auto",
+        STYLE_HELP + "; an adapter answers in the style it was trained for unless another is chosen",
+        ASK_STYLES,
+        label="Answer style",
+    )
+    follow_links: int = knob(
+        0,
+        "a second hop for questions that need two documents: chunks whose title the first N retrieved chunks "
+        "mention move up. Helps where titles are names (e.g. Wikipedia articles); 0: off",
+        min=0,
+        max=5,
+        label="Follow links from the first",
+    )
     adapter: str = ""  # a LoRA adapter from the registry, merged into the model
     max_source_chars: int | None = None  # each source cut to N characters; None: the prompt's (or adapter's)
     focus: FocusSpec | None = FocusSpec()  # the prompt shows the sentences that answer (None: whole chunks)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
+from engine.knobs import knob
 from engine.rag.documents import Document, StreamedDocument
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
@@ -38,8 +39,8 @@ READ_CHARS = 1 << 16  # characters of normalized text the splitter takes in at a
 
 @dataclass(frozen=True)
 class ChunkSpec:
-    size: int = 800  # characters
-    overlap: int = 120  # characters shared by consecutive chunks (whole words, at most this)
+    size: int = knob(800, "characters per chunk", min=1, label="Chunk size")
+    overlap: int = knob(120, "characters shared by consecutive chunks (whole words, at most this)", min=0)
 
     def __post_init__(self) -> None:
         for name in ("size", "overlap"):
