@@ -7,7 +7,6 @@ from engine import jobs
 from engine.data.steps import DatasetStep
 from engine.loop import (
     AUTO,
-    STEPS,
     LoopRun,
     LoopSpec,
     list_loops,
@@ -20,6 +19,7 @@ from engine.loop import (
 from engine.qa.versions import DatasetStore
 from ui import resources as r
 from ui.job_panel import show_job
+from ui.knobs import knob_input
 from ui.widgets import user_errors
 
 HELP = (
@@ -46,33 +46,27 @@ def new_loop_form() -> None:
             placeholder="/home/me/notes",
             help="Text, Markdown, PDF, HTML, Word (.docx) and JSONL files; links out of it are left out.",
         )
-        questions = cols[2].selectbox(
-            "Your test questions",
+        questions = knob_input(
+            cols[2],
+            LoopSpec,
+            "questions",
             ["", *DatasetStore(r.settings()).datasets()],
             format_func=lambda d: d or "the generated test split",
-            help="Questions written by people, with their answers (import a JSONL/CSV on the Datasets page). Every "
-            "claim of 'better' should rest on them; generated questions are a weaker check, and the report says so.",
         )
         more = st.columns(4)
-        passages = more[0].number_input("Passages to generate from", 0, 100_000, 0, help="0: every chunk.")
-        limit = more[1].number_input("Evaluation questions (at most)", 2, 5000, LoopSpec.eval_limit)
-        start = more[2].selectbox(
-            "Training starts from",
-            [AUTO, "", *r.adapter_names()],
-            format_func=lambda a: START_LABELS.get(a, a),
-            help="auto: the best HotpotQA-trained adapter saved here that was trained for your kind of answers, "
-            "continued on your documents' QA pairs (measured: +5.5 F1 over that adapter on a HotpotQA collection); "
-            "a new adapter where there is none. Or an adapter of your choice, or a new one.",
-        )
-        stop = more[3].selectbox(
-            "Stop after",
-            ["", *STEPS],
-            format_func=lambda s: s or "the last step",
-            help="e.g. generate: review the pairs on the Datasets page, then continue.",
-        )
+        passages = knob_input(more[0], LoopSpec, "passages")
+        limit = knob_input(more[1], LoopSpec, "eval_limit")
+        starts = [AUTO, "", *r.adapter_names()]
+        start = knob_input(more[2], LoopSpec, "start_from", starts, format_func=lambda a: START_LABELS.get(a, a))
+        stop = knob_input(more[3], LoopRun, "until", format_func=lambda s: s or "the last step")
         if st.form_submit_button("Start the loop", type="primary"):
             spec = LoopSpec(
-                name.strip(), folder.strip(), questions, int(passages), eval_limit=int(limit), start_from=start
+                name=name.strip(),
+                folder=folder.strip(),
+                questions=questions,
+                passages=int(passages),
+                eval_limit=int(limit),
+                start_from=start,
             )
             start_loop(r.settings(), spec)
             st.session_state["loop-job"] = jobs.start(LoopRun(spec.name, stop)).id
