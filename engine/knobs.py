@@ -67,7 +67,16 @@ def knobs_of(spec_type: type) -> dict[str, Knob]:
             default = f.default if f.default is not MISSING else f.default_factory()
             m = f.metadata
             label = m["label"] or f.name.replace("_", " ").capitalize()
-            found[f.name] = Knob(f.name, default, m["help"], m["choices"], m["min"], m["max"], label, m["format"])
+            found[f.name] = Knob(
+                name=f.name,
+                default=default,
+                help=m["help"],
+                choices=m["choices"],
+                min=m["min"],
+                max=m["max"],
+                label=label,
+                format=m["format"],
+            )
     return found
 
 

@@ -91,7 +91,14 @@ def read_memory(device: str = "cpu") -> MemoryReading:
 
         free_b, total_b = torch.cuda.mem_get_info(torch.device(device))
         total, free = total_b / GB, free_b / GB
-    return MemoryReading(mem.total / GB, mem.available / GB, rss / GB, device, total, free)
+    return MemoryReading(
+        total_gb=mem.total / GB,
+        available_gb=mem.available / GB,
+        process_rss_gb=rss / GB,
+        device=device,
+        device_total_gb=total,
+        device_free_gb=free,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ def estimate_footprint(shape: ModelShape, precision: str, batch: int = 1, tokens
     side = 4.0 if precision == "float32" else 2.0  # what stays unquantized computes in 16-bit (or fp32)
     weights = quantized * WEIGHT_BYTES[precision] + shape.embedding_params * side
     kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * batch * tokens * (4.0 if precision == "float32" else 2.0)
-    return Footprint(precision, weights / GB, kv / GB, RUNTIME_OVERHEAD_GB)
+    return Footprint(precision=precision, weights_gb=weights / GB, kv_cache_gb=kv / GB, overhead_gb=RUNTIME_OVERHEAD_GB)
 
 
 def shape_of(config) -> ModelShape:
@@ -149,7 +156,7 @@ def shape_of(config) -> ModelShape:
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     head_dim = getattr(text, "head_dim", None) or getattr(text, "hidden_size", 0) // max(1, heads)
     layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", 0)
-    return ModelShape(params, embedding, layers, kv_heads, head_dim)
+    return ModelShape(params=params, embedding_params=embedding, layers=layers, kv_heads=kv_heads, head_dim=head_dim)
 
 
 def largest_batch(shape: ModelShape, precision: str, budget_gb: float, tokens: int = 1024, limit: int = 256) -> int:

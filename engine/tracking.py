@@ -134,13 +134,13 @@ class Tracker:
         )
         return [
             RunSummary(
-                r.info.run_id,
-                experiment,
-                r.info.run_name or "",
-                r.info.status,
-                r.info.start_time / 1000,
-                dict(r.data.params),
-                dict(r.data.metrics),
+                run_id=r.info.run_id,
+                experiment=experiment,
+                name=r.info.run_name or "",
+                status=r.info.status,
+                start_time=r.info.start_time / 1000,
+                params=dict(r.data.params),
+                metrics=dict(r.data.metrics),
             )
             for r in runs
         ]

@@ -197,7 +197,7 @@ def judge_section(result, judges: list) -> None:
         if st.form_submit_button("Run the judge"):
             with user_errors():
                 check_pair(result, a, b)
-                run = JudgeRun(result.id, a, b, model.strip(), reference)
+                run = JudgeRun(experiment=result.id, a=a, b=b, model=model.strip(), with_reference=reference)
                 st.session_state["ab-judge-job"] = jobs.start(run).id
                 st.session_state.pop("ab-judge-job-shown", None)
     job_panel("judge", "ab-judge-job", rerun_when_done=True)

@@ -103,7 +103,14 @@ def rate(store: RatingStore, session_id: str, rater: str) -> None:
                 return
             with user_errors():
                 new = store.submit(
-                    Rating(session_id, item.item_id, rater, PREFERENCES[preference], **scores, comment=comment)
+                    Rating(
+                        session_id=session_id,
+                        item_id=item.item_id,
+                        rater=rater,
+                        preference=PREFERENCES[preference],
+                        **scores,
+                        comment=comment,
+                    )
                 )
                 sides = store.reveal(session_id, item.item_id)
                 note = "" if new else " (you had rated it already: the first rating counts)"

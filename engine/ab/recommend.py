@@ -117,16 +117,22 @@ def recommend(
 
     # quality
     if len(names) == 1:
-        quality = Recommendation("quality", best, f"{best} is the only variant (F1 {f1[best]:.1f}).", rules[0], None)
+        quality = Recommendation(
+            goal="quality",
+            variant=best,
+            reason=f"{best} is the only variant (F1 {f1[best]:.1f}).",
+            rule=rules[0],
+            significant=None,
+        )
     elif len(pool) == 1:
         runner = max(excluded, key=lambda n: f1[n])
         quality = Recommendation(
-            "quality",
-            best,
-            f"{best} has the highest F1 ({f1[best]:.1f}) and its lead is significant after Holm over every other "
-            f"variant, the closest being {runner} (F1 {f1[runner]:.1f}; {_versus(comparisons, runner, best)}).",
-            rules[0],
-            True,
+            goal="quality",
+            variant=best,
+            reason=f"{best} has the highest F1 ({f1[best]:.1f}) and its lead is significant after Holm over every "
+            f"other variant, the closest being {runner} (F1 {f1[runner]:.1f}; {_versus(comparisons, runner, best)}).",
+            rule=rules[0],
+            significant=True,
         )
     else:
         tied = [n for n in pool if n != best]
@@ -143,13 +149,22 @@ def recommend(
                 f" {cheap} (p50 {p50[cheap]:.3g} s against {p50[best]:.3g} s, "
                 f"peak memory {mem[cheap]:.2f} GB against {mem[best]:.2f} GB)."
             )
-        quality = Recommendation("quality", best, why, rules[0], False, None if cheap == best else cheap)
+        quality = Recommendation(
+            goal="quality",
+            variant=best,
+            reason=why,
+            rule=rules[0],
+            significant=False,
+            prefer=None if cheap == best else cheap,
+        )
 
     def pick(goal: str, what: str, key, value, rule: str) -> Recommendation:
         """The variant of the pool lowest by ``key``; ``value(n)`` quotes its figure."""
         chosen = min(pool, key=key)
         if len(names) == 1:
-            return Recommendation(goal, chosen, f"{chosen} is the only variant ({what}: {value(chosen)}).", rule)
+            return Recommendation(
+                goal=goal, variant=chosen, reason=f"{chosen} is the only variant ({what}: {value(chosen)}).", rule=rule
+            )
         if len(pool) == 1:
             why = f"{chosen} is the only variant whose F1 is not significantly below the best's, being the best "
             why += f"itself (F1 {f1[best]:.1f}; {what}: {value(chosen)})"
@@ -165,14 +180,19 @@ def recommend(
             why += "; " + ", ".join(f"{n} ({value(n)})" for n in lower) + " would be lower but "
             why += ("its F1 is" if len(lower) == 1 else "their F1s are") + " significantly worse ("
             why += "; ".join(f"{n}: {_versus(comparisons, n, best)}" for n in lower) + ")"
-        return Recommendation(goal, chosen, why + ".", rule)
+        return Recommendation(goal=goal, variant=chosen, reason=why + ".", rule=rule)
 
     def latency(n: str) -> str:
         return f"p50 {p50[n]:.3g} s, p95 {float(s[n].get('latency_p95_s', p50[n])):.3g} s"
 
     speed = pick("speed", "median latency", by_speed, latency, rules[1])
     if not any(mem[n] > 0 for n in names):
-        memory = Recommendation("memory", None, "No peak-memory readings: nothing to recommend for memory.", rules[2])
+        memory = Recommendation(
+            goal="memory",
+            variant=None,
+            reason="No peak-memory readings: nothing to recommend for memory.",
+            rule=rules[2],
+        )
     else:
         memory = pick("memory", "peak memory", by_memory, lambda n: f"{mem[n]:.2f} GB", rules[2])
     return [quality, speed, memory]
@@ -186,7 +206,9 @@ def comparisons_from(variants, test: str = SIGNIFICANCE_TEST) -> list[Comparison
         b, a = label.split(" vs ", 1)
         adj = variants.adjusted[test][label]
         d = comp.bootstrap
-        out.append(Comparison(a, b, d.mean, d.low, d.high, adj.adjusted, adj.reject))
+        out.append(
+            Comparison(a=a, b=b, diff=d.mean, low=d.low, high=d.high, p_adjusted=adj.adjusted, significant=adj.reject)
+        )
     return out
 
 

@@ -69,7 +69,7 @@ class Report:
             **{
                 **data,
                 "quality": {
-                    n: VariantQuality(q["name"], q["n"], tuple(q["em"]), tuple(q["f1"]))
+                    n: VariantQuality(name=q["name"], n=q["n"], em=tuple(q["em"]), f1=tuple(q["f1"]))
                     for n, q in data["quality"].items()
                 },
                 "comparisons": [Comparison(**c) for c in data["comparisons"]],
@@ -122,10 +122,10 @@ def build_report(
     em = {n: em_fraction(variants[n].scores("em")) for n in names}
     quality = {
         n: VariantQuality(
-            n,
-            len(f1[n]),
-            percent_interval(mean_interval(em[n], resamples=resamples, seed=seed)),
-            mean_interval(f1[n], resamples=resamples, seed=seed),
+            name=n,
+            n=len(f1[n]),
+            em=percent_interval(mean_interval(em[n], resamples=resamples, seed=seed)),
+            f1=mean_interval(f1[n], resamples=resamples, seed=seed),
         )
         for n in names
     }

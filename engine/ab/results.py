@@ -109,16 +109,18 @@ def load_result(experiment_id: str, settings: Settings) -> ExperimentResult:
         path = folder / f"{name}.jsonl"
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         variants[name] = VariantResult(
-            name,
-            info["spec"],
-            rows,
-            info["load_s"],
-            info["peak_memory_gb"],
-            info["weights_gb"],
-            info["device"],
-            info["seconds"],
+            name=name,
+            spec=info["spec"],
+            rows=rows,
+            load_s=info["load_s"],
+            peak_memory_gb=info["peak_memory_gb"],
+            weights_gb=info["weights_gb"],
+            device=info["device"],
+            seconds=info["seconds"],
         )
-    result = ExperimentResult(summary["id"], summary["spec"], variants, summary["created"], summary["run_id"])
+    result = ExperimentResult(
+        id=summary["id"], spec=summary["spec"], variants=variants, created=summary["created"], run_id=summary["run_id"]
+    )
     check_paired(result)
     return result
 

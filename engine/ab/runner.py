@@ -238,7 +238,10 @@ def run_experiment(
         answered |= run_group([shared | {"variant": n, "threads": threads} for n in group], report, check_cancelled)
     variants = {v.name: VariantResult(v.name, v.to_dict(), **answered[v.name]) for v in spec.variants}
     result = ExperimentResult(
-        new_id(spec.name, settings), spec.to_dict(), variants, datetime.now(UTC).isoformat(timespec="seconds")
+        id=new_id(spec.name, settings),
+        spec=spec.to_dict(),
+        variants=variants,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     check_paired(result)
     if result.item_ids() != [it.id for it in items]:

@@ -26,7 +26,9 @@ class MetricRule:
 
 # Each name is written once, so a registry key and its rule's name cannot disagree.
 def _rule(name: str, higher_is_better: bool, threshold: float, relative: bool, label: str) -> tuple[str, MetricRule]:
-    return name, MetricRule(name, higher_is_better, threshold, relative, label)
+    return name, MetricRule(
+        name=name, higher_is_better=higher_is_better, threshold=threshold, relative=relative, label=label
+    )
 
 
 METRICS: dict[str, MetricRule] = dict(
@@ -115,7 +117,17 @@ def compare_runs(
                 change = value - old
             threshold = overrides.get(metric, rule.threshold)
             bad = -change if rule.higher_is_better else change
-            rows.append(Regression(config, metric, float(old), float(value), change, threshold, bad > threshold))
+            rows.append(
+                Regression(
+                    config=config,
+                    metric=metric,
+                    baseline=float(old),
+                    current=float(value),
+                    change=change,
+                    threshold=threshold,
+                    worse=bad > threshold,
+                )
+            )
     return rows
 
 

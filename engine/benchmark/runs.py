@@ -61,7 +61,10 @@ def measure_retrieval(settings: Settings, passages: int = 256, queries: int = 50
     questions = [it.question for it in load_hotpotqa(settings.shared_data_dir / "hotpotqa-dev.jsonl", queries)]
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
         store = KnowledgeBaseStore(Settings(data_dir=Path(tmp), shared_data_dir=settings.shared_data_dir), embedder)
-        chunks = [Chunk(f"p{n}", f"p{n}", "wiki", t, "wiki-passages.jsonl", 0) for n, t in enumerate(texts)]
+        chunks = [
+            Chunk(id=f"p{n}", doc_id=f"p{n}", title="wiki", text=t, source="wiki-passages.jsonl", index=0)
+            for n, t in enumerate(texts)
+        ]
         store.upsert("bench", chunks, vectors)
         store.query("bench", questions[:1])
         start = time.perf_counter()
@@ -144,7 +147,12 @@ def selection_from(
     """The optimal configuration among those with per-question F1 (llama.cpp has none): speed is the
     end-to-end tokens/s of a RAG answer, memory the peak (see engine.benchmark.selection)."""
     candidates = [
-        Candidate(c, tuple(r["scores"]["f1"]), r["metrics"]["e2e_tok_s"], r["metrics"]["peak_rss_gb"])
+        Candidate(
+            config=c,
+            scores=tuple(r["scores"]["f1"]),
+            speed=r["metrics"]["e2e_tok_s"],
+            memory_gb=r["metrics"]["peak_rss_gb"],
+        )
         for c, r in results.items()
         if r["scores"].get("f1")
     ]

@@ -77,7 +77,17 @@ def _check(candidates: Sequence[Candidate], reference: str, tolerance: float, ob
 def _judge(candidate: Candidate, ref: Candidate, tolerance: float, rule: str) -> Verdict:
     mean = sum(candidate.scores) / len(candidate.scores) if candidate.scores else 0.0
     if candidate is ref:
-        return Verdict(ref.config, mean, 0.0, 0.0, 0.0, ref.speed, ref.memory_gb, True, "reference")
+        return Verdict(
+            config=ref.config,
+            mean=mean,
+            diff=0.0,
+            low=0.0,
+            high=0.0,
+            speed=ref.speed,
+            memory_gb=ref.memory_gb,
+            meets=True,
+            reason="reference",
+        )
     paired = paired_bootstrap(ref.scores, candidate.scores)
     judged = paired.mean if rule == "mean" else paired.low
     meets = judged >= -tolerance
@@ -87,15 +97,15 @@ def _judge(candidate: Candidate, ref: Candidate, tolerance: float, rule: str) ->
         f"{'within' if meets else 'beyond'} {tolerance:.1f}"
     )
     return Verdict(
-        candidate.config,
-        mean,
-        paired.mean,
-        paired.low,
-        paired.high,
-        candidate.speed,
-        candidate.memory_gb,
-        meets,
-        reason,
+        config=candidate.config,
+        mean=mean,
+        diff=paired.mean,
+        low=paired.low,
+        high=paired.high,
+        speed=candidate.speed,
+        memory_gb=candidate.memory_gb,
+        meets=meets,
+        reason=reason,
     )
 
 
@@ -135,7 +145,14 @@ def select_config(
         chosen = min((v for v in verdicts if v.meets), key=lambda v: (v.memory_gb, -v.speed, v.config))
     ref_verdict = next(v for v in verdicts if v.config == reference)
     explanation = _explain(chosen, ref_verdict, verdicts, objective, tolerance)
-    return Selection(chosen.config, objective, tolerance, rule, verdicts, explanation)
+    return Selection(
+        chosen=chosen.config,
+        objective=objective,
+        tolerance=tolerance,
+        rule=rule,
+        verdicts=verdicts,
+        explanation=explanation,
+    )
 
 
 def pareto_front(points: dict[str, tuple[float, float, float]]) -> list[str]:

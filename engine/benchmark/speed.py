@@ -52,7 +52,7 @@ def rag_prompts(
         for line in f:
             record = json.loads(line)
             hits = [
-                Hit(str(n), title, " ".join(sentences), "hotpotqa", 1.0)
+                Hit(id=str(n), title=title, text=" ".join(sentences), source="hotpotqa", score=1.0)
                 for n, (title, sentences) in enumerate(record["context"])
             ]
             sources = "\n".join(f"{h.title}: {h.text}" for h in hits)
@@ -72,7 +72,7 @@ def rag_prompts(
 
 
 def conversation(question: str, sources: str) -> list[dict]:
-    hits = [Hit("0", "Sources", sources, "hotpotqa", 1.0)]
+    hits = [Hit(id="0", title="Sources", text=sources, source="hotpotqa", score=1.0)]
     return TEMPLATE.messages(question, hits) if sources else TEMPLATE.messages(question, None)
 
 

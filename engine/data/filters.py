@@ -137,51 +137,53 @@ def round_trip_score(c: Candidate) -> float:
 
 FILTERS: tuple[Filter, ...] = (
     Filter(
-        "well_formed",
-        "One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
-        well_formed,
-        lambda s, spec, c: s == 1.0,
+        name="well_formed",
+        help="One question ending in '?', capitalized, without the answer in it or prompt leftovers.",
+        score=well_formed,
+        passes=lambda s, spec, c: s == 1.0,
     ),
     Filter(
-        "question_length",
-        "Question length in words, within the bounds.",
-        lambda c: float(len(words(c.question))),
-        lambda s, spec, c: spec.min_question_words <= s <= spec.max_question_words or c.kind == DESCRIPTION,
+        name="question_length",
+        help="Question length in words, within the bounds.",
+        score=lambda c: float(len(words(c.question))),
+        passes=lambda s, spec, c: spec.min_question_words <= s <= spec.max_question_words or c.kind == DESCRIPTION,
     ),
     Filter(
-        "answer_length",
-        "Answer length in words, at most the maximum (a descriptive answer: its sentence's).",
-        lambda c: float(len(words(c.answer))),
-        lambda s, spec, c: 1 <= s <= (spec.max_sentence_words if c.kind == DESCRIPTION else spec.max_answer_words),
+        name="answer_length",
+        help="Answer length in words, at most the maximum (a descriptive answer: its sentence's).",
+        score=lambda c: float(len(words(c.answer))),
+        passes=lambda s, spec, c: (
+            1 <= s <= (spec.max_sentence_words if c.kind == DESCRIPTION else spec.max_answer_words)
+        ),
     ),
     Filter(
-        "not_copy",
-        "Share of the question copied verbatim from the passage (longest run), at most the maximum "
+        name="not_copy",
+        help="Share of the question copied verbatim from the passage (longest run), at most the maximum "
         "(a descriptive question is made by rule from the title).",
-        copy_share,
-        lambda s, spec, c: s <= spec.max_copy or c.kind == DESCRIPTION,
+        score=copy_share,
+        passes=lambda s, spec, c: s <= spec.max_copy or c.kind == DESCRIPTION,
     ),
     Filter(
-        "near_duplicate",
-        "Cosine similarity to a question kept before, below the maximum.",
-        lambda c: c.evidence["max_cosine"],
-        lambda s, spec, c: s < spec.max_similarity,
-        "max_cosine",
+        name="near_duplicate",
+        help="Cosine similarity to a question kept before, below the maximum.",
+        score=lambda c: c.evidence["max_cosine"],
+        passes=lambda s, spec, c: s < spec.max_similarity,
+        needs="max_cosine",
     ),
     Filter(
-        "round_trip_retrieval",
-        "Rank of the source passage when retrieving with the question (0: not found).",
-        lambda c: float(c.evidence["retrieval_rank"]),
-        lambda s, spec, c: 1 <= s <= spec.retrieval_k,
-        "retrieval_rank",
+        name="round_trip_retrieval",
+        help="Rank of the source passage when retrieving with the question (0: not found).",
+        score=lambda c: float(c.evidence["retrieval_rank"]),
+        passes=lambda s, spec, c: 1 <= s <= spec.retrieval_k,
+        needs="retrieval_rank",
     ),
     Filter(
-        "round_trip_answer",
-        "Share of the answer span's words in the model's answer from the source passage (a "
+        name="round_trip_answer",
+        help="Share of the answer span's words in the model's answer from the source passage (a "
         "descriptive answer: the share of the model's answer found in its sentence).",
-        round_trip_score,
-        lambda s, spec, c: s >= spec.min_answer_f1,
-        "model_answer",
+        score=round_trip_score,
+        passes=lambda s, spec, c: s >= spec.min_answer_f1,
+        needs="model_answer",
     ),
 )
 NAMES = tuple(f.name for f in FILTERS)

@@ -233,7 +233,9 @@ def generate_qa(
             for tokens in sorted({round_trip_tokens(c.kind) for _, c in found}):
                 part = [(row, c) for row, c in found if round_trip_tokens(c.kind) == tokens]
                 asks = [
-                    template.messages(c.question, [Hit(c.passage_id, c.title, c.passage, "passage", 0.0)])
+                    template.messages(
+                        c.question, [Hit(id=c.passage_id, title=c.title, text=c.passage, source="passage", score=0.0)]
+                    )
                     for _, c in part
                 ]
                 outs = generator.generate(asks, SamplingSpec(max_new_tokens=tokens), spec.batch_size)
@@ -291,11 +293,11 @@ def to_record(c: Candidate, model: str, doc_id: str = ""):
     scores = {k: v for k, v in c.evidence.get("scores", {}).items()}
     doc_id = doc_id or c.passage_id
     return QARecord(
-        c.question,
-        c.answer,
-        (Context(c.title, c.passage, doc_id),),
-        (doc_id,),
-        {
+        question=c.question,
+        answer=c.answer,
+        contexts=(Context(c.title, c.passage, doc_id),),
+        doc_ids=(doc_id,),
+        metadata={
             "source": "generated",
             "generator": model,
             "passage_id": c.passage_id,
@@ -337,15 +339,15 @@ def finish(
     for row in sample:
         row.pop("contexts")
     report = GenerationReport(
-        spec.dataset,
-        manifest.id,
-        len(candidates),
-        len(records),
-        steps,
-        {k: round(v, 1) for k, v in seconds.items()},
-        sample,
-        rejected,
-        resumed,
+        dataset=spec.dataset,
+        version=manifest.id,
+        candidates=len(candidates),
+        kept=len(records),
+        funnel=steps,
+        seconds={k: round(v, 1) for k, v in seconds.items()},
+        sample=sample,
+        rejected_sample=rejected,
+        resumed=resumed,
     )
     (work.path / "report.json").write_text(json.dumps(asdict(report), indent=1, ensure_ascii=False))
     return report

@@ -44,7 +44,7 @@ def documents_from_records(records: Iterable[QARecord]) -> list[Document]:
                 continue
             doc_id = context.doc_id or _context_id(context.title, context.text)
             if doc_id not in docs:
-                docs[doc_id] = Document(doc_id, context.title, context.text, DATASET_SOURCE)
+                docs[doc_id] = Document(id=doc_id, title=context.title, text=context.text, source=DATASET_SOURCE)
     return list(docs.values())
 
 

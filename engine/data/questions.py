@@ -138,5 +138,5 @@ def make_candidates(passages: list[dict], sample: int, per_passage: int, seed: i
         for span in pick_spans(text, title, per_passage, random.Random(f"{seed}:{pid}")):
             # a sentence and a name may start at the same place
             key = f"{pid}:{'d' if span.kind == 'description' else ''}{span.start}"
-            out.append(Candidate(key, pid, title, text, span.text, span.kind))
+            out.append(Candidate(key=key, passage_id=pid, title=title, passage=text, answer=span.text, kind=span.kind))
     return out

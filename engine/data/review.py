@@ -152,11 +152,11 @@ def apply_review(
         else:
             out.append(
                 QARecord(
-                    d.question or r.question,
-                    d.answer or r.answer,
-                    r.contexts,
-                    r.doc_ids,
-                    {**r.metadata, "origin": r.id, "review": PAST[EDIT]},
+                    question=d.question or r.question,
+                    answer=d.answer or r.answer,
+                    contexts=r.contexts,
+                    doc_ids=r.doc_ids,
+                    metadata={**r.metadata, "origin": r.id, "review": PAST[EDIT]},
                 )
             )
     seen: dict[str, QARecord] = {}

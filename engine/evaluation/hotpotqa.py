@@ -48,13 +48,13 @@ def load_hotpotqa(path: str | Path, limit: int | None = None) -> list[QAItem]:
         support = tuple(dict.fromkeys(title for title, *_ in facts))
         items.append(
             QAItem(
-                str(r.get("id", len(items))),
-                r["question"],
-                r["answer"],
-                support,
-                paragraphs,
-                r.get("type", ""),
-                supporting_sentences(r.get("context", []), facts),
+                id=str(r.get("id", len(items))),
+                question=r["question"],
+                answer=r["answer"],
+                supporting_titles=support,
+                paragraphs=paragraphs,
+                type=r.get("type", ""),
+                supporting_sentences=supporting_sentences(r.get("context", []), facts),
             )
         )
     return items

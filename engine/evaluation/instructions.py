@@ -49,7 +49,7 @@ def dolly_examples(
         context = str(r.get("context") or "").strip()
         user = r["instruction"].strip() + (f"\n\nContext:\n{context}" if context else "")
         messages = ({"role": "system", "content": DOLLY_SYSTEM}, {"role": "user", "content": user})
-        examples.append(Example(messages, r["response"].strip(), "dolly", f"dolly-{n}"))
+        examples.append(Example(messages=messages, answer=r["response"].strip(), source="dolly", id=f"dolly-{n}"))
     return examples
 
 
@@ -89,4 +89,6 @@ def run_instructions(spec: InstructionSpec, generator, settings):
         for e, c in zip(examples, completions, strict=True)
     ]
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in ("f1", "em", "new_tokens")}
-    return EvalResult(spec, metrics | {"records": len(rows), "seconds": seconds}, rows, seconds)
+    return EvalResult(
+        spec=spec, metrics=metrics | {"records": len(rows), "seconds": seconds}, rows=rows, seconds=seconds
+    )

@@ -233,18 +233,18 @@ def judge_from_texts(
         seconds.append(v2)
         flipped.append(flip)
     return JudgeResult(
-        verdicts,
-        list(first_texts),
-        list(second_texts),
-        firsts,
-        seconds,
-        flipped,
-        judged,
-        unparsed,
-        a,
-        b,
-        list(item_ids),
-        model,
+        verdicts=verdicts,
+        first_texts=list(first_texts),
+        second_texts=list(second_texts),
+        first_verdicts=firsts,
+        second_verdicts=seconds,
+        flipped=flipped,
+        judged=judged,
+        unparsed=unparsed,
+        a=a,
+        b=b,
+        item_ids=list(item_ids),
+        model=model,
     )
 
 

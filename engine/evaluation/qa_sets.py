@@ -60,15 +60,15 @@ def record_item(record) -> QAItem:
     evidence = tuple((c.title, s) for c in record.contexts for s in answer_sentences([c.text], record.answer))
     docs = tuple(dict.fromkeys(list(record.doc_ids) + [c.doc_id for c in record.contexts if c.doc_id]))
     return QAItem(
-        record.id,
-        record.question,
-        record.answer,
-        tuple(dict.fromkeys(c.title for c in record.contexts)),
-        tuple((c.title, c.text) for c in record.contexts),
-        str(record.metadata.get("category", "")),
-        evidence,
-        docs,
-        tuple(record.metadata.get("answers") or ()),
+        id=record.id,
+        question=record.question,
+        answer=record.answer,
+        supporting_titles=tuple(dict.fromkeys(c.title for c in record.contexts)),
+        paragraphs=tuple((c.title, c.text) for c in record.contexts),
+        type=str(record.metadata.get("category", "")),
+        supporting_sentences=evidence,
+        supporting_docs=docs,
+        answers=tuple(record.metadata.get("answers") or ()),
     )
 
 
@@ -92,14 +92,14 @@ def load_qa_set(settings: Settings, ref: str, split: str = "test", limit: int | 
     if name == HOTPOTQA:
         path = resolve_data(version or HOTPOTQA_FILE, settings)
         items = split_items(path, settings, split) if split else load_hotpotqa(path)
-        return QASet(HOTPOTQA, path.name, split, items[:limit])
+        return QASet(name=HOTPOTQA, version=path.name, split=split, items=items[:limit])
 
     store = DatasetStore(settings)
     version = version or store.versions(name)[0].id
     records = split_records(store.load(name, version), name, version, split)[:limit]
     if not records:
         raise InputError(f"Dataset {name}@{version} has no {split or ''} records.".replace("  ", " "))
-    return QASet(name, version, split, [record_item(r) for r in records])
+    return QASet(name=name, version=version, split=split, items=[record_item(r) for r in records])
 
 
 def qa_set_names(settings: Settings) -> list[str]:

@@ -168,7 +168,13 @@ def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -
     rows = []
     for item, ans in zip(items, answers, strict=True):
         retrieved, relevant = retrieval_keys(item, ans.hits)
-        sample = Sample(ans.answer, item.answer, retrieved, relevant, ans.context)
+        sample = Sample(
+            prediction=ans.answer,
+            gold=item.answer,
+            retrieved_titles=retrieved,
+            gold_titles=relevant,
+            context=ans.context,
+        )
         lacking = (GOLD_ANSWER if not item.answer.strip() else ()) + (GOLD_SOURCES if not relevant else ())
         found = score_sample(sample, with_retrieval)
         for gold in item.answers[1:]:  # several gold answers: the best of them, as SQuAD scores
@@ -264,7 +270,7 @@ def run_evaluation(
         "questions": len(items),
         "questions_without_gold": ungraded,
     }
-    result = EvalResult(spec, metrics, rows, seconds)
+    result = EvalResult(spec=spec, metrics=metrics, rows=rows, seconds=seconds)
     if tracker is not None:
         result.run_id = log_evaluation(tracker, result, generator.name, identity)
     return result

@@ -100,4 +100,4 @@ def self_answers(
         for e, k in zip(examples, keys, strict=True)
     ]
     cut = sum(not e.complete for e in out)
-    return out, DistillReport(len(out), len(missing), cut, time.perf_counter() - began)
+    return out, DistillReport(examples=len(out), generated=len(missing), cut=cut, seconds=time.perf_counter() - began)

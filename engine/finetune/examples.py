@@ -128,7 +128,10 @@ def rag_examples(
         chosen_sources = [gold_and_distractors(item, spec) for item in kept]
     examples = []
     for item, chosen in zip(kept, chosen_sources, strict=True):
-        hits = [Hit(f"{item.id}:{n}", title, text, source, 0.0) for n, (title, text) in enumerate(chosen)]
+        hits = [
+            Hit(id=f"{item.id}:{n}", title=title, text=text, source=source, score=0.0)
+            for n, (title, text) in enumerate(chosen)
+        ]
         asked = asked_in(template, spec, item.question)
         evidence = shown_evidence(item, chosen, spec.max_source_chars)
         if spec.answer_style == "sentences":  # without marked facts (a QA set's items): the sentences holding it
@@ -136,7 +139,9 @@ def rag_examples(
             target = sentences_reply(evidence or answer_sentences(gold, item.answer), item.answer)
         else:
             target = asked.reply(item.answer, evidence)
-        examples.append(Example(tuple(asked.messages(item.question, hits)), target, source, item.id))
+        examples.append(
+            Example(messages=tuple(asked.messages(item.question, hits)), answer=target, source=source, id=item.id)
+        )
     if skipped := len(items) - len(examples):
         log.warning("Skipped %d of %d %s items without a gold paragraph.", skipped, len(items), source)
     return examples
@@ -209,7 +214,10 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
         ]
         chosen = list(record.contexts) + others[: spec.distractors]
         rng.shuffle(chosen)
-        hits = [Hit(f"{record.id}:{n}", c.title, c.text, "generated", 0.0) for n, c in enumerate(chosen)]
+        hits = [
+            Hit(id=f"{record.id}:{n}", title=c.title, text=c.text, source="generated", score=0.0)
+            for n, c in enumerate(chosen)
+        ]
         evidence = answer_sentences([c.text[: spec.max_source_chars] for c in record.contexts], record.answer)
         asked = asked_in(template, spec, record.question)
         target = (
@@ -217,7 +225,11 @@ def record_examples(records: Sequence, spec: RagExampleSpec = RagExampleSpec()) 
             if spec.answer_style == "sentences"
             else asked.reply(record.answer, evidence)
         )
-        examples.append(Example(tuple(asked.messages(record.question, hits)), target, "generated", record.id))
+        examples.append(
+            Example(
+                messages=tuple(asked.messages(record.question, hits)), answer=target, source="generated", id=record.id
+            )
+        )
     return examples
 
 

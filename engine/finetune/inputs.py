@@ -203,7 +203,16 @@ def validation(spec: TrainSpec, loaded, settings: Settings, precision: str):
         # The PEFT wrapper does not pass the shared-prefix cache through to the model; the
         # wrapped model has the adapter layers injected, so it answers with the adapter.
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-        generator = Generator(LoadedModel(loaded.spec, inner, loaded.tokenizer, loaded.device, 0.0, False))
+        generator = Generator(
+            LoadedModel(
+                spec=loaded.spec,
+                model=inner,
+                tokenizer=loaded.tokenizer,
+                device=loaded.device,
+                load_seconds=0.0,
+                from_cache=False,
+            )
+        )
         autocast = (
             torch.autocast(loaded.device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         )
@@ -278,4 +287,10 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
         spec.gradient_checkpointing,
         loaded.device,
     )
-    return Plan(targets.note, str(summary), len(train_rows), len(val_rows), found)
+    return Plan(
+        targets=targets.note,
+        summary=str(summary),
+        train_examples=len(train_rows),
+        validation_examples=len(val_rows),
+        estimate=found,
+    )

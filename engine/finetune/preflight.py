@@ -82,4 +82,4 @@ def estimate(
     efficiency = 0.35 if device == "cpu" else 0.25
     minutes = tokens * 6 * total_params / (flops * efficiency) / 60
     note = "fits" if memory_mb < 0.9 * available else "may not fit: lower the batch size or max length"
-    return Estimate(memory_mb, available, minutes, steps, tokens, note)
+    return Estimate(memory_mb=memory_mb, available_mb=available, minutes=minutes, steps=steps, tokens=tokens, note=note)

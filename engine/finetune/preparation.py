@@ -145,7 +145,10 @@ def estimate_questions(pending: Sequence[Pending], rag, tokenizer, render, max_l
     for p, answer in zip(pending, answers, strict=True):
         paragraphs = sorted(p.item.paragraphs, key=lambda tp: -counts[tp[1][: rag.max_source_chars]])
         worst = paragraphs[: rag.k + len(p.item.supporting_titles)]
-        hits = [Hit(f"{p.id}:{n}", title, text, p.source, 0.0) for n, (title, text) in enumerate(worst)]
+        hits = [
+            Hit(id=f"{p.id}:{n}", title=title, text=text, source=p.source, score=0.0)
+            for n, (title, text) in enumerate(worst)
+        ]
         worst_messages.append(render(template.messages(p.item.question, hits)))
         lengths = [counts[t[: rag.max_source_chars]] for _, t in paragraphs]
         shapes.append((sum(lengths[: len(worst)]), sum(lengths) / len(lengths), len(answer)))

@@ -94,11 +94,11 @@ def list_runs(settings: Settings) -> list[RunInfo]:
         curve = read_curve(run_dir)
         found.append(
             RunInfo(
-                run_dir.name,
-                run_dir,
-                checkpoint_step(checkpoint) if checkpoint else None,
-                max((r["step"] for r in curve), default=0),
-                registry.exists(run_dir.name),
+                adapter=run_dir.name,
+                run_dir=run_dir,
+                checkpoint_step=checkpoint_step(checkpoint) if checkpoint else None,
+                curve_steps=max((r["step"] for r in curve), default=0),
+                saved=registry.exists(run_dir.name),
             )
         )
     return found

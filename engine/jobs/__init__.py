@@ -155,7 +155,9 @@ def start_job(kind: str, args: dict, settings: Settings | None = None) -> JobSta
         with contextlib.suppress(FileExistsError):
             job_dir.mkdir()
             break
-    state = JobState(job_id, kind, dict(args), "queued", 0.0, "", time.time())
+    state = JobState(
+        id=job_id, kind=kind, args=dict(args), status="queued", progress=0.0, message="", created=time.time()
+    )
     # The target is stored too: a kind registered at run time is unknown to the fresh worker.
     _write(job_dir, {**asdict(state), "target": target})
     env = {**os.environ, "STUDIO_DATA_DIR": str(settings.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}

@@ -68,19 +68,19 @@ class Preset:
 # where bitsandbytes' 8-bit was no faster than float32 and peaked at 10 GB.
 DEFAULT_PRESETS: dict[str, dict[str, Preset]] = {
     "cpu": {
-        "quality": Preset("float32", "none", 128, 4),
-        "balanced": Preset("auto", "int4-weight", 64, 8),
-        "speed": Preset("auto", "int4-weight", 32, 16),
+        "quality": Preset(dtype="float32", quantization="none", max_new_tokens=128, batch_size=4),
+        "balanced": Preset(dtype="auto", quantization="int4-weight", max_new_tokens=64, batch_size=8),
+        "speed": Preset(dtype="auto", quantization="int4-weight", max_new_tokens=32, batch_size=16),
     },
     "cuda": {
-        "quality": Preset("bfloat16", "none", 128, 8),
-        "balanced": Preset("float16", "none", 64, 16),
-        "speed": Preset("float16", "4bit", 64, 32),
+        "quality": Preset(dtype="bfloat16", quantization="none", max_new_tokens=128, batch_size=8),
+        "balanced": Preset(dtype="float16", quantization="none", max_new_tokens=64, batch_size=16),
+        "speed": Preset(dtype="float16", quantization="4bit", max_new_tokens=64, batch_size=32),
     },
     "mps": {
-        "quality": Preset("float32", "none", 128, 4),
-        "balanced": Preset("float16", "none", 64, 8),
-        "speed": Preset("float16", "none", 32, 16),
+        "quality": Preset(dtype="float32", quantization="none", max_new_tokens=128, batch_size=4),
+        "balanced": Preset(dtype="float16", quantization="none", max_new_tokens=64, batch_size=8),
+        "speed": Preset(dtype="float16", quantization="none", max_new_tokens=32, batch_size=16),
     },
 }
 
@@ -110,11 +110,12 @@ class CatalogEntry:
 
 BUNDLED: tuple[CatalogEntry, ...] = (
     CatalogEntry(
-        "smollm2-135m-instruct",
-        f"pkg:{BUNDLED_PACKAGE}",
-        BUNDLED_GGUF,
-        "SmolLM2-135M-Instruct, shipped with the Studio (GGUF Q4_1, converted once to safetensors). Offline.",
-        135,
+        name="smollm2-135m-instruct",
+        source=f"pkg:{BUNDLED_PACKAGE}",
+        gguf_file=BUNDLED_GGUF,
+        description="SmolLM2-135M-Instruct, shipped with the Studio (GGUF Q4_1, converted once to safetensors). "
+        "Offline.",
+        params_m=135,
         bundled=True,
     ),
     CatalogEntry(
@@ -180,12 +181,12 @@ def parse_entry(raw, where: str) -> CatalogEntry:
                 raise InputError(f"{where}: presets.{kind}.{aim}: {e}") from e
     gguf = raw.get("gguf_file")
     return CatalogEntry(
-        name,
-        source,
-        str(gguf) if gguf else None,
-        str(raw.get("description") or ""),
-        float(params) if params is not None else None,
-        presets,
+        name=name,
+        source=source,
+        gguf_file=str(gguf) if gguf else None,
+        description=str(raw.get("description") or ""),
+        params_m=float(params) if params is not None else None,
+        presets=presets,
     )
 
 

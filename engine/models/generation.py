@@ -167,7 +167,12 @@ class Generator:
             for row, i in enumerate(idx):
                 tokens = self.strip_padding(new[row].tolist())
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                results[i] = Completion(cut_at_stop(text, sampling.stop), len(rows[i]), len(tokens), seconds)
+                results[i] = Completion(
+                    text=cut_at_stop(text, sampling.stop),
+                    prompt_tokens=len(rows[i]),
+                    new_tokens=len(tokens),
+                    seconds=seconds,
+                )
             if on_batch:
                 on_batch(min(start + batch_size, len(order)), len(order))
         return results  # type: ignore[return-value]
@@ -182,7 +187,11 @@ class Generator:
             with self.lock:
                 tokens = list(self.decode(row, sampling))
             text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), sampling.stop)
-            results.append(Completion(text, len(row), len(tokens), time.perf_counter() - began))
+            results.append(
+                Completion(
+                    text=text, prompt_tokens=len(row), new_tokens=len(tokens), seconds=time.perf_counter() - began
+                )
+            )
             if on_batch and (n + 1 == len(rows) or (n + 1) % 8 == 0):
                 on_batch(n + 1, len(rows))
         return results

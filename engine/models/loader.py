@@ -129,7 +129,14 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
         model.to(device)
     model.eval()
     prepare_tokenizer(tokenizer)
-    loaded = LoadedModel(spec, model, tokenizer, device, time.perf_counter() - start, from_cache)
+    loaded = LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        load_seconds=time.perf_counter() - start,
+        from_cache=from_cache,
+    )
     if spec.adapter:
         loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
     if spec.quantization in TORCH_QUANTIZATIONS:  # after an adapter is merged in: these layers take no LoRA

@@ -102,7 +102,7 @@ class ModelManager:
             generator = self._load(spec)
             warm_up(generator)
             size = model_bytes(generator.model) / GB
-            self._slots[spec] = Slot(spec, generator, size, time.time())
+            self._slots[spec] = Slot(spec=spec, generator=generator, size_gb=size, loaded_at=time.time())
             self._record("load", spec, f"{size:.2f} GB of weights", before)
             self._evict_to_fit(keep=spec)
             return generator
@@ -155,7 +155,7 @@ class ModelManager:
             warm_up(generator)
             del self._slots[spec]
             size = model_bytes(loaded.model) / GB
-            self._slots[target] = Slot(target, generator, size, time.time())
+            self._slots[target] = Slot(spec=target, generator=generator, size_gb=size, loaded_at=time.time())
             if self.active_spec == spec:
                 self._active = target
             detail = f"{slot.size_gb:.2f} -> {size:.2f} GB of weights in {loaded.load_seconds:.1f} s"
@@ -198,7 +198,9 @@ class ModelManager:
                     )
 
     def _record(self, kind: str, spec: ModelSpec, detail: str, before: float) -> ManagerEvent:
-        event = ManagerEvent(kind, describe(spec), detail, before, rss_gb())
+        event = ManagerEvent(
+            kind=kind, model=describe(spec), detail=detail, rss_before_gb=before, rss_after_gb=rss_gb()
+        )
         self.events.append(event)
         return event
 

@@ -79,7 +79,7 @@ def model_shape(entry: CatalogEntry, settings: Settings) -> ModelShape:
             msg = f"{entry.name}: its config cannot be read here ({e}) and the catalog gives no params_m."
             raise InputError(msg) from e
         params = int(entry.params_m * 1e6)
-        return ModelShape(params, int(params * 0.1), 0, 0, 0)
+        return ModelShape(params=params, embedding_params=int(params * 0.1), layers=0, kv_heads=0, head_dim=0)
 
 
 def footprints(entry: CatalogEntry, settings: Settings, batch: int = 1, tokens: int = 1024) -> dict[str, Footprint]:
@@ -170,7 +170,7 @@ def load_entry(
     spec = chosen if kept else with_precision(chosen, plan.precision)
     before = rss_gb()
     manager.activate(spec)
-    outcome = LoadOutcome(plan, spec, before, rss_gb())
+    outcome = LoadOutcome(plan=plan, spec=spec, rss_before_gb=before, rss_after_gb=rss_gb())
     if plan.downgraded and tracker is not None:
         outcome = replace(outcome, run_id=log_downgrade(tracker, entry.name, asked, plan))
     return outcome

@@ -147,7 +147,9 @@ def normalize_hotpotqa(record: dict, n: int = 0) -> QARecord:
         "supporting": support,
     }
     question, answer = _text(record, "question"), _text(record, "answer")
-    return QARecord(question, answer, tuple(contexts), tuple(support), metadata)
+    return QARecord(
+        question=question, answer=answer, contexts=tuple(contexts), doc_ids=tuple(support), metadata=metadata
+    )
 
 
 NORMALIZERS: dict[str, Callable[[dict, int], QARecord]] = {
@@ -258,7 +260,9 @@ def collect(rows: Iterable[Row], name: str, kind: str, on_error: str) -> ImportR
         raise InputError(f"{name} {what}: {listed}{more}.{hint}")
     if not records:
         raise InputError(f"{name} has no records.")
-    return ImportResult(records, tuple(problems), len(problems), kind, tuple(places))
+    return ImportResult(
+        records=records, problems=tuple(problems), skipped=len(problems), format=kind, where=tuple(places)
+    )
 
 
 def unique_ids(result: ImportResult, name: str, dedupe: bool = False) -> ImportResult:

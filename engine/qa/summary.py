@@ -182,7 +182,9 @@ def diff(old: Iterable[QARecord], new: Iterable[QARecord]) -> VersionDiff:
             continue  # a mean that one side lacks has no difference
         deltas[key] = round(after.get(key, 0) - before.get(key, 0), 3)
     removed = tuple(r for r in old_rest if id(r) not in paired)
-    return VersionDiff(tuple(added), removed, tuple(changed), unchanged, deltas)
+    return VersionDiff(
+        added=tuple(added), removed=removed, changed=tuple(changed), unchanged=unchanged, stat_deltas=deltas
+    )
 
 
 # --------------------------------------------------------------------------- storage

@@ -47,7 +47,11 @@ def estimate(scan: Scan, spec: ChunkSpec = ChunkSpec(), embedder=None) -> Ingest
     """The chunks (and, with ``embedder``, the time) an ingest of ``scan`` will take."""
     total, timed = 0, []
     for f in scan.files:
-        docs = [Document(f"{f.name}#{i}", f.title, text, f.name) for i, text in enumerate(f.sample) if text.strip()]
+        docs = [
+            Document(id=f"{f.name}#{i}", title=f.title, text=text, source=f.name)
+            for i, text in enumerate(f.sample)
+            if text.strip()
+        ]
         sample_chunks = chunk_documents(docs, spec)
         sampled = sum(len(d.text) for d in docs)
         rate = len(sample_chunks) / sampled if sampled else 0.0
@@ -59,4 +63,11 @@ def estimate(scan: Scan, spec: ChunkSpec = ChunkSpec(), embedder=None) -> Ingest
         start = time.perf_counter()
         embedder.embed([c.text for c in timed])
         seconds = (time.perf_counter() - start) / len(timed) * total
-    return IngestEstimate(scan.documents, scan.chars, total, seconds, len(scan.files), scan.skipped)
+    return IngestEstimate(
+        documents=scan.documents,
+        chars=scan.chars,
+        chunks=total,
+        seconds=seconds,
+        files=len(scan.files),
+        skipped=scan.skipped,
+    )

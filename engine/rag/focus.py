@@ -133,7 +133,13 @@ def focus(question: str, hits: Sequence[Hit], embedder, count: int) -> list[Hit]
     found = candidates_of(hits)
     order = rank(question, [(h, s) for _, h, s in found], embedder)[:count]
     return [
-        Hit(hits[found[i][0]].id, found[i][1], found[i][2], hits[found[i][0]].source, hits[found[i][0]].score)
+        Hit(
+            id=hits[found[i][0]].id,
+            title=found[i][1],
+            text=found[i][2],
+            source=hits[found[i][0]].source,
+            score=hits[found[i][0]].score,
+        )
         for i in order
     ] or list(hits)
 

@@ -91,7 +91,7 @@ def list_folder(folder: str | os.PathLike) -> FolderListing:
     if not files and not links and not problems:
         raise InputError(f"{root} contains no supported files ({', '.join(SUPPORTED_SUFFIXES)}).")
     files.sort(key=lambda f: f[0])
-    return FolderListing(root, tuple(files), tuple(sorted(links)), tuple(problems))
+    return FolderListing(root=root, files=tuple(files), links=tuple(sorted(links)), problems=tuple(problems))
 
 
 def check_on_error(on_error: str) -> str:

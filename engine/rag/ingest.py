@@ -95,10 +95,10 @@ def ingest_documents(
     previous = read_state(collection)
     resumed = previous is not None and previous.id and plan.args and previous.args == plan.args
     state = IngestState(
-        previous.id if resumed else uuid.uuid4().hex[:12],
-        plan.source,
-        plan.args,
-        plan.documents,
+        id=previous.id if resumed else uuid.uuid4().hex[:12],
+        source=plan.source,
+        args=plan.args,
+        documents=plan.documents,
         created=previous.created if resumed else created,
         started=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
@@ -125,7 +125,7 @@ def ingest_documents(
     write_state(collection, None)  # complete: every document is stored whole
     if on_progress:
         on_progress(stored, stored)
-    return IngestReport(kb, counted.started, stored, added, plan.skipped)
+    return IngestReport(kb=kb, documents=counted.started, chunks=stored, added=added, skipped=plan.skipped)
 
 
 def ingest_path(store, kb, path, spec=ChunkSpec(), on_progress=None, on_error: str = "abort") -> IngestReport:
@@ -174,7 +174,12 @@ def load_hf_documents(name: str, split: str = "train", text_field: str = "text",
     if text_field not in rows.column_names:
         raise InputError(f"Dataset {name!r} has no {text_field!r} column; columns: {', '.join(rows.column_names)}.")
     return [
-        Document(str(r.get("id", i)), str(r.get(title_field) or f"{name} #{i}"), str(r[text_field]), name)
+        Document(
+            id=str(r.get("id", i)),
+            title=str(r.get(title_field) or f"{name} #{i}"),
+            text=str(r[text_field]),
+            source=name,
+        )
         for i, r in enumerate(rows)
         if str(r[text_field]).strip()
     ]
@@ -228,13 +233,22 @@ def ingest_source(store, args: dict, on_progress=None, log: Callable[[str], None
         raise InputError("Give exactly one of a path or a Hugging Face dataset.")
     if hf:
         docs = load_hf_documents(hf, args.get("split", "train"))
-        return ingest_documents(store, kb, docs, spec, on_progress, plan=IngestPlan(len(docs), 0, hf, dict(args)))
+        return ingest_documents(
+            store,
+            kb,
+            docs,
+            spec,
+            on_progress,
+            plan=IngestPlan(documents=len(docs), chunks=0, source=hf, args=dict(args)),
+        )
     scan, guess = preview_source(args)
     if log:
         log(f"{scan.path}: {guess.summary}")
         for line in scan.skipped:
             log(f"left out: {line}")
-    plan = IngestPlan(scan.documents, guess.chunks, str(scan.path), dict(args), scan.skipped)
+    plan = IngestPlan(
+        documents=scan.documents, chunks=guess.chunks, source=str(scan.path), args=dict(args), skipped=scan.skipped
+    )
     return ingest_documents(store, kb, read_documents(scan), spec, on_progress, plan=plan)
 
 

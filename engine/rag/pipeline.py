@@ -137,17 +137,17 @@ class RagPipeline:
             ids = [h.id for h in hits]
             cited = CITATION_MARK.sub(lambda m: renumber(m, shown, ids), raw)
         return RagAnswer(
-            question,
-            answer,
-            raw,
-            hits,
-            find_citations(cited, answer, hits, question),
-            tuple(messages),
-            retrieve_s,
-            generate_s,
-            prompt_tokens,
-            new_tokens,
-            self.template.answer_style,
+            question=question,
+            answer=answer,
+            raw=raw,
+            hits=hits,
+            citations=find_citations(cited, answer, hits, question),
+            messages=tuple(messages),
+            retrieve_s=retrieve_s,
+            generate_s=generate_s,
+            prompt_tokens=prompt_tokens,
+            new_tokens=new_tokens,
+            style=self.template.answer_style,
         )
 
     def answer(self, question: str, k: int = 5) -> RagAnswer:

@@ -52,5 +52,10 @@ class PoolRetriever:
                 raise InputError(f"No passages were given for the question {question!r}.")
             scores = [float(self.vectors[text] @ qv) for _, text in pool]
             order = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
-            results.append([Hit(pool[i][0], pool[i][0], pool[i][1], "context", scores[i]) for i in order])
+            results.append(
+                [
+                    Hit(id=pool[i][0], title=pool[i][0], text=pool[i][1], source="context", score=scores[i])
+                    for i in order
+                ]
+            )
         return results

@@ -177,7 +177,7 @@ def _scan_jsonl(name: str, path: Path) -> SourceFile:
         raise InputError(bad_lines_message(name, bad, bad_count))
     if not docs:
         raise InputError(f"{name} is empty (no JSON records).")
-    return SourceFile(name, path, "jsonl", docs, chars, sample=tuple(sample))
+    return SourceFile(name=name, path=path, kind="jsonl", documents=docs, chars=chars, sample=tuple(sample))
 
 
 def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
@@ -193,7 +193,16 @@ def _scan_pdf(name: str, path: Path, root: Path | None) -> SourceFile:
     if not sampler.chars:
         raise InputError(f"{name} has no extractable text (it may be a scanned image; run OCR on it first).")
     chars = sampler.chars if sampler.chars < SAMPLE_CHARS else sampler.chars * pages // max(1, read)
-    return SourceFile(name, path, "pdf", 1, chars, Path(name).stem, pages, ("".join(sampler.kept),))
+    return SourceFile(
+        name=name,
+        path=path,
+        kind="pdf",
+        documents=1,
+        chars=chars,
+        title=Path(name).stem,
+        pages=pages,
+        sample=("".join(sampler.kept),),
+    )
 
 
 def read_whole(path: Path, name: str, root: Path | None = None) -> Parsed:
@@ -209,7 +218,16 @@ def whole_pieces(path: Path, name: str, root: Path | None = None) -> Iterator[st
 def _scan_whole(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
     found = read_whole(path, name, root)
     title = found.title or Path(name).stem
-    return SourceFile(name, path, kind, 1, len(found.text), title, 0, (found.text[:SAMPLE_CHARS],))
+    return SourceFile(
+        name=name,
+        path=path,
+        kind=kind,
+        documents=1,
+        chars=len(found.text),
+        title=title,
+        pages=0,
+        sample=(found.text[:SAMPLE_CHARS],),
+    )
 
 
 def _scan_text(name: str, path: Path, root: Path | None, kind: str) -> SourceFile:
@@ -220,7 +238,16 @@ def _scan_text(name: str, path: Path, root: Path | None, kind: str) -> SourceFil
         pass
     if not sampler.content:
         raise InputError(f"{name} is empty.")
-    return SourceFile(name, path, kind, 1, sampler.chars, title or Path(name).stem, 0, ("".join(sampler.kept),))
+    return SourceFile(
+        name=name,
+        path=path,
+        kind=kind,
+        documents=1,
+        chars=sampler.chars,
+        title=title or Path(name).stem,
+        pages=0,
+        sample=("".join(sampler.kept),),
+    )
 
 
 def scan_file(name: str, path: Path, root: Path | None = None) -> SourceFile:
@@ -268,7 +295,7 @@ def scan_path(path: str | os.PathLike, on_error: str = "abort") -> Scan:
             f"({'; '.join(listing.links)})."
         )
     check_bad_files(problems, len(listing.files) + len(listing.problems), on_error)
-    return Scan(path, tuple(files), tuple(problems), listing.links, listing.root)
+    return Scan(path=path, files=tuple(files), problems=tuple(problems), links=listing.links, root=listing.root)
 
 
 def read_documents(scan: Scan) -> Iterator[Document | StreamedDocument]:

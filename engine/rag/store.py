@@ -95,7 +95,10 @@ class KnowledgeBaseStore:
             state = read_state(col)
             infos.append(
                 KnowledgeBaseInfo(
-                    name, col.count(), len({m.get("doc_id") for m in metas if m}), state.label if state else ""
+                    name=name,
+                    chunks=col.count(),
+                    documents=len({m.get("doc_id") for m in metas if m}),
+                    incomplete=state.label if state else "",
                 )
             )
         return infos
@@ -150,12 +153,12 @@ class KnowledgeBaseStore:
         return [
             [
                 Hit(
-                    i,
-                    (m or {}).get("title", ""),
-                    d,
-                    (m or {}).get("source", ""),
-                    1.0 - float(dist),
-                    dict(m or {}),
+                    id=i,
+                    title=(m or {}).get("title", ""),
+                    text=d,
+                    source=(m or {}).get("source", ""),
+                    score=1.0 - float(dist),
+                    metadata=dict(m or {}),
                 )
                 for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
             ]

@@ -72,7 +72,15 @@ def agreement(df: pd.DataFrame) -> Agreement:
     per_item = labels.groupby("item_id")["rater"].transform("size")
     shared = labels[per_item >= 2]
     if shared.empty:
-        return Agreement(labels["rater"].nunique() if len(labels) else 0, 0, NAN, NAN, NAN, 0, NAN)
+        return Agreement(
+            raters=labels["rater"].nunique() if len(labels) else 0,
+            items_shared=0,
+            percent=NAN,
+            cohen_kappa=NAN,
+            fleiss_kappa=NAN,
+            fleiss_items=0,
+            krippendorff_alpha=NAN,
+        )
     categories = sorted(shared["winner"].unique())
     code = {c: i for i, c in enumerate(categories)}
     wide = shared.pivot(index="item_id", columns="rater", values="winner")  # items x raters, NaN where unrated
@@ -98,7 +106,15 @@ def agreement(df: pd.DataFrame) -> Agreement:
 
     codes = wide.apply(lambda col: col.map(code)).to_numpy(dtype=float).T  # raters x items
     alpha = _quiet(lambda: krippendorff.alpha(reliability_data=codes, level_of_measurement="nominal"))
-    return Agreement(wide.shape[1], len(wide), percent, cohen, fleiss, len(rows), alpha)
+    return Agreement(
+        raters=wide.shape[1],
+        items_shared=len(wide),
+        percent=percent,
+        cohen_kappa=cohen,
+        fleiss_kappa=fleiss,
+        fleiss_items=len(rows),
+        krippendorff_alpha=alpha,
+    )
 
 
 def judge_agreement(df: pd.DataFrame, judge: Mapping[str, str]) -> JudgeAgreement:

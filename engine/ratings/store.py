@@ -313,4 +313,6 @@ def _item_row(con: sqlite3.Connection, session_id: str, item_id: str) -> sqlite3
 
 def _session(row: sqlite3.Row) -> RatingSession:
     variants, source = tuple(json.loads(row["variants"])), json.loads(row["source"])
-    return RatingSession(row["id"], row["name"], row["created"], variants, source, row["seed"])
+    return RatingSession(
+        id=row["id"], name=row["name"], created=row["created"], variants=variants, source=source, seed=row["seed"]
+    )

@@ -82,7 +82,11 @@ def paired_bootstrap(
         diff = xb - xa
     diff = finite_scores(diff, "paired score differences")
     if (diff == diff[0]).all():  # no spread: every resample gives the same mean
-        return PairedDifference(float(diff[0]), float(diff[0]), float(diff[0]), len(diff), confidence)
+        return PairedDifference(
+            mean=float(diff[0]), low=float(diff[0]), high=float(diff[0]), n=len(diff), confidence=confidence
+        )
     found = bootstrap_mean(diff, confidence, resamples, seed, "BCa", "paired score differences")
     low, high = found.confidence_interval
-    return PairedDifference(float(diff.mean()), float(low), float(high), len(diff), confidence)
+    return PairedDifference(
+        mean=float(diff.mean()), low=float(low), high=float(high), n=len(diff), confidence=confidence
+    )

@@ -101,4 +101,4 @@ def compare_variants(
         test: holm({label: c.tests[test].p_value for label, c in comparisons.items()}, alpha)
         for test in ("mcnemar", "wilcoxon", "permutation", "t")
     }
-    return VariantComparison(reference, alpha, comparisons, adjusted)
+    return VariantComparison(reference=reference, alpha=alpha, comparisons=comparisons, adjusted=adjusted)

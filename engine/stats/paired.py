@@ -82,7 +82,13 @@ def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> Tes
         effect = b / c
     detail = {"table": table, "b_only_right": b, "a_only_right": c, "discordant": b + c}
     return TestResult(
-        "McNemar exact", float(found.statistic), float(found.pvalue), effect, "discordant odds ratio", len(xa), detail
+        name="McNemar exact",
+        statistic=float(found.statistic),
+        p_value=float(found.pvalue),
+        effect=effect,
+        effect_name="discordant odds ratio",
+        n=len(xa),
+        detail=detail,
     )
 
 
@@ -108,19 +114,27 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> TestResult:
     zeros = int((diff == 0).sum())
     if zeros == len(diff):
         detail = {"r_plus": 0.0, "r_minus": 0.0, "zeros": zeros, "note": "every difference is zero: no evidence"}
-        return TestResult("Wilcoxon signed-rank", 0.0, 1.0, 0.0, "rank-biserial correlation", len(diff), detail)
+        return TestResult(
+            name="Wilcoxon signed-rank",
+            statistic=0.0,
+            p_value=1.0,
+            effect=0.0,
+            effect_name="rank-biserial correlation",
+            n=len(diff),
+            detail=detail,
+        )
     found = wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
     r_plus, r_minus = _signed_ranks(diff)
     effect = (r_plus - r_minus) / (r_plus + r_minus)
     detail = {"r_plus": r_plus, "r_minus": r_minus, "zeros": zeros}
     return TestResult(
-        "Wilcoxon signed-rank",
-        float(found.statistic),
-        float(found.pvalue),
-        effect,
-        "rank-biserial correlation",
-        len(diff),
-        detail,
+        name="Wilcoxon signed-rank",
+        statistic=float(found.statistic),
+        p_value=float(found.pvalue),
+        effect=effect,
+        effect_name="rank-biserial correlation",
+        n=len(diff),
+        detail=detail,
     )
 
 
@@ -150,7 +164,13 @@ def paired_permutation(a: Sequence[float], b: Sequence[float], resamples: int = 
     exact = 2 ** len(xa) <= resamples
     detail = {"mean_diff": float((xb - xa).mean()), "exact": exact, "resamples": 2 ** len(xa) if exact else resamples}
     return TestResult(
-        "paired permutation", float(found.statistic), float(found.pvalue), _d_z(xb - xa), "Cohen's d_z", len(xa), detail
+        name="paired permutation",
+        statistic=float(found.statistic),
+        p_value=float(found.pvalue),
+        effect=_d_z(xb - xa),
+        effect_name="Cohen's d_z",
+        n=len(xa),
+        detail=detail,
     )
 
 
@@ -167,11 +187,27 @@ def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
     if sd == 0:  # scipy divides by zero here and returns NaN
         statistic = 0.0 if mean == 0 else math.copysign(math.inf, mean)
         detail["note"] = "the differences do not vary"
-        return TestResult("paired t", statistic, 1.0 if mean == 0 else 0.0, _d_z(diff), "Cohen's d_z", n, detail)
+        return TestResult(
+            name="paired t",
+            statistic=statistic,
+            p_value=1.0 if mean == 0 else 0.0,
+            effect=_d_z(diff),
+            effect_name="Cohen's d_z",
+            n=n,
+            detail=detail,
+        )
     found = ttest_rel(xb, xa, alternative="two-sided")
     low, high = found.confidence_interval(0.95)
     detail.update(ci_low=float(low), ci_high=float(high))
-    return TestResult("paired t", float(found.statistic), float(found.pvalue), _d_z(diff), "Cohen's d_z", n, detail)
+    return TestResult(
+        name="paired t",
+        statistic=float(found.statistic),
+        p_value=float(found.pvalue),
+        effect=_d_z(diff),
+        effect_name="Cohen's d_z",
+        n=n,
+        detail=detail,
+    )
 
 
 def compare_paired(

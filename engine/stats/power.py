@@ -128,7 +128,11 @@ def sensitivity(effect_dz: float, n: int, alpha: float = 0.05, power: float = 0.
     detectable = detectable_effect(n, alpha, power)
     if not math.isfinite(effect_dz) or effect_dz == 0:
         observed_power = 1.0 if math.isinf(effect_dz) else math.nan
-        return Sensitivity(n, effect_dz, observed_power, None, detectable)
+        return Sensitivity(n=n, effect_dz=effect_dz, power=observed_power, items_needed=None, detectable_dz=detectable)
     return Sensitivity(
-        n, effect_dz, power_of(effect_dz, n, alpha), minimum_sample_size(effect_dz, alpha, power), detectable
+        n=n,
+        effect_dz=effect_dz,
+        power=power_of(effect_dz, n, alpha),
+        items_needed=minimum_sample_size(effect_dz, alpha, power),
+        detectable_dz=detectable,
     )
