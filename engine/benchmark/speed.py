@@ -22,8 +22,8 @@ from engine.errors import InputError
 from engine.machine import GB
 from engine.models.batching import pad_rows
 from engine.models.generation import SamplingSpec
+from engine.rag.hits import Hit
 from engine.rag.prompt import PromptTemplate
-from engine.rag.store import Hit
 
 # Zero-shot, the sources one block without the template's cut of each source to 600 characters (which
 # kept every prompt under about 270 tokens): the prompt's length is the sources', cut to the target.

@@ -41,8 +41,9 @@ from engine.qa.schema import Context, QARecord
 from engine.qa.versions import DatasetStore, file_identity
 from engine.rag.embedder import Embedder
 from engine.rag.embedding_cache import CachedEmbedder
+from engine.rag.hits import Hit
 from engine.rag.prompt import PromptTemplate, clean_answer
-from engine.rag.store import Hit, KnowledgeBaseStore
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings, load_settings
 
 # 2: persons, places and descriptive sentences besides names, dates, years, numbers; 3: without Markdown headings;

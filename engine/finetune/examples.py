@@ -12,8 +12,8 @@ from engine.errors import InputError, check_choice
 from engine.evaluation.hotpotqa import QAItem
 from engine.evaluation.instructions import Example
 from engine.knobs import knob
+from engine.rag.hits import Hit
 from engine.rag.prompt import AUTO, EXAMPLES, TRAINED_STYLES, PromptTemplate, answer_sentences, sentences_reply
-from engine.rag.store import Hit
 from engine.rag.styles import question_template
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from engine.evaluation.hotpotqa import QAItem, distractor_retriever
 from engine.finetune.distill import MAX_NEW_TOKENS, self_answers
 from engine.finetune.encoding import tokenize_all
 from engine.finetune.examples import Example, rag_examples, template_for
-from engine.rag.store import Hit
+from engine.rag.hits import Hit
 from engine.settings import Settings
 
 BLOCK = 64  # rows made at once: about 10 s of ranking and 16 Dolly answers on 2 cores

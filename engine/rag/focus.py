@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.rag.hits import Hit
 from engine.rag.prompt import FENCE, HEADING, TABLE_RULE, markdown_text
-from engine.rag.store import Hit
 from engine.text import normalize_answer
 
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.rag.store import Hit
+from engine.rag.hits import Hit
 
 CANDIDATES = 4  # a hop looks at k * CANDIDATES ranked passages for mentioned ones
 

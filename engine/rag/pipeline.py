@@ -10,8 +10,8 @@ from typing import Protocol
 
 from engine.errors import InputError
 from engine.models.generation import Generator, SamplingSpec
+from engine.rag.hits import Hit
 from engine.rag.prompt import PromptTemplate, cited_numbers
-from engine.rag.store import Hit
 from engine.text import normalize_answer, token_share
 
 DEFAULT_SAMPLING = SamplingSpec(max_new_tokens=32, stop=("\n",))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from engine.errors import check_choice
 from engine.models.adapters import AdapterRegistry
-from engine.rag.store import Hit
+from engine.rag.hits import Hit
 from engine.settings import Settings
 
 SYSTEM = "Answer the question from the sources with a short answer of a few words, not a sentence."

@@ -9,7 +9,8 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.rag.embedder import Embedder
-from engine.rag.store import Hit, KnowledgeBaseStore
+from engine.rag.hits import Hit
+from engine.rag.store import KnowledgeBaseStore
 
 
 @dataclass

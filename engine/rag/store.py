@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from engine.errors import InputError, NotFoundError
 from engine.names import check_safe_name
 from engine.rag.chunking import Chunk
 from engine.rag.embedder import Embedder
+from engine.rag.hits import Hit
 from engine.rag.ingest_state import read_state
 from engine.settings import Settings
 
 ADD_BATCH = 256
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A retrieved chunk with its cosine similarity to the query (1 = same direction)."""
-
-    id: str
-    title: str
-    text: str
-    source: str
-    score: float
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from engine.finetune.examples import (
     top_with_gold,
     without_gold,
 )
+from engine.rag.hits import Hit
 from engine.rag.retriever import PoolRetriever
-from engine.rag.store import Hit
 
 SOURCE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
 

@@ -12,6 +12,7 @@ from engine.errors import InputError, NotFoundError
 from engine.rag.ask import AskSpec, ask, ask_template
 from engine.rag.documents import Document
 from engine.rag.focus import SentenceFocus, focus, ground, units
+from engine.rag.hits import Hit
 from engine.rag.ingest import DOCS_KB, ingest_documents
 from engine.rag.prompt import (
     DOCS_EXAMPLES,
@@ -23,7 +24,6 @@ from engine.rag.prompt import (
     clean_answer,
     plain_text,
 )
-from engine.rag.store import Hit
 from engine.rag.styles import resolve_style, style_for, trained_style
 
 QUESTIONS = Path(__file__).resolve().parents[2] / "data" / "studio-docs-questions.jsonl"

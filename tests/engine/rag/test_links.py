@@ -1,9 +1,9 @@
 """The hop along mentions: passages named in the best ones move up."""
 
 from engine.evaluation.hotpotqa import distractor_retriever, load_hotpotqa
+from engine.rag.hits import Hit
 from engine.rag.links import follow_links, mentions, title_names
 from engine.rag.retriever import PoolRetriever
-from engine.rag.store import Hit
 
 
 def hit(title: str, text: str) -> Hit:

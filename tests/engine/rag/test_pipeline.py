@@ -11,6 +11,7 @@ from engine.errors import InputError
 from engine.models.generation import SamplingSpec
 from engine.rag.chunking import chunk_documents
 from engine.rag.documents import load_documents
+from engine.rag.hits import Hit
 from engine.rag.pipeline import RagAnswer, RagPipeline, find_citations, sampling_for
 from engine.rag.prompt import (
     CLOSED_BOOK_SYSTEM,
@@ -21,7 +22,7 @@ from engine.rag.prompt import (
     clean_answer,
 )
 from engine.rag.retriever import KnowledgeBaseRetriever
-from engine.rag.store import Hit, KnowledgeBaseStore
+from engine.rag.store import KnowledgeBaseStore
 from engine.settings import Settings
 
 KB = "wiki-20"
