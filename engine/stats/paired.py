@@ -113,24 +113,18 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> TestResult:
     diff = xb - xa
     zeros = int((diff == 0).sum())
     if zeros == len(diff):
+        statistic, p_value, effect = 0.0, 1.0, 0.0
         detail = {"r_plus": 0.0, "r_minus": 0.0, "zeros": zeros, "note": "every difference is zero: no evidence"}
-        return TestResult(
-            name="Wilcoxon signed-rank",
-            statistic=0.0,
-            p_value=1.0,
-            effect=0.0,
-            effect_name="rank-biserial correlation",
-            n=len(diff),
-            detail=detail,
-        )
-    found = wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
-    r_plus, r_minus = _signed_ranks(diff)
-    effect = (r_plus - r_minus) / (r_plus + r_minus)
-    detail = {"r_plus": r_plus, "r_minus": r_minus, "zeros": zeros}
+    else:
+        found = wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
+        r_plus, r_minus = _signed_ranks(diff)
+        statistic, p_value = float(found.statistic), float(found.pvalue)
+        effect = (r_plus - r_minus) / (r_plus + r_minus)
+        detail = {"r_plus": r_plus, "r_minus": r_minus, "zeros": zeros}
     return TestResult(
         name="Wilcoxon signed-rank",
-        statistic=float(found.statistic),
-        p_value=float(found.pvalue),
+        statistic=statistic,
+        p_value=p_value,
         effect=effect,
         effect_name="rank-biserial correlation",
         n=len(diff),
