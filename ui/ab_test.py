@@ -95,8 +95,7 @@ def experiment_form() -> None:
             help="a QA set of yours (Datasets page) or hotpotqa, the built-in benchmark",
         )
         split = knob_input(cols[2], ExperimentSpec, "split", format_func=lambda s: s or "all records", key="ab-split")
-        # A first look on the page: 30 items answer in minutes on a laptop's CPU (the command line's default is 100).
-        limit = knob_input(cols[3], ExperimentSpec, "limit", default=30, key="ab-limit")
+        limit = knob_input(cols[3], ExperimentSpec, "limit", key="ab-limit")
         more = st.columns(3)
         mode = knob_input(more[0], ExperimentSpec, "mode", key="ab-mode")
         kb = more[1].selectbox("Knowledge base (mode kb)", ["", *r.store().names()], key="ab-kb")
