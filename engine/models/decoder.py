@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from engine.models.quantize import Int4WeightLinear, Int8WeightLinear
+from engine.models.quantize import PROMPT_ROWS, Int4WeightLinear, Int8WeightLinear
 
 CAPACITY = 2048  # positions of prompt and answer the cache holds
 ROPE_TYPES = ("default", "linear", "llama3")  # position tables that do not depend on the length
@@ -166,6 +166,10 @@ class FastDecoder:
         kept = 0
         while kept < min(len(self.tokens), len(prompt) - 1) and self.tokens[kept] == prompt[kept]:
             kept += 1
+        # At least PROMPT_ROWS tokens are read (or the whole prompt), so they go through the same weights as a
+        # prompt read whole (the bfloat16 copy, not the int4 kernel): else the answer would depend on what was
+        # asked before (a close first token flipped: measured on "What is the capital of France?" after Italy).
+        kept = min(kept, max(0, len(prompt) - PROMPT_ROWS))
         new = torch.tensor([list(prompt[kept:])])
         positions = torch.arange(kept, len(prompt))
         # causal: each new token sees the kept prefix and the new tokens up to itself
