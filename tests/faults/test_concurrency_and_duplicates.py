@@ -223,11 +223,14 @@ def quiet(fraction: float, message: str) -> None:
 def no_model_load(monkeypatch):
     """Fail the test if a training gets as far as loading the base model."""
     import engine.finetune.inputs
+    import engine.finetune.trainer
 
     def load_base(*args, **kwargs):
         raise AssertionError("load_base was reached: the claim was not checked first")
 
+    # Where it is defined and where train() looks it up (imported at the trainer's top).
     monkeypatch.setattr(engine.finetune.inputs, "load_base", load_base)
+    monkeypatch.setattr(engine.finetune.trainer, "load_base", load_base)
 
 
 def existing_run(settings, adapter: str) -> Path:

@@ -122,7 +122,7 @@ def test_an_adapter_merge_into_a_users_folder_is_refused_before_any_load(setting
     def no_load(*_a, **_k):
         raise AssertionError("the model was loaded before the target was checked")
 
-    monkeypatch.setattr("engine.models.loader.load_model", no_load)
+    monkeypatch.setattr("engine.models.export.load_model", no_load)  # where merge_export looks it up
     before = snapshot(home.parent)
     registry = adapters.AdapterRegistry(settings)
     for overwrite in (False, True):
