@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 
 import pandas as pd
 
+from engine.configs import to_yaml
 from engine.file_locks import held
 from engine.settings import Settings
 
@@ -115,6 +116,10 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
+
+    def log_config(self, run_id: str, spec) -> None:
+        """The run's spec as its settings file ``config.yaml`` (what ``--config`` and the forms' Load read)."""
+        self.log_text(run_id, to_yaml(spec), "config.yaml")
 
     def log_dict(self, run_id: str, data: dict, path: str) -> None:
         self.client.log_dict(run_id, data, path)

@@ -7,6 +7,8 @@ from engine.models.preflight import device_kind
 from engine.models.spec import resolve_device
 from ui import models as ui
 from ui import resources as r
+from ui.api_server import serve_panel
+from ui.export import export_panel
 from ui.widgets import page_header, user_errors
 
 page_header(
@@ -38,6 +40,13 @@ with user_errors():
     st.subheader("Load a model")
     catalog = load_catalog(r.settings())
     ui.load_form(manager, catalog, kind, device)
+
+    st.subheader("Serve")
+    serve_panel()
+
+    st.subheader("Export")
+    with st.expander("The active model, as GGUF (llama.cpp, Ollama) or safetensors"):
+        export_panel(r.settings(), manager.active_spec.adapter if manager.active_spec else "", key="model-export")
 
     st.subheader("Catalog")
     ui.catalog_editor(catalog)

@@ -1,7 +1,6 @@
 """LoRA / QLoRA fine-tuning as a background job: settings, pre-flight, live curves, adapters."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import streamlit as st
 
@@ -9,9 +8,9 @@ from engine import jobs
 from engine.finetune.inputs import plan
 from engine.finetune.runs import run_dir_for
 from engine.models.adapters import AdapterRegistry, check_name
-from engine.models.export import merge_export
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
+from ui.export import export_panel
 from ui.finetune import adapters_table, curves, settings_form, show_plan, unfinished_runs
 from ui.job_panel import job_panel
 from ui.widgets import page_header, user_errors
@@ -56,18 +55,14 @@ with user_errors():
         table = adapters_table(adapters)
         st.dataframe(table, hide_index=True, width="stretch")
         chosen = st.selectbox("Adapter", [a.name for a in adapters], key="adapter-chosen")
-        cols = st.columns(3)
+        cols = st.columns(2)
         new_name = cols[0].text_input("Rename to", key="adapter-new-name")
         if cols[0].button("Rename") and new_name.strip():
             registry.rename(chosen, new_name.strip())
             st.rerun()
-        target = cols[1].text_input("Export folder", key="adapter-export", help="A new folder for the merged model.")
-        overwrite = cols[1].checkbox("Overwrite an earlier export of the Studio", key="adapter-export-overwrite")
-        if cols[1].button("Merge and export") and target.strip():
-            with st.spinner("Merging…"):
-                folder = merge_export(registry, chosen, Path(target.strip()), settings, overwrite)
-            st.success(f"Standalone model written to {folder}")
-        sure = cols[2].checkbox("I want to delete it", key="adapter-delete-sure")
-        if cols[2].button("Delete", type="secondary", disabled=not sure):
+        sure = cols[1].checkbox("I want to delete it", key="adapter-delete-sure")
+        if cols[1].button("Delete", type="secondary", disabled=not sure):
             registry.delete(chosen)
             st.rerun()
+        with st.expander(f"Export {chosen} merged into its base (GGUF for llama.cpp / Ollama, or safetensors)"):
+            export_panel(settings, chosen, key="adapter-export")

@@ -16,6 +16,7 @@ from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 from engine.models.spec import DTYPES, MODEL_HELP, QUANTIZATIONS
 from engine.stats import mcnemar_sample_size, minimum_sample_size
 from ui import resources as r
+from ui.configs import check_option, config_bar, config_footer, form_spec
 from ui.job_panel import job_panel
 from ui.knobs import knob_input
 from ui.widgets import user_errors
@@ -63,12 +64,25 @@ def variants_from(frame: pd.DataFrame) -> tuple[VariantSpec, ...]:
     return tuple(variants)
 
 
+def ab_widgets(spec: ExperimentSpec) -> dict:
+    """The experiment form's widgets for loaded settings (the variants table starts from the loaded variants)."""
+    check_option(spec.dataset or HOTPOTQA, qa_set_names(r.settings()), "the QA set")
+    check_option(spec.kb, ["", *r.store().names()], "the knowledge base")
+    for v in spec.variants:
+        check_option(v.adapter, ["", *r.adapter_names()], f"variant {v.name}'s adapter")
+    found = {"ab-name": spec.name, "ab-qa-set": spec.dataset or HOTPOTQA, "ab-split": spec.split, "ab-mode": spec.mode}
+    found |= {"ab-kb": spec.kb, "ab-parallel": spec.parallel}
+    return found | ({"ab-limit": spec.limit} if spec.limit is not None else {})
+
+
 def experiment_form() -> None:
     """The experiment: variants (two or more, the first the reference) and the evaluation set; starts a job."""
     st.caption("Every variant answers the same items; the first row is the reference of the paired tests.")
+    loaded = config_bar("ab", ExperimentSpec, "ab", ab_widgets)
     adapters = ["", *r.adapter_names()]
+    variants = pd.DataFrame([v.to_dict() for v in loaded.variants]) if loaded else DEFAULT_VARIANTS
     frame = st.data_editor(
-        DEFAULT_VARIANTS,
+        variants,
         num_rows="dynamic",
         hide_index=True,
         key="ab-variants",
@@ -100,21 +114,31 @@ def experiment_form() -> None:
         mode = knob_input(more[0], ExperimentSpec, "mode", key="ab-mode")
         kb = more[1].selectbox("Knowledge base (mode kb)", ["", *r.store().names()], key="ab-kb")
         parallel = knob_input(more[2], ExperimentSpec, "parallel", key="ab-parallel")
-        if st.form_submit_button("Run experiment", type="primary"):
-            with user_errors():
-                dataset = "" if qa_set == HOTPOTQA else qa_set
-                spec = ExperimentSpec(
-                    name=name.strip(),
-                    variants=variants_from(frame),
-                    split=split,
-                    limit=int(limit),
-                    mode=mode,
-                    kb=kb,
-                    parallel=parallel,
-                    dataset=dataset,
-                )
-                st.session_state["ab-job"] = jobs.start(spec).id
-                st.session_state.pop("ab-job-shown", None)
+        submitted = st.form_submit_button("Run experiment", type="primary")
+    dataset = "" if qa_set == HOTPOTQA else qa_set
+    # loaded settings keep what the form has no widget for (a version only with its dataset)
+    kept = {"data": loaded.data, "batch_size": loaded.batch_size} if loaded else {}
+    kept |= {"version": loaded.version} if loaded and loaded.dataset == dataset else {}
+    spec = None
+    with user_errors():
+        spec = form_spec(
+            submitted,
+            lambda: ExperimentSpec(
+                name=name.strip(),
+                variants=variants_from(frame),
+                split=split,
+                limit=int(limit),
+                mode=mode,
+                kb=kb,
+                parallel=parallel,
+                dataset=dataset,
+                **kept,
+            ),
+        )
+        if submitted:
+            st.session_state["ab-job"] = jobs.start(spec).id
+            st.session_state.pop("ab-job-shown", None)
+    config_footer("ab", spec, "ab")
 
 
 def progress() -> None:

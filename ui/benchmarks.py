@@ -3,7 +3,7 @@ regression badges and optimal pick, and follow any metric across runs."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pandas as pd
 import plotly.express as px
@@ -18,12 +18,23 @@ from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 from engine.evaluation.runner import EvalSpec, eval_items, ungraded_note
 from engine.models.spec import MODEL_HELP, spec_for
 from ui import resources as r
+from ui.configs import check_option, config_bar, config_footer, form_spec, knob_widgets
 from ui.job_panel import job_panel
 from ui.knobs import knob_input
+
+BENCH_KEYS = {"model": "bench-model", "reference": "bench-ref", "questions": "bench-n", "baseline": "bench-baseline"}
+BENCH_KEYS |= {"thresholds": "bench-thr", "llama_cpp": "bench-llama"}  # the matrix form's widgets, by field
+
+
+def bench_widgets(spec: BenchSpec, runs: pd.DataFrame) -> dict:
+    """The matrix form's widgets for loaded settings."""
+    check_option(spec.baseline, ["", *run_labels(runs)], "the baseline run")
+    return {key: getattr(spec, name) for name, key in BENCH_KEYS.items()} | {"bench-prec": list(spec.precisions)}
 
 
 def matrix_form(runs: pd.DataFrame) -> None:
     """The form that starts a benchmark matrix as a background job."""
+    base = config_bar("bench", BenchSpec, "bench", lambda spec: bench_widgets(spec, runs)) or BenchSpec()
     with st.form("bench"):
         cols = st.columns([2, 4, 1, 1])
         model = cols[0].text_input("Model", placeholder="bundled SmolLM2-135M", help=MODEL_HELP, key="bench-model")
@@ -53,18 +64,24 @@ def matrix_form(runs: pd.DataFrame) -> None:
             key="bench-llama",
             help=missing or "the same GGUF file through llama-cpp-python",
         )
-        if st.form_submit_button("Run matrix", type="primary"):
-            spec = BenchSpec(
-                model=model.strip(),
-                precisions=tuple(precisions),
-                reference=reference,
-                questions=int(questions),
-                llama_cpp=llama,
-                baseline=baseline,
-                thresholds=thresholds,
-            )
-            spec_for(spec.model)  # a bad path is reported now, not in the job
-            st.session_state["bench-job"] = jobs.start(spec).id
+        submitted = st.form_submit_button("Run matrix", type="primary")
+    spec = form_spec(
+        submitted,
+        lambda: replace(
+            base,
+            model=model.strip(),
+            precisions=tuple(precisions),
+            reference=reference,
+            questions=int(questions),
+            llama_cpp=llama,
+            baseline=baseline,
+            thresholds=thresholds,
+        ),
+    )
+    if submitted:
+        spec_for(spec.model)  # a bad path is reported now, not in the job
+        st.session_state["bench-job"] = jobs.start(spec).id
+    config_footer("bench", spec, "bench")
 
 
 def regressions(result: dict) -> None:
@@ -212,45 +229,60 @@ def matrix_section() -> None:
     trends(runs)
 
 
+def eval_widgets(spec: EvalSpec) -> dict:
+    """The evaluation form's widgets for loaded settings."""
+    check_option(spec.dataset or HOTPOTQA, qa_set_names(r.settings()), "the QA set")
+    check_option(spec.kb, [EvalSpec.kb, *r.store().names()], "the knowledge base")
+    check_option(spec.adapter, ["", *r.adapter_names()], "the adapter")
+    return knob_widgets("eval", spec) | {"eval-dataset": spec.dataset or HOTPOTQA}
+
+
 def eval_form():
     """The evaluation form: an EvalSpec when it was submitted (bad input is raised here, before a job starts).
     Labels, help, choices and defaults are the spec's knobs, as ``engine eval`` shows them."""
+    base = config_bar("eval", EvalSpec, "eval", eval_widgets) or EvalSpec()
     with st.form("eval"):
         cols = st.columns(5)
         qa_set = cols[0].selectbox(
             "Questions",
             qa_set_names(r.settings()),
+            key="eval-dataset",
             help="A QA set of yours (Datasets page), or hotpotqa, the built-in benchmark.",
         )
-        first_n = "all (HotpotQA: the first N)"
-        split = knob_input(
-            cols[1], EvalSpec, "split", ["test", "", "validation", "train"], "test", lambda s: s or first_n
-        )
-        mode = knob_input(cols[2], EvalSpec, "mode")
-        kb = knob_input(cols[3], EvalSpec, "kb", [EvalSpec.kb, *r.store().names()])
-        limit = knob_input(cols[4], EvalSpec, "limit")
+        first_n, splits = "all (HotpotQA: the first N)", ["test", "", "validation", "train"]
+        split = knob_input(cols[1], EvalSpec, "split", splits, "test", lambda s: s or first_n, prefix="eval")
+        mode = knob_input(cols[2], EvalSpec, "mode", prefix="eval")
+        kb = knob_input(cols[3], EvalSpec, "kb", [EvalSpec.kb, *r.store().names()], prefix="eval")
+        limit = knob_input(cols[4], EvalSpec, "limit", prefix="eval")
         more = st.columns(6)
-        model = knob_input(more[0], EvalSpec, "model")
-        adapter = knob_input(more[1], EvalSpec, "adapter", ["", *r.adapter_names()], format_func=lambda a: a or "none")
-        prompt = knob_input(more[2], EvalSpec, "prompt")
-        k = knob_input(more[3], EvalSpec, "k")
-        batch = knob_input(more[4], EvalSpec, "batch_size")
-        follow = knob_input(more[5], EvalSpec, "follow_links")
-        if not st.form_submit_button("Start evaluation", type="primary"):
-            return None
-    spec = EvalSpec(
-        dataset="" if qa_set == HOTPOTQA else qa_set,
-        mode=mode,
-        kb=kb,
-        limit=int(limit),
-        k=int(k),
-        batch_size=int(batch),
-        model=model.strip(),
-        adapter=adapter,
-        split=split,
-        prompt=prompt,
-        follow_links=int(follow),
+        model = knob_input(more[0], EvalSpec, "model", prefix="eval")
+        adapters = ["", *r.adapter_names()]
+        adapter = knob_input(more[1], EvalSpec, "adapter", adapters, format_func=lambda a: a or "none", prefix="eval")
+        prompt = knob_input(more[2], EvalSpec, "prompt", prefix="eval")
+        k = knob_input(more[3], EvalSpec, "k", prefix="eval")
+        batch = knob_input(more[4], EvalSpec, "batch_size", prefix="eval")
+        follow = knob_input(more[5], EvalSpec, "follow_links", prefix="eval")
+        submitted = st.form_submit_button("Start evaluation", type="primary")
+    spec = form_spec(
+        submitted,
+        lambda: replace(
+            base,  # loaded settings keep what the form has no widget for
+            dataset="" if qa_set == HOTPOTQA else qa_set,
+            mode=mode,
+            kb=kb,
+            limit=int(limit),
+            k=int(k),
+            batch_size=int(batch),
+            model=model.strip(),
+            adapter=adapter,
+            split=split,
+            prompt=prompt,
+            follow_links=int(follow),
+        ),
     )
+    config_footer("eval", spec, "eval")
+    if not submitted:
+        return None
     spec_for(spec.model)  # bad paths are reported here, before a job starts
     eval_items(spec, r.settings())  # and a QA set that is not split, or has no such split
     return spec

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -14,6 +16,7 @@ from engine.knobs import knobs_of
 from engine.qa.exports import to_frame
 from engine.qa.records import NORMALIZERS
 from engine.qa.versions import DatasetStore
+from ui.configs import check_option, config_bar, config_footer, form_spec, knob_widgets
 from ui.knobs import knob_input
 
 SHARED = ("wiki-passages.jsonl", "hotpotqa-dev.jsonl", "dolly-15k-mini.jsonl")
@@ -97,6 +100,12 @@ def import_tab(settings, tracker) -> None:
 def generation_form(kbs: list[str]) -> GenerationSpec | None:
     """The generation settings: passages from a knowledge base's chunks (your documents) or a JSONL file,
     the teacher model, and the filters."""
+
+    def widgets(spec: GenerationSpec) -> dict:
+        check_option(spec.kb, ["", *kbs], "the knowledge base")
+        return knob_widgets("generate", spec)
+
+    base = config_bar("generate", GenerationSpec, "generate", widgets) or GenerationSpec()
     with st.form("generate"):
         cols = st.columns(3)
         kb = knob_input(
@@ -105,27 +114,35 @@ def generation_form(kbs: list[str]) -> GenerationSpec | None:
             "kb",
             options=["", *kbs],
             format_func=lambda k: f"knowledge base {k}" if k else "the JSONL file",
+            prefix="generate",
         )
-        source = knob_input(cols[1], GenerationSpec, "source")
-        model = knob_input(cols[2], GenerationSpec, "model", placeholder="the default model")
+        source = knob_input(cols[1], GenerationSpec, "source", prefix="generate")
+        model = knob_input(cols[2], GenerationSpec, "model", placeholder="the default model", prefix="generate")
         cols = st.columns(3)
-        dataset = knob_input(cols[0], GenerationSpec, "dataset")
-        passages = knob_input(cols[1], GenerationSpec, "passages")
-        per = knob_input(cols[2], GenerationSpec, "answers_per_passage")
+        dataset = knob_input(cols[0], GenerationSpec, "dataset", prefix="generate")
+        passages = knob_input(cols[1], GenerationSpec, "passages", prefix="generate")
+        per = knob_input(cols[2], GenerationSpec, "answers_per_passage", prefix="generate")
         st.markdown("**Quality filters** (re-applied on a resumed run, so they can be changed without regenerating)")
         names = list(knobs_of(FilterSpec))
-        values = {n: knob_input(c, FilterSpec, n) for c, n in zip(st.columns(len(names)), names, strict=True)}
-        if not st.form_submit_button("Generate", type="primary"):
-            return None
-    spec = GenerationSpec(
-        source=source.strip(),
-        kb=kb,
-        dataset=dataset.strip(),
-        passages=int(passages),
-        answers_per_passage=int(per),
-        model=model.strip(),
-        filters=FilterSpec(**values),
+        columns = zip(st.columns(len(names)), names, strict=True)
+        values = {n: knob_input(c, FilterSpec, n, prefix="generate") for c, n in columns}
+        submitted = st.form_submit_button("Generate", type="primary")
+    spec = form_spec(
+        submitted,
+        lambda: replace(
+            base,  # loaded settings keep what the form has no widget for
+            source=source.strip(),
+            kb=kb,
+            dataset=dataset.strip(),
+            passages=int(passages),
+            answers_per_passage=int(per),
+            model=model.strip(),
+            filters=FilterSpec(**values),
+        ),
     )
+    config_footer("generate", spec, "generate")
+    if not submitted:
+        return None
     teacher_spec(spec)  # a teacher path that does not exist is a message now, not a failed job
     return spec
 

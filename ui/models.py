@@ -13,7 +13,8 @@ from engine.models.catalog import PRESETS, catalog_path, entry_as_dict, find_ent
 from engine.models.downgrade import budget_gb
 from engine.models.manager import ModelManager, describe
 from engine.models.preflight import load_entry, preflight_rows
-from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS
+from engine.models.remote import speed_label
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, is_remote
 from engine.rag.embedder import IDLE_SECONDS, Embedder
 from ui import resources as r
 from ui.widgets import user_errors
@@ -144,13 +145,18 @@ def history(manager: ModelManager) -> None:
 def catalog_editor(entries) -> None:
     """The catalog as a table, and the user's YAML file, checked before it is saved."""
     table = pd.DataFrame(
-        [{k: v for k, v in entry_as_dict(e).items() if k != "presets"} | {"bundled": e.bundled} for e in entries]
+        [
+            {k: v for k, v in entry_as_dict(e).items() if k != "presets"}
+            | {"bundled": e.bundled, "measured speed": speed_label(r.settings(), e.source)}
+            for e in entries
+        ]
     )
     st.dataframe(table, hide_index=True, width="stretch")
     path = catalog_path(r.settings())
     with st.expander(f"Your catalog ({path})"):
         st.caption(
-            "A YAML list of entries: name, source (Hugging Face id, folder, or folder + gguf_file), optional "
+            "A YAML list of entries: name, source (Hugging Face id, folder, folder + gguf_file, or a model behind "
+            "an OpenAI-compatible server: openai:<base_url>#<model>, its key from $STUDIO_REMOTE_API_KEY), optional "
             "description, params_m and presets per device kind (cpu / cuda / mps) and aim (quality / balanced / "
             "speed) with dtype, quantization, max_new_tokens, batch_size. An entry named like a bundled one "
             "replaces it."
@@ -187,13 +193,17 @@ def load_form(manager: ModelManager, catalog, kind: str, device: str) -> None:
     )
     st.caption(entry.description or entry.source)
     budget = budget_gb(read_memory(device))
-    with st.spinner("Estimating memory…"):
-        rows = preflight_rows(entry, r.settings(), preset.batch_size, budget)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
-    st.caption(
-        f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime; "
-        f"the largest batch is the one whose estimate fits the {budget:.1f} GB the free memory allows now."
-    )
+    if is_remote(entry.source):
+        speed = speed_label(r.settings(), entry.source)
+        st.caption(f"A model behind a server: it holds no memory here. Speed: {speed or 'measured when it loads'}.")
+    else:
+        with st.spinner("Estimating memory…"):
+            rows = preflight_rows(entry, r.settings(), preset.batch_size, budget)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+        st.caption(
+            f"Pre-flight estimate for {preset.batch_size} sequences of 1,024 tokens, with about 0.35 GB of runtime; "
+            f"the largest batch is the one whose estimate fits the {budget:.1f} GB the free memory allows now."
+        )
     if st.button("Load and make active", type="primary"):
         with st.spinner(f"Loading {name}…"):
             outcome = load_entry(manager, entry, aim, catalog, r.settings(), r.tracker())
@@ -202,6 +212,8 @@ def load_form(manager: ModelManager, catalog, kind: str, device: str) -> None:
             f"Active: {plan.model} at {plan.precision} (estimate {plan.footprint.total_gb:.2f} GB, budget "
             f"{plan.budget_gb:.2f} GB). RSS {outcome.rss_before_gb:.2f} -> {outcome.rss_after_gb:.2f} GB."
         )
+        if plan.precision == "remote":
+            message = f"Active: {plan.model}, a model behind a server ({speed_label(r.settings(), entry.source)})."
         if plan.downgraded:
             logged = f". Logged to MLflow (run {outcome.run_id})."
             st.session_state["models-warning"] = plan.downgrade_note(name) + logged

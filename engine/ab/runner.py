@@ -189,6 +189,7 @@ def log_experiment(tracker: Tracker, result: ExperimentResult, comparison, plan:
     for n, variant in result.variants.items():
         tracker.log_table(run_id, pd.DataFrame(variant.rows), f"variants/{n}.json")
     tracker.log_dict(run_id, plain_json(comparison), "comparisons.json")
+    tracker.log_config(run_id, spec)
     tracker.end(run_id)
     return run_id
 

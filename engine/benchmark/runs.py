@@ -103,6 +103,7 @@ def log_matrix(tracker: Tracker, spec: BenchSpec, results: dict, deltas: dict, e
     tracker.log_metrics(run_id, metrics | extra)
     tracker.log_dict(run_id, {c: r["scores"] for c, r in results.items()}, "scores.json")
     tracker.log_text(run_id, format_matrix(results, deltas, spec.reference), "matrix.md")
+    tracker.log_config(run_id, spec)
     tracker.end(run_id)
     return run_id
 

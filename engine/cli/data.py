@@ -8,6 +8,7 @@ import json
 import sys
 
 from engine.cli.rag import Here
+from engine.configs import add_config_argument, parse_args
 from engine.data import steps
 from engine.data.augment import AugmentSpec
 from engine.data.filters import FilterSpec
@@ -39,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate QA pairs from passages with the local model")
     add_knob_arguments(gen, GenerationSpec)
     add_knob_arguments(gen, FilterSpec)
+    add_config_argument(
+        gen, GenerationSpec, lambda spec: knob_values(GenerationSpec, spec) | knob_values(FilterSpec, spec.filters)
+    )
     for name, helptext in (
         ("topics", "cluster a version into topics"),
         ("split", "80/10/10 split + leakage check"),
@@ -126,8 +130,13 @@ def import_data(a, settings, store, tracker, version) -> str:
     return f"{a.dataset}@{manifest.id}: {len(result.records)} records ({result.format}){skipped}{dropped}"
 
 
+def generation_spec(a) -> GenerationSpec:
+    """The GenerationSpec of parsed ``generate`` arguments (a flag for every setting, ``--config`` their defaults)."""
+    return GenerationSpec(**knob_values(GenerationSpec, a), filters=FilterSpec(**knob_values(FilterSpec, a)))
+
+
 def generate(a, settings, store, tracker, version) -> str:
-    spec = GenerationSpec(**knob_values(GenerationSpec, a), filters=FilterSpec(**knob_values(FilterSpec, a)))
+    spec = generation_spec(a)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{100 * fraction:5.1f}%] {message}   ", end="", file=sys.stderr, flush=True)
@@ -237,6 +246,6 @@ COMMANDS = {
 
 
 def main(argv: list[str]) -> int:
-    a = parser().parse_args(argv)
+    a = parse_args(parser(), argv)
     note = "interrupted (what was generated is kept: run the same command again to resume)"
     return exit_status(lambda: print(run(a, load_settings())) or 0, note)

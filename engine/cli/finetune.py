@@ -1,12 +1,14 @@
 """``python -m engine train``: a LoRA adapter from a preset (the best measured recipe) and any changes to it.
 
-Every setting flag defaults to the preset's value; a flag given on the command line changes just that.
+Every setting flag defaults to the preset's value (or, with ``--config FILE``, the settings file's); a flag given on
+the command line changes just that.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from engine.configs import add_config_argument
 from engine.errors import InputError
 from engine.evaluation.qa_sets import parse_ref
 from engine.finetune.examples import MixSpec, RagExampleSpec
@@ -56,6 +58,7 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     for flag, (name, nested) in FLAGS.items():
         if name in knobs_of(spec_of[nested]):
             add_knob_argument(tr, spec_of[nested], name, "--" + flag.replace("_", "-"), default=None)
+    add_config_argument(tr, TrainSpec, lambda spec: {"dataset": spec.dataset, "kb": spec.kb, "adapter": spec.adapter})
     arg("--resume", action="store_true", help="resume the adapter's run from its last checkpoint")
     arg("--overwrite", action="store_true", help="replace an adapter or run of the same name")
     arg("--no-mlflow", action="store_true")
@@ -101,12 +104,19 @@ def categories_of(text: str) -> tuple[str, ...]:
 
 
 def train_spec(a) -> object:
-    """The TrainSpec of parsed ``train`` arguments: the preset, changed by the flags given."""
+    """The TrainSpec of parsed ``train`` arguments: the preset (or the ``--config`` file's settings), changed by
+    the flags given."""
     dataset = a.dataset.strip()
-    preset = PRESETS[a.preset] if a.preset else preset_for(dataset)
-    values = TrainSpec().to_dict()
-    for key, value in preset.changes.items():
-        values[key] = values[key] | value if isinstance(value, dict) else value
+    loaded = getattr(a, "config_spec", None)
+    if loaded is not None and a.preset:
+        raise InputError("--preset and --config both give every setting: use one of them.")
+    if loaded is not None:
+        values = loaded.to_dict()
+    else:
+        preset = PRESETS[a.preset] if a.preset else preset_for(dataset)
+        values = TrainSpec().to_dict()
+        for key, value in preset.changes.items():
+            values[key] = values[key] | value if isinstance(value, dict) else value
     for flag, (field, nested) in FLAGS.items():
         given = getattr(a, flag)
         if given is not None:
@@ -123,6 +133,19 @@ def train_spec(a) -> object:
         if share is not None and not 0 <= share <= 1:
             raise InputError(f"--{flag.replace('_', '-')} is a share between 0 and 1.")
     primary = primary_pool(dataset)
+    # the file's mix as it is, unless a flag changes a share, the seed or the QA set trained on
+    changed = any(getattr(a, f) is not None for f in ("dolly", "qa_share", "hotpotqa", "seed"))
+    if loaded is not None and not changed and primary_pool(loaded.dataset) == primary:
+        values["mix"] = loaded.to_dict()["mix"]
+    else:
+        values["mix"] = mixed_shares(a, values, primary)
+    name = parse_ref(dataset)[0] if dataset else "hotpotqa"
+    values |= {"dataset": dataset, "kb": a.kb.strip(), "adapter": a.adapter.strip() or f"{name}-lora"}
+    return TrainSpec.from_dict(values)
+
+
+def mixed_shares(a, values: dict, primary: str) -> dict:
+    """The mix of the shares given (else the preset's or the file's), drawn with the seed."""
     shares = dict(values["mix"]["sources"])
     if values["mix"]["sources"][0][0] != primary:  # the preset's primary share goes to the QA set trained on
         shares.pop(values["mix"]["sources"][0][0])
@@ -133,10 +156,7 @@ def train_spec(a) -> object:
         primary,
         shares.get("hotpotqa", 0.0) if a.hotpotqa is None else a.hotpotqa,
     )
-    values["mix"] = {"sources": mix.sources, "total": None, "seed": mix.seed}
-    name = parse_ref(dataset)[0] if dataset else "hotpotqa"
-    values |= {"dataset": dataset, "kb": a.kb.strip(), "adapter": a.adapter.strip() or f"{name}-lora"}
-    return TrainSpec.from_dict(values)
+    return {"sources": mix.sources, "total": None, "seed": mix.seed}
 
 
 def run_train(a) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from engine import allocator
@@ -16,20 +17,28 @@ from engine.cli.finetune import add_train_arguments, run_train
 from engine.cli.loop import add_loop_arguments, run_loop_command
 from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
 from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
+from engine.configs import add_config_argument, parse_args
 from engine.errors import InputError, exit_status
 from engine.evaluation.runner import EvalSpec, format_table, prepare_evaluation, run_evaluation
 from engine.jobs.worker import main_job
 from engine.knobs import add_knob_arguments, knob_values
+from engine.machine import default_budget_gb
+from engine.models.active import active_spec
 from engine.models.adapters import AdapterRegistry
-from engine.models.export import merge_export
+from engine.models.export import EXPORT_FORMATS, export_model, merge_export
 from engine.models.generation import load_generator
+from engine.models.manager import ModelManager, describe
+from engine.models.modelfile import ChatDefaults
 from engine.rag.ask import AskSpec, ask, ask_model_spec
 from engine.rag.embedder import Embedder
 from engine.rag.ingest import DOCS_KB, ensure_docs_kb
 from engine.rag.pipeline import check_question
+from engine.rag.prompt import prompt_for, turn
 from engine.rag.store import KnowledgeBaseStore
 from engine.rag.styles import style_of
-from engine.settings import load_settings
+from engine.serve.answers import ServeState
+from engine.serve.server import ServeSpec, check_bind, serve_forever
+from engine.settings import Settings, load_settings
 from engine.tracking import Tracker
 
 # The evaluation's knobs on the command line (max_source_chars stays the prompt's).
@@ -60,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate the model on a QA set (a dataset version, or HotpotQA)")
     add_knob_arguments(ev, EvalSpec, EVAL_KNOBS)
+    add_config_argument(ev, EvalSpec, lambda spec: knob_values(EvalSpec, spec, EVAL_KNOBS))
     ev.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     add_bench_arguments(sub)
@@ -73,12 +83,22 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("names", nargs="*")
     ad.add_argument("--overwrite", action="store_true", help="export: replace an earlier export of the Studio there")
 
+    ex = sub.add_parser("export", help="export the base model, or an adapter merged into it, as GGUF or safetensors")
+    ex.add_argument("--adapter", default="", help="a LoRA adapter from the registry (default: the base model as it is)")
+    ex.add_argument("--format", default="gguf-f16", help=f"one of {', '.join(EXPORT_FORMATS)} (default: gguf-f16)")
+    ex.add_argument("--to", required=True, help="a new (or empty) folder to write the export to")
+    ex.add_argument("--overwrite", action="store_true", help="replace an earlier export of the Studio there")
+
     add_ingest_arguments(sub)
     add_loop_arguments(sub)
 
     ask = sub.add_parser("ask", help="answer one question with retrieval, as the Query page does")
     ask.add_argument("question")
     add_ask_arguments(ask)
+
+    serve = sub.add_parser("serve", help="an OpenAI-compatible API over the Studio's models (Ctrl-C stops it)")
+    add_knob_arguments(serve, ServeSpec)
+    serve.add_argument("--no-mlflow", action="store_true", help="do not log requests to MLflow")
 
     sub.add_parser("kbs", help="list knowledge bases")
     sub.add_parser("data", help="QA datasets: import, generate, topics, split, versions, ... (see `data --help`)")
@@ -87,9 +107,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def eval_spec(a) -> EvalSpec:
+    """The EvalSpec of parsed ``eval`` arguments (the ``--config`` file's, for the settings without a flag)."""
+    return replace(getattr(a, "config_spec", None) or EvalSpec(), **knob_values(EvalSpec, a, EVAL_KNOBS))
+
+
 def run_eval(a) -> int:
     settings = load_settings()
-    spec = EvalSpec(**knob_values(EvalSpec, a, EVAL_KNOBS))
+    spec = eval_spec(a)
     generator, embedder, store = prepare_evaluation(spec, settings)
     tracker = None if a.no_mlflow else Tracker(settings)
 
@@ -137,6 +162,18 @@ def run_ask(a) -> int:
     return 0
 
 
+def run_serve(a) -> int:
+    spec = ServeSpec(**knob_values(ServeSpec, a))
+    check_bind(spec)  # before the model loads
+    settings = load_settings()
+    manager = ModelManager(lambda m: load_generator(m, settings), default_budget_gb(), active_spec(settings))
+    print(f"Loading {describe(manager.active_spec)}…", file=sys.stderr, flush=True)
+    manager.activate(manager.active_spec)
+    print(f"Serving {spec.url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    serve_forever(spec, ServeState(settings, manager, log_requests=not a.no_mlflow))
+    return 0
+
+
 def run_adapters(a) -> int:
     settings = load_settings()
     registry = AdapterRegistry(settings)
@@ -159,6 +196,44 @@ def run_adapters(a) -> int:
     return 0
 
 
+def chat_defaults(settings: Settings, adapter: str) -> ChatDefaults:
+    """How the Studio asks the exported model, for its Modelfile: an adapter's trained system message and answer
+    length (the base model keeps its chat template's own system message)."""
+    template = prompt_for(settings, adapter)
+    system = template.messages("", [])[0]["content"] if adapter else ""
+    example = turn("<question>", "[1] <title>: <text>\n[2] <title>: <text>") if adapter else ""
+    return ChatDefaults(system=system, num_predict=template.max_new_tokens, user_turn=example)
+
+
+def run_export(a) -> int:
+    settings = load_settings()
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} tensors", end="", file=sys.stderr, flush=True)
+
+    chat = chat_defaults(settings, a.adapter)
+    folder = export_model(settings, a.adapter, a.format, Path(a.to), a.overwrite, progress, chat)
+    print(file=sys.stderr)
+    print(folder)
+    return 0
+
+
+def export_job(args: dict, ctx) -> dict:
+    """The ``export`` job (an :class:`engine.models.export.ExportRun`): progress is the share of tensors written."""
+    settings = load_settings()
+    adapter, fmt = args.get("adapter") or "", args.get("format") or "gguf-f16"
+    ctx.progress(0.0, "loading the model")
+
+    def progress(done: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.progress(done / total, f"{done}/{total} tensors written")
+
+    chat = chat_defaults(settings, adapter)
+    folder = export_model(settings, adapter, fmt, args.get("to") or "", bool(args.get("overwrite")), progress, chat)
+    ctx.log(f"exported to {folder}")
+    return {"folder": str(folder), "format": fmt, "adapter": adapter}
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] in (["train"], ["eval"], ["ingest"], ["loop"], ["ab"]):
         allocator.restart_with_allocator(["-m", "engine", *sys.argv[1:]], sys.argv[1] == "ingest")
@@ -167,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return main_job(argv[1:])
     if argv[:1] == ["data"]:
         return main_data(argv[1:])
-    a = parser().parse_args(argv)
+    a = parse_args(parser(), argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     handlers = {
         "eval": run_eval,
@@ -179,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         "kbs": run_kbs,
         "train": run_train,
         "adapters": run_adapters,
+        "export": run_export,
         "loop": run_loop_command,
+        "serve": run_serve,
     }
     return exit_status(lambda: handlers[a.command](a))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from engine.ab import judging
 from engine.ab.judging import format_judge, judge_file
@@ -11,6 +12,7 @@ from engine.ab.runner import format_result, run_experiment
 from engine.ab.spec import ExperimentSpec, parse_variant
 from engine.benchmark.matrix import BenchSpec
 from engine.benchmark.runs import bench_matrix, matrix_results, selection_from
+from engine.configs import add_config_argument
 from engine.evaluation.judge import JudgeSpec
 from engine.knobs import add_knob_arguments, knob_values, knobs_of
 from engine.models.spec import MODEL_HELP
@@ -38,6 +40,18 @@ def add_bench_arguments(sub) -> None:
     be.add_argument("--objective", default="fastest", choices=["fastest", "smallest"])
     be.add_argument("--out", default="", help="also write the table to this new Markdown file")
     be.add_argument("--overwrite", action="store_true", help="--out may replace an earlier table the Studio wrote")
+    add_config_argument(be, BenchSpec, bench_defaults)
+
+
+def bench_defaults(spec: BenchSpec) -> dict:
+    """The ``bench`` arguments' defaults with ``--config``: the file's settings."""
+    return knob_values(BenchSpec, spec, BENCH_KNOBS) | {"precisions": ",".join(spec.precisions)}
+
+
+def ab_defaults(spec: ExperimentSpec) -> dict:
+    """The ``ab`` arguments' defaults with ``--config`` (not the variants: argparse would add the flags given to
+    a default list, where they replace the file's variants; see :func:`ab_spec`)."""
+    return {"name": spec.name, "split": spec.split} | knob_values(ExperimentSpec, spec, AB_KNOBS)
 
 
 def add_ab_arguments(sub) -> None:
@@ -55,6 +69,7 @@ def add_ab_arguments(sub) -> None:
     add_knob_arguments(ab, ExperimentSpec, AB_KNOBS)
     knob = knobs_of(ExperimentSpec)["split"]
     ab.add_argument("--split", default=knob.default, choices=[*knob.choices, "all"], help=knob.help)
+    add_config_argument(ab, ExperimentSpec, ab_defaults)
     ab.add_argument("--no-mlflow", action="store_true", help="do not log the experiment to MLflow")
     ju = sub.add_parser("judge", help="a local model judges two variants of a saved A/B experiment, both orders")
     ju.add_argument("experiment", help="the experiment's id (as printed by `ab`)")
@@ -70,11 +85,24 @@ def _progress(fraction: float, message: str) -> None:
     print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
 
 
-def run_bench(a) -> int:
+def bench_spec(a) -> BenchSpec:
+    """The BenchSpec of parsed ``bench`` arguments (the ``--config`` file's, for the settings without a flag)."""
     precisions = tuple(p.strip() for p in a.precisions.split(",") if p.strip()) or BenchSpec.precisions
+    base = getattr(a, "config_spec", None) or BenchSpec()
+    return replace(base, precisions=precisions, **knob_values(BenchSpec, a, BENCH_KNOBS))
+
+
+def ab_spec(a) -> ExperimentSpec:
+    """The ExperimentSpec of parsed ``ab`` arguments: the ``--variant`` flags, else the ``--config`` file's."""
+    variants = tuple(parse_variant(v) for v in a.variant) or getattr(getattr(a, "config_spec", None), "variants", ())
+    split = "" if a.split == "all" else a.split
+    return ExperimentSpec(name=a.name, variants=variants, split=split, **knob_values(ExperimentSpec, a, AB_KNOBS))
+
+
+def run_bench(a) -> int:
     if a.out:
         check_export_target(a.out, a.overwrite)  # before the matrix runs, not after
-    spec = BenchSpec(precisions=precisions, **knob_values(BenchSpec, a, BENCH_KNOBS))
+    spec = bench_spec(a)
     run_id, table, found = bench_matrix(spec, on_progress=lambda f, m: print(f"[{100 * f:3.0f}%] {m}", flush=True))
     print(table)
     if spec.questions:
@@ -91,9 +119,7 @@ def run_bench(a) -> int:
 
 
 def run_ab(a) -> int:
-    variants = tuple(parse_variant(v) for v in a.variant)
-    split = "" if a.split == "all" else a.split
-    spec = ExperimentSpec(name=a.name, variants=variants, split=split, **knob_values(ExperimentSpec, a, AB_KNOBS))
+    spec = ab_spec(a)
     settings = load_settings()
     tracker = None if a.no_mlflow else Tracker(settings)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.configs import to_yaml
 from engine.data.definitions import descriptive_question
 from engine.data.filters import DESCRIPTION, NAMES, Candidate, FilterSpec, apply_filters
 from engine.data.questions import (
@@ -172,6 +173,7 @@ def generate_qa(
         raise InputError(f"No answer spans found in the passages of {source['name']}.")
     work = WorkFolder(settings.data_dir / "datasets" / "_generation" / spec.key())
     (work.path / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+    (work.path / "config.yaml").write_text(to_yaml(spec))  # no MLflow run here: the settings file of the last run
     questions = work.read("questions")
     resumed = bool(questions)
     lap("sample passages and answer spans")

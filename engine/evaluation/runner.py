@@ -286,6 +286,7 @@ def log_evaluation(tracker: Tracker, result: EvalResult, model: str, identity: d
         params.pop("data")
     run_id = tracker.start(EVALUATION, f"{spec.mode} n={len(result.rows)}", params, {"mode": spec.mode})
     tracker.log_metrics(run_id, result.metrics)
+    tracker.log_config(run_id, spec)
     tracker.log_table(run_id, pd.DataFrame(result.rows), "per_question.json")
     tracker.end(run_id)
     return run_id

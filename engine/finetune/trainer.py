@@ -209,6 +209,7 @@ def start_run(run: TrainingRun, modules, trainable, train_rows, val_rows, datase
     }
     run_id = tracker.start(TRAINING, spec.adapter, params, {"adapter": spec.adapter})
     tracker.log_dict(run_id, {"datasets": datasets, "spec": spec.to_dict()}, "dataset.json")
+    tracker.log_config(run_id, spec)
     log_dataset_inputs(tracker, run_id, datasets, run.settings)
     info.write_text(json.dumps({"run_id": run_id}))
     return run_id

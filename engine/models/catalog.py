@@ -1,6 +1,7 @@
 """The model catalog: bundled entries plus the user's own, in ``<data dir>/catalog.yaml``.
 
-An entry names a model (a Hugging Face id, a local folder, a GGUF file or ``pkg:<package>``)
+An entry names a model (a Hugging Face id, a local folder, a GGUF file, ``pkg:<package>``, or a model
+behind an OpenAI-compatible server, ``openai:<base_url>#<model>``)
 and, per device kind (cpu, cuda, mps), three presets: ``quality``, ``balanced`` and ``speed``
 (dtype, quantization, max new tokens, batch size). A user entry with a bundled entry's name
 replaces it. A bad entry is an :class:`InputError` that names the entry and the field.
@@ -32,6 +33,7 @@ from engine.models.spec import (
     DTYPES,
     QUANTIZATIONS,
     ModelSpec,
+    is_remote,
     resolve_device,
 )
 from engine.settings import Settings
@@ -102,6 +104,8 @@ class CatalogEntry:
 
     def model_spec(self, device_kind: str = "cpu", aim: str = "balanced") -> ModelSpec:
         """The spec that loads this entry with a preset (device ``auto``: the best one present)."""
+        if is_remote(self.source):  # the server decides how it runs: no precision here
+            return ModelSpec(name=self.name, source=self.source, gguf_file=None)
         p = self.preset(device_kind, aim)
         return ModelSpec(
             name=self.name, source=self.source, gguf_file=self.gguf_file, dtype=p.dtype, quantization=p.quantization

@@ -6,45 +6,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
-from engine.errors import InputError
 from engine.models.batching import MIN_SHARED_PREFIX, common_prefix_length, expand, pad_rows, prefill
 from engine.models.loader import LoadedModel, load_model
-from engine.models.spec import ModelSpec, spec_for
-
-Messages = list[dict[str, str]]
+from engine.models.sampling import Completion, Messages, SamplingSpec, cut_at_stop
+from engine.models.spec import ModelSpec, is_remote, spec_for
 
 # Prompt-lookup decoding for the one-answer stream: draft tokens are copied from n-grams of
 # the prompt and checked in one forward pass. Greedy output is unchanged; grounded answers
 # copy from their sources, so on a CPU the stream finishes 1.2-2x sooner (measured on the
 # docs KB). transformers supports it for one sequence at a time, so batches do not use it.
 PROMPT_LOOKUP_TOKENS = 10
-
-
-@dataclass(frozen=True)
-class SamplingSpec:
-    """How to decode: greedy when temperature is 0, else sampled with top-p."""
-
-    max_new_tokens: int = 32
-    temperature: float = 0.0
-    top_p: float = 0.95
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise InputError("max_new_tokens must be at least 1.")
-        if self.temperature < 0:
-            raise InputError("temperature must be 0 (greedy) or positive.")
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    seconds: float  # wall time of the batch this completion was generated in
 
 
 class Generator:
@@ -139,9 +111,26 @@ class Generator:
         they all share is computed once (see :mod:`engine.models.batching`).
         ``on_batch(done, total)`` is called after each batch.
         """
+        return self.generate_rows([self.encode(m) for m in conversations], sampling, batch_size, on_batch)
+
+    def complete(self, prompts: Sequence[str], sampling: SamplingSpec = SamplingSpec()) -> list[Completion]:
+        """Continue raw prompt texts (no chat template), as ``/v1/completions`` does."""
+        return self.generate_rows([self.prompt_row(p) for p in prompts], sampling)
+
+    def prompt_row(self, prompt: str) -> list[int]:
+        """The token ids of a raw prompt, with the tokenizer's beginning-of-sequence token where it adds one."""
+        return self.tokenizer(prompt).input_ids
+
+    def generate_rows(
+        self,
+        rows: list[list[int]],
+        sampling: SamplingSpec = SamplingSpec(),
+        batch_size: int = 8,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> list[Completion]:
+        """:meth:`generate` for prompts given as token ids."""
         import torch
 
-        rows = [self.encode(m) for m in conversations]
         if all(self.fast(len(r), sampling) for r in rows):
             return self.generate_fast(rows, sampling, on_batch)
         shared = common_prefix_length(rows) if self.shared_prefix else 0
@@ -213,10 +202,13 @@ class Generator:
 
     def stream(self, messages: Messages, sampling: SamplingSpec = SamplingSpec()) -> Iterator[str]:
         """Yield the answer's text piece by piece as it is generated."""
+        return self.stream_row(self.encode(messages), sampling)
+
+    def stream_row(self, row: list[int], sampling: SamplingSpec = SamplingSpec()) -> Iterator[str]:
+        """:meth:`stream` for a prompt given as token ids."""
         import torch
         from transformers import TextIteratorStreamer
 
-        row = self.encode(messages)
         ids = torch.tensor([row], device=self.loaded.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         errors: list[BaseException] = []
@@ -274,17 +266,12 @@ def encode(tokenizer, messages: Messages) -> list[int]:
     return tokenizer(render(tokenizer, messages), add_special_tokens=False).input_ids
 
 
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """The text before the first stop string."""
-    cut = len(text)
-    for s in stop:
-        pos = text.find(s)
-        if pos != -1:
-            cut = min(cut, pos)
-    return text[:cut]
-
-
 def load_generator(spec=None, settings=None) -> Generator:
     """A generator for ``spec``: a ModelSpec, a model source string (see ``spec_for``), or None
-    for the bundled default model."""
-    return Generator(load_model(spec if isinstance(spec, ModelSpec) else spec_for(spec), settings))
+    for the bundled default model; a remote source (``openai:...``) answers through its server."""
+    spec = spec if isinstance(spec, ModelSpec) else spec_for(spec)
+    if is_remote(spec.source):
+        from engine.models.remote import RemoteGenerator  # noqa: PLC0415 - it builds on this module
+
+        return RemoteGenerator(spec)
+    return Generator(load_model(spec, settings))

@@ -22,7 +22,9 @@ from engine.models.spec import ModelSpec
 
 
 def model_bytes(model) -> int:
-    """Bytes held by a model's parameters and buffers (shared tensors counted once)."""
+    """Bytes held by a model's parameters and buffers (shared tensors counted once; none for a remote model)."""
+    if model is None:
+        return 0
     seen, total = set(), 0
     for tensor in [*model.parameters(), *model.buffers()]:
         key = (tensor.data_ptr(), tensor.numel())

@@ -21,7 +21,8 @@ from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
 from engine.models.loader import gguf_cache_dir
 from engine.models.manager import rss_gb
-from engine.models.spec import ModelSpec, native_bf16, resolve_device, resolve_source
+from engine.models.remote import measure_speed
+from engine.models.spec import ModelSpec, is_remote, native_bf16, resolve_device, resolve_source
 from engine.settings import Settings
 from engine.tracking import MODELS
 
@@ -119,7 +120,9 @@ def plan_for(
 
 def preflight_rows(entry: CatalogEntry, settings: Settings, batch: int, budget: float) -> list[dict]:
     """Per precision: weights, KV cache and total (GB) for ``batch`` sequences of 1,024 tokens, and
-    the largest batch whose footprint fits ``budget`` GB (batch-size auto-tuning)."""
+    the largest batch whose footprint fits ``budget`` GB (batch-size auto-tuning); none for a remote model."""
+    if is_remote(entry.source):
+        return []
     shape = model_shape(entry, settings)
     rows = []
     for p, f in footprints(entry, settings, batch).items():
@@ -160,6 +163,8 @@ def load_entry(
 ) -> LoadOutcome:
     """Make ``entry`` with preset ``aim`` the active model, downgraded where the memory free now
     does not hold it; a downgrade is logged to MLflow when a tracker is given."""
+    if is_remote(entry.source):
+        return load_remote(manager, entry, settings)
     device = resolve_device("auto")
     kind = device_kind(device)
     asked = precision_of(entry.model_spec(kind, aim), device)
@@ -174,6 +179,17 @@ def load_entry(
     if plan.downgraded and tracker is not None:
         outcome = replace(outcome, run_id=log_downgrade(tracker, entry.name, asked, plan))
     return outcome
+
+
+def load_remote(manager, entry: CatalogEntry, settings: Settings) -> LoadOutcome:
+    """Make a model behind a server active (its server checked, its speed measured); it holds no memory here."""
+    spec = entry.model_spec()
+    before = rss_gb()
+    generator = manager.activate(spec)
+    measure_speed(generator, settings)
+    plan = LoadPlan(model=entry.name, precision="remote", footprint=Footprint("remote", 0.0, 0.0, 0.0),
+                    budget_gb=0.0, pressure="low", asked_precision="remote")  # fmt: skip
+    return LoadOutcome(plan=plan, spec=spec, rss_before_gb=before, rss_after_gb=rss_gb())
 
 
 def log_downgrade(tracker, asked_model: str, asked_precision: str, plan: LoadPlan) -> str:

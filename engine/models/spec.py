@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from engine.errors import InputError, check_choice
 from engine.machine import resolve_device  # noqa: F401 (where specs resolve their device; kept importable here)
@@ -22,6 +23,7 @@ QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weigh
 TORCH_QUANTIZATIONS = ("int8-dynamic", "int4-weight")
 BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+REMOTE_PREFIX = "openai:"  # a model behind an OpenAI-compatible server (engine.models.remote)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def resolve_dtype(spec: ModelSpec, device: str):
 
 def resolve_source(source: str) -> str:
     """A local folder or file path for ``pkg:`` and path sources; HF ids are returned as they are."""
+    if is_remote(source):
+        raise InputError(f"{source!r} is a model behind a server: it has no weights to load here.")
     if source.startswith("pkg:"):
         package, _, sub = source[4:].partition("/")
         found = importlib.util.find_spec(package)
@@ -99,6 +103,29 @@ def resolve_source(source: str) -> str:
     if source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") != 1:
         raise InputError(f"Model path {source!r} does not exist.")
     return source  # a Hugging Face id such as "HuggingFaceTB/SmolLM2-360M-Instruct"
+
+
+def is_remote(source: str) -> bool:
+    return (source or "").startswith(REMOTE_PREFIX)
+
+
+def parse_remote(source: str) -> tuple[str, str]:
+    """``openai:<base_url>#<model>`` as (base URL, model name); a malformed one is an InputError."""
+    rest = source[len(REMOTE_PREFIX) :]
+    base_url, _, model = rest.partition("#")
+    url = urlparse(base_url)
+    if url.scheme not in ("http", "https") or not url.netloc or not model.strip():
+        raise InputError(
+            f"Remote model {source!r} is not of the form openai:<base_url>#<model>, "
+            "e.g. openai:http://127.0.0.1:8080/v1#qwen2.5-7b-instruct."
+        )
+    return base_url.rstrip("/"), model.strip()
+
+
+def remote_spec(source: str) -> ModelSpec:
+    """The spec for a remote source (its name: the model at its host)."""
+    base_url, model = parse_remote(source)
+    return ModelSpec(name=f"{model}@{urlparse(base_url).netloc}", source=source, gguf_file=None)
 
 
 def to_bnb_config(spec: ModelSpec, compute_dtype=None):
@@ -137,6 +164,8 @@ def spec_for(source: str | None) -> ModelSpec:
     source = (source or "").strip()
     if not source or source == DEFAULT_MODEL.name:
         return DEFAULT_MODEL
+    if is_remote(source):
+        return remote_spec(source)
     path = Path(source).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -89,3 +89,66 @@ def test_a_loaded_model_is_quantized_in_memory(app_env):
     assert any("(int8-dynamic)" in m.value and "active" in m.value for m in at.markdown)
     assert list(at.dataframe[-1].value["event"])[:1] == ["quantize"]
     assert any("Load a model in full precision" in c.value for c in at.caption)  # nothing left to quantize
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_switch_then_a_remote_catalog_model_answers_through_it(app_env):
+    """Serve on; the openai client gets an answer; a catalog entry ``openai:<this server>#<model>`` loads as the
+    active model with its measured speed; Serve off frees the port."""
+    import httpx
+    from openai import OpenAI
+
+    from engine.serve.server import ServeSpec, check_bind
+
+    port = free_port()
+    at = page()
+    at.number_input(key="serve-port").set_value(port)
+    at.toggle(key="serve-on").set_value(True).run()
+    assert not at.exception, at.exception
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        assert any(url in s.value for s in at.success), [s.value for s in at.success]
+        client = OpenAI(base_url=url, api_key="none", max_retries=0)
+        hi = [{"role": "user", "content": "What is the capital of France?"}]
+        assert (
+            "Paris"
+            in client.chat.completions.create(model="default", messages=hi, max_tokens=16).choices[0].message.content
+        )
+        entry = f"- {{name: studio-api, source: 'openai:{url}#smollm2-135m-instruct'}}"
+        at.text_area(key="catalog-text").input(entry)
+        button(at, "Check and save").click().run()
+        at.selectbox(key="models-entry").set_value("studio-api").run()
+        assert any("A model behind a server" in c.value for c in at.caption), [c.value for c in at.caption]
+        button(at, "Load and make active").click().run()
+        assert not at.exception, at.exception
+        active = [s.value for s in at.success if s.value.startswith("Active: studio-api, a model behind a server")]
+        assert active and "tokens/s" in active[0], [s.value for s in at.success]
+        catalog = next(d.value for d in at.dataframe if "measured speed" in d.value).set_index("name")
+        assert "tokens/s" in catalog.loc["studio-api", "measured speed"]
+        # the switch survives a rerun (a reload draws the page again): still serving
+        at.run()
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        at.toggle(key="serve-on").set_value(False).run()
+    assert not at.exception, at.exception
+    check_bind(ServeSpec(port=port))  # Stop freed the port: a server may listen there again
+
+
+def test_export_refuses_a_folder_the_studio_did_not_make(app_env, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    at = page()
+    at.text_input(key="model-export-target").input(str(mine)).run()
+    at.checkbox(key="model-export-over").check()
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert not at.exception, at.exception
+    assert any("not an unchanged export of the Studio" in e.value for e in at.error), [e.value for e in at.error]
+    assert (mine / "notes.txt").read_text() == "keep" and [p.name for p in mine.iterdir()] == ["notes.txt"]
