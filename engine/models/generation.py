@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from engine.models.batching import MIN_SHARED_PREFIX, common_prefix_length, expand, pad_rows, prefill
 from engine.models.loader import LoadedModel, load_model
-from engine.models.sampling import Completion, Messages, SamplingSpec, cut_at_stop
+from engine.models.sampling import Completion, Messages, SamplingSpec, cut_at_stop, until_stop
 from engine.models.spec import ModelSpec, is_remote, spec_for
 
 # Prompt-lookup decoding for the one-answer stream: draft tokens are copied from n-grams of
@@ -234,16 +234,7 @@ class Generator:
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        text = ""
-        for piece in streamer:
-            if not piece:
-                continue
-            cut = cut_at_stop(text + piece, sampling.stop)
-            if len(cut) < len(text + piece):
-                yield cut[len(text) :]
-                break
-            text += piece
-            yield piece
+        yield from until_stop(streamer, sampling.stop)
         thread.join()
         if errors:
             raise errors[0]

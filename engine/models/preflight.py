@@ -4,6 +4,7 @@ memory free now (with the automatic downgrade), and the load itself through the 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, replace
 
 from engine.errors import InputError
@@ -19,7 +20,7 @@ from engine.machine import (
 )
 from engine.models.catalog import CatalogEntry, find_entry
 from engine.models.downgrade import LoadPlan, plan_load
-from engine.models.loader import gguf_cache_dir
+from engine.models.loader import LOADING, gguf_cache_dir
 from engine.models.manager import rss_gb
 from engine.models.remote import measure_speed
 from engine.models.spec import ModelSpec, is_remote, native_bf16, resolve_device, resolve_source
@@ -54,9 +55,25 @@ def with_precision(spec: ModelSpec, precision: str) -> ModelSpec:
     return replace(spec, dtype=dtype, quantization=quantization)
 
 
+def auto_config():
+    """transformers' AutoConfig. Right after the app starts, its preload thread may be importing transformers (and
+    sentence-transformers) while a page asks for this: the import then fails with "cannot import name" (seen on the
+    Models page); it succeeds once the other import is through, so it is tried again after the model load's lock."""
+    for attempt in range(5):
+        try:
+            from transformers import AutoConfig
+
+            return AutoConfig
+        except ImportError:
+            if attempt == 4:
+                raise
+            with LOADING:
+                time.sleep(0.5 * (attempt + 1))
+
+
 @functools.lru_cache(maxsize=32)
 def _shape(source: str, gguf_file: str | None, cached_config: str | None) -> ModelShape:
-    from transformers import AutoConfig
+    AutoConfig = auto_config()  # noqa: N806 - transformers' class, as the library names it
 
     if cached_config:  # a converted GGUF model: its config.json is read in milliseconds, the GGUF in seconds
         return shape_of(AutoConfig.from_pretrained(cached_config))

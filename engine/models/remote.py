@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from engine.errors import InputError, first_line
-from engine.models.sampling import Completion, Messages, SamplingSpec, cut_at_stop
+from engine.models.sampling import Completion, Messages, SamplingSpec, cut_at_stop, until_stop
 from engine.models.spec import ModelSpec, parse_remote
 from engine.settings import Settings
 from engine.write_policy import write_atomic
@@ -168,18 +168,9 @@ class RemoteGenerator:
     def stream(self, messages: Messages, sampling: SamplingSpec = SamplingSpec()) -> Iterator[str]:
         """Yield the answer's text piece by piece (server-sent events)."""
         chunks = self.call(lambda: self.client.chat.completions.create(**self.request(messages, sampling, True)))
-        text = ""
         with chunks:
-            for chunk in chunks:
-                piece = chunk.choices[0].delta.content if chunk.choices else None
-                if not piece:
-                    continue
-                cut = cut_at_stop(text + piece, sampling.stop)
-                if len(cut) < len(text + piece):
-                    yield cut[len(text) :]
-                    return
-                text += piece
-                yield piece
+            pieces = (chunk.choices[0].delta.content if chunk.choices else None for chunk in chunks)
+            yield from until_stop(pieces, sampling.stop)
 
 
 def error_text(error) -> str:

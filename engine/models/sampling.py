@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import InputError
@@ -43,3 +43,17 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if pos != -1:
             cut = min(cut, pos)
     return text[:cut]
+
+
+def until_stop(pieces: Iterable[str], stop: Sequence[str]) -> Iterator[str]:
+    """The streamed pieces of an answer up to its first stop string (the piece it falls in cut short)."""
+    text = ""
+    for piece in pieces:
+        if not piece:
+            continue
+        cut = cut_at_stop(text + piece, stop)
+        if len(cut) < len(text + piece):
+            yield cut[len(text) :]
+            return
+        text += piece
+        yield piece

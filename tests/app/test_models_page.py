@@ -115,6 +115,7 @@ def test_serve_switch_then_a_remote_catalog_model_answers_through_it(app_env):
     url = f"http://127.0.0.1:{port}/v1"
     try:
         assert any(url in s.value for s in at.success), [s.value for s in at.success]
+        assert any(f"curl {url}/chat/completions" in c.value for c in at.code)  # how to call it, to copy
         client = OpenAI(base_url=url, api_key="none", max_retries=0)
         hi = [{"role": "user", "content": "What is the capital of France?"}]
         assert (

@@ -15,6 +15,7 @@ from engine.models.export import merge_export
 from engine.models.loader import LoadedModel, apply_adapter
 from engine.models.spec import DEFAULT_MODEL, ModelSpec
 from engine.settings import Settings
+from tests.support.adapters import random_lora
 
 PROMPT = "The capital of France is"
 # full precision on CPU wherever the session model runs, so logits compare within 1e-4
@@ -208,19 +209,10 @@ def test_export_target_must_be_new_or_empty(settings, tmp_path: Path) -> None:
 def lora(generator, session_settings):
     """A fresh LoRA adapter on a float32 copy of the bundled model (never the shared model itself), with
     nonzero lora_B so that it changes the outputs; and the base and adapted logits for PROMPT."""
-    import peft
-    import torch
 
-    from engine.finetune.lora import to_lora_config
     from engine.models.loader import load_model
 
-    model = load_model(CPU, session_settings).model
-    model = peft.get_peft_model(model, to_lora_config(LoraSpec(), model.config))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for pname, param in model.named_parameters():
-            if "lora_B" in pname:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    model = random_lora(load_model(CPU, session_settings).model)
     model.eval()
     ids = generator.tokenizer(PROMPT, return_tensors="pt").input_ids
     with model.disable_adapter():

@@ -16,6 +16,7 @@ from engine.models.export import ExportRun, export_model
 from engine.models.modelfile import ChatDefaults, modelfile_text
 from engine.models.spec import DEFAULT_MODEL
 from engine.settings import Settings
+from tests.support.adapters import random_lora
 
 CPU = dataclasses.replace(DEFAULT_MODEL, dtype="float32", device="cpu")
 QUESTIONS, NEW_TOKENS = 20, 16
@@ -153,11 +154,8 @@ def adapted(session_settings, shared_data, tmp_path_factory):
     """A registry holding a LoRA adapter with random nonzero B weights (attention and MLP), the base model with the
     adapter merged in (loaded afresh), its greedy answers to 20 HotpotQA questions, and how far the adapter moves
     the logits of those prompts."""
-    import peft
-    import torch
 
     from engine.evaluation.hotpotqa import load_hotpotqa
-    from engine.finetune.lora import to_lora_config
     from engine.models.loader import apply_adapter, load_model
 
     data = tmp_path_factory.mktemp("gguf-data")
@@ -173,13 +171,7 @@ def adapted(session_settings, shared_data, tmp_path_factory):
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     base = logits(loaded.model, batch)
 
-    torch.manual_seed(0)  # lora_A's initialization: the same adapter every run
-    model = peft.get_peft_model(loaded.model, to_lora_config(LoraSpec(include_mlp=True), loaded.model.config))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    model = random_lora(loaded.model, LoraSpec(include_mlp=True))
     meta = {"base": DEFAULT_MODEL, "prompt": "zero-shot", "train": {"rag": {"answer_style": "short"}}}
     info = AdapterRegistry(settings).save(model, ADAPTER, meta)
     merged = apply_adapter(load_model(CPU, settings), info, merge=True)

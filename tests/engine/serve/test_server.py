@@ -33,21 +33,12 @@ def free_port() -> int:
 
 def random_adapter(settings: Settings, name: str) -> None:
     """A LoRA adapter on the bundled model with nonzero lora_B (so it changes answers), in the registry."""
-    import peft
-    import torch
-
-    from engine.finetune.lora import LoraSpec, to_lora_config
+    from engine.finetune.lora import LoraSpec
     from engine.models.loader import load_model
     from engine.models.spec import DEFAULT_MODEL
+    from tests.support.adapters import random_lora
 
-    base = replace(DEFAULT_MODEL, dtype="float32", device="cpu")
-    model = load_model(base, settings).model
-    model = peft.get_peft_model(model, to_lora_config(LoraSpec(), model.config))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for pname, param in model.named_parameters():
-            if "lora_B" in pname:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    model = random_lora(load_model(replace(DEFAULT_MODEL, dtype="float32", device="cpu"), settings).model, scale=0.05)
     meta = {"base": DEFAULT_MODEL, "datasets": [], "lora": LoraSpec(), "prompt": "few-shot", "metrics": {}}
     AdapterRegistry(settings).save(model, name, meta)
 
