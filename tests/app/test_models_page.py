@@ -106,6 +106,7 @@ def test_serve_switch_then_a_remote_catalog_model_answers_through_it(app_env):
     from openai import OpenAI
 
     from engine.serve.server import ServeSpec, check_bind
+    from ui import resources as r
 
     port = free_port()
     at = page()
@@ -133,6 +134,15 @@ def test_serve_switch_then_a_remote_catalog_model_answers_through_it(app_env):
         assert active and "tokens/s" in active[0], [s.value for s in at.success]
         catalog = next(d.value for d in at.dataframe if "measured speed" in d.value).set_index("name")
         assert "tokens/s" in catalog.loc["studio-api", "measured speed"]
+        # the Query page answers with the active model: the one behind the server
+        query = AppTest.from_file(str(ROOT / "pages/1_Query.py"), default_timeout=TIMEOUT).run()
+        query.text_input(key="query-question").input("What is the Studio for?")
+        query.button[0].click().run()
+        assert not query.exception and not query.error, [e.value for e in query.error]
+        assert query.success and query.success[0].value.strip()
+        # answered by studio-api, which asked the server, which answered with the local model through the same manager
+        assert r.manager().active_spec.name == "studio-api"
+        assert {s.spec.name for s in r.manager().loaded()} == {"studio-api", "smollm2-135m-instruct"}
         # the switch survives a rerun (a reload draws the page again): still serving
         at.run()
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
