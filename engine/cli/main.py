@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine import allocator
 from engine.cli.data import main as main_data
+from engine.cli.export import add_export_arguments, run_export
 from engine.cli.finetune import add_train_arguments, run_train
 from engine.cli.loop import add_loop_arguments, run_loop_command
 from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
@@ -25,20 +26,18 @@ from engine.knobs import add_knob_arguments, knob_values
 from engine.machine import default_budget_gb
 from engine.models.active import active_spec
 from engine.models.adapters import AdapterRegistry
-from engine.models.export import EXPORT_FORMATS, export_model, merge_export
+from engine.models.export import merge_export
 from engine.models.generation import load_generator
 from engine.models.manager import ModelManager, describe
-from engine.models.modelfile import ChatDefaults
 from engine.rag.ask import AskSpec, ask, ask_model_spec
 from engine.rag.embedder import Embedder
 from engine.rag.ingest import DOCS_KB, ensure_docs_kb
 from engine.rag.pipeline import check_question
-from engine.rag.prompt import prompt_for, turn
 from engine.rag.store import KnowledgeBaseStore
 from engine.rag.styles import style_of
 from engine.serve.answers import ServeState
 from engine.serve.server import ServeSpec, check_bind, serve_forever
-from engine.settings import Settings, load_settings
+from engine.settings import load_settings
 from engine.tracking import Tracker
 
 # The evaluation's knobs on the command line (max_source_chars stays the prompt's).
@@ -83,11 +82,7 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("names", nargs="*")
     ad.add_argument("--overwrite", action="store_true", help="export: replace an earlier export of the Studio there")
 
-    ex = sub.add_parser("export", help="export the base model, or an adapter merged into it, as GGUF or safetensors")
-    ex.add_argument("--adapter", default="", help="a LoRA adapter from the registry (default: the base model as it is)")
-    ex.add_argument("--format", default="gguf-f16", help=f"one of {', '.join(EXPORT_FORMATS)} (default: gguf-f16)")
-    ex.add_argument("--to", required=True, help="a new (or empty) folder to write the export to")
-    ex.add_argument("--overwrite", action="store_true", help="replace an earlier export of the Studio there")
+    add_export_arguments(sub)
 
     add_ingest_arguments(sub)
     add_loop_arguments(sub)
@@ -194,44 +189,6 @@ def run_adapters(a) -> int:
     else:
         print(merge_export(registry, a.names[0], Path(a.names[1]), settings, overwrite=a.overwrite))
     return 0
-
-
-def chat_defaults(settings: Settings, adapter: str) -> ChatDefaults:
-    """How the Studio asks the exported model, for its Modelfile: an adapter's trained system message and answer
-    length (the base model keeps its chat template's own system message)."""
-    template = prompt_for(settings, adapter)
-    system = template.messages("", [])[0]["content"] if adapter else ""
-    example = turn("<question>", "[1] <title>: <text>\n[2] <title>: <text>") if adapter else ""
-    return ChatDefaults(system=system, num_predict=template.max_new_tokens, user_turn=example)
-
-
-def run_export(a) -> int:
-    settings = load_settings()
-
-    def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} tensors", end="", file=sys.stderr, flush=True)
-
-    chat = chat_defaults(settings, a.adapter)
-    folder = export_model(settings, a.adapter, a.format, Path(a.to), a.overwrite, progress, chat)
-    print(file=sys.stderr)
-    print(folder)
-    return 0
-
-
-def export_job(args: dict, ctx) -> dict:
-    """The ``export`` job (an :class:`engine.models.export.ExportRun`): progress is the share of tensors written."""
-    settings = load_settings()
-    adapter, fmt = args.get("adapter") or "", args.get("format") or "gguf-f16"
-    ctx.progress(0.0, "loading the model")
-
-    def progress(done: int, total: int) -> None:
-        ctx.check_cancelled()
-        ctx.progress(done / total, f"{done}/{total} tensors written")
-
-    chat = chat_defaults(settings, adapter)
-    folder = export_model(settings, adapter, fmt, args.get("to") or "", bool(args.get("overwrite")), progress, chat)
-    ctx.log(f"exported to {folder}")
-    return {"folder": str(folder), "format": fmt, "adapter": adapter}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,12 +53,7 @@ def merge_export(
 
     The target must be new (or an empty folder); ``overwrite`` replaces only an earlier export of the Studio.
     """
-    target = check_export_target(target, overwrite)  # before the slow load
-    info = registry.get(name)
-    loaded = load_model(full_precision(info.base_spec()), settings)
-    model = apply_adapter(loaded, info, merge=True)
-    record = export_record(info.base_spec(), info, "safetensors")
-    return publish_folder(target, lambda folder: save_safetensors(folder, model, loaded.tokenizer, record), overwrite)
+    return export_model(settings, name, "safetensors", target, overwrite)
 
 
 def gguf_name(name: str, fmt: str) -> str:
@@ -122,4 +117,4 @@ class ExportRun:
 
 # The task reads the adapter's prompt (system message, answer length) for the Modelfile: the prompt is the
 # rag layer's, above this one, so the task lives with the command line's export.
-register_job_kind("export", "engine.cli.main:export_job", ExportRun)
+register_job_kind("export", "engine.cli.export:export_job", ExportRun)

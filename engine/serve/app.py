@@ -106,19 +106,20 @@ def build_app(state: ServeState) -> FastAPI:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "studio"} for n in names]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest):
+    async def respond(body, answer, open_stream):
+        """The answer as one response, or streamed: either way through the gate."""
         if not body.stream:
             async with gate.slot():
-                return await run_in_threadpool(answer_chat, state, body)
-        return await streamed(gate, lambda: open_chat_stream(state, body))
+                return await run_in_threadpool(answer, state, body)
+        return await streamed(gate, lambda: open_stream(state, body))
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest):
+        return await respond(body, answer_chat, open_chat_stream)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest):
-        if not body.stream:
-            async with gate.slot():
-                return await run_in_threadpool(answer_completion, state, body)
-        return await streamed(gate, lambda: open_completion_stream(state, body))
+        return await respond(body, answer_completion, open_completion_stream)
 
     return app
 

@@ -243,7 +243,7 @@ def check_round_trip(adapted, folder: Path, name: str, type_name: str) -> int:
 def f16(adapted, tmp_path_factory):
     import time
 
-    from engine.cli.main import chat_defaults
+    from engine.cli.export import chat_defaults
 
     settings = adapted["settings"]
     target = tmp_path_factory.mktemp("exports") / "f16"
