@@ -23,12 +23,17 @@ from ui.job_panel import job_panel
 from ui.knobs import knob_input
 
 BENCH_KEYS = {"model": "bench-model", "reference": "bench-ref", "questions": "bench-n", "baseline": "bench-baseline"}
-BENCH_KEYS |= {"thresholds": "bench-thr", "llama_cpp": "bench-llama"}  # the matrix form's widgets, by field
+BENCH_KEYS |= {
+    "thresholds": "bench-thr",
+    "llama_cpp": "bench-llama",
+    "adapter": "bench-adapter",
+}  # the matrix form's widgets, by field
 
 
 def bench_widgets(spec: BenchSpec, runs: pd.DataFrame) -> dict:
     """The matrix form's widgets for loaded settings."""
     check_option(spec.baseline, ["", *run_labels(runs)], "the baseline run")
+    check_option(spec.adapter, ["", *r.adapter_names()], "the adapter")
     return {key: getattr(spec, name) for name, key in BENCH_KEYS.items()} | {"bench-prec": list(spec.precisions)}
 
 
@@ -41,7 +46,7 @@ def matrix_form(runs: pd.DataFrame) -> None:
         precisions = cols[1].multiselect("Precisions", list(PRECISIONS), list(BenchSpec.precisions), key="bench-prec")
         reference = knob_input(cols[2], BenchSpec, "reference", key="bench-ref")
         questions = knob_input(cols[3], BenchSpec, "questions", key="bench-n")
-        more = st.columns([2, 2, 2])
+        more = st.columns([2, 2, 2, 2])
         ids = run_labels(runs)
         baseline = more[0].selectbox(
             "Baseline run",
@@ -56,8 +61,16 @@ def matrix_form(runs: pd.DataFrame) -> None:
             key="bench-thr",
             help="overrides of the default regression thresholds",
         )
-        missing = llama_cpp_available(BenchSpec(model=model.strip()))
-        llama = more[2].checkbox(
+        adapter = knob_input(
+            more[2],
+            BenchSpec,
+            "adapter",
+            ["", *r.adapter_names()],
+            format_func=lambda a: a or "none",
+            key="bench-adapter",
+        )
+        missing = llama_cpp_available(BenchSpec(model=model.strip(), adapter=adapter))
+        llama = more[3].checkbox(
             "llama.cpp beside it",
             not missing,
             disabled=bool(missing),
@@ -70,6 +83,7 @@ def matrix_form(runs: pd.DataFrame) -> None:
         lambda: replace(
             base,
             model=model.strip(),
+            adapter=adapter,
             precisions=tuple(precisions),
             reference=reference,
             questions=int(questions),

@@ -110,7 +110,7 @@ def settings_form() -> tuple[TrainSpec, str]:
     dataset, kb, D, p = data_choice()
     shares = dict(D.mix.sources)
     with st.form("train"):
-        top, starts = st.columns(4), ["", *r.adapter_names()]
+        top, starts = st.columns(5), ["", *r.adapter_names()]
         name = f"{dataset.partition('@')[0] or 'hotpotqa'}-lora" if loaded("train") is None else D.adapter
         adapter = top[0].text_input("Adapter name", name, help="Letters, digits, '.', '_' and '-'.", key=f"{p}-adapter")
         start_from = knob_input(
@@ -118,6 +118,7 @@ def settings_form() -> tuple[TrainSpec, str]:
         )
         base = knob_input(top[1], TrainSpec, "base", default=D.base, prefix=p)
         quant = knob_input(top[2], TrainSpec, "quantization", default=D.quantization, prefix=p)
+        qat = knob_input(top[4], TrainSpec, "quantization_aware", default=D.quantization_aware, prefix=p)
         st.markdown("**Data**")
         data = st.columns(5)
         dolly = share_slider(
@@ -204,6 +205,7 @@ def settings_form() -> tuple[TrainSpec, str]:
         adapter=adapter.strip(),
         base=base.strip(),
         quantization=quant,
+        quantization_aware=qat,
         start_from=start_from,
         lora=replace(
             D.lora,

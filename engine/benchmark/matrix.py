@@ -57,6 +57,11 @@ class BenchSpec:
     """A benchmark matrix: the model, its precisions, the quality set, a baseline to compare with."""
 
     model: str = knob("", MODEL_HELP)
+    adapter: str = knob(
+        "",
+        "a LoRA adapter from the registry: each precision measured on base + adapter (merged and then quantized; "
+        "unmerged on a bitsandbytes base), its quality against the same adapter at the reference precision",
+    )
     # bitsandbytes 8-bit is left out by default: on a CPU its batch-16 run peaked at 10 GB (docs/performance.md)
     precisions: tuple[str, ...] = ("float32", "bfloat16", "int8-dynamic", "int4-weight", "4bit")
     reference: str = knob("float32", "quality differences are against this precision", tuple(PRECISIONS))
@@ -113,7 +118,7 @@ def measure_precision(payload: dict) -> dict:
     """One configuration in this (fresh) process: load, speed, perplexity, quality, peak memory."""
     spec = BenchSpec.from_dict(payload["spec"])
     settings = Settings(data_dir=Path(payload["data_dir"]), shared_data_dir=Path(payload["shared_dir"]))
-    model = replace(spec_for(spec.model), device=spec.device, **PRECISIONS[payload["precision"]])
+    model = replace(spec_for(spec.model), device=spec.device, adapter=spec.adapter, **PRECISIONS[payload["precision"]])
     start = time.perf_counter()
     generator = load_generator(model, settings)
     metrics = {"load_s": time.perf_counter() - start, "weights_gb": model_bytes(generator.model) / GB}
@@ -125,7 +130,9 @@ def measure_precision(payload: dict) -> dict:
     metrics["perplexity"] = perplexity(generator, fixed_text(settings.shared_data_dir), spec.speed.ppl_tokens)
     scores = {}
     if spec.questions:
-        quality = EvalSpec(mode="distractor", split=spec.split, limit=spec.questions, model=spec.model)
+        quality = EvalSpec(
+            mode="distractor", split=spec.split, limit=spec.questions, model=spec.model, adapter=spec.adapter
+        )
         result = run_evaluation(quality, generator, Embedder.shared(), settings=settings)
         metrics |= {"em": result.metrics["em"], "f1": result.metrics["f1"]}
         scores = {"f1": [r["f1"] for r in result.rows], "em": [r["em"] for r in result.rows]}
@@ -161,6 +168,8 @@ def llama_cpp_available(spec: BenchSpec) -> str:
     """Why llama.cpp cannot run beside the others, or '' if it can."""
     if not spec_for(spec.model).gguf_file:
         return "the model is not a GGUF file"
+    if spec.adapter:
+        return "llama.cpp would answer without the adapter (export base + adapter as GGUF: Models page, Export)"
     if importlib.util.find_spec("llama_cpp") is None:
         return "llama-cpp-python is not installed (pip install -r bench/requirements-llamacpp.txt)"
     return ""

@@ -93,7 +93,7 @@ def log_matrix(tracker: Tracker, spec: BenchSpec, results: dict, deltas: dict, e
     params = {k: v for k, v in asdict(spec).items() if k != "speed"} | asdict(spec.speed)
     run_id = tracker.start(
         BENCHMARKS,
-        f"matrix {spec.model or 'bundled'} x{len(results)}",
+        f"matrix {spec.model or 'bundled'}{'+' + spec.adapter if spec.adapter else ''} x{len(results)}",
         params,
         {"kind": "matrix", **{f"env.{k}": v for k, v in env.items()}},
     )
@@ -117,13 +117,14 @@ def matrix_metrics(tracker: Tracker, run_id: str) -> dict[str, dict[str, float]]
     return found
 
 
-COMPARABLE = ("model", "questions", "split", "prompt_tokens", "new_tokens", "batch_new_tokens")
+COMPARABLE = ("model", "adapter", "questions", "split", "prompt_tokens", "new_tokens", "batch_new_tokens")
 
 
 def differences(tracker: Tracker, run_id: str, baseline: str) -> list[str]:
     """The settings two matrix runs differ in that make their numbers incomparable (e.g. question count)."""
     a, b = (tracker.client.get_run(r).data.params for r in (run_id, baseline))
-    return [f"{k} {b.get(k) or '(none)'} -> {a.get(k) or '(none)'}" for k in COMPARABLE if a.get(k) != b.get(k)]
+    changed = [k for k in COMPARABLE if (a.get(k) or "") != (b.get(k) or "")]  # a run before a setting: unset
+    return [f"{k} {b.get(k) or '(none)'} -> {a.get(k) or '(none)'}" for k in changed]
 
 
 def matrix_history(tracker: Tracker, limit: int = 50):

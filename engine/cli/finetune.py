@@ -68,6 +68,7 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
 FLAGS = {
     "base": ("base", ""),
     "quantization": ("quantization", ""),
+    "quantization_aware": ("quantization_aware", ""),
     "r": ("r", "lora"),
     "alpha": ("alpha", "lora"),
     "dropout": ("dropout", "lora"),

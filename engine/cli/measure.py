@@ -21,7 +21,7 @@ from engine.tracking import Tracker
 from engine.write_policy import check_export_target, publish_file
 
 # The matrix knobs the `bench` command reads as they are (the precisions are a comma-separated list).
-BENCH_KNOBS = ("model", "reference", "questions", "split", "llama_cpp", "baseline", "thresholds")
+BENCH_KNOBS = ("model", "adapter", "reference", "questions", "split", "llama_cpp", "baseline", "thresholds")
 # The experiment knobs the `ab` command reads as they are (the name and the variants are its own flags).
 AB_KNOBS = ("data", "dataset", "version", "limit", "mode", "kb", "parallel", "batch_size")
 

@@ -17,6 +17,11 @@ from engine.names import check_safe_name
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STOP_ON = ("f1", "loss", "none")
+QAT_SCHEMES = ("none", "int4-weight", "nf4")  # engine.finetune.qat
+QAT_HELP = (
+    "train the adapter on the base as a precision will hold it (merged, then int4-weight: the CPU default; or "
+    "unmerged on an nf4 base), so that it learns to make up for the rounding; measured in docs/performance.md"
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class TrainSpec:
         ("none", *BNB_QUANTIZATIONS),
         label="Quantization",
     )
+    quantization_aware: str = knob("none", QAT_HELP, QAT_SCHEMES, label="Quantization-aware")
     lora: LoraSpec = field(default_factory=LoraSpec)
     start_from: str = knob(
         "",
@@ -93,6 +99,12 @@ class TrainSpec:
             raise InputError(
                 f"Quantization {self.quantization!r} cannot be trained: QLoRA needs a bitsandbytes base "
                 f"({', '.join(BNB_QUANTIZATIONS)}) or none."
+            )
+        check_choice(self.quantization_aware, QAT_SCHEMES, "quantization-aware scheme")
+        if self.quantization_aware != "none" and self.quantization != "none":
+            raise InputError(
+                "Quantization-aware training runs on a full-precision base: with a QLoRA base (quantization "
+                f"{self.quantization}) the adapter already trains on the quantized weights. Choose one of the two."
             )
         check_choice(self.scheduler, SCHEDULERS, "schedule")
         check_choice(self.precision, PRECISIONS, "precision")

@@ -22,6 +22,7 @@ from engine.finetune.curve import cut_curve
 from engine.finetune.encoding import Collator
 from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
 from engine.finetune.lora import MLP, summarize
+from engine.finetune.qat import quantization_aware
 from engine.finetune.runs import checkpoint_step, claim, last_checkpoint, prepare_run
 from engine.finetune.spec import TrainSpec, resolve_precision
 from engine.models.adapters import AdapterRegistry
@@ -160,6 +161,9 @@ def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
     if spec.start_from:
         report(0.0, f"continuing adapter {spec.start_from}")
     model, targets = lora_model(loaded, spec, settings)
+    if spec.quantization_aware != "none":
+        report(0.0, f"quantization-aware: the base computes as {spec.quantization_aware} holds it")
+        quantization_aware(model, spec.quantization_aware)
     summary = summarize(model)
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)

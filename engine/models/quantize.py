@@ -16,7 +16,7 @@ import torch
 
 from engine.errors import InputError
 from engine.machine import release_memory
-from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, check_quantization_backend
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, check_quantization_backend, native_bf16
 
 KEEP = ("lm_head",)  # modules left in full precision
 GROUP = 32  # int4 group size: GGUF's Q4_0 / Q4_1 blocks are 32 weights too
@@ -37,30 +37,66 @@ def quantize_dynamic_int8(model):
     return quantize_dynamic(model, linear, dtype=torch.qint8, inplace=True)
 
 
+def dense_prompts() -> bool:
+    """Whether int4 layers read prompts through a bfloat16 copy of their weights: where the CPU computes bfloat16
+    natively, a dense product beats the int4 kernel on a prompt's hundreds of rows (0.27 s against 0.77 s for 300
+    tokens, AVX512-BF16). Elsewhere bfloat16 is emulated and the int4 kernel is the faster (a 576 x 1536 layer,
+    512 rows, 2 AVX2 cores: 26 ms against 101 ms), so there is no copy and prompts go through the kernel too."""
+    return native_bf16("cpu")
+
+
+def int4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``w`` (float32, out x in) as the int4-weight path stores it: levels 0-15 (as floats) and, per group of
+    32 inputs, a scale and a zero point (out x in / 32 each), so that w = (q - 8) * scale + zero."""
+    n, k = w.shape
+    groups = w.reshape(n, k // GROUP, GROUP)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scale = (high - low).clamp(min=1e-12) / 15
+    q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15).reshape(n, k)
+    return q, scale, low + 8 * scale
+
+
+def int4_weight_values(w: torch.Tensor) -> torch.Tensor:
+    """The float32 weights an int4-weight layer built from ``w`` decodes with: its levels times the scales and
+    plus the zero points as stored, in bfloat16 (what quantization-aware training computes with)."""
+    q, scale, zero = int4_groups(w.float())
+    n, k = w.shape
+    scale, zero = (t.to(torch.bfloat16).float()[..., None] for t in (scale, zero))
+    return ((q.reshape(n, k // GROUP, GROUP) - 8) * scale + zero).reshape(n, k)
+
+
+def int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w`` (float32) as int8 levels (as floats) with one scale per output row."""
+    scales = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+    return torch.round(w / scales[:, None]).clamp(-127, 127), scales
+
+
+def int8_weight_values(w: torch.Tensor) -> torch.Tensor:
+    """The float32 weights an int8-weight layer (the int4 path's LM head) built from ``w`` computes with."""
+    q, scales = int8_rows(w.float())
+    return q * scales.to(torch.bfloat16).float()[:, None]
+
+
 class Int4WeightLinear(torch.nn.Module):
     """A linear layer (no bias) with int4 weights in groups of 32 (a scale and a zero point each), for
-    torch's CPU int4 kernel in bfloat16, and a bfloat16 copy of the weights for reading prompts.
+    torch's CPU int4 kernel in bfloat16, and where bfloat16 is native a bfloat16 copy of the weights for
+    reading prompts.
 
     The int4 kernel is memory-bound and fast for the few rows of a decoding step; for a prompt's
-    hundreds of rows it is slower than a dense bfloat16 product (measured 0.77 s against 0.27 s for
-    300 tokens), hence the copy. Weights dequantized from GGUF's Q4_1 (a scale and a minimum per 32)
+    hundreds of rows it is slower than a native dense bfloat16 product, hence the copy there (see
+    :func:`dense_prompts`). Weights dequantized from GGUF's Q4_1 (a scale and a minimum per 32)
     are reproduced exactly: each group's minimum and maximum are two of its 16 levels.
     """
 
     def __init__(self, linear: torch.nn.Linear):
         super().__init__()
         w = linear.weight.detach().float()
-        n, k = w.shape
-        groups = w.reshape(n, k // GROUP, GROUP)
-        low, high = groups.amin(-1), groups.amax(-1)
-        scale = (high - low).clamp(min=1e-12) / 15
-        q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15).to(torch.int32).reshape(n, k)
-        self.in_features, self.out_features = k, n
-        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q, 1))
-        # torch's layout: w = (q - 8) * scale + zero, as [k / group, n, 2]
-        zero = low + 8 * scale
+        q, scale, zero = int4_groups(w)
+        self.out_features, self.in_features = w.shape
+        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1))
+        # torch's layout: [k / group, n, 2]
         self.register_buffer("scales_zeros", torch.stack([scale.t(), zero.t()], -1).contiguous().to(torch.bfloat16))
-        self.register_buffer("dense", w.to(torch.bfloat16))
+        self.register_buffer("dense", w.to(torch.bfloat16) if dense_prompts() else None)
 
     @classmethod
     def joined(cls, layers: list[Int4WeightLinear]) -> Int4WeightLinear:
@@ -70,17 +106,19 @@ class Int4WeightLinear(torch.nn.Module):
         joined = cls.__new__(cls)
         torch.nn.Module.__init__(joined)
         joined.in_features, joined.out_features = layers[0].in_features, sum(x.out_features for x in layers)
-        for name in ("packed", "dense"):
+        for name in ("packed", "dense") if layers[0].dense is not None else ("packed",):
             whole = torch.cat([getattr(x, name) for x in layers])
             joined.register_buffer(name, whole)
             for layer, part in zip(layers, whole.split([x.out_features for x in layers]), strict=True):
                 setattr(layer, name, part)
+        if layers[0].dense is None:
+            joined.register_buffer("dense", None)
         joined.register_buffer("scales_zeros", torch.cat([x.scales_zeros for x in layers], 1).contiguous())
         return joined
 
     def forward(self, x):
         rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if rows.shape[0] >= PROMPT_ROWS:
+        if rows.shape[0] >= PROMPT_ROWS and self.dense is not None:
             y = torch.nn.functional.linear(rows, self.dense)
         else:
             y = torch._weight_int4pack_mm_for_cpu(rows, self.packed, GROUP, self.scales_zeros)
@@ -93,10 +131,9 @@ class Int8WeightLinear(torch.nn.Module):
 
     def __init__(self, linear: torch.nn.Linear):
         super().__init__()
-        w = linear.weight.detach().float()
-        scales = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+        q, scales = int8_rows(linear.weight.detach().float())
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.register_buffer("weight_int8", torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("weight_int8", q.to(torch.int8))
         self.register_buffer("scales", scales.to(torch.bfloat16))
 
     def forward(self, x):
@@ -216,6 +253,12 @@ def quantize_loaded(loaded, quantization: str):
         )
     if getattr(loaded.model, "peft_config", None):
         raise InputError("This model holds an unmerged adapter: load it with the adapter merged first.")
+    if loaded.spec.adapter and quantization in BNB_QUANTIZATIONS:
+        # a spec with an adapter at a bitsandbytes precision loads it unmerged on the quantized base: not this
+        raise InputError(
+            f"bitsandbytes keeps an adapter unmerged on the quantized base: load {loaded.spec.name} + "
+            f"{loaded.spec.adapter} at {quantization} instead, or choose int4-weight or int8-dynamic here."
+        )
     spec = replace(loaded.spec, quantization=quantization)
     check_quantization_backend(spec, loaded.device)
     start = time.perf_counter()

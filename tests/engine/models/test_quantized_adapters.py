@@ -73,3 +73,15 @@ def test_the_adapter_changes_a_quantized_base_as_it_changes_the_full_one(quantiz
         # An adapter that was not applied would show no effect at all: the same base quantizes the same way.
         assert correlation > 0.3, correlation
     assert quantized_effect.abs().mean() > 0.5 * effect.abs().mean()
+
+
+def test_quantizing_a_loaded_adapter_model_is_loading_it_at_that_precision(adapter_settings):
+    from engine.errors import InputError
+    from engine.models.quantize import quantize_loaded
+
+    adapted = replace(DEFAULT_MODEL, dtype="float32", device="cpu", adapter="strong")
+    quantized = quantize_loaded(load_model(adapted, adapter_settings), "int4-weight")  # the Models page's Quantize
+    assert quantized.spec == replace(adapted, quantization="int4-weight")
+    assert torch.equal(logits(quantized), logits(load_model(quantized.spec, adapter_settings)))
+    with pytest.raises(InputError, match="unmerged on the quantized base: load .* at 4bit instead"):
+        quantize_loaded(load_model(adapted, adapter_settings), "4bit")
