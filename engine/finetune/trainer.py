@@ -163,7 +163,7 @@ def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
     model, targets = lora_model(loaded, spec, settings)
     if spec.quantization_aware != "none":
         report(0.0, f"quantization-aware: the base computes as {spec.quantization_aware} holds it")
-        quantization_aware(model, spec.quantization_aware)
+    plain = quantization_aware(model, spec.quantization_aware)  # undone after training: the model is returned
     summary = summarize(model)
     report(0.0, "building the training examples")
     train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
@@ -179,7 +179,10 @@ def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
     if checkpoint is not None and run.main:
         cut_curve(run_dir, checkpoint_step(checkpoint))
         report(0.0, f"resuming from {checkpoint.name}")
-    run_trainer(trainer, spec, checkpoint)
+    try:
+        run_trainer(trainer, spec, checkpoint)
+    finally:
+        plain()
     meta = adapter_meta(spec, trainer, loaded, model, targets.modules, summary.trainable, datasets, run_id)
     if not run.main:
         best = trainer.state.best_metric

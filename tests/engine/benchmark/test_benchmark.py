@@ -4,6 +4,7 @@ quality differences with intervals, and regressions against a baseline run (CLI 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,31 @@ def synthetic(speed: float = 1.0, f1_shift: float = 0.0, seed: int = 0) -> dict[
                    "peak_rss_gb": rss, "f1": float(f1.mean()), "em": float(f1.mean()) / 2}  # fmt: skip
         results[name] = {"metrics": metrics, "scores": {"f1": f1.tolist(), "em": (f1 > 50).astype(float).tolist()}}
     return results
+
+
+def test_an_adapter_is_loaded_at_each_precision_and_keeps_llama_cpp_out(settings, monkeypatch):
+    from engine.benchmark import matrix
+    from engine.models.spec import DEFAULT_MODEL, resolve_source
+
+    asked = []
+
+    def load(model, _settings):
+        asked.append(model)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(matrix, "load_generator", load)
+    spec = BenchSpec(adapter="mine", precisions=("float32", "int4-weight"), llama_cpp=True)
+    payload = {"spec": asdict(spec), "data_dir": str(settings.data_dir), "shared_dir": str(settings.shared_data_dir)}
+    for precision in spec.precisions:
+        with pytest.raises(InputError, match="stop here"):
+            measure_precision(payload | {"precision": precision})
+    assert [(m.adapter, m.dtype, m.quantization) for m in asked] == [
+        ("mine", "float32", "none"),
+        ("mine", DEFAULT_MODEL.dtype, "int4-weight"),
+    ]
+    gguf = str(Path(resolve_source(DEFAULT_MODEL.source)) / DEFAULT_MODEL.gguf_file)
+    assert "without the adapter" in matrix.llama_cpp_available(BenchSpec(model=gguf, adapter="mine"))
+    assert matrix.configurations(BenchSpec(model=gguf, adapter="mine")) == list(BenchSpec.precisions)
 
 
 def test_one_configuration_is_measured_for_real(settings):

@@ -205,3 +205,13 @@ def test_continuing_an_adapter_starts_from_its_weights_and_keeps_its_rank(settin
 
 def first_path(settings):
     return AdapterRegistry(settings).get("first").path / "adapter_model.safetensors"
+
+
+def test_a_quantization_aware_run_trains_on_int4_and_returns_the_plain_model(settings) -> None:
+    result = train(spec(adapter="qat", quantization_aware="int4-weight", train_limit=4), settings, None, quiet)
+    assert result.steps == 1
+    info = AdapterRegistry(settings).get("qat")
+    assert info.train["quantization_aware"] == "int4-weight"
+    lora_b = [v for k, v in load_file(info.path / "adapter_model.safetensors").items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)
+    assert not any("forward" in vars(m) for m in result.model.modules())  # the fake quantization is undone
