@@ -77,7 +77,7 @@ def loaded_models(manager: ModelManager) -> None:
 
 def quantize_form(manager: ModelManager, device: str) -> None:
     """Quantize a loaded full-precision model in memory, without reading its files again; a model with an adapter
-    has it merged in, so torch's quantizations take the merged weights (as a load at that precision does)."""
+    is reloaded at the precisions that keep it unmerged on the quantized base (engine.models.manager)."""
     full = [s.spec for s in reversed(manager.loaded()) if s.spec.quantization == "none"]
     if not full:
         st.caption("Load a model in full precision (with or without an adapter) to quantize it here.")
@@ -85,19 +85,18 @@ def quantize_form(manager: ModelManager, device: str) -> None:
     if device == "mps":
         st.info("Apple Silicon (mps) has no 8-bit / 4-bit backend: float16 is the smallest precision here.")
         return
+    choices = [q for q in QUANTIZATIONS[1:] if device == "cpu" or q in BNB_QUANTIZATIONS]
     cols = st.columns([4, 2, 1])
     labels = {describe(s): s for s in full}
     target = cols[0].selectbox("Loaded model", list(labels), key="quantize-model")
-    choices = quantize_choices(device, bool(labels[target].adapter))
-    if not choices:
-        cols[1].caption(ADAPTER_ON_BNB)
-        return
     quantization = cols[1].selectbox(
         "Quantization",
         choices,
         key="quantize-to",
         help="8bit / 4bit (nf4) / 4bit-fp4: bitsandbytes; int8-dynamic: torch's dynamic int8 (CPU only). "
-        "The Benchmarks page measures what each costs in quality and gains in speed. " + ADAPTER_ON_BNB,
+        "The Benchmarks page measures what each costs in quality and gains in speed. With an adapter, "
+        "int8-dynamic quantizes the merged weights; the others reload the base quantized with the adapter "
+        "unmerged beside it (merged, int4 rounds a trained adapter away).",
     )
     if cols[2].button("Quantize", key="quantize-go"):
         with user_errors(), st.spinner(f"Quantizing {target} to {quantization}…"):
@@ -108,21 +107,6 @@ def quantize_form(manager: ModelManager, device: str) -> None:
                 f"RSS {event.rss_before_gb:.2f} -> {event.rss_after_gb:.2f} GB."
             )
             st.rerun()
-
-
-ADAPTER_ON_BNB = (
-    "With an adapter, bitsandbytes keeps it unmerged on the quantized base: load base + adapter at 8bit or 4bit "
-    "(Load a model) for that; here the merged weights are quantized with torch's CPU kernels."
-)
-
-
-def quantize_choices(device: str, adapter: bool) -> list[str]:
-    """The quantizations offered for a loaded model: torch's on a CPU, bitsandbytes' without an adapter."""
-    return [
-        q
-        for q in QUANTIZATIONS[1:]
-        if (device == "cpu" or q in BNB_QUANTIZATIONS) and not (adapter and q in BNB_QUANTIZATIONS)
-    ]
 
 
 def embedder_status() -> None:

@@ -19,8 +19,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STOP_ON = ("f1", "loss", "none")
 QAT_SCHEMES = ("none", "int4-weight", "nf4")  # engine.finetune.qat
 QAT_HELP = (
-    "train the adapter on the base as a precision will hold it (merged, then int4-weight: the CPU default; or "
-    "unmerged on an nf4 base), so that it learns to make up for the rounding; measured in docs/performance.md"
+    "train the adapter on the base as a deployment will hold it, so that it learns to make up for the rounding: "
+    "int4-weight merged and then quantized (a GGUF Q4 export for llama.cpp or Ollama; in the Studio int4-weight "
+    "keeps an adapter unmerged), or nf4 with the adapter unmerged on a bitsandbytes 4-bit base"
 )
 
 

@@ -20,6 +20,7 @@ from engine.errors import InputError, first_line
 from engine.models.adapters import AdapterInfo, AdapterRegistry, check_base, read_info
 from engine.models.spec import (
     TORCH_QUANTIZATIONS,
+    UNMERGED,
     ModelSpec,
     check_quantization_backend,
     resolve_device,
@@ -138,8 +139,9 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
         from_cache=from_cache,
     )
     if spec.adapter:
-        loaded.model = apply_adapter(loaded, AdapterRegistry(settings).get(spec.adapter), merge=bnb is None)
-    if spec.quantization in TORCH_QUANTIZATIONS:  # after an adapter is merged in: these layers take no LoRA
+        info = AdapterRegistry(settings).get(spec.adapter)
+        loaded.model = apply_adapter(loaded, info, merge=bnb is None and spec.quantization not in UNMERGED)
+    if spec.quantization in TORCH_QUANTIZATIONS:  # int8-dynamic after the adapter is merged in; int4 beneath it
         from engine.models.quantize import quantize_model  # noqa: PLC0415 - loads torch
 
         loaded.model = quantize_model(loaded.model, spec.quantization, device)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.errors import InputError
 from engine.machine import GB, read_memory, release_memory
-from engine.models.spec import ModelSpec
+from engine.models.spec import BNB_QUANTIZATIONS, UNMERGED, ModelSpec
 
 
 def model_bytes(model) -> int:
@@ -149,6 +149,8 @@ class ModelManager:
             target = replace(spec, quantization=quantization)
             if target in self._slots:
                 raise InputError(f"{describe(target)} is loaded already.")
+            if spec.adapter and quantization in (*UNMERGED, *BNB_QUANTIZATIONS):
+                return self._reload_unmerged(spec, target)
             before = rss_gb()
             from engine.models.quantize import quantize_loaded  # noqa: PLC0415 - loads torch
 
@@ -163,6 +165,19 @@ class ModelManager:
             detail = f"{slot.size_gb:.2f} -> {size:.2f} GB of weights in {loaded.load_seconds:.1f} s"
             self._record("quantize", target, detail, before)
             return target
+
+    def _reload_unmerged(self, spec: ModelSpec, target: ModelSpec) -> ModelSpec:
+        """Quantize by loading ``target`` afresh (the base quantized, the adapter unmerged beside it) in place of
+        ``spec``: the loaded model has the adapter merged in, which this precision would round away."""
+        was_active = self.active_spec == spec
+        self.unload(spec)
+        self.get(target)
+        if was_active:
+            self._active = target
+        self.events[-1] = replace(
+            self.events[-1], kind="quantize", detail=self.events[-1].detail + ", the adapter unmerged on the base"
+        )
+        return target
 
     # -- the active model and generation ----------------------------------------------------------
 

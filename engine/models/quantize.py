@@ -16,7 +16,7 @@ import torch
 
 from engine.errors import InputError
 from engine.machine import release_memory
-from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, check_quantization_backend, native_bf16
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, UNMERGED, check_quantization_backend, native_bf16
 
 KEEP = ("lm_head",)  # modules left in full precision
 GROUP = 32  # int4 group size: GGUF's Q4_0 / Q4_1 blocks are 32 weights too
@@ -149,10 +149,11 @@ def replace_module(model, name: str, module) -> None:
 
 
 def quantize_int4_weight(model):
-    """``model`` with its bias-free linear layers on torch's int4 (and the LM head int8) CPU kernels, in place."""
+    """``model`` with its bias-free linear layers on torch's int4 (and the LM head int8) CPU kernels, in place; an
+    unmerged LoRA adapter's layers are kept, so that it adds its update to the int4 products."""
     for name, module in list(model.named_modules()):
-        if not isinstance(module, torch.nn.Linear) or module.bias is not None:
-            continue
+        if not isinstance(module, torch.nn.Linear) or module.bias is not None or ".lora_" in name:
+            continue  # an unmerged adapter's own layers stay in full precision beside their int4 base
         head = name.split(".")[-1] in KEEP
         if not head and module.in_features % GROUP:
             continue  # no whole groups: left as it is
@@ -253,11 +254,12 @@ def quantize_loaded(loaded, quantization: str):
         )
     if getattr(loaded.model, "peft_config", None):
         raise InputError("This model holds an unmerged adapter: load it with the adapter merged first.")
-    if loaded.spec.adapter and quantization in BNB_QUANTIZATIONS:
-        # a spec with an adapter at a bitsandbytes precision loads it unmerged on the quantized base: not this
+    if loaded.spec.adapter and quantization in (*UNMERGED, *BNB_QUANTIZATIONS):
+        # quantizing the merged weights would round the adapter's update away (int4), or give a model that its
+        # spec does not describe: a spec with an adapter at these precisions loads it unmerged on the base
         raise InputError(
-            f"bitsandbytes keeps an adapter unmerged on the quantized base: load {loaded.spec.name} + "
-            f"{loaded.spec.adapter} at {quantization} instead, or choose int4-weight or int8-dynamic here."
+            f"{quantization} keeps an adapter unmerged on the quantized base: load {loaded.spec.name} + "
+            f"{loaded.spec.adapter} at {quantization} (the Models page's Quantize does)."
         )
     spec = replace(loaded.spec, quantization=quantization)
     check_quantization_backend(spec, loaded.device)

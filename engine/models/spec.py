@@ -22,6 +22,10 @@ MODEL_HELP = (
 QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight")
 TORCH_QUANTIZATIONS = ("int8-dynamic", "int4-weight")
 BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
+# Precisions that keep an adapter unmerged on their quantized base (bitsandbytes' do too): merged first, a
+# trained adapter's update is smaller than an int4 step and mostly rounded away (recipe 7: F1 34.9 -> 13.2, the
+# base's level; docs/performance.md), more so where the base's weights sit on the int4 grid already (GGUF Q4_1).
+UNMERGED = ("int4-weight",)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 REMOTE_PREFIX = "openai:"  # a model behind an OpenAI-compatible server (engine.models.remote)
 

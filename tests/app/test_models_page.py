@@ -91,15 +91,6 @@ def test_a_loaded_model_is_quantized_in_memory(app_env):
     assert any("Load a model in full precision" in c.value for c in at.caption)  # nothing left to quantize
 
 
-def test_a_model_with_an_adapter_is_offered_torchs_quantizations_only() -> None:
-    from ui.models import quantize_choices
-
-    assert quantize_choices("cpu", adapter=False) == ["8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight"]
-    assert quantize_choices("cpu", adapter=True) == ["int8-dynamic", "int4-weight"]  # merged, then quantized
-    assert quantize_choices("cuda", adapter=False) == ["8bit", "4bit", "4bit-fp4"]
-    assert quantize_choices("cuda", adapter=True) == []  # the form says to load it unmerged at 8bit or 4bit
-
-
 def free_port() -> int:
     import socket
 

@@ -47,14 +47,14 @@ def logits(loaded) -> torch.Tensor:
         return loaded.model(loaded.tokenizer(TEXT, return_tensors="pt").input_ids).logits[0].float()
 
 
-@pytest.mark.parametrize("quantization", ["8bit", "4bit", "int8-dynamic"])
+@pytest.mark.parametrize("quantization", ["8bit", "4bit", "int8-dynamic", "int4-weight"])
 def test_the_adapter_changes_a_quantized_base_as_it_changes_the_full_one(quantization, adapter_settings):
     full = replace(DEFAULT_MODEL, dtype="float32", device="cpu")
     adapted_full = load_model(replace(full, adapter="strong"), adapter_settings)
     effect = logits(adapted_full) - logits(load_model(full, adapter_settings))
     quant = replace(full, quantization=quantization)
     adapted = load_model(replace(quant, adapter="strong"), adapter_settings)
-    if quantization != "int8-dynamic":  # bitsandbytes layers keep the LoRA unmerged beside them
+    if quantization != "int8-dynamic":  # bitsandbytes and int4 layers keep the LoRA unmerged beside them
         assert any("lora" in type(m).__module__ for m in adapted.model.modules())
     quantized_effect = logits(adapted) - logits(load_model(quant, adapter_settings))
     assert effect.abs().mean() > 1.0  # the scaled adapter matters
@@ -70,18 +70,29 @@ def test_the_adapter_changes_a_quantized_base_as_it_changes_the_full_one(quantiz
         correlation = torch.corrcoef(torch.stack([effect.flatten(), quantized_effect.flatten()]))[0, 1]
         # Quantizing this 135M model moves its logits by about as much as the adapter does (mean 0.6 for
         # 8-bit, 1.6 nf4, against the adapter's 1.1), so the effect is kept only roughly: correlations seen 0.8.
+        # int4-weight holds the bundled (Q4_1) weights exactly, so there the effect is kept nearly whole.
         # An adapter that was not applied would show no effect at all: the same base quantizes the same way.
         assert correlation > 0.3, correlation
     assert quantized_effect.abs().mean() > 0.5 * effect.abs().mean()
 
 
-def test_quantizing_a_loaded_adapter_model_is_loading_it_at_that_precision(adapter_settings):
+def test_quantize_reloads_an_adapter_model_where_the_adapter_stays_unmerged(adapter_settings):
     from engine.errors import InputError
+    from engine.models.generation import load_generator
+    from engine.models.manager import ModelManager
     from engine.models.quantize import quantize_loaded
 
     adapted = replace(DEFAULT_MODEL, dtype="float32", device="cpu", adapter="strong")
-    quantized = quantize_loaded(load_model(adapted, adapter_settings), "int4-weight")  # the Models page's Quantize
-    assert quantized.spec == replace(adapted, quantization="int4-weight")
-    assert torch.equal(logits(quantized), logits(load_model(quantized.spec, adapter_settings)))
-    with pytest.raises(InputError, match="unmerged on the quantized base: load .* at 4bit instead"):
-        quantize_loaded(load_model(adapted, adapter_settings), "4bit")
+    merged = quantize_loaded(load_model(adapted, adapter_settings), "int8-dynamic")  # merged, then quantized
+    assert torch.equal(logits(merged), logits(load_model(merged.spec, adapter_settings)))
+    with pytest.raises(InputError, match="int4-weight keeps an adapter unmerged on the quantized base"):
+        quantize_loaded(load_model(adapted, adapter_settings), "int4-weight")  # it would round the adapter away
+    manager = ModelManager(lambda spec: load_generator(spec, adapter_settings), budget_gb=4.0, default=adapted)
+    manager.activate(adapted)
+    target = manager.quantize(adapted, "int4-weight")  # the Models page's Quantize
+    assert target == replace(adapted, quantization="int4-weight") and manager.active_spec == target
+    assert [s.spec for s in manager.loaded()] == [target]
+    assert manager.events[-1].kind == "quantize" and "unmerged" in manager.events[-1].detail
+    with manager.use() as generator:
+        assert any("lora" in type(m).__module__ for m in generator.model.modules())
+        assert torch.equal(logits(generator.loaded), logits(load_model(target, adapter_settings)))
