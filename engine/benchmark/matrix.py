@@ -59,8 +59,9 @@ class BenchSpec:
     model: str = knob("", MODEL_HELP)
     adapter: str = knob(
         "",
-        "a LoRA adapter from the registry: each precision measured on base + adapter (merged and then quantized; "
-        "unmerged on a bitsandbytes base), its quality against the same adapter at the reference precision",
+        "a LoRA adapter from the registry: each precision measured on base + adapter (merged before int8-dynamic; "
+        "unmerged beside an int4-weight or bitsandbytes base), its quality against the same adapter at the "
+        "reference precision",
     )
     # bitsandbytes 8-bit is left out by default: on a CPU its batch-16 run peaked at 10 GB (docs/performance.md)
     precisions: tuple[str, ...] = ("float32", "bfloat16", "int8-dynamic", "int4-weight", "4bit")

@@ -167,9 +167,8 @@ class FastDecoder:
         while kept < min(len(self.tokens), len(prompt) - 1) and self.tokens[kept] == prompt[kept]:
             kept += 1
         # At least PROMPT_ROWS tokens are read (or the whole prompt), so they go through the same weights as a
-        # prompt read whole (the bfloat16 copy where there is one, not the int4 kernel): else the answer would
-        # depend on what was asked before (a close first token flipped: "What is the capital of France?" after
-        # Italy). Without the copy (quantize.dense_prompts) every row takes the kernel and this changes nothing.
+        # prompt read whole (the bfloat16 copy, not the int4 kernel): else the answer would depend on what was
+        # asked before (a close first token flipped: measured on "What is the capital of France?" after Italy).
         kept = min(kept, max(0, len(prompt) - PROMPT_ROWS))
         new = torch.tensor([list(prompt[kept:])])
         positions = torch.arange(kept, len(prompt))

@@ -16,7 +16,7 @@ import torch
 
 from engine.errors import InputError
 from engine.machine import release_memory
-from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, UNMERGED, check_quantization_backend, native_bf16
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, UNMERGED, check_quantization_backend
 
 KEEP = ("lm_head",)  # modules left in full precision
 GROUP = 32  # int4 group size: GGUF's Q4_0 / Q4_1 blocks are 32 weights too
@@ -35,14 +35,6 @@ def quantize_dynamic_int8(model):
     config = torch.ao.quantization.per_channel_dynamic_qconfig
     linear = {name: config for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and name not in KEEP}
     return quantize_dynamic(model, linear, dtype=torch.qint8, inplace=True)
-
-
-def dense_prompts() -> bool:
-    """Whether int4 layers read prompts through a bfloat16 copy of their weights: where the CPU computes bfloat16
-    natively, a dense product beats the int4 kernel on a prompt's hundreds of rows (0.27 s against 0.77 s for 300
-    tokens, AVX512-BF16). Elsewhere bfloat16 is emulated and the int4 kernel is the faster (a 576 x 1536 layer,
-    512 rows, 2 AVX2 cores: 26 ms against 101 ms), so there is no copy and prompts go through the kernel too."""
-    return native_bf16("cpu")
 
 
 def int4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -79,12 +71,11 @@ def int8_weight_values(w: torch.Tensor) -> torch.Tensor:
 
 class Int4WeightLinear(torch.nn.Module):
     """A linear layer (no bias) with int4 weights in groups of 32 (a scale and a zero point each), for
-    torch's CPU int4 kernel in bfloat16, and where bfloat16 is native a bfloat16 copy of the weights for
-    reading prompts.
+    torch's CPU int4 kernel in bfloat16, and a bfloat16 copy of the weights for reading prompts.
 
     The int4 kernel is memory-bound and fast for the few rows of a decoding step; for a prompt's
-    hundreds of rows it is slower than a native dense bfloat16 product, hence the copy there (see
-    :func:`dense_prompts`). Weights dequantized from GGUF's Q4_1 (a scale and a minimum per 32)
+    hundreds of rows it is slower than a dense bfloat16 product (measured 0.77 s against 0.27 s for
+    300 tokens), hence the copy. Weights dequantized from GGUF's Q4_1 (a scale and a minimum per 32)
     are reproduced exactly: each group's minimum and maximum are two of its 16 levels.
     """
 
@@ -96,7 +87,7 @@ class Int4WeightLinear(torch.nn.Module):
         self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1))
         # torch's layout: [k / group, n, 2]
         self.register_buffer("scales_zeros", torch.stack([scale.t(), zero.t()], -1).contiguous().to(torch.bfloat16))
-        self.register_buffer("dense", w.to(torch.bfloat16) if dense_prompts() else None)
+        self.register_buffer("dense", w.to(torch.bfloat16))
 
     @classmethod
     def joined(cls, layers: list[Int4WeightLinear]) -> Int4WeightLinear:
@@ -106,19 +97,17 @@ class Int4WeightLinear(torch.nn.Module):
         joined = cls.__new__(cls)
         torch.nn.Module.__init__(joined)
         joined.in_features, joined.out_features = layers[0].in_features, sum(x.out_features for x in layers)
-        for name in ("packed", "dense") if layers[0].dense is not None else ("packed",):
+        for name in ("packed", "dense"):
             whole = torch.cat([getattr(x, name) for x in layers])
             joined.register_buffer(name, whole)
             for layer, part in zip(layers, whole.split([x.out_features for x in layers]), strict=True):
                 setattr(layer, name, part)
-        if layers[0].dense is None:
-            joined.register_buffer("dense", None)
         joined.register_buffer("scales_zeros", torch.cat([x.scales_zeros for x in layers], 1).contiguous())
         return joined
 
     def forward(self, x):
         rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if rows.shape[0] >= PROMPT_ROWS and self.dense is not None:
+        if rows.shape[0] >= PROMPT_ROWS:
             y = torch.nn.functional.linear(rows, self.dense)
         else:
             y = torch._weight_int4pack_mm_for_cpu(rows, self.packed, GROUP, self.scales_zeros)

@@ -75,7 +75,7 @@ def test_int4_weights_reproduce_the_gguf_4bit_weights(session_settings):
     x = torch.randn(4, layer.in_features)
     exact = x @ layer.weight.T
     int4 = Int4WeightLinear(layer)
-    for rows in (x, torch.randn(64, layer.in_features)):  # decoding rows and prompt rows (native bf16: the copy)
+    for rows in (x, torch.randn(64, layer.in_features)):  # decoding rows (int4 kernel) and prompt rows (copy)
         reference = rows.bfloat16().float() @ layer.weight.T
         torch.testing.assert_close(int4(rows), reference, atol=0.05, rtol=0.02)
     assert (int4(x) - exact).abs().max() < 0.02 * exact.abs().max()  # bfloat16 rounding, nothing more
@@ -84,23 +84,6 @@ def test_int4_weights_reproduce_the_gguf_4bit_weights(session_settings):
     logits = loaded.model.lm_head(h)
     assert (head(h) - logits).abs().max() < 0.02 * logits.abs().max()
     assert (head(h).argmax(-1) == logits.argmax(-1)).all()
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_prompts_take_the_bfloat16_copy_only_where_bfloat16_is_native(native, monkeypatch):
-    from engine.models import quantize
-
-    monkeypatch.setattr(quantize, "native_bf16", lambda device: native)
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(576, 192, bias=False)
-    layer = quantize.Int4WeightLinear(linear)
-    assert (layer.dense is not None) is native
-    prompt = torch.randn(quantize.PROMPT_ROWS, 576)
-    kernel = torch._weight_int4pack_mm_for_cpu(prompt.bfloat16(), layer.packed, quantize.GROUP, layer.scales_zeros)
-    copy = prompt.bfloat16() @ linear.weight.detach().bfloat16().T
-    assert torch.equal(layer(prompt), (copy if native else kernel).float())
-    joined = quantize.Int4WeightLinear.joined([layer, quantize.Int4WeightLinear(linear)])
-    assert torch.equal(joined(prompt), torch.cat([layer(prompt)] * 2, -1))
 
 
 def test_the_int4_path_answers_like_full_precision(session_settings):
