@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.models.quantize import GROUP, KEEP, bnb_linear, int4_weight_values, int8_weight_values
+from engine.models.quantize import bnb_linear, int4_path_kind, int4_weight_values, int8_weight_values
 
 
 def to_bfloat16(x: torch.Tensor) -> torch.Tensor:
@@ -57,16 +57,15 @@ def quantization_aware(model, scheme: str) -> Callable[[], None]:
         undo.append(lambda: delattr(module, "forward"))
 
     for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or ".lora_" in name or module.bias is not None:
-            continue
-        head = name.split(".")[-1] in KEEP
-        if scheme == "nf4":
-            if not head:
+        kind = int4_path_kind(name, module)  # the layers the int4 path replaces
+        if scheme == "nf4":  # bitsandbytes takes every linear layer but the head, whole groups or not
+            bnb_layer = isinstance(module, torch.nn.Linear) and ".lora_" not in name and module.bias is None
+            if bnb_layer and kind != "int8":
                 patch(module, fixed_forward(module, nf4_values(module), probe, rounded=False))
-        elif id(module) in adapted:
+        elif id(module) in adapted and kind == "int4":
             patch(module, merged_forward(module, adapted[id(module)]))
-        elif head or module.in_features % GROUP == 0:  # the layers quantize_int4_weight replaces
-            values = (int8_weight_values if head else int4_weight_values)(module.weight.detach())
+        elif kind is not None:
+            values = (int8_weight_values if kind == "int8" else int4_weight_values)(module.weight.detach())
             patch(module, fixed_forward(module, values, probe, rounded=True))
     if scheme == "int4-weight":
         hook = model.get_input_embeddings().register_forward_hook(
@@ -99,11 +98,11 @@ def merged_forward(module: torch.nn.Linear, lora):
     """An adapted layer's base forward computing x·(Q(W + Δ) − Δ)ᵀ, Δ the active adapters' update: recomputed
     only when the adapter's weights have changed (an optimizer step), not at each decoding step."""
     cache: dict = {}
+    weights = [p for n, p in lora.named_parameters() if ".lora_" in f".{n}"]
 
     def forward(x, *args, **kwargs):
         if lora.disable_adapters or lora.merged:
             return torch.nn.functional.linear(x, module.weight)
-        weights = [p for n, p in lora.named_parameters() if ".lora_" in f".{n}"]
         # _version counts in-place updates of a tensor: the optimizer's steps
         key = (tuple(lora.active_adapters), *(p._version for p in weights))
         if cache.get("key") != key:

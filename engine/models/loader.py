@@ -20,9 +20,9 @@ from engine.errors import InputError, first_line
 from engine.models.adapters import AdapterInfo, AdapterRegistry, check_base, read_info
 from engine.models.spec import (
     TORCH_QUANTIZATIONS,
-    UNMERGED,
     ModelSpec,
     check_quantization_backend,
+    merges_adapter,
     resolve_device,
     resolve_dtype,
     resolve_source,
@@ -140,7 +140,7 @@ def load_model_unlocked(spec: ModelSpec, settings: Settings | None) -> LoadedMod
     )
     if spec.adapter:
         info = AdapterRegistry(settings).get(spec.adapter)
-        loaded.model = apply_adapter(loaded, info, merge=bnb is None and spec.quantization not in UNMERGED)
+        loaded.model = apply_adapter(loaded, info, merge=merges_adapter(spec.quantization))
     if spec.quantization in TORCH_QUANTIZATIONS:  # int8-dynamic after the adapter is merged in; int4 beneath it
         from engine.models.quantize import quantize_model  # noqa: PLC0415 - loads torch
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.errors import InputError
 from engine.machine import GB, read_memory, release_memory
-from engine.models.spec import BNB_QUANTIZATIONS, UNMERGED, ModelSpec
+from engine.models.spec import ModelSpec, merges_adapter
 
 
 def model_bytes(model) -> int:
@@ -149,7 +149,7 @@ class ModelManager:
             target = replace(spec, quantization=quantization)
             if target in self._slots:
                 raise InputError(f"{describe(target)} is loaded already.")
-            if spec.adapter and quantization in (*UNMERGED, *BNB_QUANTIZATIONS):
+            if spec.adapter and not merges_adapter(quantization):
                 return self._reload_unmerged(spec, target)
             before = rss_gb()
             from engine.models.quantize import quantize_loaded  # noqa: PLC0415 - loads torch

@@ -16,7 +16,7 @@ import torch
 
 from engine.errors import InputError
 from engine.machine import release_memory
-from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, UNMERGED, check_quantization_backend
+from engine.models.spec import BNB_QUANTIZATIONS, QUANTIZATIONS, check_quantization_backend, merges_adapter
 
 KEEP = ("lm_head",)  # modules left in full precision
 GROUP = 32  # int4 group size: GGUF's Q4_0 / Q4_1 blocks are 32 weights too
@@ -137,17 +137,26 @@ def replace_module(model, name: str, module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
+def int4_path_kind(name: str, module) -> str | None:
+    """What the int4-weight path makes of ``model``'s submodule ``name``: "int4", "int8" (the LM head) or None
+    (kept as it is: not a bias-free linear layer, no whole groups of inputs, an unmerged adapter's own layers,
+    which stay in full precision beside their int4 base)."""
+    if not isinstance(module, torch.nn.Linear) or module.bias is not None or ".lora_" in name:
+        return None
+    if name.split(".")[-1] in KEEP:
+        return "int8"
+    return "int4" if module.in_features % GROUP == 0 else None
+
+
 def quantize_int4_weight(model):
     """``model`` with its bias-free linear layers on torch's int4 (and the LM head int8) CPU kernels, in place; an
     unmerged LoRA adapter's layers are kept, so that it adds its update to the int4 products."""
     for name, module in list(model.named_modules()):
-        if not isinstance(module, torch.nn.Linear) or module.bias is not None or ".lora_" in name:
-            continue  # an unmerged adapter's own layers stay in full precision beside their int4 base
-        head = name.split(".")[-1] in KEEP
-        if not head and module.in_features % GROUP:
-            continue  # no whole groups: left as it is
+        kind = int4_path_kind(name, module)
+        if kind is None:
+            continue
         try:
-            replace_module(model, name, (Int8WeightLinear if head else Int4WeightLinear)(module))
+            replace_module(model, name, (Int8WeightLinear if kind == "int8" else Int4WeightLinear)(module))
         except RuntimeError:  # a shape the packing kernel does not take: the layer stays as it is
             continue
     embedding = model.get_input_embeddings()
@@ -243,7 +252,7 @@ def quantize_loaded(loaded, quantization: str):
         )
     if getattr(loaded.model, "peft_config", None):
         raise InputError("This model holds an unmerged adapter: load it with the adapter merged first.")
-    if loaded.spec.adapter and quantization in (*UNMERGED, *BNB_QUANTIZATIONS):
+    if loaded.spec.adapter and not merges_adapter(quantization):
         # quantizing the merged weights would round the adapter's update away (int4), or give a model that its
         # spec does not describe: a spec with an adapter at these precisions loads it unmerged on the base
         raise InputError(

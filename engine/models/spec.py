@@ -26,6 +26,13 @@ BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
 # trained adapter's update is smaller than an int4 step and mostly rounded away (recipe 7: F1 34.9 -> 13.2, the
 # base's level; docs/performance.md), more so where the base's weights sit on the int4 grid already (GGUF Q4_1).
 UNMERGED = ("int4-weight",)
+
+
+def merges_adapter(quantization: str) -> bool:
+    """Whether a model at ``quantization`` holds its adapter merged into the weights (else unmerged beside them)."""
+    return quantization not in (*UNMERGED, *BNB_QUANTIZATIONS)
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 REMOTE_PREFIX = "openai:"  # a model behind an OpenAI-compatible server (engine.models.remote)
 
