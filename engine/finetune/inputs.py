@@ -286,6 +286,7 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
         spec.quantization,
         spec.gradient_checkpointing,
         loaded.device,
+        quantization_aware=spec.quantization_aware,
     )
     return Plan(
         targets=targets.note,

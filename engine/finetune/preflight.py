@@ -57,12 +57,15 @@ def estimate(
     gradient_checkpointing: bool = False,
     device: str = "cpu",
     flops: float | None = None,
+    quantization_aware: str = "none",
 ) -> Estimate:
     """Peak memory (weights, adapter and optimizer state, activations, logits) and time of a run."""
     hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
     vocab = getattr(config, "vocab_size", 32000)
     weights = total_params * BYTES_PER_WEIGHT.get(quantization, 4.0)
+    if quantization_aware != "none":
+        weights += total_params * 4.0  # the fake-quantized copy the base computes with (engine.finetune.qat)
     adapter = trainable * 16  # weight, gradient and two Adam moments, fp32
     tokens_in_batch = batch_size * max_tokens  # the longest batch sets the peak
     per_token_layer = 2 * hidden * 4 if gradient_checkpointing else 18 * hidden * 4
