@@ -2,6 +2,7 @@
 ``Trainer`` + PEFT loop at equal settings (model, LoRA, data, batch size, max length, steps).
 
     .venv/bin/python bench/training.py --out docs/benchmarks.md
+    .venv/bin/python bench/training.py --variants studio,qat-int4,qat-nf4   # quantization-aware training's cost
 
 The plain loop is what the PEFT and transformers guides show: fp32, logits over the whole
 sequence, ``DataCollatorForSeq2Seq`` padding, random batches. The Studio's path adds bf16
@@ -83,7 +84,7 @@ def run_plain(timer) -> None:
     Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[timer]).train()
 
 
-def run_studio(timer, checkpointing: bool = False) -> None:
+def run_studio(timer, checkpointing: bool = False, quantization_aware: str = "none") -> None:
     from engine.finetune.lora import LoraSpec
     from engine.finetune.spec import TrainSpec
     from engine.finetune.trainer import train
@@ -93,14 +94,24 @@ def run_studio(timer, checkpointing: bool = False) -> None:
         adapter="throughput", lora=LoraSpec(r=SETTINGS["r"], alpha=2 * SETTINGS["r"]), train_limit=SETTINGS["examples"],
         batch_size=SETTINGS["batch_size"], max_length=SETTINGS["max_length"], learning_rate=SETTINGS["lr"],
         val_limit=4, val_f1=False, stop_on="none", gradient_checkpointing=checkpointing,
+        quantization_aware=quantization_aware,
     )  # fmt: skip
     train(spec, load_settings(), None, lambda f, m: None, overwrite=True, extra_callbacks=(timer,))
 
 
+VARIANTS = {
+    "plain": ("plain Trainer + PEFT", run_plain),
+    "studio": ("Studio", run_studio),
+    "studio-checkpointing": ("Studio, gradient checkpointing", lambda t: run_studio(t, True)),
+    "qat-int4": ("Studio, quantization-aware int4-weight", lambda t: run_studio(t, quantization_aware="int4-weight")),
+    "qat-nf4": ("Studio, quantization-aware nf4", lambda t: run_studio(t, quantization_aware="nf4")),
+}
+COMPARED = ("plain", "studio", "studio-checkpointing")  # the speed-up line's three
+
+
 def child(variant: str, out: Path) -> None:
     timer = step_timer()
-    runs = {"plain": run_plain, "studio": run_studio, "studio-checkpointing": lambda t: run_studio(t, True)}
-    runs[variant](timer)
+    VARIANTS[variant][1](timer)
     out.write_text(json.dumps({"tokens_per_s": timer.tokens / timer.seconds, "steps": timer.steps,
                                "tokens": timer.tokens, "seconds": timer.seconds}))  # fmt: skip
 
@@ -117,7 +128,8 @@ def measure(variant: str, data_dir: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--child", choices=["plain", "studio", "studio-checkpointing"])
+    p.add_argument("--child", choices=list(VARIANTS))
+    p.add_argument("--variants", default=",".join(COMPARED), help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--json")
     p.add_argument("--out")
     a = p.parse_args()
@@ -126,27 +138,33 @@ def main() -> int:
         return 0
     from engine.settings import load_settings
 
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        p.error(f"unknown variants {unknown}: choose from {', '.join(VARIANTS)}")
     data_dir = Path(tempfile.mkdtemp(prefix="studio-throughput-"))
     (data_dir / "models").symlink_to(load_settings().models_dir.resolve(), target_is_directory=True)
-    results = {v: measure(v, data_dir) for v in ("plain", "studio", "studio-checkpointing")}
-    plain, ours, lean = results["plain"], results["studio"], results["studio-checkpointing"]
-    table = "\n".join([
+    results = {v: measure(v, data_dir) for v in variants}
+    lines = [
         f"Training throughput ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores): bundled SmolLM2-135M, LoRA "
         f"r={SETTINGS['r']} on q/k/v/o, {SETTINGS['examples']} HotpotQA training examples (gold + 2 distractors), "
         f"batch {SETTINGS['batch_size']}, max length {SETTINGS['max_length']}.",
         "",
         "| path | steps timed | tokens/s | peak RSS (GB) |",
         "| --- | ---: | ---: | ---: |",
-        *(f"| {name} | {r['steps']} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} |"
-          for name, r in (("plain Trainer + PEFT", plain), ("Studio", ours),
-                          ("Studio, gradient checkpointing", lean))),
+        *(f"| {VARIANTS[v][0]} | {r['steps']} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} |"
+          for v, r in results.items()),
         "",
-        f"Speed-up: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {ours['peak_rss_gb']:.2f} GB; with gradient "
-        f"checkpointing {lean['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {lean['peak_rss_gb']:.2f} GB "
-        "(targets 1.3x and 4 GB).",
-        "",
-    ])  # fmt: skip
-    emit(table, a.out)
+    ]  # fmt: skip
+    if all(v in results for v in COMPARED):
+        plain, ours, lean = (results[v] for v in COMPARED)
+        lines[-1:] = [
+            "",
+            f"Speed-up: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {ours['peak_rss_gb']:.2f} GB; with "
+            f"gradient checkpointing {lean['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {lean['peak_rss_gb']:.2f} "
+            "GB (targets 1.3x and 4 GB).",
+            "",
+        ]
+    emit("\n".join(lines), a.out)
     return 0
 
 
