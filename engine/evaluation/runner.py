@@ -341,7 +341,9 @@ def prepare_evaluation(spec: EvalSpec, settings: Settings):
     store = KnowledgeBaseStore(settings, embedder) if spec.mode == "kb" else None
     if store is not None:
         store.collection(spec.kb)
-    return load_generator(model, settings=settings), embedder, store
+    generator = load_generator(model, settings=settings)
+    generator.warm_up_if_enabled(background=False)  # answer as the app does once a model is loaded (an A/B too)
+    return generator, embedder, store
 
 
 def eval_job(args: dict, ctx) -> dict:
