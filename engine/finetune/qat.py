@@ -2,8 +2,8 @@
 will hold, so that the adapter learns to make up for their rounding.
 
 ``int4-weight`` is an adapter merged and then quantized to int4 in groups of 32 (a GGUF Q4 export for llama.cpp
-or Ollama rounds the same way; the Studio's own int4-weight keeps an adapter unmerged, since merged it is mostly
-rounded away: docs/performance.md), so an adapted layer deploys as
+or Ollama rounds the same way; the Studio's own int4-weight keeps an adapter unmerged: docs/performance.md), so
+an adapted layer deploys as
 x·Q(W + Δ)ᵀ, with Δ the adapter's update and Q the int4-weight rounding (groups of 32, a scale and a zero
 point each, stored in bfloat16). Training computes x·(Q(W + Δ) − Δ)ᵀ, without gradient, in the base layer,
 and peft adds x·Δᵀ: the sum is the deployed product, and the adapter's gradient is the straight-through

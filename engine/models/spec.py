@@ -22,9 +22,10 @@ MODEL_HELP = (
 QUANTIZATIONS = ("none", "8bit", "4bit", "4bit-fp4", "int8-dynamic", "int4-weight")
 TORCH_QUANTIZATIONS = ("int8-dynamic", "int4-weight")
 BNB_QUANTIZATIONS = ("8bit", "4bit", "4bit-fp4")
-# Precisions that keep an adapter unmerged on their quantized base (bitsandbytes' do too): merged first, a
-# trained adapter's update is smaller than an int4 step and mostly rounded away (recipe 7: F1 34.9 -> 13.2, the
-# base's level; docs/performance.md), more so where the base's weights sit on the int4 grid already (GGUF Q4_1).
+# Precisions that keep an adapter unmerged on their quantized base (bitsandbytes' do too): the LoRA update stays in
+# full precision beside the int4 kernel (recipe 7: -0.2 F1 against float32). Merged first it was read as rounded
+# away (an A/B: F1 13.2), which the same merge, exported and quantized, did not reproduce (35.5 on 40 questions,
+# float32 35.3): being re-measured, docs/performance.md.
 UNMERGED = ("int4-weight",)
 
 
