@@ -153,17 +153,16 @@ def main() -> int:
         "| --- | ---: | ---: | ---: |",
         *(f"| {VARIANTS[v][0]} | {r['steps']} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} |"
           for v, r in results.items()),
-        "",
     ]  # fmt: skip
     if all(v in results for v in COMPARED):
         plain, ours, lean = (results[v] for v in COMPARED)
-        lines[-1:] = [
+        lines += [
             "",
             f"Speed-up: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {ours['peak_rss_gb']:.2f} GB; with "
             f"gradient checkpointing {lean['tokens_per_s'] / plain['tokens_per_s']:.2f}x at {lean['peak_rss_gb']:.2f} "
             "GB (targets 1.3x and 4 GB).",
-            "",
         ]
+    lines.append("")
     emit("\n".join(lines), a.out)
     return 0
 
