@@ -2,6 +2,7 @@
 trained on (``closed_qa``), scored with SQuAD token F1, with a paired bootstrap 95% CI.
 
     .venv/bin/python bench/forgetting.py --adapter hotpotqa-r16 --out docs/fine-tuning.md
+    .venv/bin/python bench/forgetting.py --adapter hotpotqa-v7-dpo --against hotpotqa-v7   # against another adapter
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--adapter", required=True)
+    p.add_argument("--against", default="", help="the adapter compared with (default: the base model)")
     p.add_argument("--category", default="closed_qa")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--dtype", default="bfloat16")
@@ -37,7 +39,8 @@ def main() -> int:
     settings = load_settings()
     spec = InstructionSpec(category=a.category, limit=a.limit)
     results = {}
-    for name, adapter in (("base", ""), (f"base + `{a.adapter}`", a.adapter)):
+    reference = f"base + `{a.against}`" if a.against else "base"
+    for name, adapter in ((reference, a.against), (f"base + `{a.adapter}`", a.adapter)):
         generator = load_generator(replace(DEFAULT_MODEL, dtype=a.dtype, adapter=adapter), settings)
         results[name] = run_instructions(spec, generator, settings)
     (base, tuned) = results.values()
@@ -54,7 +57,7 @@ def main() -> int:
             for n, r in results.items()
         ),  # fmt: skip
         "",
-        f"F1 difference (adapter - base): {diff.mean:+.1f}, 95% CI [{diff.low:+.1f}, {diff.high:+.1f}].",
+        f"F1 difference (`{a.adapter}` - {reference}): {diff.mean:+.1f}, 95% CI [{diff.low:+.1f}, {diff.high:+.1f}].",
         "",
     ]
     emit("\n".join(lines), a.out)

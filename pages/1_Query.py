@@ -6,7 +6,7 @@ from engine.rag.ask import ask_pipeline
 from engine.rag.history import log_query
 from ui import resources as r
 from ui.ingest import ingest_panel
-from ui.query import ask_controls, mlflow_status, show_answer
+from ui.query import ask_controls, correction_form, mlflow_status, show_answer
 from ui.widgets import coalesce, page_header, user_errors
 
 page_header("Query", "💬")
@@ -41,12 +41,14 @@ with user_errors():
             # Logged in the background once the answer is drawn: importing MLflow would hold it up.
             logged = r.background().submit(lambda: log_query(r.tracker(), answer, kb, pipeline.generator.name, how.k))
             mlflow_status(logged)
-        st.session_state["last-answer"] = (answer, logged)
+            correction_form(answer, pipeline.generator.name)
+        st.session_state["last-answer"] = (answer, logged, pipeline.generator.name)
     elif "last-answer" in st.session_state:
-        answer, logged = st.session_state["last-answer"]
+        answer, logged, model_name = st.session_state["last-answer"]
         with left:
             show_answer(answer)
             mlflow_status(logged)
+            correction_form(answer, model_name)
 
     st.divider()
     ingest_panel(store)

@@ -11,8 +11,9 @@ from engine.models.adapters import AdapterRegistry, check_name
 from engine.models.spec import check_quantization_backend, resolve_device, spec_for
 from ui import resources as r
 from ui.export import export_panel
-from ui.finetune import adapters_table, curves, settings_form, show_plan, unfinished_runs
+from ui.finetune import adapters_table, settings_form, show_plan, unfinished_runs
 from ui.job_panel import job_panel
+from ui.training_curves import curves
 from ui.widgets import page_header, user_errors
 
 page_header(

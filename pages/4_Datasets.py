@@ -8,6 +8,7 @@ from ui import resources as r
 from ui.dataset_steps import augment_tab, export_tab, kb_tab, split_tab, topics_tab, versions_tab
 from ui.datasets import browser, funnel_chart, generation_form, import_tab, version_picker
 from ui.job_panel import job_panel
+from ui.preferences import preferences_tab
 from ui.review import review_tab
 from ui.widgets import page_header, user_errors
 
@@ -19,8 +20,9 @@ page_header(
 )
 settings = r.settings()
 store = DatasetStore(settings)
+STEPS = ["Import", "Generate", "Browse", "Review", "Topics", "Split", "Versions", "Augment", "Export"]
 tabs = st.tabs(
-    ["Import", "Generate", "Browse", "Review", "Topics", "Split", "Versions", "Augment", "Export", "Knowledge base"],
+    [*STEPS, "Knowledge base", "Preferences"],
     key="datasets-tab",
     on_change="rerun",  # the page knows which tab is open: the review keys (A, X, ...) exist only in its tab
 )
@@ -64,3 +66,6 @@ with tabs[8], user_errors():
 
 with tabs[9], user_errors():
     kb_tab(store)
+
+with tabs[10], user_errors():
+    preferences_tab(settings, r.tracker)

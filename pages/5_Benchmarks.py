@@ -30,7 +30,8 @@ with user_errors():
         st.subheader("Results")
         result_metrics(state.result["metrics"])
         table = per_question(tracker, state.mlflow_run_id)
-        st.dataframe(table.drop(columns=["raw"]), hide_index=True, width="stretch", height=300)
+        shown = table.drop(columns=["raw", "messages"], errors="ignore")  # long texts (the raw output: below)
+        st.dataframe(shown, hide_index=True, width="stretch", height=300)
         choice = st.selectbox("Drill down", table.index, format_func=lambda i: table.loc[i, "question"][:120])
         row = table.loc[choice]
         st.markdown(f"**Question:** {row['question']}")

@@ -1,26 +1,26 @@
-"""The Fine-tune page's widgets: the training-settings form and the live training curves."""
+"""The Fine-tune page's widgets: the training-settings form, the adapters table, unfinished runs."""
 
 from dataclasses import replace
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from engine import jobs
 from engine.errors import InputError
 from engine.evaluation.qa_sets import HOTPOTQA, qa_set_names
 from engine.finetune.continued import fitting_hotpotqa_adapter
-from engine.finetune.curve import read_curve
 from engine.finetune.examples import DOLLY_CATEGORIES, MixSpec, RagExampleSpec
 from engine.finetune.lora import LoraSpec
 from engine.finetune.presets import CONTINUED, PRESETS, preset_for, preset_spec
 from engine.finetune.runs import list_runs
 from engine.finetune.spec import ResumeRun, TrainSpec, primary_pool
+from engine.qa.preference import preference_datasets
 from engine.rag.styles import style_of
 from ui import resources as r
 from ui.configs import check_option, config_bar, config_footer, forget, loaded, loads
 from ui.knobs import knob_input, knob_row
 
+METHOD_LABELS = {"sft": "SFT (answers)", "dpo": "DPO (preference pairs)", "orpo": "ORPO (preference pairs)"}
 SOURCE_LABELS = {"gold": "gold + distractors", "retrieved": "retrieved top 5"}
 STYLE_LABELS = {
     "short": "short answer",
@@ -175,6 +175,21 @@ def settings_form() -> tuple[TrainSpec, str]:
             "check scores it. information_extraction and summarization carry a context paragraph, as closed_qa does.",
             key=f"{p}-dolly-categories",
         )
+        st.markdown("**Method**")
+        method_row = st.columns(3)
+        method = knob_input(
+            method_row[0], TrainSpec, "method", default=D.method, format_func=METHOD_LABELS.get, prefix=p
+        )
+        preferences = knob_input(
+            method_row[1],
+            TrainSpec,
+            "preferences",
+            ["", *preference_datasets(r.settings())],
+            D.preferences,
+            format_func=lambda n: n or "none (SFT)",
+            prefix=p,
+        )
+        beta = knob_input(method_row[2], TrainSpec, "beta", default=D.beta, prefix=p)
         st.markdown("**LoRA**")
         lora = st.columns(5)
         rank = knob_input(lora[0], LoraSpec, "r", default=D.lora.r, prefix=p)
@@ -207,6 +222,9 @@ def settings_form() -> tuple[TrainSpec, str]:
         quantization=quant,
         quantization_aware=qat,
         start_from=start_from,
+        method=method,
+        preferences=preferences,
+        beta=float(beta),
         lora=replace(
             D.lora,
             r=int(rank),
@@ -240,27 +258,6 @@ def settings_form() -> tuple[TrainSpec, str]:
     return spec, "check" if checked else "start" if started else ""
 
 
-def curves(run_dir) -> None:
-    rows = read_curve(run_dir)
-    if not rows:
-        st.caption("No training step yet.")
-        return
-    frame = pd.DataFrame(rows)
-    left, right = st.columns(2)
-    if "loss" in frame:
-        train = frame.dropna(subset=["loss"])
-        long = train.melt("step", ["loss"], "curve", "value")
-        if "eval_loss" in frame:
-            long = pd.concat([long, frame.dropna(subset=["eval_loss"]).melt("step", ["eval_loss"], "curve", "value")])
-        fig = px.line(long, x="step", y="value", color="curve", markers=True, title="Loss")
-        left.plotly_chart(fig, width="stretch")
-    if "eval_f1" in frame:
-        val = frame.dropna(subset=["eval_f1"])
-        right.plotly_chart(
-            px.line(val, x="step", y=["eval_f1", "eval_em"], markers=True, title="Validation"), width="stretch"
-        )
-
-
 def adapters_table(adapters) -> pd.DataFrame:
     """One row per adapter: base, prompt, answer style trained for, rank, metrics, size, MLflow run."""
     return pd.DataFrame(
@@ -269,6 +266,8 @@ def adapters_table(adapters) -> pd.DataFrame:
                 "name": a.name,
                 "base": a.base.get("name", ""),
                 "created": a.created,
+                "method": (a.train.get("method") or "sft").upper(),
+                "trained on": a.train.get("preferences") or a.train.get("dataset") or "hotpotqa",
                 "prompt": a.prompt,
                 "answers": STYLE_LABELS.get(style_of(a), style_of(a)),
                 "r": a.lora.get("r"),

@@ -10,12 +10,15 @@ from engine.evaluation.history import evaluation_runs
 from engine.ratings import Rating, RatingStore
 from engine.ratings.aggregate import leaderboard
 from engine.ratings.agreement import agreement, judge_agreement
+from engine.ratings.corrections import check_correction, item_correction
 from engine.ratings.sources import judge_verdicts, session_from_experiment, session_from_runs
 from engine.ratings.tracking import log_session
 from ui import resources as r
 from ui.widgets import user_errors
 
 PREFERENCES = {"A is better": "left", "B is better": "right", "Tie": "tie", "Both bad": "both_bad"}
+SIDE_LABELS = {"left": "A", "right": "B"}
+CORRECTS = {"The answer not preferred (A on a tie or both bad)": "", "Answer A": "left", "Answer B": "right"}
 SCORES = ("correctness", "groundedness", "fluency")
 
 
@@ -97,11 +100,22 @@ def rate(store: RatingStore, session_id: str, rater: str) -> None:
                 scores[f"{score}_{side}"] = column.slider(f"{score.capitalize()} of {label}", 1, 5, 3)
         preference = st.radio("Which answer is better?", list(PREFERENCES), horizontal=True, index=None)
         comment = st.text_input("Comment (optional)")
+        with st.expander("Write the right answer (optional)"):
+            written = st.text_area(
+                "The right answer",
+                help="Saved as a correction: your answer preferred over the model's, for preference training.",
+            )
+            corrects = st.radio("It corrects", list(CORRECTS), horizontal=True)
         if st.form_submit_button("Submit rating", type="primary"):
             if preference is None:
                 st.error("Choose a preference: A, B, tie or both bad.")
                 return
             with user_errors():
+                sides = store.reveal(session_id, item.item_id)
+                correction = None
+                if written.strip():  # checked before the rating is stored: a bad one stops both
+                    side = CORRECTS[corrects] or ("right" if PREFERENCES[preference] == "left" else "left")
+                    correction = check_correction(item_correction(item, sides, side, written, rater))
                 new = store.submit(
                     Rating(
                         session_id=session_id,
@@ -112,11 +126,13 @@ def rate(store: RatingStore, session_id: str, rater: str) -> None:
                         comment=comment,
                     )
                 )
-                sides = store.reveal(session_id, item.item_id)
+                if correction is not None:
+                    store.add_correction(correction)
                 note = "" if new else " (you had rated it already: the first rating counts)"
+                fixed = f" Your answer is saved as a correction of answer {SIDE_LABELS[side]}." if correction else ""
                 st.session_state["he-revealed"] = (
                     f"Answer A was **{sides['left']}**, answer B was **{sides['right']}**; you chose "
-                    f"*{preference}*{note}."
+                    f"*{preference}*{note}.{fixed}"
                 )
                 st.rerun()
 

@@ -1,13 +1,16 @@
-"""The Query page's answer: the answer in its style, its timings and numbered sources, and its MLflow logging."""
+"""The Query page's answer: the answer in its style, its timings and numbered sources, its MLflow logging, and a
+correction of it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from engine.rag.ask import AskSpec
+from engine.ratings import default_store
+from engine.ratings.corrections import answer_correction
 from ui import resources as r
 from ui.knobs import knob_input
-from ui.widgets import kb_picker
+from ui.widgets import kb_picker, user_errors
 
 STYLE_WORDS = {"short": "a short answer", "sentences": "one to three sentences", "evidence": "evidence, then answer"}
 
@@ -37,6 +40,17 @@ def show_answer(answer) -> None:
         with st.expander(f"[{n}] {hit.title} — score {hit.score:.3f}{cited}"):
             st.write(hit.text)
             st.caption(f"source: {hit.source} · id: {hit.id}")
+
+
+def correction_form(answer, model: str) -> None:
+    """Under an answer: the right answer, written by the user, saved as a correction (with the question, the
+    sources, the model's answer and the prompt it answered) for preference pairs."""
+    with st.expander("Correct this answer"), st.form("query-correct", clear_on_submit=True):
+        written = st.text_area("The right answer", key="query-correction")
+        if st.form_submit_button("Save the correction"):
+            with user_errors():
+                default_store(r.settings()).add_correction(answer_correction(answer, written, model=model))
+                st.success("Saved the correction: build preference pairs from it on the Datasets page (Preferences).")
 
 
 def ask_controls(store) -> tuple[str | None, AskSpec, str]:

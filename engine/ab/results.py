@@ -24,8 +24,8 @@ ROW_FIELDS = ("item_id", "question", "gold", "prediction", "em", "f1", "latency_
 
 @dataclass(frozen=True)
 class VariantResult:
-    """One variant's answers to every item (``rows``: dicts with ROW_FIELDS, and ``raw`` / ``context``
-    where known) and what running it cost."""
+    """One variant's answers to every item (``rows``: dicts with ROW_FIELDS, and ``raw`` / ``context`` /
+    ``messages`` where known) and what running it cost."""
 
     name: str
     spec: dict  # the VariantSpec as a dict

@@ -80,7 +80,8 @@ def sampling_of(variant: VariantSpec, template):
 
 def variant_rows(items, answers) -> list[dict]:
     """One row per item: ROW_FIELDS (EM and F1 on the 0-100 scale; latency = retrieval + generation), then the
-    raw generated text and the context the answer was given."""
+    raw generated text, the context the answer was given and the chat messages it was asked in (what a
+    preference pair of the answer trains on)."""
     rows = []
     for item, answer, scored in zip(items, answers, score(items, answers, with_retrieval=False), strict=True):
         row = {
@@ -94,7 +95,10 @@ def variant_rows(items, answers) -> list[dict]:
             "prompt_tokens": answer.prompt_tokens,
             "new_tokens": answer.new_tokens,
         }
-        rows.append({k: row[k] for k in ROW_FIELDS} | {"raw": answer.raw, "context": answer.context})
+        rows.append(
+            {k: row[k] for k in ROW_FIELDS}
+            | {"raw": answer.raw, "context": answer.context, "messages": [dict(m) for m in answer.messages]}
+        )
     return rows
 
 

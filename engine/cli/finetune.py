@@ -66,6 +66,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
 
 # flag -> (TrainSpec field, nested spec or "") for the flags that change one setting as they are
 FLAGS = {
+    "method": ("method", ""),
+    "preferences": ("preferences", ""),
+    "beta": ("beta", ""),
     "base": ("base", ""),
     "quantization": ("quantization", ""),
     "quantization_aware": ("quantization_aware", ""),

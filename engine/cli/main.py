@@ -17,6 +17,7 @@ from engine.cli.export import add_export_arguments, run_export
 from engine.cli.finetune import add_train_arguments, run_train
 from engine.cli.loop import add_loop_arguments, run_loop_command
 from engine.cli.measure import add_ab_arguments, add_bench_arguments, run_ab, run_bench, run_judge
+from engine.cli.preferences import main as main_preferences
 from engine.cli.rag import add_ingest_arguments, run_ingest, run_kbs
 from engine.configs import add_config_argument, parse_args
 from engine.errors import InputError, exit_status
@@ -97,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("kbs", help="list knowledge bases")
     sub.add_parser("data", help="QA datasets: import, generate, topics, split, versions, ... (see `data --help`)")
+    sub.add_parser("preferences", help="preference pairs: build, list, show, drop (see `preferences --help`)")
     job = sub.add_parser("job", help="background jobs: run <dir> | list | status <id> | cancel <id>")
     job.add_argument("args", nargs=argparse.REMAINDER)
     return p
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_job(argv[1:])
     if argv[:1] == ["data"]:
         return main_data(argv[1:])
+    if argv[:1] == ["preferences"]:
+        return main_preferences(argv[1:])
     a = parse_args(parser(), argv)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     handlers = {

@@ -194,6 +194,9 @@ def score(items: list[QAItem], answers: list[RagAnswer], with_retrieval: bool) -
                 "supporting": " | ".join(relevant),
                 "prompt_tokens": ans.prompt_tokens,
                 "new_tokens": ans.new_tokens,
+                # The prompt exactly as asked (sources as shown, with their titles, and the worked examples): a
+                # preference pair built from this answer trains on it (engine.preferences.prompts).
+                "messages": [dict(m) for m in ans.messages],
             }
         )
     return rows

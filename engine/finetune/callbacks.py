@@ -17,6 +17,7 @@ import psutil
 from transformers import TrainerCallback
 
 from engine.finetune.curve import CURVE
+from engine.finetune.preferences import logged_values
 
 
 class CurveCallback(TrainerCallback):
@@ -51,6 +52,7 @@ class CurveCallback(TrainerCallback):
                 "tokens_per_s": tokens / max(1e-9, now - self.last[0]),
                 "rss_mb": self.process.memory_info().rss / 2**20,
                 "cpu_percent": self.process.cpu_percent(None),
+                **logged_values(logs),  # DPO's and ORPO's rewards and log-probabilities
             },
         )
         self.last = (now, state.num_input_tokens_seen)

@@ -17,6 +17,7 @@ from engine.finetune.distill import DistillReport
 from engine.finetune.encoding import drop_too_long
 from engine.finetune.examples import mix, rag_examples, record_examples, without_gold
 from engine.finetune.lora import Targets, detect_targets, summarize, to_lora_config
+from engine.finetune.preferences import pair_lengths, preference_examples
 from engine.finetune.preflight import estimate
 from engine.finetune.preparation import BLOCK, LazyRows, Pending, entries, preparer
 from engine.finetune.spec import TrainSpec, primary_pool, resolve_precision
@@ -269,8 +270,12 @@ class Plan:
 def plan(spec: TrainSpec, settings: Settings) -> Plan:
     """Load the base, build the examples and the adapter, and estimate memory and time; trains nothing."""
     loaded = load_base(spec, settings)
-    train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
-    lengths = train_rows.lengths  # estimated where a row is not made yet
+    if spec.method == "sft":
+        train_rows, val_rows, _ = build_examples(spec, Generator(loaded), settings, distill=False)
+        lengths = train_rows.lengths  # estimated where a row is not made yet
+    else:
+        train_rows, val_rows, _ = preference_examples(spec, Generator(loaded), settings)
+        lengths = pair_lengths(train_rows, loaded.tokenizer, spec.max_length)
     model, targets = lora_model(loaded, spec, settings)
     summary = summarize(model)
     found = estimate(
@@ -287,6 +292,8 @@ def plan(spec: TrainSpec, settings: Settings) -> Plan:
         spec.gradient_checkpointing,
         loaded.device,
         quantization_aware=spec.quantization_aware,
+        sequences=1 if spec.method == "sft" else 2,
+        reference=spec.method == "dpo",
     )
     return Plan(
         targets=targets.note,

@@ -58,8 +58,13 @@ def estimate(
     device: str = "cpu",
     flops: float | None = None,
     quantization_aware: str = "none",
+    sequences: int = 1,
+    reference: bool = False,
 ) -> Estimate:
-    """Peak memory (weights, adapter and optimizer state, activations, logits) and time of a run."""
+    """Peak memory (weights, adapter and optimizer state, activations, logits) and time of a run.
+
+    A preference pair is ``sequences=2`` (the chosen and the rejected answer, each after the prompt); DPO's
+    ``reference`` adds a forward pass of both without gradients."""
     hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
     vocab = getattr(config, "vocab_size", 32000)
@@ -67,7 +72,7 @@ def estimate(
     if quantization_aware != "none":
         weights += total_params * 4.0  # the fake-quantized copy the base computes with (engine.finetune.qat)
     adapter = trainable * 16  # weight, gradient and two Adam moments, fp32
-    tokens_in_batch = batch_size * max_tokens  # the longest batch sets the peak
+    tokens_in_batch = batch_size * sequences * max_tokens  # the longest batch sets the peak
     per_token_layer = 2 * hidden * 4 if gradient_checkpointing else 18 * hidden * 4
     activations = tokens_in_batch * layers * per_token_layer
     logits = tokens_in_batch * vocab * 4 * 3  # logits, their softmax and its gradient
@@ -79,10 +84,10 @@ def estimate(
     else:
         available = psutil.virtual_memory().available / 2**20
     steps = max(1, round(epochs * -(-examples // (batch_size * grad_accum))))
-    tokens = round(examples * mean_tokens * epochs)
+    tokens = round(examples * sequences * mean_tokens * epochs)
     # Forward and backward through the frozen base cost about 3x a forward (2 FLOPs per weight and token).
     flops = flops or matmul_flops()
     efficiency = 0.35 if device == "cpu" else 0.25
-    minutes = tokens * 6 * total_params / (flops * efficiency) / 60
+    minutes = tokens * (8 if reference else 6) * total_params / (flops * efficiency) / 60
     note = "fits" if memory_mb < 0.9 * available else "may not fit: lower the batch size or max length"
     return Estimate(memory_mb=memory_mb, available_mb=available, minutes=minutes, steps=steps, tokens=tokens, note=note)

@@ -17,6 +17,19 @@ from engine.names import check_safe_name
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STOP_ON = ("f1", "loss", "none")
+METHODS = ("sft", "dpo", "orpo")  # engine.finetune.preferences: dpo and orpo train on preference pairs
+METHOD_HELP = (
+    "sft: learn to write the QA set's answers (supervised). dpo: learn from preference pairs (a chosen and a "
+    "rejected answer to one prompt) to make the chosen answers more likely than the rejected ones, relative to a "
+    "frozen reference model: the adapter you start from (or the base), so it stays close to what already works. "
+    "orpo: the same pairs without a reference model (an SFT loss on the chosen answer plus an odds-ratio term); "
+    "it is meant to start from the base. Both need a preference dataset (Datasets page, Preferences)"
+)
+BETA_HELP = (
+    "how far preference training may move away from the reference: DPO's beta scales the log-probability "
+    "ratios (higher: stays closer to the reference, smaller steps; 0.1 is the usual start), ORPO's weighs the "
+    "odds-ratio term against the SFT loss"
+)
 QAT_SCHEMES = ("none", "int4-weight", "nf4")  # engine.finetune.qat
 QAT_HELP = (
     "train the adapter on the base as a deployment will hold it, so that it learns to make up for the rounding: "
@@ -39,6 +52,11 @@ class TrainSpec:
         label="Quantization",
     )
     quantization_aware: str = knob("none", QAT_HELP, QAT_SCHEMES, label="Quantization-aware")
+    method: str = knob("sft", METHOD_HELP, METHODS, label="Method")
+    preferences: str = knob(
+        "", "the preference pairs DPO and ORPO train on: a dataset NAME or NAME@VERSION", label="Preference dataset"
+    )
+    beta: float = knob(0.1, BETA_HELP, min=0.001, max=10.0, label="Beta (DPO, ORPO)")
     lora: LoraSpec = field(default_factory=LoraSpec)
     start_from: str = knob(
         "",
@@ -107,6 +125,20 @@ class TrainSpec:
                 "Quantization-aware training runs on a full-precision base: with a QLoRA base (quantization "
                 f"{self.quantization}) the adapter already trains on the quantized weights. Choose one of the two."
             )
+        check_choice(self.method, METHODS, "training method")
+        if self.method != "sft":
+            if not self.preferences.strip():
+                raise InputError(
+                    f"{self.method.upper()} trains on preference pairs: name a preference dataset "
+                    "(Datasets page, Preferences)."
+                )
+            if self.quantization_aware != "none":
+                raise InputError(
+                    "Quantization-aware training is for SFT runs: train the preference adapter in full precision, "
+                    "or start it from a quantization-aware SFT adapter."
+                )
+            if self.beta <= 0:
+                raise InputError("Beta must be positive.")
         check_choice(self.scheduler, SCHEDULERS, "schedule")
         check_choice(self.precision, PRECISIONS, "precision")
         check_choice(self.stop_on, STOP_ON, "early-stopping metric")

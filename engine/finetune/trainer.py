@@ -22,6 +22,13 @@ from engine.finetune.curve import cut_curve
 from engine.finetune.encoding import Collator
 from engine.finetune.inputs import build_examples, load_base, log_dataset_inputs, lora_model, validation
 from engine.finetune.lora import MLP, summarize
+from engine.finetune.preferences import (
+    check_tokens,
+    preference_arguments,
+    preference_examples,
+    preference_trainer,
+    without_reference,
+)
 from engine.finetune.qat import quantization_aware
 from engine.finetune.runs import checkpoint_step, claim, last_checkpoint, prepare_run
 from engine.finetune.spec import TrainSpec, resolve_precision
@@ -47,42 +54,49 @@ class TrainResult:
 def training_arguments(spec: TrainSpec, run_dir: Path, device: str, steps_per_epoch: int):
     from transformers import TrainingArguments
 
-    precision = resolve_precision(spec.precision, device)
-    every = spec.eval_every or steps_per_epoch
-    metric = {"f1": "eval_f1", "loss": "eval_loss"}.get(spec.stop_on, "eval_f1" if spec.val_f1 else "eval_loss")
     return TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        num_train_epochs=spec.epochs,
-        per_device_train_batch_size=spec.batch_size,
-        per_device_eval_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
-        learning_rate=spec.learning_rate,
-        lr_scheduler_type=spec.scheduler,
-        warmup_steps=round(spec.warmup_ratio * steps_per_epoch * spec.epochs),
-        logging_steps=1,
-        eval_strategy="steps",
-        eval_steps=every,
-        save_strategy="steps",
-        save_steps=every,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=metric != "eval_loss",
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=device == "cpu",
-        activation_checkpointing=spec.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
+        **argument_values(spec, run_dir, device, steps_per_epoch),
         # The rows come in an order of their own (length-grouped, seeded, per epoch: LazyRows), so
         # that they can be made as training reaches them.
         train_sampling_strategy="sequential",
-        include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
-        dataloader_num_workers=0,
-        report_to="none",
-        seed=spec.seed,
-        data_seed=spec.seed,
-        disable_tqdm=True,
+        activation_checkpointing=spec.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if spec.gradient_checkpointing else None,
     )
+
+
+def argument_values(spec: TrainSpec, run_dir: Path, device: str, steps_per_epoch: int) -> dict:
+    """The Trainer arguments every method shares: optimisation, precision, validation, checkpoints, stopping."""
+    precision = resolve_precision(spec.precision, device)
+    every = spec.eval_every or steps_per_epoch
+    metric = {"f1": "eval_f1", "loss": "eval_loss"}.get(spec.stop_on, "eval_f1" if spec.val_f1 else "eval_loss")
+    return {
+        "output_dir": str(run_dir / "checkpoints"),
+        "num_train_epochs": spec.epochs,
+        "per_device_train_batch_size": spec.batch_size,
+        "per_device_eval_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.grad_accum,
+        "learning_rate": spec.learning_rate,
+        "lr_scheduler_type": spec.scheduler,
+        "warmup_steps": round(spec.warmup_ratio * steps_per_epoch * spec.epochs),
+        "logging_steps": 1,
+        "eval_strategy": "steps",
+        "eval_steps": every,
+        "save_strategy": "steps",
+        "save_steps": every,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": metric,
+        "greater_is_better": metric != "eval_loss",
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": device == "cpu",
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_num_workers": 0,
+        "report_to": "none",
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        "disable_tqdm": True,
+    }
 
 
 Report = Callable[[float, str], None]
@@ -166,7 +180,13 @@ def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
     plain = quantization_aware(model, spec.quantization_aware)  # undone after training: the model is returned
     summary = summarize(model)
     report(0.0, "building the training examples")
-    train_rows, val_rows, datasets = build_examples(spec, generator, settings, report, base_only=model.disable_adapter)
+    if spec.method == "sft":
+        train_rows, val_rows, datasets = build_examples(
+            spec, generator, settings, report, base_only=model.disable_adapter
+        )
+    else:
+        check_tokens(loaded.tokenizer)
+        train_rows, val_rows, datasets = preference_examples(spec, generator, settings, report)
     if not run.resume and run.main:  # written once the inputs load, so a start that failed leaves no run to resume
         (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
     report(0.0, f"LoRA on {targets.note}: {summary}")
@@ -196,7 +216,7 @@ def _train(run: TrainingRun, checkpoint, began: float) -> TrainResult:
             seconds=now() - began,
             run_id=None,
         )
-    info = registry.save(trainer.model, spec.adapter, meta, overwrite=True)
+    info = registry.save(without_reference(trainer.model), spec.adapter, meta, overwrite=True)
     return finish_run(spec, trainer, info, tracker, run_id, curve, stop, report, began)
 
 
@@ -231,21 +251,24 @@ def build_trainer(run: TrainingRun, loaded, model, train_rows, val_rows, run_id)
     spec, report = run.spec, run.report
     precision = resolve_precision(spec.precision, loaded.device)
     steps_per_epoch = max(1, -(-len(train_rows) // (spec.batch_size * spec.grad_accum)))
-    args = training_arguments(spec, run.run_dir, loaded.device, steps_per_epoch)
     curve = CurveCallback(run.run_dir, report, run.tracker, run_id)
     callbacks = [curve, ValidationCallback(validation(spec, loaded, run.settings, precision), curve, report)]
     if spec.stop_on != "none" and spec.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.patience))
     stop = StopCallback(run.stop_requested)
     callbacks += [stop, *run.extra_callbacks]
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_rows,
-        eval_dataset=val_rows,
-        data_collator=Collator(loaded.tokenizer, answer_logits_only=answer_logits_supported(loaded.model)),
-        callbacks=callbacks,
-    )
+    if spec.method == "sft":
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(spec, run.run_dir, loaded.device, steps_per_epoch),
+            train_dataset=train_rows,
+            eval_dataset=val_rows,
+            data_collator=Collator(loaded.tokenizer, answer_logits_only=answer_logits_supported(loaded.model)),
+            callbacks=callbacks,
+        )
+    else:
+        args = preference_arguments(spec, argument_values(spec, run.run_dir, loaded.device, steps_per_epoch))
+        trainer = preference_trainer(spec, model, loaded.tokenizer, args, train_rows, val_rows, callbacks)
     trainer.remove_callback(PrinterCallback)  # progress goes through report(), not raw dicts on stdout
     return trainer, curve, stop
 
@@ -271,6 +294,7 @@ def adapter_meta(spec, trainer, loaded, model, modules, trainable, datasets, run
         "base": dict(vars(loaded.spec)),
         "datasets": datasets,
         "lora": lora_record(spec, model, modules, trainable),
+        "method": spec.method,
         "prompt": "few-shot" if spec.rag.few_shot else "zero-shot",
         "max_source_chars": spec.rag.max_source_chars,
         "metrics": {"best_" + trainer.args.metric_for_best_model: best} if best is not None else {},

@@ -32,6 +32,7 @@ class Generator:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.lock = threading.Lock()
+        self.last_prefix: tuple[tuple[int, ...], object] = ((), None)  # (tokens, their cache): see prefix_cache
 
         from engine.models.decoder import decoder_for  # noqa: PLC0415 - loads torch
 
@@ -135,7 +136,7 @@ class Generator:
             return self.generate_fast(rows, sampling, on_batch)
         shared = common_prefix_length(rows) if self.shared_prefix else 0
         prefix = rows[0][:shared] if shared >= MIN_SHARED_PREFIX else []
-        prefix_cache = prefill(self.model, prefix, self.loaded.device) if prefix else None
+        prefix_cache = self.prefix_cache(prefix) if prefix else None
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
         results: list[Completion | None] = [None] * len(rows)
         kwargs = self.generate_kwargs(sampling)
@@ -165,6 +166,14 @@ class Generator:
             if on_batch:
                 on_batch(min(start + batch_size, len(order)), len(order))
         return results  # type: ignore[return-value]
+
+    def prefix_cache(self, prefix: list[int]):
+        """The key/value cache of a shared prompt prefix, kept for the next call: answering one prompt several
+        ways (greedy, then sampled: engine.preferences.sampling) reads it once. Each batch extends a copy."""
+        if self.last_prefix[0] != tuple(prefix):
+            self.last_prefix = ((), None)  # the old cache is freed before the new one is made
+            self.last_prefix = (tuple(prefix), prefill(self.model, prefix, self.loaded.device))
+        return self.last_prefix[1]
 
     def generate_fast(self, rows: list[list[int]], sampling: SamplingSpec, on_batch) -> list[Completion]:
         """One answer after another through the fast decoder: as fast as a batch on a CPU, and

@@ -1,5 +1,5 @@
 """Blind pairwise ratings in one SQLite file: sessions, their items (with the recorded left/right sides),
-ratings and skips.
+ratings and skips; and the corrections people wrote of models' answers (see :mod:`engine.ratings.corrections`).
 
 The file is in WAL mode and every operation opens its own connection, so the app's threads, background
 jobs and several raters' processes can read and write at once; every write is one ``BEGIN IMMEDIATE``
@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.errors import InputError
+from engine.ratings.corrections import Correction, check_correction
 from engine.ratings.sessions import (
     SCORE_COLUMNS,
     Progress,
@@ -60,6 +61,13 @@ CREATE TABLE IF NOT EXISTS skips (
     session_id TEXT NOT NULL, item_id TEXT NOT NULL, rater TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (session_id, item_id, rater)
 );
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY, place TEXT NOT NULL CHECK (place IN ('query', 'human_eval')),
+    session_id TEXT NOT NULL DEFAULT '', item_id TEXT NOT NULL DEFAULT '', rater TEXT NOT NULL DEFAULT '',
+    question TEXT NOT NULL, context TEXT NOT NULL DEFAULT '', answer TEXT NOT NULL, correction TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '', sources TEXT NOT NULL DEFAULT '[]', messages TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL
+);
 """
 
 
@@ -69,7 +77,8 @@ def default_store(settings: Settings) -> RatingStore:
 
 
 class RatingStore:
-    """The sessions, items, ratings and skips of one SQLite file (safe to share between threads and processes)."""
+    """The sessions, items, ratings, skips and corrections of one SQLite file (safe to share between threads and
+    processes)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -294,6 +303,57 @@ class RatingStore:
     def export_csv(self, session_id: str, path: str | Path, overwrite: bool = False) -> Path:
         """Export the session's ratings to a new CSV file (whole or not at all; see :mod:`engine.write_policy`)."""
         return publish_file(path, self.ratings(session_id).to_csv(index=False), overwrite)
+
+    def add_correction(self, correction: Correction) -> int:
+        """Store a correction (an InputError if it is empty or the model's answer as it is); returns its id."""
+        c = check_correction(correction)
+        with self._write() as con:
+            if c.place == "human_eval":
+                _item_row(con, c.session_id, c.item_id)
+            cursor = con.execute(
+                """INSERT INTO corrections (place, session_id, item_id, rater, question, context, answer, correction,
+                                            model, sources, messages, created)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    c.place,
+                    c.session_id,
+                    c.item_id,
+                    c.rater,
+                    c.question,
+                    c.context or "",
+                    c.answer,
+                    c.correction,
+                    c.model or "",
+                    json.dumps(list(c.sources), ensure_ascii=False),
+                    json.dumps(list(c.messages), ensure_ascii=False),
+                    time.time(),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def corrections(self, place: str = "", session_id: str = "") -> list[Correction]:
+        """The stored corrections, oldest first: all, or those made in one place, or in one session."""
+        where, args = [], []
+        for column, value in (("place", place), ("session_id", session_id)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM corrections" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created, id"
+        with self._read() as con:
+            rows = con.execute(sql, args).fetchall()
+        return [_correction(r) for r in rows]
+
+    def delete_correction(self, correction_id: int) -> None:
+        """Delete a correction; an InputError if there is none by that id."""
+        with self._write() as con:
+            if con.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount != 1:
+                raise InputError(f"there is no correction {correction_id!r}")
+
+
+def _correction(row: sqlite3.Row) -> Correction:
+    values = dict(row)
+    values["sources"], values["messages"] = tuple(json.loads(values["sources"])), tuple(json.loads(values["messages"]))
+    return Correction(**values)
 
 
 def _session_row(con: sqlite3.Connection, session_id: str) -> sqlite3.Row:

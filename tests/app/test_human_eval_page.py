@@ -129,3 +129,45 @@ def test_a_session_from_a_judged_experiment_shows_the_judge_agreement(settings):
     tracker = Tracker(settings)
     (run,) = tracker.client.search_runs([tracker.experiment_id(HUMAN_EVAL)])
     assert run.data.metrics["judge.items"] == 3 and round(run.data.metrics["judge.percent"]) == 67
+
+
+def test_a_rater_writes_the_right_answer_beside_the_rating(settings):
+    from engine.ratings.sources import session_from_experiment
+    from tests.support.experiments import save_experiment
+
+    st.cache_resource.clear()
+    store = default_store(settings)
+    sid = session_from_experiment(store, settings, save_experiment(settings, 3), "base", "tuned")
+    at = page()
+    at.sidebar.text_input(key="he-rater").set_value("ann").run()
+
+    def correct(at: AppTest, preference: str, text: str, corrects: str = "") -> AppTest:
+        next(t for t in at.text_area if t.label == "The right answer").input(text)
+        if corrects:
+            next(r for r in at.radio if r.label == "It corrects").set_value(corrects)
+        return rate(at, preference)
+
+    # an answer preferred: the correction replaces the other one (B here)
+    at = correct(at, "A is better", "gold 0")
+    assert not at.exception, at.exception
+    assert any("saved as a correction of answer B" in i.value for i in at.info)
+    sides = store.reveal(sid, "q000")
+    (first,) = store.corrections(session_id=sid)
+    assert (first.item_id, first.rater, first.correction, first.model) == ("q000", "ann", "gold 0", sides["right"])
+    assert first.answer == f"{sides['right']} answer 0"
+
+    # a correction the same as the answer it corrects: a message, and neither the rating nor it is stored
+    item = store.next_item(sid, "ann")
+    at = correct(at, "Tie", item.left_answer, "Answer A")
+    assert any("as it is" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(store.ratings(sid)) == 1 and len(store.corrections()) == 1
+
+    at = correct(at, "Both bad", "gold 1", "Answer A")
+    second = store.corrections()[-1]
+    assert (second.item_id, second.answer, second.model) == (
+        "q001",
+        item.left_answer,
+        store.reveal(sid, "q001")["left"],
+    )
+    at = rate(at, "Tie")  # no correction written: none stored
+    assert len(store.corrections()) == 2 and len(store.ratings(sid)) == 3

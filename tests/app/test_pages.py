@@ -54,6 +54,31 @@ def test_query_answers_with_sources_and_logs_to_mlflow(app_env, tracker):
     assert any(runs[0].run_id in c.value for c in at.caption)
 
 
+def test_a_query_answer_is_corrected_with_its_sources_and_prompt(app_env):
+    from engine.rag.ask import AskSpec
+    from engine.ratings import default_store
+
+    at = page("pages/1_Query.py").run()
+    at.text_input(key="query-question").input("What is the Studio for?")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    shown = at.success[0].value
+    at.text_area(key="query-correction").input(shown)  # the answer as it is: nothing to correct
+    next(b for b in at.button if b.label == "Save the correction").click().run()
+    assert any("as it is" in e.value for e in at.error), [e.value for e in at.error]
+    assert default_store(app_env).corrections() == []
+
+    at.text_area(key="query-correction").input("Making a small LLM better at answering over your documents.")
+    next(b for b in at.button if b.label == "Save the correction").click().run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Saved the correction") for s in at.success)
+    (saved,) = default_store(app_env).corrections(place="query")
+    assert (saved.question, saved.answer) == ("What is the Studio for?", shown)
+    assert saved.correction == "Making a small LLM better at answering over your documents."
+    assert saved.messages[-1]["role"] == "user" and "What is the Studio for?" in saved.messages[-1]["content"]
+    assert len(saved.sources) == AskSpec().k and saved.model  # the sources retrieved and the model that answered
+
+
 def test_query_empty_question_is_a_message(app_env):
     at = page("pages/1_Query.py").run()
     at.text_input(key="query-question").input("   ")

@@ -212,10 +212,15 @@ def test_a_real_experiment_pairs_both_variants_on_the_same_items(real_job):
     for variant in result.variants.values():
         assert [r["item_id"] for r in variant.rows] == expected
         assert all(set(ROW_FIELDS) <= set(r) and r["latency_s"] > 0 for r in variant.rows)
+        assert all(r["messages"][-1]["content"].endswith(f"Question: {r['question']}") for r in variant.rows)
         assert all(0 <= r["f1"] <= 100 and r["em"] in (0.0, 100.0) for r in variant.rows)
         assert variant.load_s > 0 and variant.peak_memory_gb > variant.weights_gb > 0 and variant.seconds > 0
         assert state.result["summary"][variant.name] == pytest.approx(variant.summary())
     assert result.variants["int4"].weights_gb < result.variants["base"].weights_gb  # int4 against float32
+    # both variants were asked each item in the same prompt: a preference pair of their answers trains on it
+    assert [r["messages"] for r in result.variants["int4"].rows] == [
+        r["messages"] for r in result.variants["base"].rows
+    ]
     assert result.variants["base"].spec["dtype"] == "float32"
     assert "int4 vs base: F1" in log
 

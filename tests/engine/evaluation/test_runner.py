@@ -33,6 +33,16 @@ def test_malformed_questions_report_line_numbers(tmp_path):
         load_hotpotqa(bad)
 
 
+def test_each_row_keeps_the_prompt_its_answer_was_asked_in():
+    from engine.evaluation.hotpotqa import QAItem
+    from engine.evaluation.runner import score
+    from engine.rag.pipeline import RagAnswer
+
+    asked = ({"role": "system", "content": "S"}, {"role": "user", "content": "Sources:\n[1] T: x\n\nQuestion: Who?"})
+    (row,) = score([QAItem("q1", "Who?", "Ann")], [RagAnswer("Who?", "Ann", "Answer: Ann.", (), (), asked)], False)
+    assert row["messages"] == [dict(m) for m in asked] and row["raw"] == "Answer: Ann." and row["f1"] == 100.0
+
+
 @pytest.mark.parametrize("mode", ["closed-book", "distractor"])
 def test_evaluation_modes(mode, generator, embedder, settings, tracker):
     spec = EvalSpec(mode=mode, limit=N, batch_size=4, max_new_tokens=16)
@@ -52,6 +62,11 @@ def test_evaluation_modes(mode, generator, embedder, settings, tracker):
     table = tracker.load_table(result.run_id, "per_question.json")
     assert list(table["id"]) == [r["id"] for r in result.rows]
     assert "f1" in format_table(result)
+    # each answer's prompt, as asked (a preference pair of it trains on it), comes back from MLflow
+    assert list(table["messages"]) == [r["messages"] for r in result.rows]
+    for row in result.rows:
+        assert row["messages"][-1]["content"].endswith(f"Question: {row['question']}")
+        assert ("Sources:" in row["messages"][-1]["content"]) == (mode == "distractor")
 
 
 def test_kb_mode_uses_the_knowledge_base(generator, embedder, store, settings, shared_data):
