@@ -41,7 +41,7 @@ from engine.serve.server import ServeSpec, check_bind, serve_forever
 from engine.settings import load_settings
 from engine.tracking import Tracker
 
-# The evaluation's knobs on the command line (max_source_chars stays the prompt's).
+# The evaluation's knobs on the command line (max_source_chars stays the adapter's, or a settings file's).
 EVAL_KNOBS = (
     "dataset",
     "data",

@@ -73,7 +73,9 @@ class EvalSpec:
         ("", *SPLITS),
     )
     prompt: str = knob("", "empty: the adapter's training prompt, else few-shot", PROMPTS)
-    max_source_chars: int = knob(600, "each source cut to N characters", min=1)
+    max_source_chars: int = knob(
+        0, "each source cut to N characters; 0: as the adapter was trained (as the Query page asks it), else 600", min=0
+    )
     answer_style: str = knob(
         "",
         "empty: the adapter's training style, else short; auto: per question, as the Query "
@@ -127,7 +129,7 @@ def retrieval_keys(item: QAItem, hits) -> tuple[tuple[str, ...], tuple[str, ...]
 
 def template(spec: EvalSpec, settings: Settings) -> PromptTemplate:
     """The prompt: few-shot (worked examples) or zero-shot, as asked or as the adapter was trained."""
-    return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars, spec.answer_style)
+    return prompt_for(settings, spec.adapter, spec.prompt, spec.max_source_chars or None, spec.answer_style)
 
 
 def templates(spec: EvalSpec, items: list[QAItem], settings: Settings) -> list[PromptTemplate]:

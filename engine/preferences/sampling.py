@@ -78,7 +78,7 @@ class GoldPairSpec:
 
     def eval_spec(self, settings: Settings) -> EvalSpec:
         """The evaluation that asks the same questions the same way (for its items and prompts)."""
-        chars = self.max_source_chars or prompt_for(settings, self.adapter).max_source_chars
+        chars = self.max_source_chars or prompt_for(settings, self.adapter).max_source_chars  # the adapter's
         name, _, version = self.dataset.partition("@")
         on_hotpotqa = name.strip() == HOTPOTQA  # the shared file, NAME@FILE for another copy of it
         return EvalSpec(

@@ -110,3 +110,24 @@ def test_a_trained_adapter_is_listed_renamed_and_offered_on_the_query_page(app_e
     assert AdapterRegistry(app_env).names() == ["renamed"]
     query = AppTest.from_file(str(ROOT / "pages" / "1_Query.py"), default_timeout=120).run()
     assert "renamed" in query.selectbox(key="query-adapter").options
+
+
+def test_a_preference_method_needs_pairs_and_plans_on_them(app_env):
+    from engine.qa.preference import make_pair
+
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    next(s for s in at.selectbox if s.label == "Method").set_value("dpo")
+    button(at, "Pre-flight check").click().run()
+    assert not at.exception
+    assert any("DPO trains on preference pairs" in e.value for e in at.error), [e.value for e in at.error]
+    pairs = [make_pair(f"Who wrote book {n}?", f"Author {n}", "Nobody", "human") for n in range(12)]
+    DatasetStore(app_env).save("prefs", pairs)
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    next(s for s in at.selectbox if s.label == "Method").set_value("dpo")
+    preferences = next(s for s in at.selectbox if s.label == "Preference dataset")
+    assert preferences.options == ["none (SFT)", "prefs"]  # only datasets of pairs are offered
+    preferences.set_value("prefs")
+    gold_sources(at)
+    button(at, "Pre-flight check").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert {m.label: m.value for m in at.metric}["Training examples"] == "11"  # one of 12 held out

@@ -124,6 +124,12 @@ def test_an_adapter_is_asked_with_the_prompt_sources_and_answer_style_it_was_tra
     old = prompt_for(settings, "old")
     assert (old.answer_style, old.max_source_chars, len(old.examples)) == ("short", 600, 3)
     assert sampling_for(old).max_new_tokens == 32
+    from engine.evaluation.runner import EvalSpec, template
+
+    # an evaluation asks as the Query page does: the adapter's trained source length, unless one is given
+    assert template(EvalSpec(adapter="evi"), settings).max_source_chars == 450
+    assert template(EvalSpec(adapter="evi", max_source_chars=300), settings).max_source_chars == 300
+    assert template(EvalSpec(), settings).max_source_chars == 600
 
 
 def test_update_meta_merges_metrics_and_refuses_unknown_fields(settings) -> None:
