@@ -127,19 +127,11 @@ def preference_arguments(spec: TrainSpec, values: dict):
 def preference_trainer(spec: TrainSpec, model, tokenizer, args, train_rows, val_rows, callbacks):
     """TRL's trainer for the method on the PEFT model (a trained adapter named ``default`` is DPO's reference)."""
     if spec.method == "dpo":
-        from trl import DPOTrainer
+        from trl import DPOTrainer as Trainer
+    else:
+        from trl.experimental.orpo import ORPOTrainer as Trainer  # noqa: PLC0415 - ORPO is in TRL's experimental package
 
-        return DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=train_rows,
-            eval_dataset=val_rows,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-        )
-    from trl.experimental.orpo import ORPOTrainer  # noqa: PLC0415 - ORPO lives in TRL's experimental package
-
-    return ORPOTrainer(
+    return Trainer(
         model=model,
         args=args,
         train_dataset=train_rows,
