@@ -180,8 +180,10 @@ def run_adapters(a) -> int:
     if a.action == "list":
         for info in registry.list():
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in info.metrics.items())
+            method = (info.train.get("method") or "sft").upper()
+            pairs = f" on {info.train['preferences']}" if info.train.get("preferences") else ""
             print(
-                f"{info.name}: base {info.base.get('name', '?')}, prompt {info.prompt}, "
+                f"{info.name}: {method}{pairs}, base {info.base.get('name', '?')}, prompt {info.prompt}, "
                 f"{style_of(info)} answers, {metrics or 'no metrics'}"
             )
     elif a.action == "rename":

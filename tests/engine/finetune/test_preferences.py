@@ -102,7 +102,7 @@ def test_a_pair_is_asked_in_its_recorded_messages_or_the_training_prompt() -> No
 
 
 @pytest.mark.slow
-def test_dpo_moves_the_adapter_toward_the_chosen_answers_and_leaves_the_base(settings, tracker) -> None:
+def test_dpo_moves_the_adapter_toward_the_chosen_answers_and_leaves_the_base(settings, tracker, capsys) -> None:
     from engine.models.generation import Generator
     from engine.models.loader import load_model
     from engine.models.spec import DEFAULT_MODEL
@@ -127,6 +127,9 @@ def test_dpo_moves_the_adapter_toward_the_chosen_answers_and_leaves_the_base(set
                for k, v in result.model.state_dict().items() if "lora_" not in k}  # fmt: skip
     assert all(torch.equal(fresh[k], trained[k]) for k in fresh)
     assert info.train["method"] == "dpo" and info.datasets[0]["dataset"] == "prefs"
+    from engine.cli.main import main
+
+    assert main(["adapters", "list"]) == 0 and "dpo-tiny: DPO on prefs, base" in capsys.readouterr().out
     assert info.datasets[0]["origins"] == {"gold": 8}
     curve = [r for r in read_curve(run_dir_for("dpo-tiny", settings)) if "loss" in r]
     assert len(curve) == 4 and all("rewards_margins" in r and "rewards_chosen" in r for r in curve)
