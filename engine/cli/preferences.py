@@ -7,17 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from engine.cli.data import table
 from engine.configs import parse_args
 from engine.errors import exit_status
 from engine.knobs import add_knob_arguments, knob_values
 from engine.preferences import build_preferences, drop_pairs, preference_datasets
-from engine.preferences.sampling import GoldPairSpec, sample_pairs, save_gold_pairs
-from engine.preferences.versions import check_kind, newest, summary
+from engine.preferences.sampling import GoldPairSpec, make_gold_pairs
+from engine.preferences.versions import newest, summary
 from engine.qa.preference import counts_by_origin, origin_of, rejected_of
-from engine.qa.versions import DatasetStore, check_dataset_name, log_version
+from engine.qa.versions import DatasetStore, check_dataset_name
 from engine.ratings import default_store
 from engine.settings import load_settings
 from engine.tracking import Tracker
@@ -77,24 +76,14 @@ def build(a, settings) -> str:
 
 def sample(a, settings) -> str:
     """Sample, score and save gold-scored pairs in this process, with progress on stderr."""
-    from engine.evaluation.runner import prepare_evaluation  # noqa: PLC0415 - loads the model libraries
-
     spec = GoldPairSpec(**knob_values(GoldPairSpec, a))
-    check_kind(settings, spec.name)  # before the model loads
-    generator, embedder, store = prepare_evaluation(spec.eval_spec(settings), settings)
-    began = time.perf_counter()
 
-    def progress(done: int, total: int) -> None:
-        if done % 10 == 0 or done == total:
-            left = (time.perf_counter() - began) / done * (total - done) / 60
-            print(f"{done}/{total} questions, about {left:.0f} min left", file=sys.stderr, flush=True)
+    def say(fraction: float, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
 
-    pairs, tally = sample_pairs(spec, generator, embedder, settings, store, progress)
-    manifest = save_gold_pairs(spec, pairs, tally, generator.name, settings)
-    if not a.no_mlflow:
-        log_version(Tracker(settings), manifest, pairs)
+    manifest, tally, _ = make_gold_pairs(spec, settings, say, None if a.no_mlflow else Tracker(settings))
     funnel = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tally.items())
-    return f"{spec.name}@{manifest.id}: {len(pairs)} pairs ({funnel})"
+    return f"{spec.name}@{manifest.id}: {tally['pairs']} pairs ({funnel})"
 
 
 def list_versions(a, settings) -> str:

@@ -279,22 +279,30 @@ def save_gold_pairs(spec: GoldPairSpec, pairs, tally: dict, generator_name: str,
     )
 
 
-def gold_pairs_job(args: dict, ctx) -> dict:
-    """The background-job form (kind ``gold-pairs``): load the model, sample, save and log the version."""
-    settings = load_settings()
-    spec = GoldPairSpec(**args)
-    ctx.progress(0.0, "loading the model")
+def make_gold_pairs(spec: GoldPairSpec, settings: Settings, say, tracker=None, check_cancelled=None):
+    """Load the model, sample, save the version (and log it with ``tracker``): ``(manifest, tally, run_id)``.
+    ``say(fraction, message)`` hears the progress, with the time left."""
+    check_kind(settings, spec.name)  # before the model loads
+    say(0.0, "loading the model")
     generator, embedder, store = prepare_evaluation(spec.eval_spec(settings), settings)
     began = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        left = (time.perf_counter() - began) / done * (total - done) / 60
-        ctx.progress(0.02 + 0.97 * done / total, f"{done}/{total} questions, about {left:.0f} min left")
+        if done % 10 == 0 or done == total:  # a few seconds a question: every tenth is news enough
+            left = (time.perf_counter() - began) / done * (total - done) / 60
+            say(0.02 + 0.97 * done / total, f"{done}/{total} questions, about {left:.0f} min left")
 
-    pairs, tally = sample_pairs(spec, generator, embedder, settings, store, progress, ctx.check_cancelled)
+    pairs, tally = sample_pairs(spec, generator, embedder, settings, store, progress, check_cancelled)
     manifest = save_gold_pairs(spec, pairs, tally, generator.name, settings)
-    tracker = Tracker(settings)
-    run_id = log_version(tracker, manifest, pairs)
+    run_id = log_version(tracker, manifest, pairs) if tracker is not None else None
+    return manifest, tally, run_id
+
+
+def gold_pairs_job(args: dict, ctx) -> dict:
+    """The background-job form (kind ``gold-pairs``): load the model, sample, save and log the version."""
+    spec = GoldPairSpec(**args)
+    settings = load_settings()
+    manifest, tally, run_id = make_gold_pairs(spec, settings, ctx.progress, Tracker(settings), ctx.check_cancelled)
     ctx.set_run_id(run_id)
     ctx.log(f"{tally['pairs']} pairs from {tally['questions']} questions: {spec.name}@{manifest.id}")
     return {"dataset": spec.name, "version": manifest.id, "tally": tally, "run_id": run_id}
