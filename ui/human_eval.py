@@ -127,7 +127,7 @@ def rate(store: RatingStore, session_id: str, rater: str) -> None:
                     )
                 )
                 if correction is not None:
-                    store.add_correction(correction)
+                    store.corrections.add(correction)
                 note = "" if new else " (you had rated it already: the first rating counts)"
                 fixed = f" Your answer is saved as a correction of answer {SIDE_LABELS[side]}." if correction else ""
                 st.session_state["he-revealed"] = (

@@ -39,7 +39,7 @@ def preferences_tab(settings, tracker) -> None:
     pairs_browser(settings, tracker)
     with st.expander("Both answers bad: items to write the right answer for"):
         review_list(store)
-    with st.expander(f"Corrections ({len(store.corrections())})"):
+    with st.expander(f"Corrections ({len(store.corrections.find())})"):
         corrections_table(store)
 
 
@@ -47,7 +47,7 @@ def build_form(settings, store: RatingStore, tracker) -> None:
     """Which sessions, judged experiments and corrections to build pairs from; the saved version's counts."""
     sessions = {s.id: s for s in store.sessions()}
     judged = judged_experiments(settings)
-    n_corrections = len(store.corrections())
+    n_corrections = len(store.corrections.find())
     with st.form("prefs-build"):
         name = st.text_input("Preference dataset", "preferences", help="The dataset the pairs are saved to.")
         chosen = st.multiselect(
@@ -140,7 +140,7 @@ def review_list(store: RatingStore) -> None:
 
 def corrections_table(store: RatingStore) -> None:
     """The stored corrections, and deleting some of them."""
-    found = store.corrections()
+    found = store.corrections.find()
     if not found:
         st.caption("No correction yet: write one under an answer on the Query page, or beside a rating in Human Eval.")
         return
@@ -151,6 +151,6 @@ def corrections_table(store: RatingStore) -> None:
     doomed = st.multiselect("Corrections to delete", list(labels), format_func=labels.get, key="prefs-delete")
     if st.button("Delete the selected corrections", disabled=not doomed, key="prefs-delete-button"):
         for correction_id in doomed:
-            store.delete_correction(correction_id)
+            store.corrections.delete(correction_id)
         st.session_state.pop("prefs-delete", None)
         st.rerun()

@@ -49,7 +49,7 @@ def correction_form(answer, model: str) -> None:
         written = st.text_area("The right answer", key="query-correction")
         if st.form_submit_button("Save the correction"):
             with user_errors():
-                default_store(r.settings()).add_correction(answer_correction(answer, written, model=model))
+                default_store(r.settings()).corrections.add(answer_correction(answer, written, model=model))
                 st.success("Saved the correction: build preference pairs from it on the Datasets page (Preferences).")
 
 

@@ -29,7 +29,7 @@ def correction_pairs(store: RatingStore, settings: Settings, tracker=None) -> Ha
     its raw output: the person corrected that text and wrote theirs in its form. Each pair's ``detail`` names
     where the correction was made, its id, the rater, the model (or variant), the session and item (Human
     Eval), and how the prompt was found."""
-    corrections = store.corrections()
+    corrections = store.corrections.find()
     rows: dict[str, Rows] = {}  # session id -> its rows, read once
     harvest = Harvest()
     for c in corrections:

@@ -1,13 +1,17 @@
 """Corrections: a person's right answer written in place of a model's, on the Query page or beside a rating in
 Human Eval. Each is a preference pair waiting to be built (the correction chosen, the model's answer rejected);
-they are stored with the ratings (see :class:`engine.ratings.store.RatingStore`).
+they are stored with the ratings, in the same file (:class:`CorrectionBook`, a ``RatingStore``'s ``corrections``).
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.ratings.database import RatingsDatabase, item_row
 
 PLACES = ("query", "human_eval")  # where a correction was written
 
@@ -98,3 +102,50 @@ def item_correction(item, variants: dict[str, str], side: str, text: str, rater:
         session_id=item.session_id,
         item_id=item.item_id,
     )
+
+
+class CorrectionBook:
+    """The corrections table of a ratings file."""
+
+    def __init__(self, db: RatingsDatabase):
+        self.db = db
+
+    def add(self, correction: Correction) -> int:
+        """Store a correction (an InputError if it is empty or the model's answer as it is); returns its id."""
+        c = check_correction(correction)
+        with self.db.write() as con:
+            if c.place == "human_eval":
+                item_row(con, c.session_id, c.item_id)
+            cursor = con.execute(
+                """INSERT INTO corrections (place, session_id, item_id, rater, question, context, answer, correction,
+                                            model, sources, messages, created)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (c.place, c.session_id, c.item_id, c.rater, c.question, c.context or "", c.answer, c.correction,
+                 c.model or "", json.dumps(list(c.sources), ensure_ascii=False),
+                 json.dumps(list(c.messages), ensure_ascii=False), time.time()),
+            )  # fmt: skip
+            return int(cursor.lastrowid)
+
+    def find(self, place: str = "", session_id: str = "") -> list[Correction]:
+        """The stored corrections, oldest first: all, or those made in one place, or in one session."""
+        where, args = [], []
+        for column, value in (("place", place), ("session_id", session_id)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM corrections" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created, id"
+        with self.db.read() as con:
+            rows = con.execute(sql, args).fetchall()
+        return [_correction(r) for r in rows]
+
+    def delete(self, correction_id: int) -> None:
+        """Delete a correction; an InputError if there is none by that id."""
+        with self.db.write() as con:
+            if con.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount != 1:
+                raise InputError(f"there is no correction {correction_id!r}")
+
+
+def _correction(row: sqlite3.Row) -> Correction:
+    values = dict(row)
+    values["sources"], values["messages"] = tuple(json.loads(values["sources"])), tuple(json.loads(values["messages"]))
+    return Correction(**values)

@@ -1,9 +1,6 @@
-"""Blind pairwise ratings in one SQLite file: sessions, their items (with the recorded left/right sides),
-ratings and skips; and the corrections people wrote of models' answers (see :mod:`engine.ratings.corrections`).
-
-The file is in WAL mode and every operation opens its own connection, so the app's threads, background
-jobs and several raters' processes can read and write at once; every write is one ``BEGIN IMMEDIATE``
-transaction, so a failed or rejected write leaves the stored rows as they were.
+"""Blind pairwise ratings in one SQLite file (:mod:`engine.ratings.database`): sessions, their items (with the
+recorded left/right sides), ratings and skips; and, in the same file, the corrections people wrote of models'
+answers (:class:`engine.ratings.corrections.CorrectionBook`).
 """
 
 from __future__ import annotations
@@ -13,13 +10,13 @@ import random
 import sqlite3
 import time
 import uuid
-from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from engine.errors import InputError
-from engine.ratings.corrections import Correction, check_correction
+from engine.ratings.corrections import CorrectionBook
+from engine.ratings.database import RatingsDatabase, item_row, session_row
 from engine.ratings.sessions import (
     SCORE_COLUMNS,
     Progress,
@@ -32,43 +29,7 @@ from engine.ratings.sessions import (
     check_variants,
 )
 from engine.settings import Settings
-from engine.sqlite_wal import ensure_wal
 from engine.write_policy import publish_file
-
-BUSY_MS = 10_000  # how long a writer waits for another one's transaction before giving up
-
-_SCORE_CHECKS = ",\n    ".join(f"{c} INTEGER CHECK ({c} BETWEEN 1 AND 5)" for c in SCORE_COLUMNS)
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, variants TEXT NOT NULL,
-    source TEXT NOT NULL, seed INTEGER
-);
-CREATE TABLE IF NOT EXISTS items (
-    session_id TEXT NOT NULL REFERENCES sessions(id), item_id TEXT NOT NULL, position INTEGER NOT NULL,
-    question TEXT NOT NULL, reference TEXT NOT NULL DEFAULT '', context TEXT NOT NULL DEFAULT '',
-    left_variant TEXT NOT NULL, right_variant TEXT NOT NULL, left_answer TEXT NOT NULL, right_answer TEXT NOT NULL,
-    PRIMARY KEY (session_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS ratings (
-    id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, item_id TEXT NOT NULL, rater TEXT NOT NULL,
-    preference TEXT NOT NULL CHECK (preference IN ('left', 'right', 'tie', 'both_bad')), winner TEXT NOT NULL,
-    {_SCORE_CHECKS},
-    comment TEXT NOT NULL DEFAULT '', created REAL NOT NULL,
-    UNIQUE (session_id, item_id, rater),
-    FOREIGN KEY (session_id, item_id) REFERENCES items(session_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS skips (
-    session_id TEXT NOT NULL, item_id TEXT NOT NULL, rater TEXT NOT NULL, created REAL NOT NULL,
-    PRIMARY KEY (session_id, item_id, rater)
-);
-CREATE TABLE IF NOT EXISTS corrections (
-    id INTEGER PRIMARY KEY, place TEXT NOT NULL CHECK (place IN ('query', 'human_eval')),
-    session_id TEXT NOT NULL DEFAULT '', item_id TEXT NOT NULL DEFAULT '', rater TEXT NOT NULL DEFAULT '',
-    question TEXT NOT NULL, context TEXT NOT NULL DEFAULT '', answer TEXT NOT NULL, correction TEXT NOT NULL,
-    model TEXT NOT NULL DEFAULT '', sources TEXT NOT NULL DEFAULT '[]', messages TEXT NOT NULL DEFAULT '[]',
-    created REAL NOT NULL
-);
-"""
 
 
 def default_store(settings: Settings) -> RatingStore:
@@ -81,37 +42,10 @@ class RatingStore:
     processes)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        ensure_wal(self.path, BUSY_MS / 1000)
-        with self._write() as con:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    con.execute(statement)
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions, we say BEGIN IMMEDIATE ourselves.
-        con = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
-        con.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-        con.row_factory = sqlite3.Row
-        return con
-
-    @contextmanager
-    def _read(self):
-        with closing(self._connect()) as con:  # closing ends the read transaction: one snapshot per operation
-            con.execute("BEGIN")
-            yield con
-
-    @contextmanager
-    def _write(self):
-        with closing(self._connect()) as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        self.db = RatingsDatabase(path)
+        self.path = self.db.path
+        self._read, self._write = self.db.read, self.db.write
+        self.corrections = CorrectionBook(self.db)  # the corrections table
 
     def create_session(
         self, name: str, variants, items: list[SessionItem], source: dict | None = None, seed: int = 0
@@ -170,12 +104,12 @@ class RatingStore:
     def session(self, session_id: str) -> RatingSession:
         """One session, or an InputError if there is none by that id."""
         with self._read() as con:
-            return _session(_session_row(con, session_id))
+            return _session(session_row(con, session_id))
 
     def items(self, session_id: str) -> list[RatingItem]:
         """The session's items in rating order."""
         with self._read() as con:
-            _session_row(con, session_id)
+            session_row(con, session_id)
             rows = con.execute("SELECT * FROM items WHERE session_id = ? ORDER BY position", (session_id,))
             return [RatingItem(**dict(r)) for r in rows.fetchall()]
 
@@ -183,7 +117,7 @@ class RatingStore:
         """The first item (by position) this rater has neither rated nor skipped, or None when done."""
         rater = check_rater(rater)
         with self._read() as con:
-            _session_row(con, session_id)
+            session_row(con, session_id)
             row = con.execute(
                 """SELECT * FROM items i WHERE session_id = ?
                    AND NOT EXISTS (SELECT 1 FROM ratings r
@@ -199,7 +133,7 @@ class RatingStore:
         """How many items this rater has rated and skipped, of how many."""
         rater = check_rater(rater)
         with self._read() as con:
-            _session_row(con, session_id)
+            session_row(con, session_id)
             count = lambda sql, *args: con.execute(sql, args).fetchone()[0]  # noqa: E731
             return Progress(
                 count("SELECT COUNT(*) FROM ratings WHERE session_id = ? AND rater = ?", session_id, rater),
@@ -210,7 +144,7 @@ class RatingStore:
     def reveal(self, session_id: str, item_id: str) -> dict[str, str]:
         """Which variant was shown where: ``{"left": variant, "right": variant}``."""
         with self._read() as con:
-            row = _item_row(con, session_id, item_id)
+            row = item_row(con, session_id, item_id)
         return {"left": row["left_variant"], "right": row["right_variant"]}
 
     def submit(self, rating: Rating) -> bool:
@@ -218,7 +152,7 @@ class RatingStore:
         submit is stored once: the first one counts)."""
         check_rating(rating)
         with self._write() as con:
-            item = _item_row(con, rating.session_id, rating.item_id)
+            item = item_row(con, rating.session_id, rating.item_id)
             winner = {"left": item["left_variant"], "right": item["right_variant"]}.get(
                 rating.preference, rating.preference
             )
@@ -251,7 +185,7 @@ class RatingStore:
         """Pass over an item for now; True if it was skipped (False if already rated or skipped)."""
         rater = check_rater(rater)
         with self._write() as con:
-            _item_row(con, session_id, item_id)
+            item_row(con, session_id, item_id)
             rated = con.execute(
                 "SELECT 1 FROM ratings WHERE session_id = ? AND item_id = ? AND rater = ?", (session_id, item_id, rater)
             ).fetchone()
@@ -267,7 +201,7 @@ class RatingStore:
         """Delete this rater's most recent rating or skip; returns its item id (None if there was nothing)."""
         rater = check_rater(rater)
         with self._write() as con:
-            _session_row(con, session_id)
+            session_row(con, session_id)
             last = con.execute(
                 """SELECT 'ratings' AS tbl, item_id, created, id AS n FROM ratings WHERE session_id = ? AND rater = ?
                    UNION ALL
@@ -286,7 +220,7 @@ class RatingStore:
     def ratings(self, session_id: str):
         """The session's ratings with each item's sides, oldest first, as a pandas DataFrame."""
         with self._read() as con:
-            _session_row(con, session_id)
+            session_row(con, session_id)
             rows = con.execute(
                 f"""SELECT r.session_id, r.item_id, i.position, r.rater, r.preference, r.winner,
                            i.left_variant, i.right_variant, {", ".join("r." + c for c in SCORE_COLUMNS)},
@@ -303,72 +237,6 @@ class RatingStore:
     def export_csv(self, session_id: str, path: str | Path, overwrite: bool = False) -> Path:
         """Export the session's ratings to a new CSV file (whole or not at all; see :mod:`engine.write_policy`)."""
         return publish_file(path, self.ratings(session_id).to_csv(index=False), overwrite)
-
-    def add_correction(self, correction: Correction) -> int:
-        """Store a correction (an InputError if it is empty or the model's answer as it is); returns its id."""
-        c = check_correction(correction)
-        with self._write() as con:
-            if c.place == "human_eval":
-                _item_row(con, c.session_id, c.item_id)
-            cursor = con.execute(
-                """INSERT INTO corrections (place, session_id, item_id, rater, question, context, answer, correction,
-                                            model, sources, messages, created)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    c.place,
-                    c.session_id,
-                    c.item_id,
-                    c.rater,
-                    c.question,
-                    c.context or "",
-                    c.answer,
-                    c.correction,
-                    c.model or "",
-                    json.dumps(list(c.sources), ensure_ascii=False),
-                    json.dumps(list(c.messages), ensure_ascii=False),
-                    time.time(),
-                ),
-            )
-            return int(cursor.lastrowid)
-
-    def corrections(self, place: str = "", session_id: str = "") -> list[Correction]:
-        """The stored corrections, oldest first: all, or those made in one place, or in one session."""
-        where, args = [], []
-        for column, value in (("place", place), ("session_id", session_id)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = "SELECT * FROM corrections" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created, id"
-        with self._read() as con:
-            rows = con.execute(sql, args).fetchall()
-        return [_correction(r) for r in rows]
-
-    def delete_correction(self, correction_id: int) -> None:
-        """Delete a correction; an InputError if there is none by that id."""
-        with self._write() as con:
-            if con.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount != 1:
-                raise InputError(f"there is no correction {correction_id!r}")
-
-
-def _correction(row: sqlite3.Row) -> Correction:
-    values = dict(row)
-    values["sources"], values["messages"] = tuple(json.loads(values["sources"])), tuple(json.loads(values["messages"]))
-    return Correction(**values)
-
-
-def _session_row(con: sqlite3.Connection, session_id: str) -> sqlite3.Row:
-    row = con.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    if row is None:
-        raise InputError(f"there is no rating session {session_id!r}")
-    return row
-
-
-def _item_row(con: sqlite3.Connection, session_id: str, item_id: str) -> sqlite3.Row:
-    _session_row(con, session_id)
-    row = con.execute("SELECT * FROM items WHERE session_id = ? AND item_id = ?", (session_id, item_id)).fetchone()
-    if row is None:
-        raise InputError(f"rating session {session_id!r} has no item {item_id!r}")
-    return row
 
 
 def _session(row: sqlite3.Row) -> RatingSession:

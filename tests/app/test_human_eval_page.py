@@ -152,7 +152,7 @@ def test_a_rater_writes_the_right_answer_beside_the_rating(settings):
     assert not at.exception, at.exception
     assert any("saved as a correction of answer B" in i.value for i in at.info)
     sides = store.reveal(sid, "q000")
-    (first,) = store.corrections(session_id=sid)
+    (first,) = store.corrections.find(session_id=sid)
     assert (first.item_id, first.rater, first.correction, first.model) == ("q000", "ann", "gold 0", sides["right"])
     assert first.answer == f"{sides['right']} answer 0"
 
@@ -160,14 +160,14 @@ def test_a_rater_writes_the_right_answer_beside_the_rating(settings):
     item = store.next_item(sid, "ann")
     at = correct(at, "Tie", item.left_answer, "Answer A")
     assert any("as it is" in e.value for e in at.error), [e.value for e in at.error]
-    assert len(store.ratings(sid)) == 1 and len(store.corrections()) == 1
+    assert len(store.ratings(sid)) == 1 and len(store.corrections.find()) == 1
 
     at = correct(at, "Both bad", "gold 1", "Answer A")
-    second = store.corrections()[-1]
+    second = store.corrections.find()[-1]
     assert (second.item_id, second.answer, second.model) == (
         "q001",
         item.left_answer,
         store.reveal(sid, "q001")["left"],
     )
     at = rate(at, "Tie")  # no correction written: none stored
-    assert len(store.corrections()) == 2 and len(store.ratings(sid)) == 3
+    assert len(store.corrections.find()) == 2 and len(store.ratings(sid)) == 3

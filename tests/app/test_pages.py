@@ -66,13 +66,13 @@ def test_a_query_answer_is_corrected_with_its_sources_and_prompt(app_env):
     at.text_area(key="query-correction").input(shown)  # the answer as it is: nothing to correct
     next(b for b in at.button if b.label == "Save the correction").click().run()
     assert any("as it is" in e.value for e in at.error), [e.value for e in at.error]
-    assert default_store(app_env).corrections() == []
+    assert default_store(app_env).corrections.find() == []
 
     at.text_area(key="query-correction").input("Making a small LLM better at answering over your documents.")
     next(b for b in at.button if b.label == "Save the correction").click().run()
     assert not at.exception, at.exception
     assert any(s.value.startswith("Saved the correction") for s in at.success)
-    (saved,) = default_store(app_env).corrections(place="query")
+    (saved,) = default_store(app_env).corrections.find(place="query")
     assert (saved.question, saved.answer) == ("What is the Studio for?", shown)
     assert saved.correction == "Making a small LLM better at answering over your documents."
     assert saved.messages[-1]["role"] == "user" and "What is the Studio for?" in saved.messages[-1]["content"]

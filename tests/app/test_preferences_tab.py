@@ -32,7 +32,7 @@ def signals(settings) -> tuple[str, str]:
     tuned_side = "left" if store.reveal(sid, "q000")["left"] == "tuned" else "right"
     store.submit(Rating(sid, "q000", "ann", tuned_side))
     store.submit(Rating(sid, "q002", "ann", "both_bad"))
-    store.add_correction(Correction("query", "Who wrote Hamlet?", "Marlowe", "Shakespeare"))
+    store.corrections.add(Correction("query", "Who wrote Hamlet?", "Marlowe", "Shakespeare"))
     yield sid, experiment
     st.cache_resource.clear()
 
@@ -81,10 +81,10 @@ def test_build_browse_drop_and_review_preference_pairs(settings, signals):
     review = next(d.value for d in at.dataframe if "raters" in d.value.columns)
     assert list(review["item"]) == ["q002"] and list(review["raters"]) == ["ann: both_bad"]
 
-    multiselect(at, "Corrections to delete").set_value([default_store(settings).corrections()[0].id]).run()
+    multiselect(at, "Corrections to delete").set_value([default_store(settings).corrections.find()[0].id]).run()
     button(at, "Delete the selected corrections").click().run()
     assert not at.exception, at.exception
-    assert default_store(settings).corrections() == []
+    assert default_store(settings).corrections.find() == []
 
 
 def test_building_from_nothing_is_a_message(settings):

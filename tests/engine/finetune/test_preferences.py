@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from engine import jobs
 from engine.errors import InputError
 from engine.evaluation.qa_sets import load_qa_set
 from engine.finetune.curve import read_curve
@@ -21,6 +22,7 @@ from engine.models.adapters import AdapterRegistry
 from engine.qa.preference import make_pair
 from engine.qa.schema import Context, QARecord
 from engine.qa.versions import DatasetStore
+from tests.support.training import kill_after_steps
 
 SHORT = RagExampleSpec(max_source_chars=100)
 DPO = TrainSpec(
@@ -139,19 +141,24 @@ def test_dpo_moves_the_adapter_toward_the_chosen_answers_and_leaves_the_base(set
 
 
 @pytest.mark.slow
-def test_dpo_from_an_sft_adapter_resumes_and_orpo_trains(settings) -> None:
-    DatasetStore(settings).save("prefs", hotpot_pairs(settings, 4))
+def test_dpo_from_an_sft_adapter_resumes_after_kill_9_and_orpo_trains(settings) -> None:
+    DatasetStore(settings).save("prefs", hotpot_pairs(settings, 6))
     sft = TrainSpec(adapter="sft", rag=SHORT, train_limit=2, batch_size=2, max_length=256, val_limit=2,
                     val_f1=False, stop_on="loss", patience=0, precision="fp32")  # fmt: skip
     train(sft, settings, None, quiet)
+    # 5 training pairs (one of 6 held out), batch 1: 5 steps, a checkpoint after each; killed in the background
     spec = replace(DPO, adapter="dpo-cont", start_from="sft", batch_size=1, eval_every=1)
-    stopped = train(spec, settings, None, quiet, stop_requested=lambda: True)
-    assert stopped.stopped_by_user and stopped.steps == 1
-    checkpoint = last_checkpoint(run_dir_for("dpo-cont", settings))
+    killed_at = kill_after_steps(jobs.start_job("train", {"spec": spec.to_dict()}, settings), "dpo-cont", 1, settings)
+    run_dir = run_dir_for("dpo-cont", settings)
+    checkpoint = last_checkpoint(run_dir)
     assert (checkpoint / "ref").is_dir()  # the reference (the SFT adapter) travels with the checkpoint
-    resumed = train(spec, settings, None, quiet, resume=True)
-    assert resumed.steps == 3 and not resumed.stopped_by_user
+    resumed = jobs.start_job("train", {"spec": {"adapter": "dpo-cont"}, "resume": True}, settings)
+    final = jobs.wait_job(resumed.id, 300, settings)
+    assert final.status == "succeeded", jobs.tail_log(resumed.id, 30, settings)
+    steps = [r["step"] for r in read_curve(run_dir) if "loss" in r]
+    assert final.result["steps"] == 5 and steps == [1, 2, 3, 4, 5], f"killed at {killed_at}, from {checkpoint.name}"
     assert AdapterRegistry(settings).get("dpo-cont").lora["r"] == AdapterRegistry(settings).get("sft").lora["r"]
+    assert AdapterRegistry(settings).get("dpo-cont").train["start_from"] == "sft"
 
     orpo = train(replace(DPO, adapter="orpo", method="orpo", batch_size=3), settings, None, quiet)
     assert orpo.steps == 1

@@ -5,11 +5,7 @@ Runs are kept tiny (short sources, a few steps) so each takes seconds on 2 CPU c
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import time
 from dataclasses import replace
 
 import pytest
@@ -26,6 +22,7 @@ from engine.finetune.trainer import train
 from engine.models.adapters import AdapterRegistry
 from engine.qa.versions import DatasetStore
 from engine.tracking import TRAINING
+from tests.support.training import kill_after_steps
 
 pytestmark = pytest.mark.slow
 
@@ -105,20 +102,8 @@ def test_kill_and_resume_leaves_no_gap_and_no_repeat(settings) -> None:
     args = {"spec": spec(adapter="resumed", train_limit=24, rag=ranked).to_dict()}
     job = jobs.start_job("train", args, settings)
     run_dir = run_dir_for("resumed", settings)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        steps = [r["step"] for r in read_curve(run_dir) if "loss" in r]
-        state = jobs.get_job(job.id, settings)
-        if len(steps) >= 3 or state.done:
-            break
-        time.sleep(0.05)
-    assert not state.done, f"the job ended before it could be killed: {state}"
-    os.kill(state.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(state.pid, 0)
+    done_before = kill_after_steps(job, "resumed", 3, settings)
     checkpoint = last_checkpoint(run_dir)
-    assert checkpoint is not None
-    done_before = max(r["step"] for r in read_curve(run_dir) if "loss" in r)
 
     resumed = jobs.start_job("train", {"spec": {"adapter": "resumed"}, "resume": True}, settings)
     final = jobs.wait_job(resumed.id, 300, settings)

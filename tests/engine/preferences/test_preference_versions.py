@@ -35,8 +35,8 @@ def origins(settings) -> tuple[RatingStore, str, str]:
         store.submit(Rating(session_id, item_id, "ann", verdict))
     item = next(i for i in store.items(session_id) if i.item_id == "q001")
     sides = store.reveal(session_id, "q001")
-    store.add_correction(item_correction(item, sides, "left", "gold 1", "ann"))
-    store.add_correction(Correction("query", "Who?", "nobody", "somebody", sources=({"title": "T", "text": "x"},)))
+    store.corrections.add(item_correction(item, sides, "left", "gold 1", "ann"))
+    store.corrections.add(Correction("query", "Who?", "nobody", "somebody", sources=({"title": "T", "text": "x"},)))
     return store, session_id, experiment
 
 
@@ -88,8 +88,8 @@ def test_nothing_asked_or_no_pair_is_a_message_and_nothing_is_saved(settings, or
     with pytest.raises(InputError, match="'my-qa' holds QA records, not preference pairs"):
         build_preferences(settings, "my-qa", [session_id], store=store)
     assert len(DatasetStore(settings).versions("my-qa")) == 1
-    for correction in store.corrections():
-        store.delete_correction(correction.id)
+    for correction in store.corrections.find():
+        store.corrections.delete(correction.id)
     second = save_experiment(settings, 2, experiment_id="exp-two")
     unrated = session_from_experiment(store, settings, second, "base", "tuned")
     with pytest.raises(InputError, match=r"No preference pair came of it \(no pair: 2 unrated\)"):

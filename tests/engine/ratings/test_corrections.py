@@ -36,8 +36,8 @@ def query_answer() -> RagAnswer:
 
 def test_a_query_correction_keeps_the_question_sources_answer_and_messages(ratings_db):
     answer = query_answer()
-    new_id = ratings_db.add_correction(answer_correction(answer, "  William Shakespeare ", model="smollm2"))
-    (stored,) = ratings_db.corrections()
+    new_id = ratings_db.corrections.add(answer_correction(answer, "  William Shakespeare ", model="smollm2"))
+    (stored,) = ratings_db.corrections.find()
     assert stored.id == new_id and stored.created > 0
     assert (stored.place, stored.question, stored.answer, stored.correction, stored.model) == (
         "query", "Who wrote Hamlet?", "Thomas Kyd", "William Shakespeare", "smollm2",
@@ -51,12 +51,12 @@ def test_a_query_correction_keeps_the_question_sources_answer_and_messages(ratin
 def test_a_human_eval_correction_names_its_item_and_the_variant_it_corrects(ratings_db, session_id):
     (item,) = ratings_db.items(session_id)
     sides = ratings_db.reveal(session_id, "q1")
-    ratings_db.add_correction(item_correction(item, sides, "right", "Shakespeare", "ann"))
-    (stored,) = ratings_db.corrections(place="human_eval", session_id=session_id)
+    ratings_db.corrections.add(item_correction(item, sides, "right", "Shakespeare", "ann"))
+    (stored,) = ratings_db.corrections.find(place="human_eval", session_id=session_id)
     assert stored.model == sides["right"] and stored.answer == item.right_answer
     assert (stored.rater, stored.item_id, stored.context) == ("ann", "q1", "Hamlet is a play.")
-    assert ratings_db.corrections(place="query") == []
-    assert ratings_db.corrections(session_id="other") == []
+    assert ratings_db.corrections.find(place="query") == []
+    assert ratings_db.corrections.find(session_id="other") == []
 
 
 @pytest.mark.parametrize(
@@ -69,8 +69,8 @@ def test_a_human_eval_correction_names_its_item_and_the_variant_it_corrects(rati
 )
 def test_an_empty_or_unchanged_correction_is_refused(ratings_db, correction, message):
     with pytest.raises(InputError, match=message):
-        ratings_db.add_correction(answer_correction(query_answer(), correction))
-    assert ratings_db.corrections() == []
+        ratings_db.corrections.add(answer_correction(query_answer(), correction))
+    assert ratings_db.corrections.find() == []
 
 
 def test_bad_corrections_are_refused_and_nothing_is_stored(ratings_db, session_id):
@@ -85,22 +85,22 @@ def test_bad_corrections_are_refused_and_nothing_is_stored(ratings_db, session_i
     ]
     for correction, message in bad:
         with pytest.raises(InputError, match=message):
-            ratings_db.add_correction(correction)
+            ratings_db.corrections.add(correction)
     with pytest.raises(InputError, match="left or right"):
         item_correction(item, {}, "middle", "x", "ann")
-    assert ratings_db.corrections() == []
+    assert ratings_db.corrections.find() == []
 
 
 def test_corrections_are_listed_oldest_first_and_deleted_one_by_one(ratings_db, session_id):
     (item,) = ratings_db.items(session_id)
     sides = ratings_db.reveal(session_id, "q1")
-    first = ratings_db.add_correction(answer_correction(query_answer(), "Shakespeare"))
-    second = ratings_db.add_correction(item_correction(item, sides, "left", "William Shakespeare", "bob"))
-    assert [c.id for c in ratings_db.corrections()] == [first, second]
-    ratings_db.delete_correction(first)
-    assert [c.id for c in ratings_db.corrections()] == [second]
+    first = ratings_db.corrections.add(answer_correction(query_answer(), "Shakespeare"))
+    second = ratings_db.corrections.add(item_correction(item, sides, "left", "William Shakespeare", "bob"))
+    assert [c.id for c in ratings_db.corrections.find()] == [first, second]
+    ratings_db.corrections.delete(first)
+    assert [c.id for c in ratings_db.corrections.find()] == [second]
     with pytest.raises(InputError, match="no correction"):
-        ratings_db.delete_correction(first)
+        ratings_db.corrections.delete(first)
 
 
 def test_concurrent_writers_store_every_correction(ratings_db):
@@ -109,15 +109,15 @@ def test_concurrent_writers_store_every_correction(ratings_db):
     def write(n: int) -> None:
         barrier.wait(timeout=10)
         for k in range(10):
-            ratings_db.add_correction(Correction("query", f"Q{n}-{k}?", "wrong", f"right {n}-{k}"))
+            ratings_db.corrections.add(Correction("query", f"Q{n}-{k}?", "wrong", f"right {n}-{k}"))
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert len(ratings_db.corrections()) == 40
-    assert len({c.id for c in ratings_db.corrections()}) == 40
+    assert len(ratings_db.corrections.find()) == 40
+    assert len({c.id for c in ratings_db.corrections.find()}) == 40
 
 
 def test_an_older_ratings_file_gains_the_corrections_table(tmp_path):
@@ -128,5 +128,5 @@ def test_an_older_ratings_file_gains_the_corrections_table(tmp_path):
             "variants TEXT NOT NULL, source TEXT NOT NULL, seed INTEGER)"
         )
     store = RatingStore(path)
-    store.add_correction(Correction("query", "Q?", "wrong", "right"))
-    assert [c.correction for c in store.corrections()] == ["right"]
+    store.corrections.add(Correction("query", "Q?", "wrong", "right"))
+    assert [c.correction for c in store.corrections.find()] == ["right"]
