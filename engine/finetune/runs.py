@@ -21,12 +21,17 @@ CLAIMS = ".claims"
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint of a run, if any. The Trainer writes ``trainer_state.json`` last, so a
+    checkpoint folder without a readable one was cut short (a kill while saving) and is passed over."""
     folder = Path(run_dir) / "checkpoints"
-    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    return Path(found) if found else None
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for checkpoint in sorted(found, key=lambda p: -int(p.name.split("-", 1)[1])):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return checkpoint
+    return None
 
 
 def checkpoint_step(checkpoint: Path) -> int:

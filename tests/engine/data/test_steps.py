@@ -15,15 +15,17 @@ from engine.qa.versions import DatasetStore
 
 pytestmark = pytest.mark.slow
 
+N_HOTPOT = 60
+
 
 @pytest.fixture
 def hotpot(settings, shared_data, tmp_path):
-    """The first 150 HotpotQA questions, imported as dataset ``hp``."""
-    lines = (shared_data / "hotpotqa-dev.jsonl").read_text(encoding="utf-8").splitlines()[:150]
+    """The first 60 HotpotQA questions (600 paragraphs for the distractor retriever), imported as dataset ``hp``."""
+    lines = (shared_data / "hotpotqa-dev.jsonl").read_text(encoding="utf-8").splitlines()[:N_HOTPOT]
     path = tmp_path / "hp.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     manifest, result = steps.import_source(settings, "hpqa", str(path))
-    assert result.format == "hotpotqa" and manifest.counts["records"] == 150
+    assert result.format == "hotpotqa" and manifest.counts["records"] == N_HOTPOT
     return manifest
 
 
@@ -35,7 +37,7 @@ def test_topics_split_augment_export_chain(settings, hotpot, tracker, tmp_path):
     assert all("topic_label" in r.metadata and "map_x" in r.metadata for r in records)
 
     split, leaks, sizes = steps.split_version(settings, "hpqa", labelled.id, SplitSpec(seed=1), 0.95, tracker)
-    assert split.parent == labelled.id and sum(sizes.values()) == 150 and leaks.clean, leaks.counts()
+    assert split.parent == labelled.id and sum(sizes.values()) == N_HOTPOT and leaks.clean, leaks.counts()
     assert split.counts["splits"] == sizes and sizes["train"] > sizes["validation"] > 0 and sizes["test"] > 0
 
     augmented, report = steps.augment_version(settings, "hpqa", split.id, AugmentSpec(kinds=("shuffle", "typos")),
@@ -83,7 +85,7 @@ def test_hard_cases_from_a_real_evaluation_run(settings, hotpot, tracker, genera
     records = DatasetStore(settings).load("hpqa", found.id)
     by_id = {r.id: r for r in records}
     variants = [r for r in records if r.metadata.get("hard_case")]
-    assert len(records) == 150 + len(variants) and report["variants"] == len(variants) > 0
+    assert len(records) == N_HOTPOT + len(variants) and report["variants"] == len(variants) > 0
     assert {normalize_text(by_id[v.metadata["origin"]].question) for v in variants} == wrong
     assert all(v.metadata["origin_f1"] < 50 for v in variants)
     later = tmp_path / "later.jsonl"  # questions the evaluation did not ask
@@ -99,7 +101,7 @@ def test_augmented_distractors_are_retrieved_for_the_question(settings, hotpot, 
     spec = AugmentSpec(kinds=("distractors",), distractors=1)
     found, report = steps.augment_version(settings, "hpqa", hotpot.id, spec, tracker=tracker)
     variants = [r for r in store.load("hpqa", found.id) if r.metadata.get("augmentation") == "distractors"]
-    assert len(variants) == report["made"]["distractors"] > 100
+    assert len(variants) == report["made"]["distractors"] > N_HOTPOT * 2 // 3
     retrieve, by_id = steps.pool_retriever(records, settings), {r.id: r for r in records}
     for variant in variants[:30]:
         origin = by_id[variant.metadata["origin"]]

@@ -160,7 +160,7 @@ def test_dpo_from_an_sft_adapter_resumes_after_kill_9_and_orpo_trains(settings) 
     assert AdapterRegistry(settings).get("dpo-cont").lora["r"] == AdapterRegistry(settings).get("sft").lora["r"]
     assert AdapterRegistry(settings).get("dpo-cont").train["start_from"] == "sft"
 
-    orpo = train(replace(DPO, adapter="orpo", method="orpo", batch_size=3), settings, None, quiet)
+    orpo = train(replace(DPO, adapter="orpo", method="orpo", batch_size=5), settings, None, quiet)
     assert orpo.steps == 1
     curve = [r for r in read_curve(run_dir_for("orpo", settings)) if "loss" in r]
     assert curve and "log_odds_ratio" in curve[0] and "nll_loss" in curve[0]
