@@ -38,7 +38,7 @@ def folder(tmp_path, collection_records):
 def test_the_loop_goes_from_a_folder_to_a_paired_comparison(folder, settings):
     path, records = folder
     DatasetStore(settings).save("people", records)
-    spec = LoopSpec("notes", str(path), questions="people", passages=8, eval_limit=6,
+    spec = LoopSpec("notes", str(path), questions="people", passages=8, eval_limit=6, k=2,
                     train=tuple(TINY_TRAINING.items()))  # fmt: skip
     start_loop(settings, spec)
     seen = []
