@@ -202,19 +202,13 @@ def review(a, settings, store, tracker, version) -> str:
 
 def versions(a, settings, store, tracker, version) -> str:
     names = [a.dataset] if a.dataset else store.datasets()
-    rows = [
-        {
-            "dataset": m.dataset,
-            "version": m.id,
-            "parent": m.parent,
-            "created": m.created[:19],
-            "records": m.counts.get("records"),
-            "note": m.note[:80],
-        }
-        for n in names
-        for m in store.versions(n)
-    ]
-    return table(rows)
+    return table([version_row(m) for n in names for m in store.versions(n)])
+
+
+def version_row(m, count: str = "records", note=lambda text: text[:80], **extra) -> dict:
+    """A dataset version as a row of a versions table: its record count under ``count``, then ``extra``."""
+    row = {"dataset": m.dataset, "version": m.id, "parent": m.parent, "created": m.created[:19]}
+    return row | {count: m.counts.get("records"), **extra, "note": note(m.note)}
 
 
 def diff_versions(a, settings, store, tracker, version) -> str:

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from engine.cli.data import table
+from engine.cli.data import table, version_row
 from engine.configs import parse_args
 from engine.errors import exit_status
 from engine.knobs import add_knob_arguments, knob_values
@@ -89,18 +89,11 @@ def sample(a, settings) -> str:
 def list_versions(a, settings) -> str:
     store = DatasetStore(settings)
     rows = [
-        {
-            "dataset": m.dataset,
-            "version": m.id,
-            "parent": m.parent,
-            "created": m.created[:19],
-            "pairs": m.counts.get("records"),
-            "origins": ", ".join(f"{k} {v}" for k, v in (m.counts.get("sources") or {}).items()),
-            "note": short(m.note, 80),
-        }
+        version_row(m, "pairs", lambda text: short(text, 80),
+                    origins=", ".join(f"{k} {v}" for k, v in (m.counts.get("sources") or {}).items()))
         for name in preference_datasets(settings)
         for m in store.versions(name)
-    ]
+    ]  # fmt: skip
     return table(rows)
 
 

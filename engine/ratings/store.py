@@ -44,7 +44,6 @@ class RatingStore:
     def __init__(self, path: str | Path):
         self.db = RatingsDatabase(path)
         self.path = self.db.path
-        self._read, self._write = self.db.read, self.db.write
         self.corrections = CorrectionBook(self.db)  # the corrections table
 
     def create_session(
@@ -87,7 +86,7 @@ class RatingStore:
                     str(it.answers[right] or ""),
                 )
             )
-        with self._write() as con:
+        with self.db.write() as con:
             con.execute(
                 "INSERT INTO sessions (id, name, created, variants, source, seed) VALUES (?, ?, ?, ?, ?, ?)",
                 (session_id, name.strip(), time.time(), json.dumps(list(variants)), source_json, seed),
@@ -97,18 +96,18 @@ class RatingStore:
 
     def sessions(self) -> list[RatingSession]:
         """All sessions, newest first."""
-        with self._read() as con:
+        with self.db.read() as con:
             rows = con.execute("SELECT * FROM sessions ORDER BY created DESC").fetchall()
         return [_session(r) for r in rows]
 
     def session(self, session_id: str) -> RatingSession:
         """One session, or an InputError if there is none by that id."""
-        with self._read() as con:
+        with self.db.read() as con:
             return _session(session_row(con, session_id))
 
     def items(self, session_id: str) -> list[RatingItem]:
         """The session's items in rating order."""
-        with self._read() as con:
+        with self.db.read() as con:
             session_row(con, session_id)
             rows = con.execute("SELECT * FROM items WHERE session_id = ? ORDER BY position", (session_id,))
             return [RatingItem(**dict(r)) for r in rows.fetchall()]
@@ -116,7 +115,7 @@ class RatingStore:
     def next_item(self, session_id: str, rater: str) -> RatingItem | None:
         """The first item (by position) this rater has neither rated nor skipped, or None when done."""
         rater = check_rater(rater)
-        with self._read() as con:
+        with self.db.read() as con:
             session_row(con, session_id)
             row = con.execute(
                 """SELECT * FROM items i WHERE session_id = ?
@@ -132,7 +131,7 @@ class RatingStore:
     def progress(self, session_id: str, rater: str) -> Progress:
         """How many items this rater has rated and skipped, of how many."""
         rater = check_rater(rater)
-        with self._read() as con:
+        with self.db.read() as con:
             session_row(con, session_id)
             count = lambda sql, *args: con.execute(sql, args).fetchone()[0]  # noqa: E731
             return Progress(
@@ -143,7 +142,7 @@ class RatingStore:
 
     def reveal(self, session_id: str, item_id: str) -> dict[str, str]:
         """Which variant was shown where: ``{"left": variant, "right": variant}``."""
-        with self._read() as con:
+        with self.db.read() as con:
             row = item_row(con, session_id, item_id)
         return {"left": row["left_variant"], "right": row["right_variant"]}
 
@@ -151,7 +150,7 @@ class RatingStore:
         """Store a rating; True if it is new, False if this rater had already rated the item (a double
         submit is stored once: the first one counts)."""
         check_rating(rating)
-        with self._write() as con:
+        with self.db.write() as con:
             item = item_row(con, rating.session_id, rating.item_id)
             winner = {"left": item["left_variant"], "right": item["right_variant"]}.get(
                 rating.preference, rating.preference
@@ -184,7 +183,7 @@ class RatingStore:
     def skip(self, session_id: str, item_id: str, rater: str) -> bool:
         """Pass over an item for now; True if it was skipped (False if already rated or skipped)."""
         rater = check_rater(rater)
-        with self._write() as con:
+        with self.db.write() as con:
             item_row(con, session_id, item_id)
             rated = con.execute(
                 "SELECT 1 FROM ratings WHERE session_id = ? AND item_id = ? AND rater = ?", (session_id, item_id, rater)
@@ -200,7 +199,7 @@ class RatingStore:
     def undo_last(self, session_id: str, rater: str) -> str | None:
         """Delete this rater's most recent rating or skip; returns its item id (None if there was nothing)."""
         rater = check_rater(rater)
-        with self._write() as con:
+        with self.db.write() as con:
             session_row(con, session_id)
             last = con.execute(
                 """SELECT 'ratings' AS tbl, item_id, created, id AS n FROM ratings WHERE session_id = ? AND rater = ?
@@ -219,7 +218,7 @@ class RatingStore:
 
     def ratings(self, session_id: str):
         """The session's ratings with each item's sides, oldest first, as a pandas DataFrame."""
-        with self._read() as con:
+        with self.db.read() as con:
             session_row(con, session_id)
             rows = con.execute(
                 f"""SELECT r.session_id, r.item_id, i.position, r.rater, r.preference, r.winner,
